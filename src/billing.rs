@@ -1,0 +1,132 @@
+//! Billing models: how much a running instance has already paid for, and
+//! what a stretch of running time costs.
+//!
+//! The engine asks "how much paid time is left?" to apply the original's
+//! 1800 s / 600 s rules; the simulator and reports ask "what did this cost?".
+//! Both answers come from here so the two can never disagree. This module does
+//! not know prices; callers multiply billed seconds by their own rate.
+
+use crate::model::Seconds;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// How a cloud charges for a running instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum BillingModel {
+    /// Every started hour is charged in full, counted from the launch time
+    /// (EC2 before October 2017; NixOps's `next_charge_time` rule).
+    #[default]
+    Hourly,
+    /// Exact seconds with a 60 s minimum per start (EC2 Linux since 2017).
+    PerSecond,
+}
+
+pub const HOUR: Seconds = 3600;
+pub const PER_SECOND_MINIMUM: Seconds = 60;
+
+impl BillingModel {
+    /// When the next charge falls due for an instance launched at `launch`,
+    /// as NixOps computes it: `launch + ceil((now - launch) / 3600) * 3600`.
+    /// A launch time in the future therefore counts as paid time (as in
+    /// NixOps), and `now` exactly on an hour boundary leaves nothing paid.
+    pub fn paid_until(self, launch: Seconds, now: Seconds) -> Seconds {
+        match self {
+            BillingModel::Hourly => launch + div_ceil(now - launch, HOUR) * HOUR,
+            BillingModel::PerSecond => launch + PER_SECOND_MINIMUM,
+        }
+    }
+
+    /// Seconds already paid for beyond `now` (never negative). An unknown
+    /// launch time means nothing is known to be paid, as in the original.
+    pub fn paid_time_left(self, launch: Option<Seconds>, now: Seconds) -> Seconds {
+        match launch {
+            Some(launch) => (self.paid_until(launch, now) - now).max(0),
+            None => 0,
+        }
+    }
+
+    /// Seconds charged for one run of an instance from `start` to `end`
+    /// (start from stopped or launch, to stop or termination).
+    pub fn billed_seconds(self, start: Seconds, end: Seconds) -> Seconds {
+        let ran = (end - start).max(0);
+        match self {
+            BillingModel::Hourly => div_ceil(ran, HOUR).max(1) * HOUR,
+            BillingModel::PerSecond => ran.max(PER_SECOND_MINIMUM),
+        }
+    }
+
+    /// Same as [`BillingModel::billed_seconds`] on millisecond time, for the
+    /// simulator, which keeps sub-second resolution; returns milliseconds.
+    pub fn billed_millis(self, start_ms: i64, end_ms: i64) -> i64 {
+        let ran = (end_ms - start_ms).max(0);
+        match self {
+            BillingModel::Hourly => div_ceil(ran, HOUR * 1000).max(1) * HOUR * 1000,
+            BillingModel::PerSecond => ran.max(PER_SECOND_MINIMUM * 1000),
+        }
+    }
+}
+
+/// Integer ceiling division that is right for negative numerators too
+/// (Python's `math.ceil(a / b)`).
+fn div_ceil(a: i64, b: i64) -> i64 {
+    let q = a.div_euclid(b);
+    if a.rem_euclid(b) == 0 { q } else { q + 1 }
+}
+
+impl fmt::Display for BillingModel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BillingModel::Hourly => "hourly",
+            BillingModel::PerSecond => "per-second",
+        })
+    }
+}
+
+impl FromStr for BillingModel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "hourly" => Ok(BillingModel::Hourly),
+            "per-second" => Ok(BillingModel::PerSecond),
+            other => Err(format!("unknown billing model `{other}` (expected `hourly` or `per-second`)")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hourly_matches_nixops_next_charge_rule() {
+        let m = BillingModel::Hourly;
+        assert_eq!(m.paid_time_left(Some(1000), 1000), 0, "launch instant is an hour boundary");
+        assert_eq!(m.paid_time_left(Some(1000), 1001), 3599);
+        assert_eq!(m.paid_time_left(Some(1000), 1000 + 3600), 0);
+        assert_eq!(m.paid_time_left(Some(1000), 1000 + 3600 + 1800), 1800);
+        assert_eq!(m.paid_time_left(Some(1000), 900), 100, "future launch counts as paid");
+        assert_eq!(m.paid_time_left(None, 900), 0);
+    }
+
+    #[test]
+    fn per_second_has_a_minute_minimum() {
+        let m = BillingModel::PerSecond;
+        assert_eq!(m.paid_time_left(Some(1000), 1010), 50);
+        assert_eq!(m.paid_time_left(Some(1000), 1100), 0);
+        assert_eq!(m.billed_seconds(0, 10), 60);
+        assert_eq!(m.billed_seconds(0, 300), 300);
+        assert_eq!(m.billed_millis(0, 300_500), 300_500);
+    }
+
+    #[test]
+    fn hourly_bills_started_hours() {
+        let m = BillingModel::Hourly;
+        assert_eq!(m.billed_seconds(0, 300), 3600);
+        assert_eq!(m.billed_seconds(0, 3600), 3600);
+        assert_eq!(m.billed_seconds(0, 3601), 7200);
+        assert_eq!(m.billed_seconds(5, 5), 3600, "a start is charged an hour");
+        assert_eq!(m.billed_millis(0, 3_600_001), 7_200_000);
+    }
+}

@@ -1,0 +1,85 @@
+//! The command line: one binary, `hydra-provisioner`, with subcommands.
+//!
+//! This module parses arguments, sets up logging on stderr, and maps
+//! outcomes to exit codes (0 success, 1 a command or check failed, 2 bad
+//! input). The work itself lives in the library modules each subcommand calls.
+
+mod plan;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hydra-provisioner",
+    version,
+    about = "Autoscaler for a Hydra server's build machines, and a simulator to test its policy",
+    long_about = "Autoscaler for a Hydra server's build machines, and a simulator to test its policy.\n\n\
+        One scaling engine decides, from the queue runner's status, the provisioned fleet and the \
+        configuration, which machines to create, deploy, keep, drain, stop or destroy, and what \
+        Hydra's machines file says.\n\n\
+        Start with `hydra-provisioner plan --help` to see what the engine would do for a given \
+        status and fleet.",
+    after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to change their level.\n\
+        Exit codes: 0 success, 1 a command or check failed, 2 bad input (config, status, files)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Show what the engine would do for a given config, queue status and fleet.
+    Plan(plan::PlanArgs),
+}
+
+/// An error with the exit code it deserves.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    /// Bad input: config, status, fleet, trace or scenario files.
+    pub fn input(error: impl Into<anyhow::Error>) -> Failure {
+        Failure { code: 2, error: error.into() }
+    }
+    /// Something that was attempted failed.
+    pub fn failed(error: impl Into<anyhow::Error>) -> Failure {
+        Failure { code: 1, error: error.into() }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // journald stamps every line itself.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        let _ = builder.without_time().try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Cmd::Plan(args) => plan::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! `hydra-provisioner plan`: the engine's answer for given inputs, with
+//! every reason. Reads files only; changes nothing.
+
+use super::Failure;
+use crate::config;
+use crate::engine;
+use crate::model::{Fleet, Observation};
+use crate::status;
+use anyhow::Context;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+#[command(
+    long_about = "Show what the engine would do for a given config, queue status and fleet.\n\n\
+        Reads a configuration (conf.nix evaluated with nix-instantiate, or the same schema as \
+        .json/.toml), a status document as `hydra-queue-runner --status` prints it, and a fleet \
+        file (the provisioned deployments, format in README.md), then prints the plan: per machine \
+        type the demand, per machine the action and its reason, the ordered commands and the \
+        machines file. Nothing is changed.",
+    after_help = "Example:\n  hydra-provisioner plan --config scenarios/example/conf.json \\\n    \
+        --status scenarios/example/status.json --fleet scenarios/example/fleet.json"
+)]
+pub struct PlanArgs {
+    /// Configuration: conf.nix, or .json/.toml with the same schema.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: PathBuf,
+    /// Queue runner status JSON, as `hydra-queue-runner --status` prints it.
+    #[arg(long, short = 's', value_name = "FILE")]
+    pub status: PathBuf,
+    /// Fleet JSON: the provisioned deployments (omit for an empty fleet).
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub fleet: Option<PathBuf>,
+    /// The time of the pass, Unix seconds [default: the status's `time`].
+    #[arg(long, value_name = "EPOCH")]
+    pub now: Option<i64>,
+    /// Print the plan as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: PlanArgs) -> Result<ExitCode, Failure> {
+    let (config, warnings) = config::load(&args.config).map_err(Failure::input)?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let text = std::fs::read_to_string(&args.status)
+        .with_context(|| format!("cannot read status file {}", args.status.display()))
+        .map_err(Failure::input)?;
+    let status = status::parse_status(&text, &args.status.display().to_string()).map_err(Failure::input)?;
+    let fleet = match &args.fleet {
+        None => Fleet::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read fleet file {}", path.display()))
+                .map_err(Failure::input)?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("fleet file {} is not valid", path.display()))
+                .map_err(Failure::input)?
+        }
+    };
+    let now = match args.now.or(status.time) {
+        Some(now) => now,
+        None => return Err(Failure::input(anyhow::anyhow!("--now is required: the status has no `time`"))),
+    };
+    let plan = engine::decide(&config, &Observation { status, fleet }, now);
+    if args.json {
+        let json = serde_json::to_string_pretty(&plan).map_err(Failure::failed)?;
+        println!("{json}");
+    } else {
+        print!("{}", plan.to_text());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,289 @@
+//! The engine's output: what to do to the fleet, in order, why, what the
+//! machines file says, and what to remember for the next pass.
+//!
+//! A plan is data. Carrying it out is the live driver's job (through the
+//! adapters) or the simulator's; both feed command results back through
+//! [`MachineMemory::record_deploy`] so the next pass knows.
+
+use super::reason::{Reason, TypeNote};
+use crate::config::{Config, Quirks, TypeConfig};
+use crate::model::{Deployment, MachineMemory, MachineState, Seconds};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+/// What happens to one machine in this pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// A new deployment is created, deployed and listed.
+    Create,
+    /// Chosen to serve demand: (re)deployed or touched, and listed.
+    Serve,
+    /// Not needed but kept and listed (paid time, grace period).
+    Keep,
+    /// Kept but not listed, so Hydra gives it no new steps.
+    Drain,
+    /// Expired but left running and delisted until its paid time runs down.
+    Leave,
+    /// Nothing is changed: the engine cannot decide safely.
+    Hold,
+    /// Stopped (`stopOnIdle`).
+    Stop,
+    /// Destroyed and its deployment deleted.
+    Destroy,
+}
+
+impl Action {
+    /// Whether the machine ends the pass in the machines file (if its deploy
+    /// succeeds and its address is known).
+    pub fn lists(self) -> bool {
+        matches!(self, Action::Create | Action::Serve | Action::Keep)
+    }
+}
+
+/// One machine's decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineDecision {
+    pub deployment: String,
+    pub machine_type: String,
+    /// State before the pass (`None` for a machine created in it).
+    pub state: Option<MachineState>,
+    pub action: Action,
+    /// Whether it is in the machines file this pass.
+    pub listed: bool,
+    #[serde(flatten)]
+    pub reason: Reason,
+}
+
+/// One machine type's figures and notes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeDecision {
+    pub machine_type: String,
+    pub runnable: u64,
+    pub wanted: u64,
+    pub allowed: u64,
+    /// Existing machines chosen to serve demand.
+    pub reused: u64,
+    pub created: u64,
+    pub notes: Vec<TypeNote>,
+}
+
+/// A command for the fleet, in plan order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// `nixops create -d NAME EXPR [-I ...]` then `set-args --argstr type T --argstr tag TAG`.
+    Create { deployment: String, machine_type: String, tag: String, nixops_expr: String, nix_path: Vec<String> },
+    /// `nixops start -d NAME`: bring a stopped machine back before deploying it.
+    Start { deployment: String },
+    /// `nixops deploy -d NAME --check [-I ...]`, then touch `/run/keep-alive`.
+    /// `fingerprint` is recorded on success.
+    Deploy { deployment: String, nix_path: Vec<String>, fingerprint: String },
+    /// `nixops ssh -d NAME machine touch /run/keep-alive` (already deployed and current).
+    TouchKeepAlive { deployment: String },
+    /// Write the machines file (after every deploy, before any stop or destroy).
+    WriteMachinesFile,
+    /// `nixops stop -d NAME --confirm`.
+    Stop { deployment: String },
+    /// `nixops destroy -d NAME --confirm`, then `nixops delete -d NAME`.
+    Destroy { deployment: String },
+}
+
+impl Command {
+    pub fn deployment(&self) -> Option<&str> {
+        match self {
+            Command::Create { deployment, .. }
+            | Command::Start { deployment }
+            | Command::Deploy { deployment, .. }
+            | Command::TouchKeepAlive { deployment }
+            | Command::Stop { deployment }
+            | Command::Destroy { deployment } => Some(deployment),
+            Command::WriteMachinesFile => None,
+        }
+    }
+}
+
+/// A machine the machines file lists, if its deploy (when it has one this
+/// pass) succeeds and its address is known by then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    pub deployment: String,
+    /// Configured machine type key (canonical).
+    pub machine_type: String,
+    /// Deployed in this pass: listed only if that deploy succeeds.
+    pub needs_deploy: bool,
+}
+
+/// The whole result of one pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub now: Seconds,
+    pub quirks: String,
+    pub types: Vec<TypeDecision>,
+    pub machines: Vec<MachineDecision>,
+    pub commands: Vec<Command>,
+    pub listings: Vec<Listing>,
+    /// The machines file as it will read if every deploy succeeds, rendered
+    /// from the observed addresses (machines created in this pass have none
+    /// yet and appear as comments).
+    pub machines_file_preview: String,
+    /// What to remember per deployment for the next pass, assuming every
+    /// command succeeds; feed results back with [`MachineMemory::record_deploy`].
+    pub memory: BTreeMap<String, MachineMemory>,
+    /// Problems with the input that did not stop the pass.
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    pub fn decision(&self, deployment: &str) -> Option<&MachineDecision> {
+        self.machines.iter().find(|m| m.deployment == deployment)
+    }
+
+    /// Renders the machines file for `listings` from the (refreshed) fleet,
+    /// leaving out machines whose deploy failed in this pass or whose
+    /// address is unknown. The result always parses as a machines file.
+    pub fn render_machines_file(&self, config: &Config, fleet: &[Deployment], failed: &BTreeSet<String>) -> String {
+        render_machines_file(config, &self.listings, fleet, failed, false)
+    }
+
+    /// A human-readable account of the plan: types, machines with reasons,
+    /// commands and the machines file.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "plan at {} (quirks: {})", self.now, self.quirks);
+        for w in &self.warnings {
+            let _ = writeln!(out, "warning: {w}");
+        }
+        let _ = writeln!(out, "\nmachine types:");
+        for t in &self.types {
+            let _ = writeln!(
+                out,
+                "  {}: {} runnable, wants {}, allowed {}, reuses {}, creates {}",
+                t.machine_type, t.runnable, t.wanted, t.allowed, t.reused, t.created
+            );
+            for n in &t.notes {
+                let _ = writeln!(out, "    - {n}");
+            }
+        }
+        let _ = writeln!(out, "\nmachines:");
+        if self.machines.is_empty() {
+            let _ = writeln!(out, "  (none)");
+        }
+        for m in &self.machines {
+            let state = m.state.map_or("new".to_string(), |s| s.to_string());
+            let listed = if m.listed { "listed" } else { "not listed" };
+            let _ = writeln!(
+                out,
+                "  {} [{}, {state}]: {:?}, {listed}: {}",
+                m.deployment, m.machine_type, m.action, m.reason
+            );
+        }
+        let _ = writeln!(out, "\ncommands:");
+        for (i, c) in self.commands.iter().enumerate() {
+            let _ = writeln!(out, "  {}. {}", i + 1, command_text(c));
+        }
+        let _ = writeln!(out, "\nmachines file:");
+        for line in self.machines_file_preview.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+        out
+    }
+}
+
+fn command_text(c: &Command) -> String {
+    match c {
+        Command::Create { deployment, machine_type, nixops_expr, .. } => {
+            format!("create {deployment} (type {machine_type}, {nixops_expr})")
+        }
+        Command::Start { deployment } => format!("start {deployment}"),
+        Command::Deploy { deployment, .. } => format!("deploy {deployment} --check and touch keep-alive"),
+        Command::TouchKeepAlive { deployment } => format!("touch keep-alive on {deployment}"),
+        Command::WriteMachinesFile => "write machines file".to_string(),
+        Command::Stop { deployment } => format!("stop {deployment}"),
+        Command::Destroy { deployment } => format!("destroy and delete {deployment}"),
+    }
+}
+
+pub(crate) fn quirks_name(q: Quirks) -> &'static str {
+    match q {
+        Quirks::Fixed => "fixed",
+        Quirks::Original => "original",
+    }
+}
+
+/// One machines-file line, exactly as the original wrote it:
+/// `root@<ip> <systems> <sshKey> <maxJobs> <speedFactor> <features> <features> <hostkey>`.
+pub fn machines_file_line(tc: &TypeConfig, host: &str, host_key: Option<&str>) -> String {
+    let mut systems = tc.machine_type.systems.clone();
+    if systems.iter().any(|s| s == "x86_64-linux") && !systems.iter().any(|s| s == "i686-linux") {
+        systems.push("i686-linux".into());
+    }
+    let features = if tc.machine_type.features.is_empty() {
+        "-".to_string()
+    } else {
+        tc.machine_type.features.iter().map(String::as_str).collect::<Vec<_>>().join(",")
+    };
+    let key = match host_key.filter(|k| !k.is_empty()) {
+        Some(k) => base64::engine::general_purpose::STANDARD.encode(k),
+        None => "-".to_string(),
+    };
+    format!(
+        "root@{host} {} {} {} {} {features} {features} {key}",
+        systems.join(","),
+        tc.ssh_key,
+        tc.max_jobs,
+        tc.speed_factor.text
+    )
+}
+
+pub(crate) fn render_machines_file(
+    config: &Config,
+    listings: &[Listing],
+    fleet: &[Deployment],
+    failed: &BTreeSet<String>,
+    preview: bool,
+) -> String {
+    let mut out = String::new();
+    for l in listings {
+        if failed.contains(&l.deployment) {
+            continue;
+        }
+        let Some(tc) = config.system_types.get(&l.machine_type) else { continue };
+        let machine = fleet.iter().find(|d| d.name == l.deployment);
+        match machine.and_then(|d| d.host().map(|h| (h, d.host_key.as_deref()))) {
+            Some((host, key)) if valid_host(host) => {
+                out.push_str(&machines_file_line(tc, host, key));
+                out.push('\n');
+            }
+            _ if preview => {
+                let _ = writeln!(out, "# {}: address known after deploy", l.deployment);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// A host that cannot break a machines-file line.
+fn valid_host(host: &str) -> bool {
+    !host.is_empty() && !host.contains(|c: char| c.is_whitespace() || c == '#')
+}
+
+impl MachineMemory {
+    /// Records the outcome of a deploy of this machine.
+    pub fn record_deploy(&mut self, succeeded: bool, fingerprint: &str, now: Seconds) {
+        if succeeded {
+            self.deploy_failures = 0;
+            self.deployed_fingerprint = Some(fingerprint.to_string());
+            self.deployed_at = Some(now);
+        } else {
+            self.deploy_failures = self.deploy_failures.saturating_add(1);
+            // It may have been listed before this pass: it drains like any
+            // machine taken out of the file before it may be destroyed.
+            self.listed = false;
+            self.delisted_at = Some(now);
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Why the engine decided what it decided: one typed reason per machine and
+//! a list of typed reasons per machine type. Logs, `--dry-run`, `plan` and
+//! simulation reports all print these; nothing else explains a decision.
+
+use crate::model::{MachineState, Seconds};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where the engine took a machine's "last active" time from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivitySource {
+    /// `machineTypes.<T>.lastActive` (status dumps before late 2022).
+    TypeLastActive,
+    /// `machines.<m>.idleSince` from the status.
+    MachineIdleSince,
+    /// The provisioner's own record of when it first saw the machine idle.
+    Observed,
+    /// First seen idle in this very pass.
+    ThisPass,
+    /// The original's fallback: `now - uptime + 1800` (queue runner start).
+    UptimeFallback,
+}
+
+impl fmt::Display for ActivitySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ActivitySource::TypeLastActive => "type lastActive",
+            ActivitySource::MachineIdleSince => "machine idleSince",
+            ActivitySource::Observed => "observed idle",
+            ActivitySource::ThisPass => "first seen idle now",
+            ActivitySource::UptimeFallback => "queue-runner uptime fallback",
+        })
+    }
+}
+
+/// The reason behind one machine's decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Reason {
+    /// Chosen as the `rank`-th of `allowed` machines serving this type's demand.
+    NeededForDemand { rank: u64, allowed: u64 },
+    /// Created as the `rank`-th of `allowed` machines serving this type's demand.
+    CreatedForDemand { rank: u64, allowed: u64 },
+    /// Unneeded, but already paid for at least `threshold` more seconds.
+    PaidTimeLeft { left: Seconds, threshold: Seconds },
+    /// Unneeded but running build steps.
+    Busy { jobs: u64 },
+    /// Unneeded, but its type (or itself) was active less than `gracePeriod` ago.
+    InGracePeriod { last_active: Seconds, until: Seconds, source: ActivitySource },
+    /// Unneeded and idle, but the queue runner started less than `restartGuard`
+    /// ago and may not have loaded its whole queue yet.
+    QueueRunnerRecentlyStarted { uptime: Seconds, guard: Seconds },
+    /// Taken out of the machines file; stopped or destroyed in a later pass,
+    /// once Hydra has reread the file (`drainDelay`) and reports it idle.
+    Draining { delisted_at: Seconds, until: Seconds },
+    /// Delisted long enough, but the queue runner still lists it as enabled.
+    WaitingForReload { delisted_at: Seconds },
+    /// Unneeded and idle since `last_active`, grace period over.
+    Idle { last_active: Option<Seconds>, source: Option<ActivitySource> },
+    /// The machine is not running (NixOps state), so it serves nothing.
+    NotRunning { state: MachineState },
+    /// The machine was stopped on purpose (`stopOnIdle`) and stays stopped.
+    Stopped,
+    /// The last `failures` deploys failed; it is replaced instead of reused.
+    DeployFailedRepeatedly { failures: u32, limit: u32 },
+    /// Its `type` argument is not a configured machine type.
+    TypeNotConfigured { machine_type: String },
+    /// Expired, but still paid for `left` seconds (>= `threshold`); left alone, delisted.
+    PaidTimeLeftBeforeStop { left: Seconds, threshold: Seconds },
+    /// The queue runner's status is unavailable: nothing is stopped or destroyed.
+    QueueStatusUnavailable { detail: String },
+    /// Running but without a known address; it cannot be listed or matched.
+    NoAddress,
+    /// Input on which the original provisioner crashed; the fleet is left alone.
+    OriginalWouldCrash { why: String },
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NeededForDemand { rank, allowed } => write!(f, "needed for demand ({rank} of {allowed})"),
+            Reason::CreatedForDemand { rank, allowed } => write!(f, "new machine for demand ({rank} of {allowed})"),
+            Reason::PaidTimeLeft { left, threshold } => write!(f, "paid time left {left}s >= {threshold}s"),
+            Reason::Busy { jobs } => write!(f, "busy with {jobs} job(s)"),
+            Reason::InGracePeriod { last_active, until, source } => {
+                write!(f, "in grace period (last active {last_active} by {source}, until {until})")
+            }
+            Reason::QueueRunnerRecentlyStarted { uptime, guard } => {
+                write!(f, "queue runner up only {uptime}s (< {guard}s), queue may not be loaded yet")
+            }
+            Reason::Draining { delisted_at, until } => write!(f, "draining since {delisted_at} until {until}"),
+            Reason::WaitingForReload { delisted_at } => {
+                write!(f, "delisted at {delisted_at} but the queue runner still has it enabled")
+            }
+            Reason::Idle { last_active: Some(t), source: Some(s) } => write!(f, "idle since {t} ({s}), grace period over"),
+            Reason::Idle { .. } => write!(f, "idle, grace period over"),
+            Reason::NotRunning { state } => write!(f, "not running (state {state})"),
+            Reason::Stopped => write!(f, "stopped while idle"),
+            Reason::DeployFailedRepeatedly { failures, limit } => {
+                write!(f, "{failures} deploys failed in a row (limit {limit}), replacing it")
+            }
+            Reason::TypeNotConfigured { machine_type } => write!(f, "machine type `{machine_type}` is not configured"),
+            Reason::PaidTimeLeftBeforeStop { left, threshold } => {
+                write!(f, "expired but paid time left {left}s >= {threshold}s, delisted until then")
+            }
+            Reason::QueueStatusUnavailable { detail } => write!(f, "queue status unavailable ({detail}), fleet left alone"),
+            Reason::NoAddress => write!(f, "running but has no public address yet"),
+            Reason::OriginalWouldCrash { why } => write!(f, "the original provisioner would crash here: {why}"),
+        }
+    }
+}
+
+/// A per machine type remark: why the type got fewer machines than it wanted,
+/// or why it was not provisioned at all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum TypeNote {
+    /// Wanted more machines than `maxMachines` allows.
+    AtMaxMachines { wanted: u64, max: u64 },
+    /// Short of `allowed`, but only `per_pass` creations are made per pass.
+    CreationLimitReached { per_pass: u32, short_by: u64 },
+    /// Runnable steps of a type that is not configured.
+    NotConfigured { runnable: u64 },
+    /// The original only considered types present in the status.
+    NotInStatus,
+    /// The queue status is unavailable; only `minMachines` is honoured.
+    QueueStatusUnavailable { detail: String },
+}
+
+impl fmt::Display for TypeNote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TypeNote::AtMaxMachines { wanted, max } => write!(f, "wants {wanted} machines, maxMachines is {max}"),
+            TypeNote::CreationLimitReached { per_pass, short_by } => {
+                write!(f, "{short_by} machine(s) short, but at most {per_pass} created per pass")
+            }
+            TypeNote::NotConfigured { runnable } => write!(f, "cannot provision: {runnable} runnable, type not configured"),
+            TypeNote::NotInStatus => write!(f, "absent from the queue status; the original provisions nothing for it"),
+            TypeNote::QueueStatusUnavailable { detail } => write!(f, "queue status unavailable ({detail})"),
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! hydra-provisioner: an autoscaler for the build machines of a Hydra
+//! server, and a simulator that replays Hydra queue traces to prove a
+//! scaling policy before it is deployed.
+//!
+//! The crate is a functional core ([`engine`], [`billing`], [`status`],
+//! [`config`] parsing, [`model`]) with imperative shells around it
+//! ([`adapters`] for external tools). ARCHITECTURE.md has the map.
+
+pub mod adapters;
+pub mod billing;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod model;
+pub mod status;

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    hydra_provisioner::cli::main()
+}

@@ -1,0 +1,363 @@
+//! The vocabulary shared by the engine, the live driver and the simulator:
+//! time, machine types, the fleet of provisioned deployments and the queue
+//! runner's status, in one normalised shape whatever produced them.
+//!
+//! This module only defines data. It does not parse Hydra's status documents
+//! (see [`crate::status`]), talk to NixOps (see `adapters`) or decide anything
+//! (see [`crate::engine`]).
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// Seconds since the Unix epoch (or since a trace's start in simulation).
+///
+/// The engine works in whole seconds because every time it reads (Hydra's
+/// status, NixOps's `startTime`) is whole seconds, and because the original
+/// provisioner's billing arithmetic is defined on integers.
+pub type Seconds = i64;
+
+/// A machine type key as Hydra and the config spell it: `systems[:features]`,
+/// e.g. `x86_64-linux`, `x86_64-linux:benchmark`, `x86_64-linux:big-parallel,kvm`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MachineType {
+    /// Systems, in the order written (Hydra's machine-type keys have one).
+    pub systems: Vec<String>,
+    /// Required (and, on provisioned machines, mandatory) features, sorted.
+    pub features: BTreeSet<String>,
+}
+
+impl MachineType {
+    /// Parses `systems[:features]`. Systems and features are comma lists;
+    /// features are sorted so the canonical key matches Hydra's.
+    pub fn parse(key: &str) -> Result<MachineType, String> {
+        let (systems, features) = match key.split_once(':') {
+            Some((s, f)) => (s, f),
+            None => (key, ""),
+        };
+        let systems: Vec<String> = systems
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        if systems.is_empty() {
+            return Err(format!("machine type `{key}` names no system"));
+        }
+        for s in systems.iter() {
+            if s.contains(char::is_whitespace) {
+                return Err(format!("machine type `{key}`: system `{s}` contains white space"));
+            }
+        }
+        let features: BTreeSet<String> = features
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        if features.iter().any(|f| f.contains(char::is_whitespace)) {
+            return Err(format!("machine type `{key}`: a feature contains white space"));
+        }
+        Ok(MachineType { systems, features })
+    }
+
+    /// Whether a step of `system` requiring exactly `required` features runs on
+    /// a machine of this type, by Hydra's rule: the machine has the system,
+    /// supports every required feature, and every mandatory feature of the
+    /// machine (all of ours) is required by the step.
+    pub fn serves(&self, system: &str, required: &BTreeSet<String>) -> bool {
+        self.systems.iter().any(|s| s == system) && *required == self.features
+    }
+}
+
+impl fmt::Display for MachineType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.systems.join(","))?;
+        if !self.features.is_empty() {
+            let features: Vec<&str> = self.features.iter().map(String::as_str).collect();
+            write!(f, ":{}", features.join(","))?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for MachineType {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MachineType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        MachineType::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The state NixOps records for a deployment's machine (`ResourceState`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MachineState {
+    Unknown,
+    Missing,
+    Starting,
+    Up,
+    Stopping,
+    Stopped,
+    Unreachable,
+    Rescue,
+}
+
+impl MachineState {
+    /// NixOps's numeric encoding, as `nixops export` prints it.
+    pub fn from_nixops_code(code: i64) -> Option<MachineState> {
+        Some(match code {
+            0 => MachineState::Unknown,
+            1 => MachineState::Missing,
+            2 => MachineState::Starting,
+            3 => MachineState::Up,
+            4 => MachineState::Stopping,
+            5 => MachineState::Stopped,
+            6 => MachineState::Unreachable,
+            7 => MachineState::Rescue,
+            _ => return None,
+        })
+    }
+
+    pub fn nixops_code(self) -> i64 {
+        match self {
+            MachineState::Unknown => 0,
+            MachineState::Missing => 1,
+            MachineState::Starting => 2,
+            MachineState::Up => 3,
+            MachineState::Stopping => 4,
+            MachineState::Stopped => 5,
+            MachineState::Unreachable => 6,
+            MachineState::Rescue => 7,
+        }
+    }
+
+    /// UP or STARTING: the states in which the original applies its keep
+    /// rules and its paid-time guard.
+    pub fn is_running(self) -> bool {
+        matches!(self, MachineState::Up | MachineState::Starting)
+    }
+}
+
+impl fmt::Display for MachineState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            MachineState::Unknown => "unknown",
+            MachineState::Missing => "missing",
+            MachineState::Starting => "starting",
+            MachineState::Up => "up",
+            MachineState::Stopping => "stopping",
+            MachineState::Stopped => "stopped",
+            MachineState::Unreachable => "unreachable",
+            MachineState::Rescue => "rescue",
+        };
+        f.write_str(s)
+    }
+}
+
+/// What the provisioner remembers about a deployment between passes. NixOps
+/// does not record these; production keeps them in the state file, the
+/// simulator in memory. All default to "nothing known", which is always safe.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MachineMemory {
+    /// Deploys that failed in a row since the last successful one.
+    pub deploy_failures: u32,
+    /// Fingerprint of the deployment spec last deployed successfully
+    /// (see [`crate::engine::deploy_fingerprint`]).
+    pub deployed_fingerprint: Option<String>,
+    /// When that successful deploy happened.
+    pub deployed_at: Option<Seconds>,
+    /// Whether the machine was in the last machines file written.
+    pub listed: bool,
+    /// When the machine was taken out of the machines file (start of drain).
+    pub delisted_at: Option<Seconds>,
+    /// First pass that saw the machine with no running job, since it last had one.
+    pub idle_since: Option<Seconds>,
+}
+
+/// One provisioned deployment as the inventory reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    /// NixOps deployment name, `<tag>-<n>`.
+    pub name: String,
+    /// The `type` argument the deployment was created with, verbatim.
+    pub machine_type: String,
+    /// Recorded (or freshly checked) state of the machine `machine`.
+    pub state: MachineState,
+    /// EC2 launch time (`startTime`); `None` or 0 means unknown.
+    #[serde(default)]
+    pub launch_time: Option<Seconds>,
+    #[serde(default)]
+    pub public_ip: Option<String>,
+    /// The machine's SSH public host key line, e.g. `ssh-ed25519 AAAA...`.
+    #[serde(default)]
+    pub host_key: Option<String>,
+    #[serde(default)]
+    pub memory: MachineMemory,
+}
+
+impl Deployment {
+    /// The host part Hydra uses for this machine (`root@<host>` / `ssh://root@<host>`).
+    pub fn host(&self) -> Option<&str> {
+        self.public_ip.as_deref().filter(|ip| !ip.is_empty())
+    }
+
+    /// Launch time if known: NixOps treats 0 as "unknown" too.
+    pub fn known_launch_time(&self) -> Option<Seconds> {
+        self.launch_time.filter(|&t| t != 0)
+    }
+}
+
+/// The provisioned fleet: our tagged deployments, plus every other deployment
+/// name in the NixOps state, which a new name must not collide with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    #[serde(default)]
+    pub deployments: Vec<Deployment>,
+    #[serde(default)]
+    pub other_deployment_names: BTreeSet<String>,
+}
+
+/// Whether the queue runner could be observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum QueueHealth {
+    /// A status document with `"status": "up"`.
+    Up,
+    /// The status command failed or reported `"status": "down"` (or an empty
+    /// document), which the original treated as an empty queue.
+    Down { detail: String },
+    /// The status could not be read as any known era of the format. Nothing
+    /// is stopped or destroyed on such a pass.
+    Unknown { detail: String },
+}
+
+/// Per machine type figures from the status document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeStatus {
+    /// Runnable steps not dispatched in the runner's last pass.
+    pub runnable: u64,
+    pub running: u64,
+    /// Only in dumps before late 2022, only while nothing of the type runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_active: Option<Seconds>,
+}
+
+/// Per build machine figures from the status document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuilderStatus {
+    /// False once removed from the machines file while still tracked.
+    pub enabled: bool,
+    pub current_jobs: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_since: Option<Seconds>,
+}
+
+/// The queue runner's status, normalised: machine types after the i686
+/// squash, machines keyed by bare host (no `ssh://`, no `user@`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueStatus {
+    pub health: QueueHealth,
+    /// The dump's own time, if it has one.
+    #[serde(default)]
+    pub time: Option<Seconds>,
+    /// Seconds since the queue runner started; 0 when down.
+    pub uptime: Seconds,
+    /// Whether the document had a `machineTypes` section at all (an "up"
+    /// status without one crashed the original).
+    #[serde(default = "yes")]
+    pub has_machine_types: bool,
+    pub machine_types: BTreeMap<String, TypeStatus>,
+    pub machines: BTreeMap<String, BuilderStatus>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl QueueStatus {
+    /// The status of a queue runner that did not answer.
+    pub fn down(detail: impl Into<String>) -> QueueStatus {
+        QueueStatus {
+            health: QueueHealth::Down { detail: detail.into() },
+            time: None,
+            uptime: 0,
+            has_machine_types: true,
+            machine_types: BTreeMap::new(),
+            machines: BTreeMap::new(),
+        }
+    }
+
+    /// The status of a queue runner whose answer could not be understood.
+    pub fn unknown(detail: impl Into<String>) -> QueueStatus {
+        QueueStatus { health: QueueHealth::Unknown { detail: detail.into() }, ..QueueStatus::down("") }
+    }
+
+    pub fn is_up(&self) -> bool {
+        matches!(self.health, QueueHealth::Up)
+    }
+
+    pub fn builder(&self, host: &str) -> Option<&BuilderStatus> {
+        self.machines.get(host)
+    }
+}
+
+/// Strips a machines-file store URI down to its host: `ssh://root@1.2.3.4`
+/// and `root@1.2.3.4` both become `1.2.3.4`.
+pub fn host_of_store_uri(uri: &str) -> &str {
+    let rest = uri.split_once("://").map_or(uri, |(_, r)| r);
+    rest.rsplit_once('@').map_or(rest, |(_, h)| h)
+}
+
+/// Everything the engine looks at in one pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    pub status: QueueStatus,
+    pub fleet: Fleet,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_type_keys_round_trip_with_sorted_features() {
+        let t = MachineType::parse("x86_64-linux:kvm,big-parallel").unwrap();
+        assert_eq!(t.to_string(), "x86_64-linux:big-parallel,kvm");
+        assert_eq!(MachineType::parse("aarch64-linux").unwrap().to_string(), "aarch64-linux");
+        assert!(MachineType::parse(":kvm").is_err());
+        assert!(MachineType::parse("").is_err());
+    }
+
+    #[test]
+    fn mandatory_features_keep_plain_steps_away() {
+        let bench = MachineType::parse("x86_64-linux:benchmark").unwrap();
+        assert!(!bench.serves("x86_64-linux", &BTreeSet::new()));
+        assert!(bench.serves("x86_64-linux", &["benchmark".to_string()].into()));
+        assert!(!bench.serves("aarch64-linux", &["benchmark".to_string()].into()));
+    }
+
+    #[test]
+    fn store_uris_reduce_to_hosts() {
+        assert_eq!(host_of_store_uri("ssh://root@10.0.0.1"), "10.0.0.1");
+        assert_eq!(host_of_store_uri("root@10.0.0.1"), "10.0.0.1");
+        assert_eq!(host_of_store_uri("10.0.0.1"), "10.0.0.1");
+        assert_eq!(host_of_store_uri("ssh-ng://builder"), "builder");
+    }
+
+    #[test]
+    fn nixops_state_codes_round_trip() {
+        for code in 0..8 {
+            assert_eq!(MachineState::from_nixops_code(code).unwrap().nixops_code(), code);
+        }
+        assert_eq!(MachineState::from_nixops_code(8), None);
+    }
+}

@@ -1,0 +1,35 @@
+//! Helpers shared by the integration tests.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The repository root (where Cargo.toml is).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file under `tests/data/`.
+pub fn data(name: &str) -> PathBuf {
+    root().join("tests/data").join(name)
+}
+
+/// The real binary under test.
+pub fn bin() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("hydra-provisioner").expect("binary is built")
+}
+
+/// Whether `nix-instantiate` is on PATH (CI installs it; see .ci/run).
+pub fn have_nix() -> bool {
+    std::process::Command::new("nix-instantiate").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// Writes `text` to `dir/name` and returns the path.
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    if let Some(parent) = p.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(&p, text).unwrap();
+    p
+}

@@ -1,0 +1,1 @@
+//! Engine tests: the `plan` command and `engine::decide` rule by rule.

@@ -1,0 +1,8 @@
+//! The one integration-test binary. Each module drives the real
+//! `hydra-provisioner` binary or the library's public API for one area;
+//! fakes of external tools live in `tests/fakes/`, fixtures in `tests/data/`.
+
+mod common;
+mod engine;
+mod production;
+mod simulation;

@@ -1,0 +1,1 @@
+//! Production tests: `hydra-provisioner run` against fake `nixops` and `hydra-queue-runner`.

@@ -1,0 +1,1 @@
+//! Simulation tests: `hydra-provisioner simulate` and the `sim` library.

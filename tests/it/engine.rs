@@ -481,7 +481,6 @@ fn plan_command_rejects_bad_input_naming_it() {
 #[test]
 fn the_original_readme_conf_nix_evaluates_with_original_defaults() {
     if !have_nix() {
-        eprintln!("skipped: nix-instantiate not installed (.ci/run installs it)");
         return;
     }
     let path = data("original-readme/conf.nix");
@@ -498,7 +497,6 @@ fn the_original_readme_conf_nix_evaluates_with_original_defaults() {
 #[test]
 fn several_types_with_features_evaluate_the_same_as_their_json_twin() {
     if !have_nix() {
-        eprintln!("skipped: nix-instantiate not installed (.ci/run installs it)");
         return;
     }
     let ex = root().join("scenarios/example");
@@ -514,7 +512,6 @@ fn several_types_with_features_evaluate_the_same_as_their_json_twin() {
 #[test]
 fn nix_evaluation_errors_carry_nix_stderr() {
     if !have_nix() {
-        eprintln!("skipped: nix-instantiate not installed (.ci/run installs it)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -41,8 +41,11 @@ pub struct SpeedFactor {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TypeConfig {
-    /// The key as written in the config (also the deployments' `type` argument).
+    /// The key as written in the config.
     pub key: String,
+    /// The key as Hydra spells it (features sorted): the status's machine-type
+    /// key and the `type` argument of the deployments we create.
+    pub canonical: String,
     pub machine_type: MachineType,
     pub nixops_expr: String,
     pub nix_path: Vec<String>,
@@ -439,6 +442,7 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
                 }
                 let tc = TypeConfig {
                     key: key.clone(),
+                    canonical: canonical.clone(),
                     machine_type,
                     nixops_expr,
                     nix_path,

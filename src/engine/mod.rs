@@ -40,7 +40,7 @@ pub fn decide(config: &Config, observation: &Observation, now: Seconds) -> Plan 
 /// because it must be stable across releases and platforms.
 pub fn deploy_fingerprint(tc: &TypeConfig, tag: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let parts = [tc.nixops_expr.as_str(), &tc.nix_path.join("\u{1f}"), &tc.machine_type.to_string(), tag];
+    let parts = [tc.nixops_expr.as_str(), &tc.nix_path.join("\u{1f}"), &tc.canonical, tag];
     for part in parts {
         for b in part.bytes().chain([0u8]) {
             h ^= u64::from(b);
@@ -81,8 +81,14 @@ struct Pass<'a> {
     /// Whether demand can be read at all (false: not even creations for minMachines).
     creations_allowed: bool,
     deployments: Vec<&'a Deployment>,
+    /// Each distinct `type` argument in the fleet, resolved once.
+    type_args: BTreeMap<&'a str, Option<&'a TypeConfig>>,
+    fingerprints: BTreeMap<&'a str, String>,
+    /// Deployments per configured type (canonical key), in name order.
+    by_type: BTreeMap<&'a str, Vec<&'a Deployment>>,
     ambiguous: BTreeSet<String>,
     names_taken: BTreeSet<String>,
+    name_cursor: u64,
     decided: BTreeMap<String, usize>,
     types: Vec<TypeDecision>,
     machines: Vec<MachineDecision>,
@@ -127,6 +133,16 @@ impl<'a> Pass<'a> {
         for name in &ambiguous {
             warnings.push(format!("deployment name `{name}` is ambiguous (more than one deployment has it); left alone"));
         }
+        let type_args: BTreeMap<&str, Option<&TypeConfig>> =
+            deployments.iter().map(|d| (d.machine_type.as_str(), config.type_for(&d.machine_type))).collect();
+        let mut by_type: BTreeMap<&str, Vec<&Deployment>> = BTreeMap::new();
+        for d in &deployments {
+            if let Some(Some(tc)) = type_args.get(d.machine_type.as_str()) {
+                by_type.entry(tc.canonical.as_str()).or_default().push(d);
+            }
+        }
+        let fingerprints =
+            config.system_types.iter().map(|(k, tc)| (k.as_str(), deploy_fingerprint(tc, &config.tag))).collect();
         Pass {
             config,
             obs,
@@ -135,8 +151,12 @@ impl<'a> Pass<'a> {
             hold_all,
             creations_allowed,
             deployments,
+            type_args,
+            fingerprints,
+            by_type,
             ambiguous,
             names_taken,
+            name_cursor: 0,
             decided: BTreeMap::new(),
             types: vec![],
             machines: vec![],
@@ -189,12 +209,16 @@ impl<'a> Pass<'a> {
     }
 
     fn type_of(&self, d: &Deployment) -> Option<&'a TypeConfig> {
-        self.config.type_for(&d.machine_type)
+        self.type_args.get(d.machine_type.as_str()).copied().flatten()
+    }
+
+    fn fingerprint(&self, tc: &TypeConfig) -> &str {
+        self.fingerprints.get(tc.canonical.as_str()).map_or("", String::as_str)
     }
 
     fn choose_for_demand(&mut self) {
         for tc in self.types_to_provision() {
-            let key = tc.machine_type.to_string();
+            let key = tc.canonical.clone();
             let runnable = match self.hold_all {
                 Some(_) => 0,
                 None => self.obs.status.machine_types.get(&key).map_or(0, |t| t.runnable),
@@ -210,11 +234,12 @@ impl<'a> Pass<'a> {
             }
 
             let mut candidates: Vec<&'a Deployment> = self
-                .deployments
-                .iter()
+                .by_type
+                .get(tc.canonical.as_str())
+                .into_iter()
+                .flatten()
                 .copied()
                 .filter(|d| !self.ambiguous.contains(&d.name))
-                .filter(|d| self.type_of(d).is_some_and(|t| t.machine_type == tc.machine_type))
                 .filter(|d| d.state != MachineState::Missing)
                 .collect();
             if self.original {
@@ -257,18 +282,20 @@ impl<'a> Pass<'a> {
     }
 
     fn next_name(&mut self) -> String {
-        let tag = &self.config.tag;
-        let name = (0u64..)
-            .map(|n| format!("{tag}-{n}"))
-            .find(|name| !self.names_taken.contains(name))
-            .unwrap_or_else(|| format!("{tag}-overflow"));
-        self.names_taken.insert(name.clone());
-        name
+        // Names are only ever added within a pass, so the lowest free number
+        // never goes down: resume the search where the last one ended.
+        loop {
+            let name = format!("{}-{}", self.config.tag, self.name_cursor);
+            self.name_cursor += 1;
+            if self.names_taken.insert(name.clone()) {
+                return name;
+            }
+        }
     }
 
     fn create(&mut self, tc: &TypeConfig, reason: Reason) {
         let name = self.next_name();
-        let type_arg = tc.machine_type.to_string();
+        let type_arg = tc.canonical.clone();
         self.creates.push(Command::Create {
             deployment: name.clone(),
             machine_type: type_arg.clone(),
@@ -293,7 +320,7 @@ impl<'a> Pass<'a> {
         Command::Deploy {
             deployment: name.to_string(),
             nix_path: tc.nix_path.clone(),
-            fingerprint: deploy_fingerprint(tc, &self.config.tag),
+            fingerprint: self.fingerprint(tc).to_string(),
         }
     }
 
@@ -304,7 +331,7 @@ impl<'a> Pass<'a> {
             return true;
         }
         let m = &d.memory;
-        let current = m.deployed_fingerprint.as_deref() == Some(deploy_fingerprint(tc, &self.config.tag).as_str());
+        let current = m.deployed_fingerprint.as_deref() == Some(self.fingerprint(tc));
         let due = match m.deployed_at {
             None => true,
             Some(at) => self.config.redeploy_interval > 0 && self.now - at >= self.config.redeploy_interval,
@@ -328,7 +355,7 @@ impl<'a> Pass<'a> {
                 }
                 self.listings.push(Listing {
                     deployment: d.name.clone(),
-                    machine_type: tc.machine_type.to_string(),
+                    machine_type: tc.canonical.clone(),
                     needs_deploy: deploy,
                 });
                 true
@@ -336,7 +363,7 @@ impl<'a> Pass<'a> {
             (Action::Hold, Some(tc)) if d.memory.listed && d.host().is_some() => {
                 self.listings.push(Listing {
                     deployment: d.name.clone(),
-                    machine_type: tc.machine_type.to_string(),
+                    machine_type: tc.canonical.clone(),
                     needs_deploy: false,
                 });
                 true
@@ -448,7 +475,7 @@ impl<'a> Pass<'a> {
             return self.record(d, Action::Drain, Reason::Busy { jobs });
         }
         let status = &self.obs.status;
-        let (last_active, source) = match tc.and_then(|t| status.machine_types.get(&t.machine_type.to_string())) {
+        let (last_active, source) = match tc.and_then(|t| status.machine_types.get(&t.canonical)) {
             Some(ts) if ts.last_active.is_some() => (ts.last_active.unwrap_or(0), ActivitySource::TypeLastActive),
             _ => (self.now - status.uptime + UPTIME_FALLBACK_PAD, ActivitySource::UptimeFallback),
         };
@@ -533,7 +560,7 @@ impl<'a> Pass<'a> {
     /// else our own record, else now.
     fn last_active(&self, d: &Deployment, tc: &TypeConfig) -> (Seconds, ActivitySource) {
         let status = &self.obs.status;
-        if let Some(t) = status.machine_types.get(&tc.machine_type.to_string()).and_then(|t| t.last_active) {
+        if let Some(t) = status.machine_types.get(&tc.canonical).and_then(|t| t.last_active) {
             return (t, ActivitySource::TypeLastActive);
         }
         if let Some(t) = d.host().and_then(|h| status.builder(h)).and_then(|b| b.idle_since) {
@@ -591,9 +618,13 @@ impl<'a> Pass<'a> {
         }
         commands.extend(self.stops);
         commands.extend(self.destroys);
-        let fleet: Vec<Deployment> = self.obs.fleet.deployments.clone();
-        let preview =
-            plan::render_machines_file(self.config, &self.listings, &fleet, &BTreeSet::new(), true);
+        let preview = plan::render_machines_file(
+            self.config,
+            &self.listings,
+            &self.obs.fleet.deployments,
+            &BTreeSet::new(),
+            true,
+        );
         Plan {
             now: self.now,
             quirks: plan::quirks_name(self.config.quirks).to_string(),

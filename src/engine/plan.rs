@@ -245,13 +245,14 @@ pub(crate) fn render_machines_file(
     failed: &BTreeSet<String>,
     preview: bool,
 ) -> String {
+    let by_name: BTreeMap<&str, &Deployment> = fleet.iter().map(|d| (d.name.as_str(), d)).collect();
     let mut out = String::new();
     for l in listings {
         if failed.contains(&l.deployment) {
             continue;
         }
         let Some(tc) = config.system_types.get(&l.machine_type) else { continue };
-        let machine = fleet.iter().find(|d| d.name == l.deployment);
+        let machine = by_name.get(l.deployment.as_str());
         match machine.and_then(|d| d.host().map(|h| (h, d.host_key.as_deref()))) {
             Some((host, key)) if valid_host(host) => {
                 out.push_str(&machines_file_line(tc, host, key));

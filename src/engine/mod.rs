@@ -342,7 +342,7 @@ impl<'a> Pass<'a> {
     /// Books `d`'s decision: its commands, its listing and its memory.
     fn record(&mut self, d: &'a Deployment, action: Action, reason: Reason) {
         let tc = self.type_of(d);
-        let listed = match (action, tc) {
+        let listing = match (action, tc) {
             (a, Some(tc)) if a.lists() => {
                 let deploy = self.needs_deploy(d, tc);
                 if deploy {
@@ -353,32 +353,29 @@ impl<'a> Pass<'a> {
                 } else {
                     self.deploys.push(Command::TouchKeepAlive { deployment: d.name.clone() });
                 }
-                self.listings.push(Listing {
-                    deployment: d.name.clone(),
-                    machine_type: tc.canonical.clone(),
-                    needs_deploy: deploy,
-                });
-                true
+                Some(Listing { deployment: d.name.clone(), machine_type: tc.canonical.clone(), needs_deploy: deploy })
             }
             (Action::Hold, Some(tc)) if d.memory.listed && d.host().is_some() => {
-                self.listings.push(Listing {
-                    deployment: d.name.clone(),
-                    machine_type: tc.canonical.clone(),
-                    needs_deploy: false,
-                });
-                true
+                Some(Listing { deployment: d.name.clone(), machine_type: tc.canonical.clone(), needs_deploy: false })
             }
-            _ => false,
+            _ => None,
         };
+        // A held machine may be running builds Hydra can see even though we
+        // cannot read its status; its dead man's switch must not fire.
+        if action == Action::Hold && d.state.is_running() && d.host().is_some() {
+            self.deploys.push(Command::TouchKeepAlive { deployment: d.name.clone() });
+        }
         match action {
             Action::Stop => self.stops.push(Command::Stop { deployment: d.name.clone() }),
             Action::Destroy => self.destroys.push(Command::Destroy { deployment: d.name.clone() }),
             _ => {}
         }
         if action != Action::Destroy {
-            let memory = self.next_memory(d, action, listed);
+            let memory = self.next_memory(d, action, listing.as_ref());
             self.memory.insert(d.name.clone(), memory);
         }
+        let listed = listing.is_some();
+        self.listings.extend(listing);
         self.decided.insert(d.name.clone(), self.machines.len());
         self.machines.push(MachineDecision {
             deployment: d.name.clone(),
@@ -399,7 +396,7 @@ impl<'a> Pass<'a> {
         d.host().and_then(|h| self.obs.status.builder(h)).is_some_and(|b| b.enabled)
     }
 
-    fn next_memory(&self, d: &Deployment, action: Action, listed: bool) -> MachineMemory {
+    fn next_memory(&self, d: &Deployment, action: Action, listing: Option<&Listing>) -> MachineMemory {
         let mut m = d.memory.clone();
         if self.obs.status.is_up() {
             if self.jobs(d) > 0 {
@@ -412,9 +409,13 @@ impl<'a> Pass<'a> {
         if action == Action::Hold {
             return m;
         }
-        if listed {
+        if let Some(listing) = listing {
             m.listed = true;
-            m.delisted_at = None;
+            // Until a deploy this pass succeeds (`record_deploy`), a machine
+            // that was delisted stays delisted since the same moment.
+            if !listing.needs_deploy {
+                m.delisted_at = None;
+            }
         } else {
             if m.delisted_at.is_none() && (m.listed || self.in_hydra(d)) {
                 m.delisted_at = Some(self.now);
@@ -532,15 +533,17 @@ impl<'a> Pass<'a> {
         if d.host().is_none() {
             return self.record(d, Action::Hold, Reason::NoAddress);
         }
-        let left = self.paid_time_left(d);
-        let threshold = self.config.keep_paid_threshold;
-        if left >= threshold {
-            return self.record(d, Action::Keep, Reason::PaidTimeLeft { left, threshold });
-        }
+        // Before the paid-time rule: keeping a machine listed means deploying
+        // it, and its deploys keep failing.
         let limit = self.config.max_deploy_failures;
         if limit > 0 && d.memory.deploy_failures >= limit {
             let failures = d.memory.deploy_failures;
             return self.fixed_expire(d, Reason::DeployFailedRepeatedly { failures, limit });
+        }
+        let left = self.paid_time_left(d);
+        let threshold = self.config.keep_paid_threshold;
+        if left >= threshold {
+            return self.record(d, Action::Keep, Reason::PaidTimeLeft { left, threshold });
         }
         let (last_active, source) = self.last_active(d, tc);
         if self.now - last_active < tc.grace_period {

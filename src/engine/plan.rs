@@ -279,12 +279,13 @@ impl MachineMemory {
             self.deploy_failures = 0;
             self.deployed_fingerprint = Some(fingerprint.to_string());
             self.deployed_at = Some(now);
+            self.delisted_at = None;
         } else {
             self.deploy_failures = self.deploy_failures.saturating_add(1);
-            // It may have been listed before this pass: it drains like any
-            // machine taken out of the file before it may be destroyed.
+            // Left out of the file: it drains like any delisted machine, from
+            // when it was first left out (the plan kept that time).
             self.listed = false;
-            self.delisted_at = Some(now);
+            self.delisted_at.get_or_insert(now);
         }
     }
 }

@@ -256,7 +256,8 @@ fn garbled_status_holds_everything_in_both_modes() {
         let fleet = vec![machine(1, LEFT_599), in_state(machine(2, 100), MachineState::Missing)];
         let p = plan(&c, QueueStatus::unknown("not JSON"), fleet);
         assert!(p.machines.iter().all(|m| m.action == Action::Hold), "{p:#?}");
-        assert!(p.commands.is_empty(), "{:?}", p.commands);
+        // Only the running machine's dead man's switch is kept from firing.
+        assert_eq!(p.commands, vec![Command::TouchKeepAlive { deployment: "hydra-provisioned-1".into() }]);
     }
 }
 
@@ -322,6 +323,37 @@ fn a_deployment_whose_deploys_keep_failing_is_replaced() {
     let p = plan(&c, up_status(10, 86_400), vec![broken]);
     assert_eq!(action(&p, "hydra-provisioned-0").0, Action::Serve);
     assert!(creates(&p).is_empty());
+}
+
+#[test]
+fn a_failing_machine_with_paid_time_is_left_delisted_not_redeployed() {
+    let c = fixed(json!({"maxMachines": 0}));
+    let mut broken = machine(0, 100); // 3500 s paid
+    broken.memory.deploy_failures = 3;
+    let p = plan(&c, up_status(0, 86_400), vec![broken]);
+    assert!(matches!(action(&p, "hydra-provisioned-0"), (Action::Leave, Reason::PaidTimeLeftBeforeStop { .. })));
+    assert!(!p.commands.iter().any(|c| matches!(c, Command::Deploy { .. })), "{:?}", p.commands);
+}
+
+#[test]
+fn a_failed_deploy_keeps_the_drain_clock_of_a_delisted_machine() {
+    let c = fixed(json!({}));
+    let mut m = machine(1, 100);
+    m.memory.listed = false;
+    m.memory.delisted_at = Some(NOW - 500);
+    let p = plan(&c, up_status(5, 86_400), vec![m]);
+    let mut memory = p.memory["hydra-provisioned-1"].clone();
+    assert_eq!(memory.delisted_at, Some(NOW - 500), "still delisted until its deploy succeeds");
+    let mut failed = memory.clone();
+    failed.record_deploy(false, "fp", NOW);
+    assert_eq!((failed.listed, failed.delisted_at, failed.deploy_failures), (false, Some(NOW - 500), 1));
+    memory.record_deploy(true, "fp", NOW);
+    assert_eq!((memory.listed, memory.delisted_at, memory.deployed_at), (true, None, Some(NOW)));
+    // A machine that was listed and fails its deploy starts draining now.
+    let p = plan(&c, up_status(5, 86_400), vec![machine(2, 100)]);
+    let mut listed = p.memory["hydra-provisioned-2"].clone();
+    listed.record_deploy(false, "fp", NOW);
+    assert_eq!(listed.delisted_at, Some(NOW));
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! input). The work itself lives in the library modules each subcommand calls.
 
 mod plan;
+mod run;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ pub struct Cli {
 pub enum Cmd {
     /// Show what the engine would do for a given config, queue status and fleet.
     Plan(plan::PlanArgs),
+    /// Run one production pass against the queue runner and NixOps.
+    Run(run::RunArgs),
 }
 
 /// An error with the exit code it deserves.
@@ -68,12 +71,26 @@ fn init_logging() {
     }
 }
 
+/// The original was called as `hydra-provisioner conf.nix`: a first
+/// argument that is neither an option nor a subcommand means `run`.
+fn with_implicit_run(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory;
+    let implicit = args.get(1).and_then(|a| a.to_str()).is_some_and(|first| {
+        !first.starts_with('-') && first != "help" && Cli::command().find_subcommand(first).is_none()
+    });
+    if implicit {
+        args.insert(1, "run".into());
+    }
+    args
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(with_implicit_run(std::env::args_os().collect()));
     init_logging();
     let result = match cli.command {
         Cmd::Plan(args) => plan::run(args),
+        Cmd::Run(args) => run::run(args),
     };
     match result {
         Ok(code) => code,

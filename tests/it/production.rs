@@ -494,6 +494,20 @@ fn garbled_status_destroys_nothing() {
 }
 
 #[test]
+fn a_failed_machines_file_write_stops_and_destroys_nothing() {
+    let (w, _) = idle_fleet();
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(w.config()).unwrap()).unwrap();
+    config["updateCommand"] = json!(["/bin/sh", "-c", "cat >/dev/null; echo 'disk full' >&2; exit 3"]);
+    common::write(w.path(), "conf.json", &config.to_string());
+    let p = w.pass(DUE);
+    assert_eq!(p.code, 1);
+    assert!(p.stderr.contains("exit status 3: disk full"), "{}", p.stderr);
+    assert!(p.stderr.contains("not stopped or destroyed"), "{}", p.stderr);
+    assert_eq!(w.names(), vec![provisioned(0)]);
+    assert!(w.calls_of("destroy").is_empty());
+}
+
+#[test]
 fn dry_run_changes_nothing() {
     let (w, _) = idle_fleet();
     w.set_status(0, &[], DUE);

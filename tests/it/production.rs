@@ -655,3 +655,72 @@ fn nix_files_parse() {
         assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// Evaluates a file of tests/nix/ strictly to JSON with `args` (`--argstr`).
+fn eval_test_nix(file: &str, args: &[(&str, &str)]) -> Value {
+    let mut cmd = Command::new("nix-instantiate");
+    cmd.args(["--eval", "--strict", "--json", "--store", "dummy://"]).arg(common::root().join("tests/nix").join(file));
+    for (k, v) in args {
+        cmd.args(["--argstr", k, v]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_nixos_module_renders_a_usable_config_service_and_timer() {
+    if !common::have_nix() {
+        eprintln!("notice: nix-instantiate is not installed; skipping the NixOS module test");
+        return;
+    }
+    let m = eval_test_nix("eval-module.nix", &[]);
+    assert_eq!(m["enabled"], true);
+    let service = &m["service"]["serviceConfig"];
+    assert_eq!(service["Type"], "oneshot");
+    assert_eq!(service["StateDirectory"], "hydra-provisioner");
+    assert_eq!(service["User"], "hydra-provisioner");
+    assert_eq!(m["timer"]["timerConfig"]["OnUnitInactiveSec"], "7min");
+    assert_eq!(m["timer"]["wantedBy"], json!(["timers.target"]));
+    assert_eq!(m["users"]["hydra-provisioner"]["isSystemUser"], true);
+    // The settings, rendered to JSON, are a config the binary accepts.
+    let exec = service["ExecStart"].as_str().unwrap();
+    let (program, rendered) = exec.split_once(" run WRITETEXT:").unwrap();
+    assert_eq!(program, "/nix/store/hydra-provisioner/bin/hydra-provisioner");
+    let dir = tempfile::tempdir().unwrap();
+    let conf = common::write(dir.path(), "conf.json", rendered);
+    let status = common::write(dir.path(), "status.json", r#"{"status": "up", "time": 1700000000, "uptime": 1, "machineTypes": {}}"#);
+    let out = common::bin().args(["plan", "-c"]).arg(&conf).arg("-s").arg(&status).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config: Value = serde_json::from_str(rendered).unwrap();
+    assert_eq!(config["stateDir"], "/var/lib/hydra-provisioner");
+}
+
+#[test]
+fn auto_shutdown_powers_off_only_after_an_hour_without_keep_alive() {
+    if !common::have_nix() {
+        eprintln!("notice: nix-instantiate is not installed; skipping the auto-shutdown test");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let keep_alive = dir.path().join("keep-alive");
+    let module = eval_test_nix("eval-auto-shutdown.nix", &[("keepAliveFile", &keep_alive.display().to_string())]);
+    let script = module["script"].as_str().unwrap();
+    let powered_off = dir.path().join("powered-off");
+    let bin = dir.path().join("bin");
+    let systemctl = common::write(&bin, "systemctl", &format!("#!/bin/sh\necho \"$@\" >> {}\n", powered_off.display()));
+    std::fs::set_permissions(&systemctl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let run = || {
+        let out = Command::new("/bin/sh").arg("-c").arg(script).env("PATH", &path).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::read_to_string(&powered_off).ok()
+    };
+    assert_eq!(run(), None, "no keep-alive file yet: a fresh boot");
+    let file = std::fs::File::create(&keep_alive).unwrap();
+    assert_eq!(run(), None, "just touched");
+    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(3000)).unwrap();
+    assert_eq!(run(), None, "50 minutes old");
+    file.set_modified(std::time::SystemTime::now() - Duration::from_secs(3700)).unwrap();
+    assert_eq!(run().as_deref(), Some("poweroff\n"), "over an hour old");
+}

@@ -100,3 +100,24 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<std::ffi::OsString> {
+        list.iter().map(Into::into).collect()
+    }
+
+    #[test]
+    fn a_bare_config_path_means_run() {
+        assert_eq!(with_implicit_run(args(&["hp", "conf.nix"])), args(&["hp", "run", "conf.nix"]));
+        assert_eq!(
+            with_implicit_run(args(&["hp", "/etc/p/conf.nix", "--dry-run"])),
+            args(&["hp", "run", "/etc/p/conf.nix", "--dry-run"])
+        );
+        for unchanged in [&["hp", "plan", "-c", "x"][..], &["hp", "run", "c.nix"], &["hp", "--help"], &["hp", "help"], &["hp"]] {
+            assert_eq!(with_implicit_run(args(unchanged)), args(unchanged));
+        }
+    }
+}

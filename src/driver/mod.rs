@@ -202,27 +202,30 @@ fn resolve_pending_creations(
         state.pending_creations.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     for (name, p) in pending {
         if fleet.deployments.iter().any(|d| d.name == name) {
-            tracing::info!(deployment = %name, "creation recorded by an earlier pass is complete");
+            tracing::info!("{name}: creation recorded by an earlier pass is complete");
             state.pending_creations.remove(&name);
         } else if fleet.other_deployment_names.contains(&name) {
             if dry_run {
-                tracing::info!(deployment = %name, "would adopt: created by an earlier pass that stopped before tagging it");
+                tracing::info!("{name}: would adopt: created by an earlier pass that stopped before tagging it");
                 continue;
             }
             match nixops.set_args(&name, &p.machine_type, &config.tag) {
                 Ok(()) => {
-                    tracing::warn!(deployment = %name, machine_type = %p.machine_type,
-                        "adopted: created by an earlier pass (at {}) that stopped before tagging it", p.since);
+                    tracing::warn!(
+                        "{name}: adopted as type {}: created by an earlier pass (at {}) that stopped before tagging it",
+                        p.machine_type,
+                        p.since
+                    );
                     state.pending_creations.remove(&name);
                     adopted = true;
                 }
                 Err(e) => {
-                    tracing::error!(deployment = %name, "cannot adopt an untagged deployment of an earlier pass: {e}");
+                    tracing::error!("{name}: cannot adopt an untagged deployment of an earlier pass: {e}");
                     failures.push(e.to_string());
                 }
             }
         } else {
-            tracing::info!(deployment = %name, "creation recorded by an earlier pass never happened; forgetting it");
+            tracing::info!("{name}: creation recorded by an earlier pass never happened; forgetting it");
             state.pending_creations.remove(&name);
         }
     }
@@ -242,17 +245,17 @@ fn check_up_machines(config: &Config, nixops: &NixOps, fleet: Fleet, failures: &
     let mut corrections: BTreeMap<String, MachineState> = BTreeMap::new();
     for (name, outcome) in names.iter().zip(&outcomes) {
         match outcome {
-            CheckOutcome::Healthy => tracing::debug!(deployment = %name, "check: up"),
+            CheckOutcome::Healthy => tracing::debug!("{name}: check: up"),
             CheckOutcome::Problems(bits) => {
                 let corrected = outcome.corrected_state();
-                tracing::warn!(deployment = %name, "check reports problems (bitmask {bits}){}",
-                    corrected.map_or(String::new(), |s| format!(": now {s}")));
+                let now_state = corrected.map_or(String::new(), |s| format!(": now {s}"));
+                tracing::warn!("{name}: check reports problems (bitmask {bits}){now_state}");
                 if let Some(s) = corrected {
                     corrections.insert(name.to_string(), s);
                 }
             }
             CheckOutcome::Failed(e) => {
-                tracing::error!(deployment = %name, "check failed, keeping the recorded state: {e}");
+                tracing::error!("{name}: check failed, keeping the recorded state: {e}");
                 failures.push(e.to_string());
             }
         }
@@ -287,23 +290,17 @@ fn log_plan(plan: &Plan) {
     }
     for t in &plan.types {
         tracing::info!(
-            machine_type = %t.machine_type,
-            "{} runnable, wants {}, allowed {}, reuses {}, creates {}",
-            t.runnable, t.wanted, t.allowed, t.reused, t.created
+            "type {}: {} runnable, wants {}, allowed {}, reuses {}, creates {}",
+            t.machine_type, t.runnable, t.wanted, t.allowed, t.reused, t.created
         );
         for n in &t.notes {
-            tracing::info!(machine_type = %t.machine_type, "{n}");
+            tracing::info!("type {}: {n}", t.machine_type);
         }
     }
     for m in &plan.machines {
         let state = m.state.map_or("new".to_string(), |s| s.to_string());
-        tracing::info!(
-            deployment = %m.deployment,
-            "{:?} ({state}, {}): {}",
-            m.action,
-            if m.listed { "listed" } else { "not listed" },
-            m.reason
-        );
+        let listed = if m.listed { "listed" } else { "not listed" };
+        tracing::info!("{}: {:?} ({state}, {listed}): {}", m.deployment, m.action, m.reason);
     }
 }
 
@@ -325,7 +322,7 @@ struct Actuator<'a> {
 
 impl Actuator<'_> {
     fn fail(&mut self, deployment: &str, e: impl std::fmt::Display) {
-        tracing::error!(deployment = %deployment, "{e}");
+        tracing::error!("{deployment}: {e}");
         self.failures.push(format!("{deployment}: {e}"));
     }
 
@@ -344,14 +341,14 @@ impl Actuator<'_> {
                 self.fail(deployment, format!("not created: cannot record the creation in the state file first: {e:#}"));
                 continue;
             }
-            tracing::info!(deployment = %deployment, machine_type = %machine_type, "creating ({nixops_expr})");
+            tracing::info!("{deployment}: creating as type {machine_type} ({nixops_expr})");
             let result = self.nixops.create(deployment, nixops_expr, nix_path).and_then(|()| {
                 self.nixops.set_args(deployment, machine_type, tag)
             });
             match result {
                 Ok(()) => {
                     state.pending_creations.remove(deployment);
-                    tracing::info!(deployment = %deployment, "created and tagged");
+                    tracing::info!("{deployment}: created and tagged");
                 }
                 Err(e) => {
                     // The record stays: next pass adopts or forgets the name.
@@ -369,7 +366,7 @@ impl Actuator<'_> {
     fn start(&mut self, plan: &Plan) {
         for c in &plan.commands {
             let Command::Start { deployment } = c else { continue };
-            tracing::info!(deployment = %deployment, "starting");
+            tracing::info!("{deployment}: starting");
             if let Err(e) = self.nixops.start(deployment) {
                 self.fail(deployment, e);
             }
@@ -401,11 +398,11 @@ impl Actuator<'_> {
                 let started = Instant::now();
                 let result = match job {
                     Job::Deploy { deployment, nix_path, .. } => {
-                        tracing::info!(deployment = %deployment, "deploying");
+                        tracing::info!("{deployment}: deploying");
                         nixops.deploy(deployment, nix_path, &opts.config_dir)
                     }
                     Job::Touch { deployment } => {
-                        tracing::info!(deployment = %deployment, "touching keep-alive (deployment is current)");
+                        tracing::info!("{deployment}: touching keep-alive (deployment is current)");
                         nixops.touch_keep_alive(deployment)
                     }
                 };
@@ -414,7 +411,7 @@ impl Actuator<'_> {
         for (job, (result, took)) in jobs.iter().zip(results) {
             match (job, result) {
                 (Job::Deploy { deployment, fingerprint, .. }, Ok(())) => {
-                    tracing::info!(deployment = %deployment, "deployed in {took:.1?}");
+                    tracing::info!("{deployment}: deployed in {took:.1?}");
                     self.memory.entry(deployment.to_string()).or_default().record_deploy(true, fingerprint, self.now);
                 }
                 (Job::Deploy { deployment, fingerprint, .. }, Err(e)) => {
@@ -422,7 +419,7 @@ impl Actuator<'_> {
                     self.left_out.insert(deployment.to_string());
                     self.fail(deployment, format!("deploy failed, left out of the machines file: {e}"));
                 }
-                (Job::Touch { deployment }, Ok(())) => tracing::debug!(deployment = %deployment, "keep-alive touched"),
+                (Job::Touch { deployment }, Ok(())) => tracing::debug!("{deployment}: keep-alive touched"),
                 (Job::Touch { deployment }, Err(e)) => {
                     self.left_out.insert(deployment.to_string());
                     self.fail(deployment, format!("keep-alive touch failed, left out of the machines file: {e}"));
@@ -493,7 +490,7 @@ impl Actuator<'_> {
         if file_expected && !file_written {
             for c in &commands {
                 let name = c.deployment().unwrap_or_default();
-                tracing::warn!(deployment = %name, "not stopped or destroyed: the machines file could not be written");
+                tracing::warn!("{name}: not stopped or destroyed: the machines file could not be written");
                 self.keep_memory_of(name, file_written);
             }
             return;
@@ -501,11 +498,11 @@ impl Actuator<'_> {
         let nixops = self.nixops;
         let results = parallel(&commands, self.config.deploy_concurrency as usize, |c| match c {
             Command::Stop { deployment } => {
-                tracing::info!(deployment = %deployment, "stopping");
+                tracing::info!("{deployment}: stopping");
                 nixops.stop(deployment)
             }
             Command::Destroy { deployment } => {
-                tracing::info!(deployment = %deployment, "destroying and deleting");
+                tracing::info!("{deployment}: destroying and deleting");
                 nixops.destroy_and_delete(deployment)
             }
             _ => Ok(()),
@@ -513,9 +510,9 @@ impl Actuator<'_> {
         for (c, result) in commands.iter().zip(results) {
             let name = c.deployment().unwrap_or_default();
             match (c, result) {
-                (Command::Stop { .. }, Ok(())) => tracing::info!(deployment = %name, "stopped"),
+                (Command::Stop { .. }, Ok(())) => tracing::info!("{name}: stopped"),
                 (Command::Destroy { .. }, Ok(())) => {
-                    tracing::info!(deployment = %name, "destroyed and deleted");
+                    tracing::info!("{name}: destroyed and deleted");
                     self.memory.remove(name);
                 }
                 (_, Err(e)) => {

@@ -363,6 +363,22 @@ mod tests {
         assert_eq!(parse_nix_string("./x.nix"), None);
     }
 
+    fn nixops_printing(script: &str) -> NixOps {
+        // `sh -c SCRIPT sh` ignores the nixops arguments appended after it.
+        let argv = ["/bin/sh", "-c", script, "sh"].map(String::from).to_vec();
+        NixOps { argv, command_timeout: Duration::from_secs(10), deploy_timeout: Duration::from_secs(10) }
+    }
+
+    #[test]
+    fn check_tells_a_bitmask_from_an_error() {
+        assert_eq!(nixops_printing("echo 'machine> missing'; exit 1").check("d"), CheckOutcome::Problems(1));
+        assert_eq!(nixops_printing("exit 0").check("d"), CheckOutcome::Healthy);
+        let e = nixops_printing("echo \"error: could not find specified deployment in state file 'd'\" >&2; exit 1").check("d");
+        assert!(matches!(&e, CheckOutcome::Failed(e) if e.detail == "exit status 1: error: could not find specified deployment in state file 'd'"), "{e:?}");
+        let e = nixops_printing("printf 'Traceback (most recent call last):\\n  File x\\nKeyError: 3\\n' >&2; exit 1").check("d");
+        assert!(matches!(&e, CheckOutcome::Failed(e) if e.detail.ends_with("KeyError: 3") && e.command.ends_with("check -d d")), "{e:?}");
+    }
+
     #[test]
     fn check_bits_correct_the_state() {
         assert_eq!(CheckOutcome::Problems(1).corrected_state(), Some(MachineState::Missing));

@@ -34,6 +34,7 @@ pub enum Cmd {
     /// Show what the engine would do for a given config, queue status and fleet.
     Plan(plan::PlanArgs),
     /// Run one production pass against the queue runner and NixOps.
+    #[command(long_about = run::LONG_ABOUT)]
     Run(run::RunArgs),
 }
 

@@ -11,13 +11,17 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `run --help`'s description (set on the subcommand in `cli`, where the
+/// variant's doc comment would otherwise replace it).
+pub const LONG_ABOUT: &str = "Run one pass against the live system: read the queue runner's status, take the \
+    NixOps inventory, decide, then create, deploy, write the machines file, and stop or destroy what \
+    is no longer needed. Meant to be started every few minutes by a systemd timer (see \
+    nix/module.nix and systemd/). Overlapping passes do not run twice: a pass that finds the lock in \
+    stateDir held logs it and exits 0.\n\n\
+    `hydra-provisioner CONFIG` (the original's command line) means `hydra-provisioner run CONFIG`.";
+
 #[derive(Args, Debug)]
 #[command(
-    long_about = "Run one pass against the live system: read the queue runner's status, take the \
-        NixOps inventory, decide, then create, deploy, write the machines file, and stop or \
-        destroy what is no longer needed. Meant to be started every few minutes by a systemd timer \
-        (see nix/module.nix and systemd/). Overlapping passes do not run twice: a pass that finds \
-        the lock in stateDir held logs it and exits 0.",
     after_help = "Exit codes: 0 everything succeeded (or another pass holds the lock), 1 a command \
         failed or the fleet could not be observed, 2 bad config.\n\n\
         Example:\n  hydra-provisioner run /etc/hydra-provisioner/conf.nix --dry-run"

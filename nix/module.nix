@@ -105,6 +105,11 @@ in
       hydra-provisioner = { };
     };
 
+    # The machines file's directory must exist and be ours; Hydra's queue
+    # runner only needs to read it.
+    systemd.tmpfiles.rules = lib.optional (cfg.configFile == null && !(settings ? updateCommand))
+      "d ${builtins.dirOf settings.machinesFile} 0755 ${cfg.user} ${cfg.group} -";
+
     systemd.services.hydra-provisioner = {
       description = "hydra-provisioner: one pass over the Hydra build machines";
       after = [ "network-online.target" ];

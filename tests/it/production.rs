@@ -683,6 +683,7 @@ fn the_nixos_module_renders_a_usable_config_service_and_timer() {
     assert_eq!(m["timer"]["timerConfig"]["OnUnitInactiveSec"], "7min");
     assert_eq!(m["timer"]["wantedBy"], json!(["timers.target"]));
     assert_eq!(m["users"]["hydra-provisioner"]["isSystemUser"], true);
+    assert_eq!(m["tmpfiles"], json!(["d /var/lib/hydra/provisioner 0755 hydra-provisioner hydra-provisioner -"]));
     // The settings, rendered to JSON, are a config the binary accepts.
     let exec = service["ExecStart"].as_str().unwrap();
     let (program, rendered) = exec.split_once(" run WRITETEXT:").unwrap();

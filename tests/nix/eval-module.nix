@@ -18,4 +18,5 @@ in {
   timer = module.config.content.systemd.timers.hydra-provisioner;
   users = module.config.content.users.users;
   groups = module.config.content.users.groups;
+  tmpfiles = module.config.content.systemd.tmpfiles.rules;
 }

@@ -72,7 +72,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
 }
 
 /// The directory deploys get as `-I hydra-provisioner=<dir>` (the original
-/// passed its config's directory so network expressions can import helpers).
+/// passed its config's directory so network expressions can import files next to it).
 fn config_dir(config: &Path) -> anyhow::Result<PathBuf> {
     let abs = std::fs::canonicalize(config).with_context(|| format!("cannot read config {}", config.display()))?;
     Ok(abs.parent().map_or_else(|| PathBuf::from("/"), Path::to_path_buf))

@@ -4,12 +4,13 @@
 //!
 //! The crate is a functional core ([`engine`], [`billing`], [`status`],
 //! [`config`] parsing, [`model`]) with imperative shells around it
-//! ([`adapters`] for external tools). ARCHITECTURE.md has the map.
+//! ([`adapters`] for external tools, [`driver`] for the live pass). ARCHITECTURE.md has the map.
 
 pub mod adapters;
 pub mod billing;
 pub mod cli;
 pub mod config;
+pub mod driver;
 pub mod engine;
 pub mod model;
 pub mod status;

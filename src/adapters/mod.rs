@@ -4,5 +4,9 @@
 //! project's own types and back. None of them decides anything; none reads
 //! the wall clock except to bound how long a command may run.
 
+pub mod files;
+pub mod machines_file;
 pub mod nix;
+pub mod nixops;
 pub mod process;
+pub mod queue;

@@ -5,6 +5,7 @@
 //! input). The work itself lives in the library modules each subcommand calls.
 
 mod plan;
+mod run;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -32,6 +33,9 @@ pub struct Cli {
 pub enum Cmd {
     /// Show what the engine would do for a given config, queue status and fleet.
     Plan(plan::PlanArgs),
+    /// Run one production pass against the queue runner and NixOps.
+    #[command(long_about = run::LONG_ABOUT)]
+    Run(run::RunArgs),
 }
 
 /// An error with the exit code it deserves.
@@ -68,18 +72,53 @@ fn init_logging() {
     }
 }
 
+/// The original was called as `hydra-provisioner conf.nix`: a first
+/// argument that is neither an option nor a subcommand means `run`.
+fn with_implicit_run(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory;
+    let implicit = args.get(1).and_then(|a| a.to_str()).is_some_and(|first| {
+        !first.starts_with('-') && first != "help" && Cli::command().find_subcommand(first).is_none()
+    });
+    if implicit {
+        args.insert(1, "run".into());
+    }
+    args
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(with_implicit_run(std::env::args_os().collect()));
     init_logging();
     let result = match cli.command {
         Cmd::Plan(args) => plan::run(args),
+        Cmd::Run(args) => run::run(args),
     };
     match result {
         Ok(code) => code,
         Err(f) => {
             eprintln!("error: {:#}", f.error);
             ExitCode::from(f.code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<std::ffi::OsString> {
+        list.iter().map(Into::into).collect()
+    }
+
+    #[test]
+    fn a_bare_config_path_means_run() {
+        assert_eq!(with_implicit_run(args(&["hp", "conf.nix"])), args(&["hp", "run", "conf.nix"]));
+        assert_eq!(
+            with_implicit_run(args(&["hp", "/etc/p/conf.nix", "--dry-run"])),
+            args(&["hp", "run", "/etc/p/conf.nix", "--dry-run"])
+        );
+        for unchanged in [&["hp", "plan", "-c", "x"][..], &["hp", "run", "c.nix"], &["hp", "--help"], &["hp", "help"], &["hp"]] {
+            assert_eq!(with_implicit_run(args(unchanged)), args(unchanged));
         }
     }
 }

@@ -32,6 +32,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Show what the engine would do for a given config, queue status and fleet.
+    #[command(long_about = plan::LONG_ABOUT, after_help = plan::AFTER_HELP)]
     Plan(plan::PlanArgs),
     /// Run one production pass against the queue runner and NixOps.
     #[command(long_about = run::LONG_ABOUT)]

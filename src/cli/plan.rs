@@ -11,17 +11,16 @@ use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+pub const LONG_ABOUT: &str = "Show what the engine would do for a given config, queue status and fleet.\n\n\
+    Reads a configuration (conf.nix evaluated with nix-instantiate, or the same schema as .json/.toml), \
+    a status document as `hydra-queue-runner --status` prints it, and a fleet file (the provisioned \
+    deployments, format in README.md), then prints the plan: per machine type the demand, per machine \
+    the action and its reason, the ordered commands and the machines file. Nothing is changed.";
+
+pub const AFTER_HELP: &str = "Example:\n  hydra-provisioner plan --config scenarios/example/conf.json \\\n    \
+    --status scenarios/example/status.json --fleet scenarios/example/fleet.json";
+
 #[derive(Args, Debug)]
-#[command(
-    long_about = "Show what the engine would do for a given config, queue status and fleet.\n\n\
-        Reads a configuration (conf.nix evaluated with nix-instantiate, or the same schema as \
-        .json/.toml), a status document as `hydra-queue-runner --status` prints it, and a fleet \
-        file (the provisioned deployments, format in README.md), then prints the plan: per machine \
-        type the demand, per machine the action and its reason, the ordered commands and the \
-        machines file. Nothing is changed.",
-    after_help = "Example:\n  hydra-provisioner plan --config scenarios/example/conf.json \\\n    \
-        --status scenarios/example/status.json --fleet scenarios/example/fleet.json"
-)]
 pub struct PlanArgs {
     /// Configuration: conf.nix, or .json/.toml with the same schema.
     #[arg(long, short = 'c', value_name = "FILE")]

@@ -4,12 +4,16 @@
 //!
 //! The crate is a functional core ([`engine`], [`billing`], [`status`],
 //! [`config`] parsing, [`model`]) with imperative shells around it
-//! ([`adapters`] for external tools). ARCHITECTURE.md has the map.
+//! ([`adapters`] for external tools, [`sim`] for the simulator, which replays
+//! [`trace`]s and reports [`metrics`]). ARCHITECTURE.md has the map.
 
 pub mod adapters;
 pub mod billing;
 pub mod cli;
 pub mod config;
 pub mod engine;
+pub mod metrics;
 pub mod model;
+pub mod sim;
 pub mod status;
+pub mod trace;

@@ -5,6 +5,8 @@
 //! input). The work itself lives in the library modules each subcommand calls.
 
 mod plan;
+mod simulate;
+mod trace;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -32,6 +34,10 @@ pub struct Cli {
 pub enum Cmd {
     /// Show what the engine would do for a given config, queue status and fleet.
     Plan(plan::PlanArgs),
+    /// Replay a trace through simulated Hydra and cloud with the engine deciding; report cost and latency.
+    Simulate(simulate::SimulateArgs),
+    /// Generate synthetic traces and check trace files.
+    Trace(trace::TraceArgs),
 }
 
 /// An error with the exit code it deserves.
@@ -74,6 +80,8 @@ pub fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Cmd::Plan(args) => plan::run(args),
+        Cmd::Simulate(args) => simulate::run(args),
+        Cmd::Trace(args) => trace::run(args),
     };
     match result {
         Ok(code) => code,

@@ -530,6 +530,23 @@ impl Hydra {
         Ok(())
     }
 
+    /// A step of the trace that arrives after the horizon: reported, never run.
+    pub fn arrives_after_horizon(&mut self, row: &StepRow, symbols: &Symbols) {
+        let kind = self.kind_of(row, symbols);
+        self.counters.total += 1;
+        *self.counters.never_started.entry(HORIZON).or_default() += 1;
+        self.records.push(StepRecord {
+            step_id: row.step_id,
+            kind,
+            runnable_at: None,
+            started_at: None,
+            finished_at: None,
+            machine: None,
+            attempts: 0,
+            end: StepEnd::NeverStarted(HORIZON),
+        });
+    }
+
     fn make_runnable(&mut self, slot: u32, now: SimTime) {
         let s = &mut self.steps[slot as usize];
         s.runnable_at = now.0;
@@ -578,7 +595,11 @@ impl Hydra {
     /// Reports a step that leaves the model; steps waiting for one that did
     /// not succeed can never start.
     fn resolve(&mut self, slot: u32, end: StepEnd, finished_at: Option<SimTime>) {
-        let blocks_dependents = matches!(end, StepEnd::Failed | StepEnd::GaveUp | StepEnd::NeverStarted(_));
+        let blocks_dependents = match end {
+            StepEnd::Failed | StepEnd::GaveUp => true,
+            StepEnd::NeverStarted(reason) => reason != HORIZON,
+            _ => false,
+        };
         let dependents =
             if blocks_dependents { std::mem::take(&mut self.steps[slot as usize].dependents) } else { vec![] };
         let s = &self.steps[slot as usize];
@@ -848,8 +869,11 @@ impl Hydra {
     pub fn finish(&mut self, now: SimTime) {
         let mut live: Vec<(u64, u32)> = self.by_id.iter().map(|(&id, &slot)| (id, slot)).collect();
         live.sort_unstable();
-        for (_, slot) in live {
+        for (id, slot) in live {
             let s = &self.steps[slot as usize];
+            if !s.live || s.step_id != id {
+                continue;
+            }
             let end = match s.state {
                 StepState::Running => StepEnd::RunningAtEnd,
                 _ if s.attempts > 0 => StepEnd::RetryingAtEnd,

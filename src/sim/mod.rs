@@ -316,7 +316,14 @@ impl<'s> Simulation<'s> {
             None => self.now,
         };
         self.now = end;
-        Ok(self.finish(observer))
+        self.hydra.finish(end);
+        self.drain_hydra(observer);
+        while let Some(row) = next_row.take() {
+            self.hydra.arrives_after_horizon(&row, source.symbols());
+            self.drain_hydra(observer);
+            next_row = source.next_step().transpose()?;
+        }
+        Ok(self.finish())
     }
 
     fn handle(&mut self, event: Event, observer: &mut dyn Observer) -> Result<(), SimError> {
@@ -643,10 +650,8 @@ impl<'s> Simulation<'s> {
         self.listed_hosts = hosts;
     }
 
-    fn finish(mut self, observer: &mut dyn Observer) -> Summary {
+    fn finish(mut self) -> Summary {
         let now = self.now;
-        self.hydra.finish(now);
-        self.drain_hydra(observer);
         let mut cost = Cost::default();
         let mut billed_total = 0i64;
         let mut slot_ms: i128 = 0;

@@ -43,23 +43,46 @@ pub struct WaitStats {
     pub max: f64,
 }
 
+/// Nearest-rank percentiles of unsorted values, for ascending `ps`, by
+/// successive selection (linear time; the values are reordered, not sorted).
+pub fn nearest_ranks(values: &mut [i64], ps: &[f64]) -> Vec<i64> {
+    let n = values.len();
+    let mut out = Vec::with_capacity(ps.len());
+    if n == 0 {
+        return out;
+    }
+    let mut lo = 0;
+    for &p in ps {
+        let idx = (((p / 100.0) * n as f64).ceil() as usize).clamp(1, n) - 1;
+        if idx < lo {
+            // Same rank as the previous percentile.
+            out.push(out.last().copied().unwrap_or(values[idx]));
+            continue;
+        }
+        let (_, v, _) = values[lo..].select_nth_unstable(idx - lo);
+        out.push(*v);
+        lo = idx + 1;
+    }
+    out
+}
+
 impl WaitStats {
-    /// Statistics of waits in milliseconds (sorted in place).
+    /// Statistics of waits in milliseconds (reordered in place).
     pub fn from_millis(waits: &mut [i64]) -> WaitStats {
         if waits.is_empty() {
             return WaitStats::default();
         }
-        waits.sort_unstable();
-        let s = |p: f64| round3(nearest_rank(waits, p).unwrap_or(0) as f64 / 1000.0);
         let sum: i128 = waits.iter().map(|&w| i128::from(w)).sum();
+        let p = nearest_ranks(waits, &[50.0, 90.0, 95.0, 99.0, 100.0]);
+        let s = |ms: i64| round3(ms as f64 / 1000.0);
         WaitStats {
             count: waits.len() as u64,
             mean: round3(sum as f64 / waits.len() as f64 / 1000.0),
-            p50: s(50.0),
-            p90: s(90.0),
-            p95: s(95.0),
-            p99: s(99.0),
-            max: s(100.0),
+            p50: s(p[0]),
+            p90: s(p[1]),
+            p95: s(p[2]),
+            p99: s(p[3]),
+            max: s(p[4]),
         }
     }
 }
@@ -68,7 +91,9 @@ impl WaitStats {
 /// them overall and per group. Groups are small integers named at the end.
 #[derive(Debug, Clone, Default)]
 pub struct WaitRecorder {
-    waits: Vec<(i64, u32, u32)>,
+    waits: Vec<i64>,
+    per_type: Vec<Vec<i64>>,
+    per_jobset: Vec<Vec<i64>>,
     /// Steps whose first attempt started on a machine that was requested
     /// after the step became runnable.
     waited_for_boot: u64,
@@ -76,7 +101,14 @@ pub struct WaitRecorder {
 
 impl WaitRecorder {
     pub fn record(&mut self, wait_ms: i64, machine_type: u32, jobset: u32, waited_for_boot: bool) {
-        self.waits.push((wait_ms, machine_type, jobset));
+        self.waits.push(wait_ms);
+        for (groups, g) in [(&mut self.per_type, machine_type), (&mut self.per_jobset, jobset)] {
+            let g = g as usize;
+            if groups.len() <= g {
+                groups.resize_with(g + 1, Vec::new);
+            }
+            groups[g].push(wait_ms);
+        }
         self.waited_for_boot += u64::from(waited_for_boot);
     }
 
@@ -89,19 +121,21 @@ impl WaitRecorder {
     }
 
     /// Latency overall and per group, groups named by the given functions.
-    pub fn latency(&self, type_name: impl Fn(u32) -> String, jobset_name: impl Fn(u32) -> String) -> Latency {
-        let mut all: Vec<i64> = self.waits.iter().map(|w| w.0).collect();
-        let mut per_type: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        let mut per_jobset: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        for &(w, t, j) in &self.waits {
-            per_type.entry(type_name(t)).or_default().push(w);
-            per_jobset.entry(jobset_name(j)).or_default().push(w);
-        }
+    /// Latency overall and per group (reorders the recorded waits).
+    pub fn latency(&mut self, type_name: impl Fn(u32) -> String, jobset_name: impl Fn(u32) -> String) -> Latency {
         let fraction = if self.waits.is_empty() { 0.0 } else { self.waited_for_boot as f64 / self.waits.len() as f64 };
+        let groups = |groups: &mut Vec<Vec<i64>>, name: &dyn Fn(u32) -> String| -> BTreeMap<String, WaitStats> {
+            groups
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(g, v)| (name(g as u32), WaitStats::from_millis(v)))
+                .collect()
+        };
         Latency {
-            overall: WaitStats::from_millis(&mut all),
-            per_machine_type: per_type.into_iter().map(|(k, mut v)| (k, WaitStats::from_millis(&mut v))).collect(),
-            per_jobset: per_jobset.into_iter().map(|(k, mut v)| (k, WaitStats::from_millis(&mut v))).collect(),
+            overall: WaitStats::from_millis(&mut self.waits),
+            per_machine_type: groups(&mut self.per_type, &type_name),
+            per_jobset: groups(&mut self.per_jobset, &jobset_name),
             waited_for_boot_fraction: round3(fraction),
         }
     }
@@ -253,6 +287,16 @@ mod tests {
         assert_eq!(nearest_rank(&v, 100.0), Some(50));
         assert_eq!(nearest_rank(&v, 0.0), Some(15));
         assert_eq!(nearest_rank(&[], 50.0), None);
+    }
+
+    #[test]
+    fn selection_agrees_with_sorting() {
+        let mut v: Vec<i64> = (0..1000).map(|i| (i * 7919) % 1009).collect();
+        let mut sorted = v.clone();
+        sorted.sort_unstable();
+        let ps = [0.0, 50.0, 50.0, 90.0, 95.0, 99.0, 100.0];
+        let expect: Vec<i64> = ps.iter().map(|&p| nearest_rank(&sorted, p).unwrap()).collect();
+        assert_eq!(nearest_ranks(&mut v, &ps), expect);
     }
 
     #[test]

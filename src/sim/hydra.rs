@@ -32,6 +32,8 @@ use serde_json::{Map, Value, json};
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 
+type IdHash = std::hash::BuildHasherDefault<crate::trace::IdHasher>;
+
 /// Attempts a step gets before Hydra gives up on it.
 pub const MAX_ATTEMPTS: u32 = 5;
 /// Length of the scheduling-share window.
@@ -209,19 +211,44 @@ pub struct Machine {
     pub job_ms: i64,
     /// When the instance was requested (created or started), for "waited for a boot".
     pub requested_at: i64,
+    /// Index in `Hydra::active`, if active.
+    active_pos: Option<u32>,
     pub provisioned: bool,
+    /// Destroyed: no longer tracked by Hydra.
+    pub removed: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ActiveMachine {
+    machine: u32,
+    class: u32,
+    current_jobs: u32,
+    max_jobs: u32,
+    speed_factor: f64,
 }
 
 /// Key of a runnable step in its (type, jobset) heap: larger is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct QueueKey {
-    global_priority: i32,
-    priority: i32,
-    nr_features: u32,
-    rdeps: u32,
-    build_id: Reverse<u64>,
-    step_id: Reverse<u64>,
-    slot: Reverse<u32>,
+    /// Global priority and priority, each offset to compare as unsigned.
+    priorities: u64,
+    /// Number of required features, then reverse dependencies.
+    features_and_rdeps: u64,
+    /// Complements, so that the lower id compares greater.
+    build_id: u64,
+    step_id: u64,
+    slot: u32,
+}
+
+/// An `i32` mapped to a `u32` of the same order.
+fn ordered(x: i32) -> u32 {
+    (x as u32) ^ 0x8000_0000
+}
+
+impl QueueKey {
+    fn global_priority(&self) -> u32 {
+        (self.priorities >> 32) as u32
+    }
 }
 
 /// Counters of attempts and outcomes.
@@ -244,20 +271,23 @@ pub struct Counters {
 /// The queue runner model.
 pub struct Hydra {
     kinds: Vec<Kind>,
-    kind_index: HashMap<(Sym, Sym), u32>,
+    kind_index: HashMap<(Sym, Sym), u32, IdHash>,
     classes: Vec<Class>,
     queues: Vec<Vec<BinaryHeap<QueueKey>>>,
     jobsets: Vec<Jobset>,
-    jobset_index: HashMap<Sym, u32>,
+    jobset_index: HashMap<Sym, u32, IdHash>,
     shares: BTreeMap<String, u64>,
     pub machines: Vec<Machine>,
     host_index: HashMap<String, u32>,
-    /// Machines that are enabled and alive, in machine order of first sight.
-    active: Vec<u32>,
+    /// Machines that are enabled and alive, in order of first sight, with
+    /// what dispatch reads, kept compact because it is scanned often.
+    active: Vec<ActiveMachine>,
+    /// Free slots of active machines per class.
+    class_free: Vec<u64>,
     steps: Vec<Step>,
     free_slots: Vec<u32>,
-    by_id: HashMap<u64, u32>,
-    failed_ids: HashSet<u64>,
+    by_id: HashMap<u64, u32, IdHash>,
+    failed_ids: HashSet<u64, IdHash>,
     queued: u64,
     pub dispatch_needed: bool,
     /// Events for the simulator to schedule.
@@ -266,27 +296,32 @@ pub struct Hydra {
     pub records: Vec<StepRecord>,
     pub waits: WaitRecorder,
     pub counters: Counters,
-    class_cache: Vec<Option<Option<(u32, u32)>>>,
-    share_rank: Vec<u32>,
+    /// Per class, the best step for it in the current dispatch round.
+    class_cache: Vec<Option<(u32, u32)>>,
+    /// The minute up to which share charges have been expired.
+    expired_up_to: i64,
+    /// Free slots on enabled, alive machines: no dispatch is needed without one.
+    free_active_slots: u64,
 }
 
 impl Hydra {
     pub fn new(shares: BTreeMap<String, u64>) -> Hydra {
         Hydra {
             kinds: vec![],
-            kind_index: HashMap::new(),
+            kind_index: HashMap::default(),
             classes: vec![],
             queues: vec![],
             jobsets: vec![],
-            jobset_index: HashMap::new(),
+            jobset_index: HashMap::default(),
             shares,
             machines: vec![],
             host_index: HashMap::new(),
             active: vec![],
+            class_free: vec![],
             steps: vec![],
             free_slots: vec![],
-            by_id: HashMap::new(),
-            failed_ids: HashSet::new(),
+            by_id: HashMap::default(),
+            failed_ids: HashSet::default(),
             queued: 0,
             dispatch_needed: false,
             scheduled: vec![],
@@ -294,12 +329,17 @@ impl Hydra {
             waits: WaitRecorder::default(),
             counters: Counters::default(),
             class_cache: vec![],
-            share_rank: vec![],
+            expired_up_to: i64::MIN,
+            free_active_slots: 0,
         }
     }
 
     pub fn kinds(&self) -> &[Kind] {
         &self.kinds
+    }
+
+    pub fn jobset_count(&self) -> u32 {
+        self.jobsets.len() as u32
     }
 
     pub fn jobset_name(&self, j: u32) -> &str {
@@ -334,6 +374,7 @@ impl Hydra {
         }
         self.classes.push(Class { spec, can_exist, serves, served_kinds });
         self.class_cache.push(None);
+        self.class_free.push(0);
         (self.classes.len() - 1) as u32
     }
 
@@ -358,6 +399,8 @@ impl Hydra {
             job_ms: 0,
             requested_at: now.0,
             provisioned,
+            removed: false,
+            active_pos: None,
         });
         self.refresh_active();
         i
@@ -368,12 +411,26 @@ impl Hydra {
     }
 
     fn refresh_active(&mut self) {
-        self.active = (0..self.machines.len() as u32)
-            .filter(|&i| {
-                let m = &self.machines[i as usize];
-                m.enabled && m.alive
-            })
-            .collect();
+        self.active.clear();
+        self.class_free.iter_mut().for_each(|f| *f = 0);
+        self.free_active_slots = 0;
+        for (i, m) in self.machines.iter_mut().enumerate() {
+            if !(m.enabled && m.alive) {
+                m.active_pos = None;
+                continue;
+            }
+            m.active_pos = Some(self.active.len() as u32);
+            self.active.push(ActiveMachine {
+                machine: i as u32,
+                class: m.class,
+                current_jobs: m.current_jobs,
+                max_jobs: m.max_jobs,
+                speed_factor: m.speed_factor,
+            });
+            let free = u64::from(m.max_jobs.saturating_sub(m.current_jobs));
+            self.class_free[m.class as usize] += free;
+            self.free_active_slots += free;
+        }
         self.dispatch_needed = true;
     }
 
@@ -381,11 +438,11 @@ impl Hydra {
     /// provisioned machines are enabled (a provisioned machine's spec may change).
     pub fn apply_machines_file(&mut self, listed: &BTreeMap<String, MachineSpec>) {
         for i in 0..self.machines.len() {
-            if !self.machines[i].provisioned {
+            if !self.machines[i].provisioned || self.machines[i].removed {
                 continue;
             }
             let spec = listed.get(&self.machines[i].host).cloned();
-            if let Some(spec) = &spec {
+            if let Some(spec) = spec.as_ref().filter(|s| **s != self.classes[self.machines[i].class as usize].spec) {
                 let class = self.add_class(spec.clone(), false);
                 let m = &mut self.machines[i];
                 m.class = class;
@@ -427,6 +484,7 @@ impl Hydra {
         self.set_alive(machine, false, now);
         let m = &mut self.machines[machine as usize];
         m.enabled = false;
+        m.removed = true;
         let host = m.host.clone();
         self.host_index.remove(&host);
         self.refresh_active();
@@ -464,7 +522,6 @@ impl Hydra {
         let shares = self.shares.get(&name).copied().unwrap_or(100).max(1);
         let j = self.jobsets.len() as u32;
         self.jobsets.push(Jobset { name, shares, window: VecDeque::new(), window_ms: 0, total_ms: 0 });
-        self.share_rank.push(0);
         for q in &mut self.queues {
             q.push(BinaryHeap::new());
         }
@@ -566,13 +623,11 @@ impl Hydra {
         s.state = StepState::Queued;
         let k = &self.kinds[s.kind as usize];
         let key = QueueKey {
-            global_priority: s.global_priority,
-            priority: s.priority,
-            nr_features: k.features.len() as u32,
-            rdeps: s.rdeps,
-            build_id: Reverse(s.build_id),
-            step_id: Reverse(s.step_id),
-            slot: Reverse(slot),
+            priorities: u64::from(ordered(s.global_priority)) << 32 | u64::from(ordered(s.priority)),
+            features_and_rdeps: (k.features.len() as u64) << 32 | u64::from(s.rdeps),
+            build_id: !s.build_id,
+            step_id: !s.step_id,
+            slot,
         };
         self.queues[s.kind as usize][s.jobset as usize].push(key);
         self.queued += 1;
@@ -634,7 +689,14 @@ impl Hydra {
         }
     }
 
+    /// Drops charges older than the window. Only whole minutes expire, so
+    /// this does something at most once per simulated minute.
     fn expire_shares(&mut self, now: SimTime) {
+        let minute = now.0.div_euclid(MINUTE_MS);
+        if minute == self.expired_up_to {
+            return;
+        }
+        self.expired_up_to = minute;
         let oldest = (now.0 - SHARE_WINDOW_MS).div_euclid(MINUTE_MS);
         for j in &mut self.jobsets {
             while let Some(&(minute, ms)) = j.window.front() {
@@ -645,25 +707,12 @@ impl Hydra {
                 j.window_ms -= ms;
             }
         }
-        // Rank jobsets by shareUsed = window_ms / shares, compared exactly.
-        let mut order: Vec<u32> = (0..self.jobsets.len() as u32).collect();
-        let used = |j: u32| {
-            let j = &self.jobsets[j as usize];
-            (i128::from(j.window_ms), i128::from(j.shares))
-        };
-        let cmp = |a: u32, b: u32| {
-            let (ua, sa) = used(a);
-            let (ub, sb) = used(b);
-            (ua * sb).cmp(&(ub * sa))
-        };
-        order.sort_by(|&a, &b| cmp(a, b));
-        let mut rank = 0;
-        for i in 0..order.len() {
-            if i > 0 && cmp(order[i - 1], order[i]) != Ordering::Equal {
-                rank += 1;
-            }
-            self.share_rank[order[i] as usize] = rank;
-        }
+    }
+
+    /// Orders jobsets by `shareUsed = window_ms / shares`, compared exactly.
+    fn share_cmp(&self, a: usize, b: usize) -> Ordering {
+        let (ja, jb) = (&self.jobsets[a], &self.jobsets[b]);
+        (i128::from(ja.window_ms) * i128::from(jb.shares)).cmp(&(i128::from(jb.window_ms) * i128::from(ja.shares)))
     }
 
     fn charge(&mut self, jobset: u32, now: SimTime, ms: i64) {
@@ -679,60 +728,66 @@ impl Hydra {
 
     /// The best runnable step a machine of `class` supports: (kind, jobset).
     fn best_for_class(&self, class: u32) -> Option<(u32, u32)> {
-        let mut best: Option<((i32, Reverse<u32>, QueueKey), u32, u32)> = None;
+        let mut best: Option<(QueueKey, u32, usize)> = None;
         for &k in &self.classes[class as usize].served_kinds {
             for (j, heap) in self.queues[k as usize].iter().enumerate() {
                 let Some(head) = heap.peek() else { continue };
-                let key = (head.global_priority, Reverse(self.share_rank[j]), *head);
-                if best.as_ref().is_none_or(|b| key > b.0) {
-                    best = Some((key, k, j as u32));
+                let better = match &best {
+                    None => true,
+                    Some((b, _, bj)) => head
+                        .global_priority()
+                        .cmp(&b.global_priority())
+                        .then_with(|| self.share_cmp(*bj, j))
+                        .then_with(|| head.cmp(b))
+                        .is_gt(),
+                };
+                if better {
+                    best = Some((*head, k, j));
                 }
             }
         }
-        best.map(|(_, k, j)| (k, j))
+        best.map(|(_, k, j)| (k, j as u32))
     }
 
     /// Assigns runnable steps to free slots until no machine takes one.
     pub fn dispatch(&mut self, now: SimTime) {
         self.dispatch_needed = false;
-        if self.queued == 0 || self.active.is_empty() {
+        if self.queued == 0 || self.free_active_slots == 0 {
             return;
         }
         self.expire_shares(now);
-        loop {
-            for c in &mut self.class_cache {
-                *c = None;
+        while self.free_active_slots > 0 && self.queued > 0 {
+            // The best step per class of machine with a free slot; a machine
+            // takes its class's best step, so no machine is asked twice.
+            let mut any = false;
+            for c in 0..self.classes.len() {
+                let head = if self.class_free[c] > 0 { self.best_for_class(c as u32) } else { None };
+                any |= head.is_some();
+                self.class_cache[c] = head;
+            }
+            if !any {
+                break;
             }
             let mut best: Option<((i64, Reverse<u64>, Reverse<u32>, usize), u32, (u32, u32))> = None;
-            for (order, &mi) in self.active.iter().enumerate() {
-                let m = &self.machines[mi as usize];
-                if m.current_jobs >= m.max_jobs {
+            for (order, a) in self.active.iter().enumerate() {
+                if a.current_jobs >= a.max_jobs {
                     continue;
                 }
-                let class = m.class as usize;
-                let head = match self.class_cache[class] {
-                    Some(h) => h,
-                    None => {
-                        let h = self.best_for_class(m.class);
-                        self.class_cache[class] = Some(h);
-                        h
-                    }
-                };
-                let Some(head) = head else { continue };
+                let Some(head) = self.class_cache[a.class as usize] else { continue };
                 let key = (
-                    (f64::from(m.current_jobs) / m.speed_factor).round() as i64,
-                    Reverse(m.speed_factor.to_bits()),
-                    Reverse(m.current_jobs),
+                    (f64::from(a.current_jobs) / a.speed_factor).round() as i64,
+                    Reverse(a.speed_factor.to_bits()),
+                    Reverse(a.current_jobs),
                     order,
                 );
                 if best.as_ref().is_none_or(|b| key < b.0) {
-                    best = Some((key, mi, head));
+                    best = Some((key, a.machine, head));
                 }
             }
             let Some((_, machine, (kind, jobset))) = best else { break };
             let Some(entry) = self.queues[kind as usize][jobset as usize].pop() else { break };
             self.queued -= 1;
-            self.start(entry.slot.0, machine, now);
+            self.start(entry.slot, machine, now);
         }
     }
 
@@ -742,6 +797,13 @@ impl Hydra {
             m.busy_since = Some(now.0);
         }
         m.current_jobs += 1;
+        // Only active machines are dispatched to.
+        if let Some(pos) = m.active_pos {
+            let a = &mut self.active[pos as usize];
+            a.current_jobs += 1;
+            self.class_free[a.class as usize] -= 1;
+            self.free_active_slots -= 1;
+        }
         m.running.push(slot);
         let run_ms = ((self.steps[slot as usize].duration_ms as f64) / m.speed_factor).round() as i64;
         let requested_at = m.requested_at;
@@ -776,6 +838,14 @@ impl Hydra {
         }
         m.current_jobs = m.current_jobs.saturating_sub(1);
         m.job_ms += ran;
+        if let Some(pos) = m.active_pos {
+            let a = &mut self.active[pos as usize];
+            a.current_jobs = m.current_jobs;
+            if a.current_jobs < a.max_jobs {
+                self.class_free[a.class as usize] += 1;
+                self.free_active_slots += 1;
+            }
+        }
         if m.current_jobs == 0 {
             m.idle_since = now.0;
             if let Some(since) = m.busy_since.take() {
@@ -914,7 +984,7 @@ impl Hydra {
         }
         let mut machines = Map::new();
         for m in &self.machines {
-            if !self.host_index.contains_key(&m.host) || (m.provisioned && !m.alive && !m.enabled) {
+            if m.removed || (m.provisioned && !m.alive && !m.enabled) {
                 continue;
             }
             let mut o = Map::new();

@@ -161,6 +161,8 @@ pub struct Simulation<'s> {
     seq: u64,
     now: SimTime,
     instances: Vec<Instance>,
+    /// Instances not destroyed, in creation order.
+    live: Vec<u32>,
     by_name: BTreeMap<String, u32>,
     memory: BTreeMap<String, MachineMemory>,
     pending: Option<PendingPass>,
@@ -214,6 +216,7 @@ impl<'s> Simulation<'s> {
             seq: 0,
             now: SimTime::ZERO,
             instances: vec![],
+            live: vec![],
             by_name: BTreeMap::new(),
             memory: BTreeMap::new(),
             pending: None,
@@ -233,13 +236,17 @@ impl<'s> Simulation<'s> {
     }
 
     fn drain_hydra(&mut self, observer: &mut dyn Observer) {
-        for (at, e) in std::mem::take(&mut self.hydra.scheduled) {
+        // Taken and put back so that both buffers keep their capacity.
+        let mut scheduled = std::mem::take(&mut self.hydra.scheduled);
+        for (at, e) in scheduled.drain(..) {
             self.schedule(at, Event::Hydra(e));
         }
+        self.hydra.scheduled = scheduled;
         if self.hydra.records.is_empty() {
             return;
         }
-        for r in std::mem::take(&mut self.hydra.records) {
+        let mut records = std::mem::take(&mut self.hydra.records);
+        for r in records.drain(..) {
             let end = match r.end {
                 StepEnd::Succeeded => "succeeded",
                 StepEnd::Failed => "failed",
@@ -260,6 +267,7 @@ impl<'s> Simulation<'s> {
             };
             observer.step(&line);
         }
+        self.hydra.records = records;
     }
 
     /// Runs the scenario over `source` to the end and returns the summary.
@@ -377,12 +385,7 @@ impl<'s> Simulation<'s> {
 
     fn fleet(&self) -> Fleet {
         Fleet {
-            deployments: self
-                .instances
-                .iter()
-                .filter(|i| i.state != InstanceState::Destroyed)
-                .map(|i| self.deployment(i))
-                .collect(),
+            deployments: self.live.iter().map(|&i| self.deployment(&self.instances[i as usize])).collect(),
             other_deployment_names: BTreeSet::new(),
         }
     }
@@ -410,7 +413,7 @@ impl<'s> Simulation<'s> {
         }
         let mut states: BTreeMap<&str, u64> =
             ["starting", "up", "stopped", "missing"].into_iter().map(|s| (s, 0)).collect();
-        for inst in &self.instances {
+        for inst in self.live.iter().map(|&i| &self.instances[i as usize]) {
             let s = match inst.state {
                 InstanceState::Destroyed => continue,
                 InstanceState::Stopped => "stopped",
@@ -509,6 +512,7 @@ impl<'s> Simulation<'s> {
                         cloud: cloud.clone(),
                     });
                     self.by_name.insert(deployment.clone(), index);
+                    self.live.push(index);
                     let boot = lognormal_ms(&mut self.rng, cloud.boot_median, cloud.boot_spread);
                     self.begin_run(index, boot);
                     self.stability.creates += 1;
@@ -553,9 +557,9 @@ impl<'s> Simulation<'s> {
     }
 
     fn pass_end(&mut self, observer: &mut dyn Observer) {
-        let Some(PendingPass { plan, deploys, write_file }) = self.pending.take() else { return };
+        let Some(PendingPass { mut plan, deploys, write_file }) = self.pending.take() else { return };
         let now = self.now;
-        let mut memory = plan.memory.clone();
+        let mut memory = std::mem::take(&mut plan.memory);
         let mut failed = BTreeSet::new();
         for d in deploys {
             let inst = &mut self.instances[d.machine as usize];
@@ -605,6 +609,7 @@ impl<'s> Simulation<'s> {
                 self.stability.destroys += 1;
                 self.memory.remove(deployment);
                 self.by_name.remove(deployment);
+                self.live.retain(|&i| i != m);
             }
             self.end_run(m, state);
             let inst = &self.instances[m as usize];
@@ -622,14 +627,24 @@ impl<'s> Simulation<'s> {
         let Some(listed) = self.files.remove(&version) else { return };
         self.files.retain(|&v, _| v > version);
         let now = self.now;
+        let by_ip: BTreeMap<&str, usize> = self
+            .live
+            .iter()
+            .map(|&i| i as usize)
+            .filter(|&i| self.instances[i].state == InstanceState::Running)
+            .map(|i| (self.instances[i].ip.as_str(), i))
+            .collect();
+        let mut newly_listed = vec![];
         for (host, spec) in &listed {
-            let Some(m) = self.instances.iter().position(|i| &i.ip == host && i.state == InstanceState::Running) else {
-                continue;
-            };
+            let Some(&m) = by_ip.get(host.as_str()) else { continue };
+            newly_listed.push((m, spec));
+        }
+        for (m, spec) in newly_listed {
+            let host = self.instances[m].ip.clone();
             let h = match self.instances[m].hydra {
                 Some(h) => h,
                 None => {
-                    let h = self.hydra.add_machine(host.clone(), spec.clone(), now, true);
+                    let h = self.hydra.add_machine(host, spec.clone(), now, true);
                     let requested = self.instances[m].run_start.unwrap_or(now);
                     self.hydra.set_requested_at(h, requested);
                     self.instances[m].hydra = Some(h);
@@ -639,7 +654,7 @@ impl<'s> Simulation<'s> {
             self.hydra.set_alive(h, true, now);
         }
         let hosts: BTreeSet<String> = listed.keys().cloned().collect();
-        for inst in &self.instances {
+        for inst in self.live.iter().map(|&i| &self.instances[i as usize]) {
             let was = self.listed_hosts.contains(&inst.ip);
             let is = hosts.contains(&inst.ip) && inst.state == InstanceState::Running;
             if was != is {
@@ -685,10 +700,11 @@ impl<'s> Simulation<'s> {
         cost.busy_job_hours = hours(job_ms);
         cost.utilisation = if slot_ms > 0 { metrics::round3(job_ms as f64 / slot_ms as f64) } else { 0.0 };
         let kinds: Vec<String> = self.hydra.kinds().iter().map(|k| k.key.clone()).collect();
+        let jobsets: Vec<String> = (0..self.hydra.jobset_count()).map(|j| self.hydra.jobset_name(j).to_string()).collect();
         let latency = self
             .hydra
             .waits
-            .latency(|k| kinds[k as usize].clone(), |j| self.hydra.jobset_name(j).to_string());
+            .latency(|k| kinds[k as usize].clone(), |j| jobsets[j as usize].clone());
         let c = &self.hydra.counters;
         let steps = StepCounts {
             total: c.total,

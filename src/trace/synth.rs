@@ -39,10 +39,13 @@ pub struct SynthParams {
     pub burst_max: u64,
     /// Seconds over which the queue runner loads one evaluation's steps.
     pub burst_spread: f64,
-    /// Median step duration in seconds on a speedFactor-1 machine (lognormal).
+    /// Median step duration in seconds on a speedFactor-1 machine (lognormal),
+    /// before the per-kind multiplier (big-parallel steps take 8 times longer,
+    /// kvm 3 times, aarch64 1.2 times).
     pub duration_median: f64,
-    /// Sigma of the logarithm of the duration; with the median of 15 s, 1.67
-    /// gives a mean of about 60 s, Hydra's published average.
+    /// Sigma of the logarithm of the duration (a heavy tail); with the
+    /// median of 10.5 s and the kind mix, 1.67 gives a mean step of about
+    /// 60 s, Hydra's published average.
     pub duration_sigma: f64,
     /// Longest step in seconds (Hydra's default build timeout is 10 h).
     pub duration_max: f64,
@@ -65,7 +68,7 @@ impl Default for SynthParams {
             burst_sigma: 0.8,
             burst_max: 20_000,
             burst_spread: 300.0,
-            duration_median: 15.0,
+            duration_median: 10.5,
             duration_sigma: 1.67,
             duration_max: 36_000.0,
             dependency_probability: 0.3,

@@ -146,6 +146,9 @@ struct Progress<'a> {
 }
 
 impl Observer for Progress<'_> {
+    fn wants_steps(&self) -> bool {
+        self.inner.is_some()
+    }
     fn step(&mut self, l: &StepLine<'_>) {
         if let Some(f) = self.inner.as_deref_mut() {
             f.step(l)

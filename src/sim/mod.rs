@@ -84,6 +84,10 @@ pub struct StepLine<'a> {
 /// Receives the run's detailed results as they happen. Every method has an
 /// empty default.
 pub trait Observer {
+    /// Whether [`Observer::step`] wants the per-step lines (building them costs time).
+    fn wants_steps(&self) -> bool {
+        true
+    }
     fn step(&mut self, _line: &StepLine<'_>) {}
     fn sample(&mut self, _at: SimTime, _metric: &str, _key: &str, _value: u64) {}
     fn lifecycle(&mut self, _at: SimTime, _machine: &str, _machine_type: &str, _event: &str) {}
@@ -94,7 +98,11 @@ pub trait Observer {
 
 /// An observer that ignores everything.
 pub struct NoObserver;
-impl Observer for NoObserver {}
+impl Observer for NoObserver {
+    fn wants_steps(&self) -> bool {
+        false
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Event {
@@ -243,6 +251,10 @@ impl<'s> Simulation<'s> {
         }
         self.hydra.scheduled = scheduled;
         if self.hydra.records.is_empty() {
+            return;
+        }
+        if !observer.wants_steps() {
+            self.hydra.records.clear();
             return;
         }
         let mut records = std::mem::take(&mut self.hydra.records);

@@ -964,8 +964,12 @@ impl Hydra {
         }
     }
 
-    /// The status document as `hydra-queue-runner --status` prints it.
-    pub fn status_json(&self, now_s: i64, uptime_s: i64, with_last_active: bool) -> Value {
+    /// The status document as `hydra-queue-runner --status` prints it at
+    /// `now`, with times in Unix seconds (`epoch` is the Unix time of the
+    /// trace's zero).
+    pub fn status_json(&self, epoch: i64, now: SimTime, uptime_s: i64, with_last_active: bool) -> Value {
+        let unix = |ms: i64| epoch + ms.div_euclid(1000);
+        let now_s = unix(now.0);
         let mut types = Map::new();
         let mut runnable_total = 0;
         let mut running_total = 0;
@@ -975,7 +979,7 @@ impl Hydra {
             t.insert("running".into(), json!(k.running));
             if with_last_active && k.running == 0 {
                 if let Some(at) = k.last_active {
-                    t.insert("lastActive".into(), json!(now_s - (now_s * 1000 - at).max(0) / 1000));
+                    t.insert("lastActive".into(), json!(unix(at)));
                 }
             }
             runnable_total += k.runnable;
@@ -991,7 +995,7 @@ impl Hydra {
             o.insert("enabled".into(), json!(m.enabled));
             o.insert("currentJobs".into(), json!(m.current_jobs));
             if m.current_jobs == 0 {
-                o.insert("idleSince".into(), json!(now_s - (now_s * 1000 - m.idle_since).max(0) / 1000));
+                o.insert("idleSince".into(), json!(unix(m.idle_since)));
             }
             o.insert("nrStepsDone".into(), json!(m.steps_done));
             o.insert("maxJobs".into(), json!(m.max_jobs));

@@ -407,7 +407,7 @@ impl<'s> Simulation<'s> {
         let now_s = self.engine_now();
         let uptime = self.scenario.queue_runner_uptime + self.now.whole_secs();
         let with_last_active = self.scenario.era == Era::WithLastActive;
-        let document = self.hydra.status_json(now_s, uptime, with_last_active);
+        let document = self.hydra.status_json(self.scenario.epoch, self.now, uptime, with_last_active);
         let status = status::parse_status_value(&document)
             .map_err(|e| SimError::Internal(format!("the simulated status does not parse: {e}")))?;
         let observation = Observation { status, fleet: self.fleet() };

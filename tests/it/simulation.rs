@@ -141,7 +141,7 @@ fn a_step_aborted_by_a_vanished_machine_is_retried_after_60_seconds() {
     assert_eq!(retry[0].0, SimTime(160_000), "back-off of 60 s after the first attempt");
     assert!(matches!(retry[0].1, HydraEvent::RetryDue { attempt: 1, .. }));
     // In back-off the step still counts as runnable for its type.
-    assert_eq!(hydra.status_json(0, 0, false)["machineTypes"]["x86_64-linux"]["runnable"], 1);
+    assert_eq!(hydra.status_json(0, SimTime(0), 0, false)["machineTypes"]["x86_64-linux"]["runnable"], 1);
     let spare = hydra.add_machine("static".into(), spec(1), SimTime(0), false);
     hydra.handle(retry[0].1, SimTime(160_000));
     hydra.dispatch(SimTime(160_000));
@@ -451,6 +451,7 @@ runnablesPerMachine = 2
 maxJobs = 2
 [provisioner.systemTypes."x86_64-linux:kvm"]
 maxMachines = 1
+stopOnIdle = true
 [cloud."x86_64-linux"]
 market = "spot"
 spot_price = 0.1
@@ -469,4 +470,33 @@ systems = ["aarch64-linux"]
         prop_assert!(never <= riscv);
         prop_assert!(c.lines.iter().filter(|l| l.kind == "riscv64-linux").all(|l| l.started.is_none()));
     }
+}
+
+#[test]
+fn stopped_machines_pay_storage_and_start_again() {
+    let scenario = r#"
+trace = "unused.csv"
+[provisioner]
+billing = "per-second"
+[provisioner.systemTypes."x86_64-linux"]
+maxMachines = 1
+runnablesPerMachine = 1
+stopOnIdle = true
+[cloud."x86_64-linux"]
+on_demand_price = 1.0
+storage_price = 0.5
+"#;
+    let trace = "step_id,submitted_at,system,duration\n1,0,x86_64-linux,60\n2,20000,x86_64-linux,60\n";
+    let (summary, c) = simulate(scenario, trace);
+    assert_eq!(summary.steps.succeeded, 2);
+    assert_eq!((summary.stability.creates, summary.stability.starts), (1, 1), "{:?}", summary.stability);
+    assert!(summary.stability.stops >= 1);
+    assert!(summary.cost.storage_dollars > 0.0);
+    let events: Vec<&str> = c.lifecycle.iter().map(|(_, _, e)| e.as_str()).collect();
+    let stop = events.iter().position(|e| *e == "stop").unwrap();
+    let start = events.iter().position(|e| *e == "start").unwrap();
+    assert!(stop < start, "{events:?}");
+    // The second step ran on the restarted machine, which it waited for.
+    assert_eq!(c.lines[1].machine, c.lines[0].machine);
+    assert_eq!(summary.latency.waited_for_boot_fraction, 1.0);
 }

@@ -824,7 +824,7 @@ impl Hydra {
         kind.running += 1;
         self.counters.attempts_started += 1;
         let (attempt, step_id) = (s.attempts, s.step_id);
-        self.scheduled.push((SimTime(now.0 + run_ms), HydraEvent::StepDone { step_id, slot, attempt }));
+        self.scheduled.push((now.plus_ms(run_ms), HydraEvent::StepDone { step_id, slot, attempt }));
     }
 
     /// Takes a step off its machine (finished or aborted); returns its run time.
@@ -873,7 +873,7 @@ impl Hydra {
         s.state = StepState::Backoff;
         let (attempt, step_id) = (s.attempts, s.step_id);
         self.kinds[s.kind as usize].runnable += 1;
-        let due = SimTime(now.0 + retry_delay_ms(attempt));
+        let due = now.plus_ms(retry_delay_ms(attempt));
         self.scheduled.push((due, HydraEvent::RetryDue { step_id, slot, attempt }));
     }
 

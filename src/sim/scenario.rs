@@ -317,9 +317,16 @@ impl Scenario {
         if !(file.reload_delay.is_finite() && file.reload_delay >= 0.0) {
             return Err(err(format!("reload_delay: must be zero or more, got {}", file.reload_delay)));
         }
+        const TEN_THOUSAND_YEARS: i64 = 315_360_000_000;
+        if file.epoch.abs() > TEN_THOUSAND_YEARS {
+            return Err(err(format!("epoch: must be a Unix time, got {}", file.epoch)));
+        }
+        if !(0..=TEN_THOUSAND_YEARS).contains(&file.queue_runner_uptime) {
+            return Err(err(format!("queue_runner_uptime: must be seconds, got {}", file.queue_runner_uptime)));
+        }
         if let Some(h) = file.horizon {
-            if !(h.is_finite() && h > 0.0) {
-                return Err(err(format!("horizon: must be positive, got {h}")));
+            if !(h.is_finite() && h > 0.0 && h <= 1e10) {
+                return Err(err(format!("horizon: must be positive seconds (at most 1e10), got {h}")));
             }
         }
         let name = file.name.clone().unwrap_or_else(|| {

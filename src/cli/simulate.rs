@@ -36,7 +36,8 @@ pub struct SimulateArgs {
     /// Write summary.json and the per-step, time-series and machine CSVs here.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// With --out: also write every pass's status, fleet and plan (passes/NNNNN.json) and conf.json.
+    /// With --out: also write every pass's status, fleet and plan (passes/NNNNN.json), and an
+    /// inline configuration as conf.json.
     #[arg(long, requires = "out")]
     pub record_passes: bool,
     /// Print the summary as JSON instead of a table.
@@ -208,7 +209,7 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode, Failure> {
         Some(dir) => Some(Files::create(dir, args.record_passes).map_err(Failure::failed)?),
         None => None,
     };
-    if let (Some(f), Some(json)) = (&files, args.record_passes.then_some(&scenario.config_json)) {
+    if let (Some(f), Some(json)) = (&files, scenario.config_json.as_ref().filter(|_| args.record_passes)) {
         let path = f.dir.join("conf.json");
         std::fs::write(&path, serde_json::to_vec_pretty(json).map_err(Failure::failed)?)
             .with_context(|| format!("cannot write {}", path.display()))

@@ -182,8 +182,9 @@ pub struct Scenario {
     pub config: Config,
     /// Where the configuration came from (a path, or `inline`).
     pub config_origin: String,
-    /// The configuration as JSON (as a `.json` config file would hold it).
-    pub config_json: serde_json::Value,
+    /// An inline configuration as JSON, as a `.json` configuration file would
+    /// hold it (`None` when the scenario names a configuration file).
+    pub config_json: Option<serde_json::Value>,
     pub cloud: BTreeMap<String, CloudType>,
     pub static_machines: Vec<StaticMachine>,
     pub shares: BTreeMap<String, u64>,
@@ -219,8 +220,7 @@ impl Scenario {
                 for w in warnings {
                     tracing::warn!("{w}");
                 }
-                let json = serde_json::to_value(&config).unwrap_or_default();
-                (json, path.display().to_string(), config)
+                (None, path.display().to_string(), config)
             }
             toml::Value::Table(_) => {
                 let mut json = serde_json::to_value(&file.provisioner).map_err(|e| err(format!("provisioner: {e}")))?;
@@ -241,7 +241,7 @@ impl Scenario {
                 for w in warnings {
                     tracing::warn!("{w}");
                 }
-                (json, "inline".to_string(), config)
+                (Some(json), "inline".to_string(), config)
             }
             other => {
                 return Err(err(format!(

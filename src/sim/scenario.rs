@@ -388,6 +388,22 @@ on_demand_price = 0.5
     }
 
     #[test]
+    fn a_configuration_file_is_read_relative_to_the_scenario() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("conf.json"),
+            r#"{"systemTypes": {"aarch64-linux": {"nixopsExpr": "d.nix", "maxMachines": 3}}}"#,
+        )
+        .unwrap();
+        let text = "trace = \"t.csv\"\nprovisioner = \"conf.json\"\n[cloud.\"aarch64-linux\"]\n";
+        let s = Scenario::parse(text, "s.toml", dir.path()).unwrap();
+        assert_eq!(s.config.system_types["aarch64-linux"].max_machines, 3);
+        assert!(s.config_json.is_none());
+        let e = Scenario::parse(&text.replace("conf.json", "nope.json"), "s.toml", dir.path()).unwrap_err();
+        assert!(e.to_string().contains("nope.json"), "{e}");
+    }
+
+    #[test]
     fn every_type_needs_a_cloud_model() {
         let bad = GOOD.replace("[cloud.\"x86_64-linux\"]\non_demand_price = 0.5\n", "");
         let e = Scenario::parse(&bad, "s.toml", Path::new(".")).unwrap_err();

@@ -186,7 +186,6 @@ struct Jobset {
     /// Build milliseconds charged per minute, within the window.
     window: VecDeque<(i64, i64)>,
     window_ms: i64,
-    total_ms: i64,
 }
 
 /// A build machine as the queue runner sees it.
@@ -278,7 +277,6 @@ pub struct Hydra {
     jobset_index: HashMap<Sym, u32, IdHash>,
     shares: BTreeMap<String, u64>,
     pub machines: Vec<Machine>,
-    host_index: HashMap<String, u32>,
     /// Machines that are enabled and alive, in order of first sight, with
     /// what dispatch reads, kept compact because it is scanned often.
     active: Vec<ActiveMachine>,
@@ -315,7 +313,6 @@ impl Hydra {
             jobset_index: HashMap::default(),
             shares,
             machines: vec![],
-            host_index: HashMap::new(),
             active: vec![],
             class_free: vec![],
             steps: vec![],
@@ -382,7 +379,6 @@ impl Hydra {
     pub fn add_machine(&mut self, host: String, spec: MachineSpec, now: SimTime, provisioned: bool) -> u32 {
         let class = self.add_class(spec.clone(), !provisioned);
         let i = self.machines.len() as u32;
-        self.host_index.insert(host.clone(), i);
         self.machines.push(Machine {
             host,
             class,
@@ -404,10 +400,6 @@ impl Hydra {
         });
         self.refresh_active();
         i
-    }
-
-    pub fn machine_by_host(&self, host: &str) -> Option<u32> {
-        self.host_index.get(host).copied()
     }
 
     fn refresh_active(&mut self) {
@@ -462,9 +454,7 @@ impl Hydra {
             return;
         }
         m.alive = alive;
-        if alive {
-            m.requested_at = m.requested_at.min(now.0);
-        } else {
+        if !alive {
             let running = std::mem::take(&mut m.running);
             for slot in running {
                 self.abort(slot, now);
@@ -485,8 +475,6 @@ impl Hydra {
         let m = &mut self.machines[machine as usize];
         m.enabled = false;
         m.removed = true;
-        let host = m.host.clone();
-        self.host_index.remove(&host);
         self.refresh_active();
     }
 
@@ -521,7 +509,7 @@ impl Hydra {
         let name = symbols.name(sym).to_string();
         let shares = self.shares.get(&name).copied().unwrap_or(100).max(1);
         let j = self.jobsets.len() as u32;
-        self.jobsets.push(Jobset { name, shares, window: VecDeque::new(), window_ms: 0, total_ms: 0 });
+        self.jobsets.push(Jobset { name, shares, window: VecDeque::new(), window_ms: 0 });
         for q in &mut self.queues {
             q.push(BinaryHeap::new());
         }
@@ -723,7 +711,6 @@ impl Hydra {
             _ => j.window.push_back((minute, ms)),
         }
         j.window_ms += ms;
-        j.total_ms += ms;
     }
 
     /// The best runnable step a machine of `class` supports: (kind, jobset).
@@ -930,11 +917,6 @@ impl Hydra {
         s.live && s.step_id == step_id && s.attempts == attempt && s.state == state
     }
 
-    /// Queued steps count as runnable for their type from here on.
-    pub fn queued(&self) -> u64 {
-        self.queued
-    }
-
     /// Ends the run: every step still in the model is reported.
     pub fn finish(&mut self, now: SimTime) {
         let mut live: Vec<(u64, u32)> = self.by_id.iter().map(|(&id, &slot)| (id, slot)).collect();
@@ -1022,10 +1004,6 @@ impl Hydra {
         })
     }
 
-    /// Total build time charged to each jobset over the whole run.
-    pub fn jobset_totals(&self) -> Vec<(String, i64)> {
-        self.jobsets.iter().map(|j| (j.name.clone(), j.total_ms)).collect()
-    }
 }
 
 #[cfg(test)]

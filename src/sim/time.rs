@@ -10,10 +10,6 @@ pub struct SimTime(pub i64);
 impl SimTime {
     pub const ZERO: SimTime = SimTime(0);
 
-    pub fn from_secs(s: i64) -> SimTime {
-        SimTime(s * 1000)
-    }
-
     pub fn from_secs_f64(s: f64) -> SimTime {
         SimTime((s * 1000.0).round() as i64)
     }

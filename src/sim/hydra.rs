@@ -217,6 +217,9 @@ pub struct Machine {
     pub removed: bool,
 }
 
+/// Hydra's machine order, smaller first: load, speed (desc), jobs (desc), first sight.
+type MachineOrder = (i64, Reverse<u64>, Reverse<u32>, usize);
+
 #[derive(Debug, Clone, Copy)]
 struct ActiveMachine {
     machine: u32,
@@ -755,7 +758,7 @@ impl Hydra {
             if !any {
                 break;
             }
-            let mut best: Option<((i64, Reverse<u64>, Reverse<u32>, usize), u32, (u32, u32))> = None;
+            let mut best: Option<(MachineOrder, u32, (u32, u32))> = None;
             for (order, a) in self.active.iter().enumerate() {
                 if a.current_jobs >= a.max_jobs {
                     continue;
@@ -959,10 +962,8 @@ impl Hydra {
             let mut t = Map::new();
             t.insert("runnable".into(), json!(k.runnable));
             t.insert("running".into(), json!(k.running));
-            if with_last_active && k.running == 0 {
-                if let Some(at) = k.last_active {
-                    t.insert("lastActive".into(), json!(unix(at)));
-                }
+            if let Some(at) = k.last_active.filter(|_| with_last_active && k.running == 0) {
+                t.insert("lastActive".into(), json!(unix(at)));
             }
             runnable_total += k.runnable;
             running_total += k.running;

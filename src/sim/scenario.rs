@@ -324,10 +324,8 @@ impl Scenario {
         if !(0..=TEN_THOUSAND_YEARS).contains(&file.queue_runner_uptime) {
             return Err(err(format!("queue_runner_uptime: must be seconds, got {}", file.queue_runner_uptime)));
         }
-        if let Some(h) = file.horizon {
-            if !(h.is_finite() && h > 0.0 && h <= 1e10) {
-                return Err(err(format!("horizon: must be positive seconds (at most 1e10), got {h}")));
-            }
+        if let Some(h) = file.horizon.filter(|h| !(h.is_finite() && *h > 0.0 && *h <= 1e10)) {
+            return Err(err(format!("horizon: must be positive seconds (at most 1e10), got {h}")));
         }
         let name = file.name.clone().unwrap_or_else(|| {
             Path::new(origin).file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned())

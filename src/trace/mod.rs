@@ -278,7 +278,7 @@ impl<R: Read> TraceReader<R> {
         };
         let seconds = |i: usize, text: &str| -> Result<i64, TraceError> {
             match text.parse::<f64>() {
-                Ok(s) if s.is_finite() && s >= 0.0 && s < 9.0e15 / 1000.0 => Ok((s * 1000.0).round() as i64),
+                Ok(s) if (0.0..9.0e12).contains(&s) => Ok((s * 1000.0).round() as i64),
                 _ => Err(self.error(line, Some(i), format!("expected non-negative seconds, got `{text}`"))),
             }
         };

@@ -500,3 +500,49 @@ storage_price = 0.5
     assert_eq!(c.lines[1].machine, c.lines[0].machine);
     assert_eq!(summary.latency.waited_for_boot_fraction, 1.0);
 }
+
+#[derive(Default)]
+struct Statuses(Vec<serde_json::Value>);
+
+impl Observer for Statuses {
+    fn pass(
+        &mut self,
+        _index: u64,
+        status: &serde_json::Value,
+        _observation: &hydra_provisioner::model::Observation,
+        _plan: &hydra_provisioner::engine::Plan,
+    ) {
+        self.0.push(status.clone());
+    }
+}
+
+#[test]
+fn the_era_decides_whether_the_status_has_last_active() {
+    let trace = "step_id,submitted_at,system,duration\n1,0,x86_64-linux,100\n2,0,x86_64-linux,100\n";
+    for (era, expect) in [("with-last-active", true), ("without-last-active", false)] {
+        let text = format!("era = \"{era}\"\n{}", one_machine("per-second", 3000));
+        let scenario = Scenario::parse(&text, "era.toml", Path::new(".")).unwrap();
+        let mut statuses = Statuses::default();
+        sim::run(&scenario, &mut TraceReader::new(trace.as_bytes(), "t.csv"), &mut statuses).unwrap();
+        let last = statuses.0.last().unwrap();
+        let t = &last["machineTypes"]["x86_64-linux"];
+        assert_eq!(t["running"], 0);
+        assert_eq!(t.get("lastActive").is_some(), expect, "{era}: {t}");
+        if expect {
+            // Unix seconds: the trace's zero is the default epoch.
+            assert_eq!(t["lastActive"], 1_500_000_000 + 710);
+        }
+        // Machines are keyed by store URI and idle since a Unix time.
+        let mut idle_machines_seen = 0;
+        for status in &statuses.0 {
+            for (key, m) in status["machines"].as_object().unwrap() {
+                assert!(key.starts_with("ssh://root@10."), "{key}");
+                if let Some(idle) = m.get("idleSince") {
+                    assert!(idle.as_i64().unwrap() >= 1_500_000_000, "{m}");
+                    idle_machines_seen += 1;
+                }
+            }
+        }
+        assert!(idle_machines_seen > 0);
+    }
+}

@@ -275,6 +275,8 @@ fn quick_start_conserves_steps_and_bills_at_least_the_busy_time() {
     assert!(summary.cost.billed_machine_hours >= summary.cost.busy_job_hours / max_jobs);
     assert!(summary.cost.billed_machine_hours >= summary.cost.busy_machine_hours);
     assert!(summary.stability.creates > 0 && summary.stability.destroys > 0);
+    // Scale-in drains first: no running step is ever aborted by a destroy.
+    assert_eq!(summary.stability.aborted_steps, 0);
 }
 
 fn read_dir_sorted(dir: &Path) -> Vec<(String, Vec<u8>)> {

@@ -19,9 +19,11 @@
 //! **Provisioner pass.** At each pass the simulator builds the status
 //! document as Hydra prints it (as JSON, read back through
 //! [`crate::status::parse_status_value`]) and the fleet as NixOps shows it,
-//! calls the engine, and carries out the plan: creations and starts boot
-//! (lognormal delays), deploys run in parallel after the machine is up, the
-//! pass ends when the last deploy ends; then the machines file rendered from
+//! calls the engine, and carries out the plan: starts boot (lognormal
+//! delays); deploys run `deployConcurrency` at a time (one at a time under the
+//! original quirks), a created machine's instance being launched, and
+//! billed, from its first deploy as `nixops deploy` does; the pass ends when
+//! the last deploy ends; then the machines file rendered from
 //! `plan.listings` (failed deploys left out) is written and Hydra rereads it
 //! `reload_delay` later, and stops and destroys take effect (aborting
 //! running steps, which Hydra retries after its back-off). The next pass
@@ -38,6 +40,7 @@ pub use scenario::{CloudType, Era, Market, Scenario, ScenarioError, StaticMachin
 pub use time::SimTime;
 
 use crate::billing::BillingModel;
+use crate::config::Quirks;
 use crate::engine::{self, Command, Plan};
 use crate::metrics::{self, Cost, Stability, StepCounts, Summary};
 use crate::model::{Deployment, Fleet, MachineMemory, MachineState, Observation};
@@ -132,6 +135,9 @@ struct Instance {
     generation: u32,
     hydra: Option<u32>,
     deployed_since_boot: bool,
+    /// Created but not launched yet: NixOps launches the instance in the
+    /// first deploy, after this boot delay.
+    launch_pending: Option<i64>,
     billing: BillingModel,
     price: f64,
     storage_price: f64,
@@ -441,9 +447,9 @@ impl<'s> Simulation<'s> {
         observer.sample(self.now, "machines", "listed", self.listed_hosts.len() as u64);
     }
 
-    fn begin_run(&mut self, machine: u32, ready_in_ms: i64) {
-        let now = self.now;
-        let launch_s = self.engine_now();
+    /// The instance starts running at `now` (a launch or a start from stopped).
+    fn begin_run(&mut self, machine: u32, now: SimTime, ready_in_ms: i64) {
+        let launch_s = self.scenario.epoch + now.whole_secs();
         let inst = &mut self.instances[machine as usize];
         if let Some(since) = inst.stopped_since.take() {
             inst.storage_ms += now.0 - since.0;
@@ -493,6 +499,11 @@ impl<'s> Simulation<'s> {
         let mut pass_end = now;
         let mut deploys = vec![];
         let mut write_file = false;
+        // Deploys run in parallel up to deployConcurrency; the original ran
+        // them one after another.
+        let config = &self.scenario.config;
+        let parallel = if config.quirks == Quirks::Original { 1 } else { config.deploy_concurrency.max(1) };
+        let mut deployers = vec![now; parallel as usize];
         for command in &plan.commands {
             match command {
                 Command::Create { deployment, machine_type, .. } => {
@@ -517,6 +528,7 @@ impl<'s> Simulation<'s> {
                         generation: 0,
                         hydra: None,
                         deployed_since_boot: false,
+                        launch_pending: None,
                         billing: cloud.billing.unwrap_or(tc.billing),
                         price: cloud.price(),
                         storage_price: cloud.storage_price,
@@ -526,7 +538,7 @@ impl<'s> Simulation<'s> {
                     self.by_name.insert(deployment.clone(), index);
                     self.live.push(index);
                     let boot = lognormal_ms(&mut self.rng, cloud.boot_median, cloud.boot_spread);
-                    self.begin_run(index, boot);
+                    self.instances[index as usize].launch_pending = Some(boot);
                     self.stability.creates += 1;
                     observer.lifecycle(now, deployment, machine_type, "create");
                 }
@@ -538,24 +550,33 @@ impl<'s> Simulation<'s> {
                     let c = &self.instances[m as usize].cloud;
                     let (median, spread) = (c.start_median, c.start_spread);
                     let delay = lognormal_ms(&mut self.rng, median, spread);
-                    self.begin_run(m, delay);
+                    self.begin_run(m, now, delay);
                     self.stability.starts += 1;
                     let inst = &self.instances[m as usize];
                     observer.lifecycle(now, &inst.name, &inst.machine_type, "start");
                 }
                 Command::Deploy { deployment, fingerprint, .. } => {
                     let Some(&m) = self.by_name.get(deployment) else { continue };
-                    let inst = &self.instances[m as usize];
                     self.stability.deploys += 1;
+                    // The earliest free deploy slot (the first, on a tie).
+                    let (slot, start) =
+                        deployers.iter().copied().enumerate().min_by_key(|&(i, t)| (t, i)).unwrap_or((0, now));
+                    if let Some(boot) = self.instances[m as usize].launch_pending.take() {
+                        self.begin_run(m, start, boot);
+                    }
+                    let inst = &self.instances[m as usize];
                     let (done_at, ok) = if inst.state == InstanceState::Running {
                         let seconds = if inst.deployed_since_boot { inst.cloud.redeploy } else { inst.cloud.deploy };
                         let fail_rate = inst.cloud.deploy_failure_rate;
-                        let done = inst.ready_at.max(now).plus_ms(secs_ms(seconds));
+                        let done = inst.ready_at.max(start).plus_ms(secs_ms(seconds));
                         let ok = fail_rate == 0.0 || self.rng.random::<f64>() >= fail_rate;
                         (done, ok)
                     } else {
-                        (now, false)
+                        (start, false)
                     };
+                    if let Some(d) = deployers.get_mut(slot) {
+                        *d = done_at;
+                    }
                     pass_end = pass_end.max(done_at);
                     deploys.push(DeployResult { machine: m, fingerprint: fingerprint.clone(), done_at, ok });
                 }
@@ -563,6 +584,13 @@ impl<'s> Simulation<'s> {
                 Command::WriteMachinesFile => write_file = true,
                 Command::Stop { .. } | Command::Destroy { .. } => {}
             }
+        }
+        // A creation without a deploy still launches its instance.
+        let unlaunched: Vec<(u32, i64)> =
+            self.live.iter().filter_map(|&m| self.instances[m as usize].launch_pending.map(|b| (m, b))).collect();
+        for (m, boot) in unlaunched {
+            self.instances[m as usize].launch_pending = None;
+            self.begin_run(m, now, boot);
         }
         self.pending = Some(PendingPass { plan, deploys, write_file });
         self.schedule(pass_end, Event::PassEnd);

@@ -548,3 +548,40 @@ fn the_era_decides_whether_the_status_has_last_active() {
         assert!(idle_machines_seen > 0);
     }
 }
+
+#[test]
+fn deploys_run_at_most_deploy_concurrency_at_a_time() {
+    // Three creations in one pass at 300 s, each launched by its deploy:
+    // boot 60 s, deploy 120 s. One deploy at a time: done at 480, 660, 840.
+    let lifecycle = |concurrency: u32, quirks: &str| {
+        let scenario = format!(
+            r#"
+trace = "unused.csv"
+horizon = 1000
+[provisioner]
+billing = "per-second"
+deployConcurrency = {concurrency}
+quirks = "{quirks}"
+[provisioner.systemTypes."x86_64-linux"]
+maxMachines = 3
+runnablesPerMachine = 1
+maxCreationsPerPass = 3
+[cloud."x86_64-linux"]
+boot_spread = 0
+deploy = 120
+"#
+        );
+        let trace = "step_id,submitted_at,system,duration\n1,0,x86_64-linux,900\n2,0,x86_64-linux,900\n3,0,x86_64-linux,900\n";
+        let (summary, c) = simulate(&scenario, trace);
+        let deployed: Vec<i64> = c.lifecycle.iter().filter(|(_, _, e)| e == "deployed").map(|(t, _, _)| *t).collect();
+        (deployed, summary.cost.billed_machine_hours)
+    };
+    let (sequential, billed_sequential) = lifecycle(1, "fixed");
+    assert_eq!(sequential, vec![480_000, 660_000, 840_000]);
+    assert_eq!(lifecycle(3, "fixed").0, vec![480_000, 480_000, 480_000]);
+    assert_eq!(lifecycle(3, "original").0, sequential, "the original deployed one machine after another");
+    // Instances are launched by their deploy, so later ones are billed from
+    // later: 700 + 520 + 340 s instead of 3 x 700 s until the horizon.
+    assert_eq!(billed_sequential, round3(1560.0 / 3600.0));
+    assert_eq!(lifecycle(3, "fixed").1, round3(2100.0 / 3600.0));
+}

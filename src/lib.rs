@@ -4,7 +4,9 @@
 //!
 //! The crate is a functional core ([`engine`], [`billing`], [`status`],
 //! [`config`] parsing, [`model`]) with imperative shells around it
-//! ([`adapters`] for external tools, [`driver`] for the live pass). ARCHITECTURE.md has the map.
+//! ([`adapters`] for external tools, [`driver`] for the live pass, [`sim`]
+//! for the simulator, which replays [`trace`]s and reports [`metrics`]).
+//! ARCHITECTURE.md has the map.
 
 pub mod adapters;
 pub mod billing;
@@ -12,5 +14,8 @@ pub mod cli;
 pub mod config;
 pub mod driver;
 pub mod engine;
+pub mod metrics;
 pub mod model;
+pub mod sim;
 pub mod status;
+pub mod trace;

@@ -6,6 +6,8 @@
 
 mod plan;
 mod run;
+mod simulate;
+mod trace;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,6 +39,10 @@ pub enum Cmd {
     /// Run one production pass against the queue runner and NixOps.
     #[command(long_about = run::LONG_ABOUT)]
     Run(run::RunArgs),
+    /// Replay a trace through simulated Hydra and cloud with the engine deciding; report cost and latency.
+    Simulate(simulate::SimulateArgs),
+    /// Generate synthetic traces and check trace files.
+    Trace(trace::TraceArgs),
 }
 
 /// An error with the exit code it deserves.
@@ -93,6 +99,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::Plan(args) => plan::run(args),
         Cmd::Run(args) => run::run(args),
+        Cmd::Simulate(args) => simulate::run(args),
+        Cmd::Trace(args) => trace::run(args),
     };
     match result {
         Ok(code) => code,

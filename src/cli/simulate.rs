@@ -1,0 +1,245 @@
+//! `hydra-provisioner simulate`: run a scenario and report cost and latency.
+//! Without a scenario it runs the embedded quick-start scenario and trace.
+
+use super::Failure;
+use crate::engine::Plan;
+use crate::model::Observation;
+use crate::sim::{self, Observer, Scenario, SimError, SimTime, StepLine};
+use crate::trace::{StepSource, TraceReader, format_seconds};
+use anyhow::Context;
+use clap::Args;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const QUICK_START: &str = include_str!("../../scenarios/quick-start.toml");
+const QUICK_START_TRACE: &str = include_str!("../../traces/quick-start.csv");
+
+#[derive(Args, Debug)]
+#[command(
+    long_about = "Replay a trace of build steps through a model of Hydra's queue runner and of a cloud, \
+        with the scaling engine deciding the fleet every provisioner interval, and report cost and latency.\n\n\
+        The scenario file (TOML, see docs/scenario-format.md) names the trace, the provisioner configuration, \
+        the cloud model and the static machines. Without one, the embedded quick-start scenario runs.",
+    after_help = "Examples:\n  hydra-provisioner simulate\n  \
+        hydra-provisioner simulate scenarios/hydra-nixos-2017.toml --out out/2017\n\n\
+        Files written with --out: summary.json, steps.csv, series.csv, machines.csv \
+        (and passes/ with --record-passes)."
+)]
+pub struct SimulateArgs {
+    /// Scenario file [default: the embedded quick-start scenario].
+    pub scenario: Option<PathBuf>,
+    /// Seed of the cloud model's random draws [default: the scenario's].
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write summary.json and the per-step, time-series and machine CSVs here.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// With --out: also write every pass's status, fleet and plan (passes/NNNNN.json), and an
+    /// inline configuration as conf.json.
+    #[arg(long, requires = "out")]
+    pub record_passes: bool,
+    /// Print the summary as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Files {
+    dir: PathBuf,
+    steps: csv::Writer<BufWriter<File>>,
+    series: csv::Writer<BufWriter<File>>,
+    machines: csv::Writer<BufWriter<File>>,
+    record_passes: bool,
+    error: Option<anyhow::Error>,
+}
+
+fn csv_file(dir: &Path, name: &str, header: &[&str]) -> anyhow::Result<csv::Writer<BufWriter<File>>> {
+    let path = dir.join(name);
+    let f = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut w = csv::Writer::from_writer(BufWriter::new(f));
+    w.write_record(header)?;
+    Ok(w)
+}
+
+fn opt_time(t: Option<SimTime>) -> String {
+    t.map_or(String::new(), |t| format_seconds(t.0))
+}
+
+impl Files {
+    fn create(dir: &Path, record_passes: bool) -> anyhow::Result<Files> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        if record_passes {
+            std::fs::create_dir_all(dir.join("passes"))?;
+        }
+        Ok(Files {
+            dir: dir.to_path_buf(),
+            steps: csv_file(
+                dir,
+                "steps.csv",
+                &["step", "type", "runnable_at", "started_at", "finished_at", "machine", "attempts", "end"],
+            )?,
+            series: csv_file(dir, "series.csv", &["time", "metric", "key", "value"])?,
+            machines: csv_file(dir, "machines.csv", &["time", "machine", "type", "event"])?,
+            record_passes,
+            error: None,
+        })
+    }
+
+    fn keep(&mut self, r: Result<(), impl Into<anyhow::Error>>) {
+        if let Err(e) = r {
+            self.error.get_or_insert(e.into());
+        }
+    }
+
+    fn finish(mut self) -> anyhow::Result<()> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        self.steps.flush()?;
+        self.series.flush()?;
+        self.machines.flush()?;
+        Ok(())
+    }
+}
+
+impl Observer for Files {
+    fn step(&mut self, l: &StepLine<'_>) {
+        let r = self.steps.write_record([
+            l.step_id.to_string().as_str(),
+            l.machine_type,
+            &opt_time(l.runnable_at),
+            &opt_time(l.started_at),
+            &opt_time(l.finished_at),
+            l.machine.unwrap_or(""),
+            &l.attempts.to_string(),
+            l.end,
+        ]);
+        self.keep(r);
+    }
+
+    fn sample(&mut self, at: SimTime, metric: &str, key: &str, value: u64) {
+        let r = self.series.write_record([format_seconds(at.0).as_str(), metric, key, &value.to_string()]);
+        self.keep(r);
+    }
+
+    fn lifecycle(&mut self, at: SimTime, machine: &str, machine_type: &str, event: &str) {
+        let r = self.machines.write_record([format_seconds(at.0).as_str(), machine, machine_type, event]);
+        self.keep(r);
+    }
+
+    fn pass(&mut self, index: u64, status: &serde_json::Value, observation: &Observation, plan: &Plan) {
+        if !self.record_passes {
+            return;
+        }
+        let doc = serde_json::json!({"now": plan.now, "status": status, "fleet": observation.fleet, "plan": plan});
+        let path = self.dir.join("passes").join(format!("{index:05}.json"));
+        let r = serde_json::to_vec_pretty(&doc).map_err(anyhow::Error::from).and_then(|bytes| {
+            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+        });
+        self.keep(r);
+    }
+}
+
+struct Progress<'a> {
+    bar: indicatif::ProgressBar,
+    inner: Option<&'a mut Files>,
+}
+
+impl Observer for Progress<'_> {
+    fn wants_steps(&self) -> bool {
+        self.inner.is_some()
+    }
+    fn step(&mut self, l: &StepLine<'_>) {
+        if let Some(f) = self.inner.as_deref_mut() {
+            f.step(l)
+        }
+    }
+    fn sample(&mut self, at: SimTime, metric: &str, key: &str, value: u64) {
+        if let Some(f) = self.inner.as_deref_mut() {
+            f.sample(at, metric, key, value)
+        }
+    }
+    fn lifecycle(&mut self, at: SimTime, machine: &str, machine_type: &str, event: &str) {
+        if let Some(f) = self.inner.as_deref_mut() {
+            f.lifecycle(at, machine, machine_type, event)
+        }
+    }
+    fn pass(&mut self, index: u64, status: &serde_json::Value, observation: &Observation, plan: &Plan) {
+        if let Some(f) = self.inner.as_deref_mut() {
+            f.pass(index, status, observation, plan)
+        }
+    }
+    fn progress(&mut self, at: SimTime, steps_arrived: u64) {
+        self.bar.set_message(format!("simulated {:.1} h, {steps_arrived} steps", at.0 as f64 / 3_600_000.0));
+        self.bar.tick();
+    }
+}
+
+fn sim_failure(e: SimError) -> Failure {
+    match e {
+        SimError::Internal(_) => Failure::failed(e),
+        _ => Failure::input(e),
+    }
+}
+
+pub fn run(args: SimulateArgs) -> Result<ExitCode, Failure> {
+    let (mut scenario, mut source): (Scenario, Box<dyn StepSource>) = match &args.scenario {
+        Some(path) => {
+            let scenario = Scenario::load(path).map_err(Failure::input)?;
+            let f = File::open(&scenario.trace)
+                .with_context(|| format!("cannot open the trace {}", scenario.trace.display()))
+                .map_err(Failure::input)?;
+            let name = scenario.trace.display().to_string();
+            let reader = TraceReader::new(std::io::BufReader::with_capacity(1 << 16, f), name);
+            (scenario, Box::new(reader))
+        }
+        None => {
+            let mut scenario =
+                Scenario::parse(QUICK_START, "quick-start.toml (embedded)", Path::new("scenarios")).map_err(Failure::input)?;
+            scenario.name = format!("{} (embedded)", scenario.name);
+            let reader = TraceReader::new(QUICK_START_TRACE.as_bytes(), format!("{} (embedded)", scenario.trace_text));
+            (scenario, Box::new(reader))
+        }
+    };
+    if let Some(seed) = args.seed {
+        scenario.seed = seed;
+    }
+    let mut files = match &args.out {
+        Some(dir) => Some(Files::create(dir, args.record_passes).map_err(Failure::failed)?),
+        None => None,
+    };
+    if let (Some(f), Some(json)) = (&files, scenario.config_json.as_ref().filter(|_| args.record_passes)) {
+        let path = f.dir.join("conf.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(json).map_err(Failure::failed)?)
+            .with_context(|| format!("cannot write {}", path.display()))
+            .map_err(Failure::failed)?;
+    }
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    tracing::info!("simulating {} with seed {}", scenario.name, scenario.seed);
+    let mut observer = Progress { bar: bar.clone(), inner: files.as_mut() };
+    let summary = sim::run(&scenario, source.as_mut(), &mut observer).map_err(sim_failure)?;
+    bar.finish_and_clear();
+    if let Some(files) = files {
+        let dir = files.dir.clone();
+        files.finish().map_err(Failure::failed)?;
+        let json = serde_json::to_vec_pretty(&summary).map_err(Failure::failed)?;
+        std::fs::write(dir.join("summary.json"), json)
+            .with_context(|| format!("cannot write {}", dir.join("summary.json").display()))
+            .map_err(Failure::failed)?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    let text = if args.json {
+        serde_json::to_string_pretty(&summary).map_err(Failure::failed)? + "\n"
+    } else {
+        summary.to_table()
+    };
+    stdout.write_all(text.as_bytes()).map_err(Failure::failed)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,1046 @@
+//! A model of the C++ queue runner: runnable steps, build machines with
+//! slots, the dispatcher's orders, scheduling shares, retries, and the status
+//! document it reports.
+//!
+//! Dispatch follows Hydra's `doDispatch`. Runnable steps are ordered by
+//! global priority (desc), then the lowest `shareUsed` of the step's jobset
+//! (asc, over a sliding 24 h window of finished attempts' build time divided by
+//! the jobset's shares), then priority (desc), then the number of required
+//! features (desc), then the number of reverse dependencies (desc), then build
+//! id (asc), and finally step id (asc), a tie-break Hydra leaves to its sort.
+//! Machines with a free slot, enabled and listed, are ordered by
+//! `round(currentJobs / speedFactor)` (asc), then speedFactor (desc), then
+//! currentJobs (desc), and finally by the order in which Hydra first saw
+//! them (static machines first, in scenario order). The first machine takes
+//! the first step it supports; this repeats until no machine takes a step.
+//!
+//! A machine supports a step when it has the step's system, supports all the
+//! step's required features, and the step requires all the machine's
+//! mandatory features. The number of reverse dependencies is the number of
+//! steps that depended on the step when it became runnable.
+//!
+//! To be fast, runnable steps sit in one heap per (step type, jobset) keyed by
+//! everything but `shareUsed`; jobsets and step types are few, so the best
+//! step for a machine is found by scanning the heap heads. This module knows
+//! nothing of clouds, billing or the provisioner: machines come and go when
+//! the simulator says so.
+
+use super::time::SimTime;
+use crate::metrics::WaitRecorder;
+use crate::trace::{Outcome, StepRow, Sym, Symbols};
+use serde_json::{Map, Value, json};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
+
+type IdHash = std::hash::BuildHasherDefault<crate::trace::IdHasher>;
+
+/// Attempts a step gets before Hydra gives up on it.
+pub const MAX_ATTEMPTS: u32 = 5;
+/// Length of the scheduling-share window.
+pub const SHARE_WINDOW_MS: i64 = 24 * 3_600_000;
+const MINUTE_MS: i64 = 60_000;
+
+/// Back-off before attempt `failed + 1`, after `failed` attempts: 60 x 3^(n-1) s.
+pub fn retry_delay_ms(failed: u32) -> i64 {
+    60_000 * 3i64.pow(failed.saturating_sub(1).min(10))
+}
+
+/// What a machines-file line (or a static machine) offers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MachineSpec {
+    pub systems: Vec<String>,
+    pub max_jobs: u32,
+    pub speed_factor: f64,
+    pub supported: BTreeSet<String>,
+    pub mandatory: BTreeSet<String>,
+}
+
+impl MachineSpec {
+    /// Hydra's rule (see the module documentation).
+    pub fn supports(&self, system: &str, required: &BTreeSet<String>) -> bool {
+        self.systems.iter().any(|s| s == system)
+            && required.iter().all(|f| self.supported.contains(f) || self.mandatory.contains(f))
+            && self.mandatory.iter().all(|f| required.contains(f))
+    }
+
+    /// Reads one machines-file line: `uri systems key maxJobs speedFactor
+    /// supported mandatory hostkey`, `-` for empty. Returns the store URI too.
+    pub fn parse_machines_line(line: &str) -> Option<(String, MachineSpec)> {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            return None;
+        }
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let list = |i: usize| -> BTreeSet<String> {
+            match f.get(i) {
+                None | Some(&"-") => BTreeSet::new(),
+                Some(s) => s.split(',').filter(|x| !x.is_empty()).map(String::from).collect(),
+            }
+        };
+        let spec = MachineSpec {
+            systems: f.get(1).map_or(vec![], |s| s.split(',').map(String::from).collect()),
+            max_jobs: f.get(3).and_then(|s| s.parse().ok()).unwrap_or(1),
+            speed_factor: f.get(4).and_then(|s| s.parse().ok()).filter(|x: &f64| *x > 0.0).unwrap_or(1.0),
+            supported: list(5),
+            mandatory: list(6),
+        };
+        Some((f[0].to_string(), spec))
+    }
+}
+
+/// How a step left the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepEnd {
+    Succeeded,
+    Failed,
+    GaveUp,
+    NeverStarted(&'static str),
+    RunningAtEnd,
+    RetryingAtEnd,
+}
+
+pub const NO_MACHINE: &str = "no machine type can serve it";
+pub const DEPENDENCY_FAILED: &str = "a dependency failed";
+pub const HORIZON: &str = "horizon reached first";
+
+/// One line of the per-step report.
+#[derive(Debug, Clone)]
+pub struct StepRecord {
+    pub step_id: u64,
+    pub kind: u32,
+    pub runnable_at: Option<SimTime>,
+    pub started_at: Option<SimTime>,
+    pub finished_at: Option<SimTime>,
+    /// Machine of the last attempt.
+    pub machine: Option<u32>,
+    pub attempts: u32,
+    pub end: StepEnd,
+}
+
+/// Something the simulator must do at a later time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HydraEvent {
+    StepDone { step_id: u64, slot: u32, attempt: u32 },
+    RetryDue { step_id: u64, slot: u32, attempt: u32 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepState {
+    Waiting,
+    Queued,
+    Backoff,
+    Running,
+}
+
+#[derive(Debug)]
+struct Step {
+    step_id: u64,
+    kind: u32,
+    jobset: u32,
+    build_id: u64,
+    priority: i32,
+    global_priority: i32,
+    rdeps: u32,
+    duration_ms: i64,
+    outcome: Outcome,
+    runnable_at: i64,
+    first_start: i64,
+    attempt_start: i64,
+    attempts: u32,
+    unfinished_deps: u32,
+    /// Steps waiting for this one: (slot, step id).
+    dependents: Vec<(u32, u64)>,
+    state: StepState,
+    machine: u32,
+    /// False once the step left the model (its slot may then be reused).
+    live: bool,
+}
+
+/// A step type as Hydra keys it: `system[:features]`.
+#[derive(Debug)]
+pub struct Kind {
+    pub key: String,
+    pub system: String,
+    pub features: BTreeSet<String>,
+    /// Queued or in retry back-off.
+    pub runnable: u64,
+    pub running: u64,
+    pub last_active: Option<i64>,
+    pub servable: bool,
+}
+
+#[derive(Debug)]
+struct Class {
+    spec: MachineSpec,
+    /// Whether a machine of this class may ever exist (static, or a type the
+    /// provisioner may create).
+    can_exist: bool,
+    serves: Vec<bool>,
+    served_kinds: Vec<u32>,
+}
+
+#[derive(Debug)]
+struct Jobset {
+    name: String,
+    shares: u64,
+    /// Build milliseconds charged per minute, within the window.
+    window: VecDeque<(i64, i64)>,
+    window_ms: i64,
+}
+
+/// A build machine as the queue runner sees it.
+#[derive(Debug)]
+pub struct Machine {
+    pub host: String,
+    class: u32,
+    pub max_jobs: u32,
+    pub speed_factor: f64,
+    pub current_jobs: u32,
+    /// Listed in the machines file Hydra last read (static machines: always).
+    pub enabled: bool,
+    /// The instance runs and can take builds.
+    pub alive: bool,
+    running: Vec<u32>,
+    pub idle_since: i64,
+    pub steps_done: u64,
+    busy_since: Option<i64>,
+    /// Time with at least one job running.
+    pub busy_ms: i64,
+    /// Sum of the run times of its attempts.
+    pub job_ms: i64,
+    /// When the instance was requested (created or started), for "waited for a boot".
+    pub requested_at: i64,
+    /// Index in `Hydra::active`, if active.
+    active_pos: Option<u32>,
+    pub provisioned: bool,
+    /// Destroyed: no longer tracked by Hydra.
+    pub removed: bool,
+}
+
+/// Hydra's machine order, smaller first: load, speed (desc), jobs (desc), first sight.
+type MachineOrder = (i64, Reverse<u64>, Reverse<u32>, usize);
+
+#[derive(Debug, Clone, Copy)]
+struct ActiveMachine {
+    machine: u32,
+    class: u32,
+    current_jobs: u32,
+    max_jobs: u32,
+    speed_factor: f64,
+}
+
+/// Key of a runnable step in its (type, jobset) heap: larger is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct QueueKey {
+    /// Global priority and priority, each offset to compare as unsigned.
+    priorities: u64,
+    /// Number of required features, then reverse dependencies.
+    features_and_rdeps: u64,
+    /// Complements, so that the lower id compares greater.
+    build_id: u64,
+    step_id: u64,
+    slot: u32,
+}
+
+/// An `i32` mapped to a `u32` of the same order.
+fn ordered(x: i32) -> u32 {
+    (x as u32) ^ 0x8000_0000
+}
+
+impl QueueKey {
+    fn global_priority(&self) -> u32 {
+        (self.priorities >> 32) as u32
+    }
+}
+
+/// Counters of attempts and outcomes.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    pub total: u64,
+    pub started: u64,
+    pub attempts_started: u64,
+    pub attempts_finished: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub gave_up: u64,
+    pub aborted: u64,
+    pub retries: u64,
+    pub never_started: BTreeMap<&'static str, u64>,
+    pub running_at_end: u64,
+    pub retrying_at_end: u64,
+}
+
+/// The queue runner model.
+pub struct Hydra {
+    kinds: Vec<Kind>,
+    kind_index: HashMap<(Sym, Sym), u32, IdHash>,
+    classes: Vec<Class>,
+    queues: Vec<Vec<BinaryHeap<QueueKey>>>,
+    jobsets: Vec<Jobset>,
+    jobset_index: HashMap<Sym, u32, IdHash>,
+    shares: BTreeMap<String, u64>,
+    pub machines: Vec<Machine>,
+    /// Machines that are enabled and alive, in order of first sight, with
+    /// what dispatch reads, kept compact because it is scanned often.
+    active: Vec<ActiveMachine>,
+    /// Free slots of active machines per class.
+    class_free: Vec<u64>,
+    steps: Vec<Step>,
+    free_slots: Vec<u32>,
+    by_id: HashMap<u64, u32, IdHash>,
+    failed_ids: HashSet<u64, IdHash>,
+    queued: u64,
+    pub dispatch_needed: bool,
+    /// Events for the simulator to schedule.
+    pub scheduled: Vec<(SimTime, HydraEvent)>,
+    /// Steps that left the model, for the per-step report.
+    pub records: Vec<StepRecord>,
+    pub waits: WaitRecorder,
+    pub counters: Counters,
+    /// Per class, the best step for it in the current dispatch round.
+    class_cache: Vec<Option<(u32, u32)>>,
+    /// The minute up to which share charges have been expired.
+    expired_up_to: i64,
+    /// Free slots on enabled, alive machines: no dispatch is needed without one.
+    free_active_slots: u64,
+}
+
+impl Hydra {
+    pub fn new(shares: BTreeMap<String, u64>) -> Hydra {
+        Hydra {
+            kinds: vec![],
+            kind_index: HashMap::default(),
+            classes: vec![],
+            queues: vec![],
+            jobsets: vec![],
+            jobset_index: HashMap::default(),
+            shares,
+            machines: vec![],
+            active: vec![],
+            class_free: vec![],
+            steps: vec![],
+            free_slots: vec![],
+            by_id: HashMap::default(),
+            failed_ids: HashSet::default(),
+            queued: 0,
+            dispatch_needed: false,
+            scheduled: vec![],
+            records: vec![],
+            waits: WaitRecorder::default(),
+            counters: Counters::default(),
+            class_cache: vec![],
+            expired_up_to: i64::MIN,
+            free_active_slots: 0,
+        }
+    }
+
+    pub fn kinds(&self) -> &[Kind] {
+        &self.kinds
+    }
+
+    pub fn jobset_count(&self) -> u32 {
+        self.jobsets.len() as u32
+    }
+
+    pub fn jobset_name(&self, j: u32) -> &str {
+        &self.jobsets[j as usize].name
+    }
+
+    /// Steps in the model (arrived, not yet finished for good).
+    pub fn live_steps(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// Registers a kind of machine; `can_exist` says whether one may ever be
+    /// available (used to tell steps that can never run).
+    pub fn add_class(&mut self, spec: MachineSpec, can_exist: bool) -> u32 {
+        if let Some(i) = self.classes.iter().position(|c| c.spec == spec) {
+            if can_exist && !self.classes[i].can_exist {
+                self.classes[i].can_exist = true;
+                for k in 0..self.kinds.len() {
+                    if self.classes[i].serves[k] {
+                        self.kinds[k].servable = true;
+                    }
+                }
+            }
+            return i as u32;
+        }
+        let serves: Vec<bool> = self.kinds.iter().map(|k| spec.supports(&k.system, &k.features)).collect();
+        let served_kinds = (0..serves.len() as u32).filter(|&k| serves[k as usize]).collect();
+        for (k, s) in serves.iter().enumerate() {
+            if *s && can_exist {
+                self.kinds[k].servable = true;
+            }
+        }
+        self.classes.push(Class { spec, can_exist, serves, served_kinds });
+        self.class_cache.push(None);
+        self.class_free.push(0);
+        (self.classes.len() - 1) as u32
+    }
+
+    /// Adds a machine Hydra knows from now on (disabled until listed, unless static).
+    pub fn add_machine(&mut self, host: String, spec: MachineSpec, now: SimTime, provisioned: bool) -> u32 {
+        let class = self.add_class(spec.clone(), !provisioned);
+        let i = self.machines.len() as u32;
+        self.machines.push(Machine {
+            host,
+            class,
+            max_jobs: spec.max_jobs.max(1),
+            speed_factor: spec.speed_factor,
+            current_jobs: 0,
+            enabled: !provisioned,
+            alive: !provisioned,
+            running: vec![],
+            idle_since: now.0,
+            steps_done: 0,
+            busy_since: None,
+            busy_ms: 0,
+            job_ms: 0,
+            requested_at: now.0,
+            provisioned,
+            removed: false,
+            active_pos: None,
+        });
+        self.refresh_active();
+        i
+    }
+
+    fn refresh_active(&mut self) {
+        self.active.clear();
+        self.class_free.iter_mut().for_each(|f| *f = 0);
+        self.free_active_slots = 0;
+        for (i, m) in self.machines.iter_mut().enumerate() {
+            if !(m.enabled && m.alive) {
+                m.active_pos = None;
+                continue;
+            }
+            m.active_pos = Some(self.active.len() as u32);
+            self.active.push(ActiveMachine {
+                machine: i as u32,
+                class: m.class,
+                current_jobs: m.current_jobs,
+                max_jobs: m.max_jobs,
+                speed_factor: m.speed_factor,
+            });
+            let free = u64::from(m.max_jobs.saturating_sub(m.current_jobs));
+            self.class_free[m.class as usize] += free;
+            self.free_active_slots += free;
+        }
+        self.dispatch_needed = true;
+    }
+
+    /// Hydra reread the machines file: exactly the `listed` hosts of
+    /// provisioned machines are enabled (a provisioned machine's spec may change).
+    pub fn apply_machines_file(&mut self, listed: &BTreeMap<String, MachineSpec>) {
+        for i in 0..self.machines.len() {
+            if !self.machines[i].provisioned || self.machines[i].removed {
+                continue;
+            }
+            let spec = listed.get(&self.machines[i].host).cloned();
+            if let Some(spec) = spec.as_ref().filter(|s| **s != self.classes[self.machines[i].class as usize].spec) {
+                let class = self.add_class(spec.clone(), false);
+                let m = &mut self.machines[i];
+                m.class = class;
+                m.max_jobs = spec.max_jobs.max(1);
+                m.speed_factor = spec.speed_factor;
+            }
+            self.machines[i].enabled = spec.is_some();
+        }
+        self.refresh_active();
+    }
+
+    /// The instance behind a machine came up (`alive`) or went away. Going
+    /// away aborts its running steps, which are retried after a back-off.
+    pub fn set_alive(&mut self, machine: u32, alive: bool, now: SimTime) {
+        let m = &mut self.machines[machine as usize];
+        if m.alive == alive {
+            return;
+        }
+        m.alive = alive;
+        if !alive {
+            let running = std::mem::take(&mut m.running);
+            for slot in running {
+                self.abort(slot, now);
+            }
+        }
+        self.refresh_active();
+    }
+
+    /// When the instance was requested: steps that became runnable before it
+    /// and ran on it waited for a boot.
+    pub fn set_requested_at(&mut self, machine: u32, at: SimTime) {
+        self.machines[machine as usize].requested_at = at.0;
+    }
+
+    /// Forgets a destroyed machine (it must not be alive).
+    pub fn remove_machine(&mut self, machine: u32, now: SimTime) {
+        self.set_alive(machine, false, now);
+        let m = &mut self.machines[machine as usize];
+        m.enabled = false;
+        m.removed = true;
+        self.refresh_active();
+    }
+
+    fn kind_of(&mut self, row: &StepRow, symbols: &Symbols) -> u32 {
+        if let Some(&k) = self.kind_index.get(&(row.system, row.features)) {
+            return k;
+        }
+        let system = symbols.name(row.system).to_string();
+        let features_text = symbols.name(row.features);
+        let features: BTreeSet<String> = features_text.split(',').filter(|f| !f.is_empty()).map(String::from).collect();
+        let key = if features.is_empty() { system.clone() } else { format!("{system}:{features_text}") };
+        let k = self.kinds.len() as u32;
+        let mut servable = false;
+        for c in &mut self.classes {
+            let s = c.spec.supports(&system, &features);
+            c.serves.push(s);
+            if s {
+                c.served_kinds.push(k);
+                servable |= c.can_exist;
+            }
+        }
+        self.kinds.push(Kind { key, system, features, runnable: 0, running: 0, last_active: None, servable });
+        self.queues.push((0..self.jobsets.len()).map(|_| BinaryHeap::new()).collect());
+        self.kind_index.insert((row.system, row.features), k);
+        k
+    }
+
+    fn jobset_of(&mut self, sym: Sym, symbols: &Symbols) -> u32 {
+        if let Some(&j) = self.jobset_index.get(&sym) {
+            return j;
+        }
+        let name = symbols.name(sym).to_string();
+        let shares = self.shares.get(&name).copied().unwrap_or(100).max(1);
+        let j = self.jobsets.len() as u32;
+        self.jobsets.push(Jobset { name, shares, window: VecDeque::new(), window_ms: 0 });
+        for q in &mut self.queues {
+            q.push(BinaryHeap::new());
+        }
+        self.jobset_index.insert(sym, j);
+        j
+    }
+
+    /// A step of the trace arrives.
+    pub fn arrive(&mut self, row: &StepRow, symbols: &Symbols, now: SimTime) -> Result<(), String> {
+        if self.by_id.contains_key(&row.step_id) {
+            return Err(format!("step {} appears twice", row.step_id));
+        }
+        let kind = self.kind_of(row, symbols);
+        let jobset = self.jobset_of(row.jobset, symbols);
+        let step = Step {
+            step_id: row.step_id,
+            kind,
+            jobset,
+            build_id: row.build_id,
+            priority: row.priority,
+            global_priority: row.global_priority,
+            rdeps: 0,
+            duration_ms: row.duration_ms,
+            outcome: row.outcome,
+            runnable_at: -1,
+            first_start: -1,
+            attempt_start: -1,
+            attempts: 0,
+            unfinished_deps: 0,
+            dependents: vec![],
+            state: StepState::Waiting,
+            machine: u32::MAX,
+            live: true,
+        };
+        let slot = match self.free_slots.pop() {
+            Some(s) => {
+                self.steps[s as usize] = step;
+                s
+            }
+            None => {
+                self.steps.push(step);
+                (self.steps.len() - 1) as u32
+            }
+        };
+        self.by_id.insert(row.step_id, slot);
+        self.counters.total += 1;
+        let mut dependency_failed = false;
+        for dep in &row.depends_on {
+            if let Some(&d) = self.by_id.get(dep) {
+                let ds = &mut self.steps[d as usize];
+                ds.dependents.push((slot, row.step_id));
+                ds.rdeps += 1;
+                self.steps[slot as usize].unfinished_deps += 1;
+            } else if self.failed_ids.contains(dep) {
+                dependency_failed = true;
+            }
+        }
+        if dependency_failed {
+            self.cancel_for_failed_dependency(slot, row.step_id);
+        } else if self.steps[slot as usize].unfinished_deps == 0 {
+            self.make_runnable(slot, now);
+        }
+        Ok(())
+    }
+
+    /// A step of the trace that arrives after the horizon: reported, never run.
+    pub fn arrives_after_horizon(&mut self, row: &StepRow, symbols: &Symbols) {
+        let kind = self.kind_of(row, symbols);
+        self.counters.total += 1;
+        *self.counters.never_started.entry(HORIZON).or_default() += 1;
+        self.records.push(StepRecord {
+            step_id: row.step_id,
+            kind,
+            runnable_at: None,
+            started_at: None,
+            finished_at: None,
+            machine: None,
+            attempts: 0,
+            end: StepEnd::NeverStarted(HORIZON),
+        });
+    }
+
+    fn make_runnable(&mut self, slot: u32, now: SimTime) {
+        let s = &mut self.steps[slot as usize];
+        s.runnable_at = now.0;
+        let kind = s.kind;
+        if !self.kinds[kind as usize].servable {
+            return self.resolve(slot, StepEnd::NeverStarted(NO_MACHINE), None);
+        }
+        self.enqueue(slot);
+    }
+
+    fn enqueue(&mut self, slot: u32) {
+        let s = &mut self.steps[slot as usize];
+        // Steps in back-off already count as runnable.
+        if s.state != StepState::Backoff {
+            self.kinds[s.kind as usize].runnable += 1;
+        }
+        s.state = StepState::Queued;
+        let k = &self.kinds[s.kind as usize];
+        let key = QueueKey {
+            priorities: u64::from(ordered(s.global_priority)) << 32 | u64::from(ordered(s.priority)),
+            features_and_rdeps: (k.features.len() as u64) << 32 | u64::from(s.rdeps),
+            build_id: !s.build_id,
+            step_id: !s.step_id,
+            slot,
+        };
+        self.queues[s.kind as usize][s.jobset as usize].push(key);
+        self.queued += 1;
+        self.dispatch_needed = true;
+    }
+
+    /// Steps that can never run because a dependency failed, transitively.
+    fn cancel_for_failed_dependency(&mut self, slot: u32, step_id: u64) {
+        let mut stack = vec![(slot, step_id)];
+        while let Some((s, id)) = stack.pop() {
+            let step = &mut self.steps[s as usize];
+            if !step.live || step.step_id != id {
+                continue;
+            }
+            stack.append(&mut step.dependents);
+            self.resolve(s, StepEnd::NeverStarted(DEPENDENCY_FAILED), None);
+        }
+    }
+
+    /// Reports a step that leaves the model; steps waiting for one that did
+    /// not succeed can never start.
+    fn resolve(&mut self, slot: u32, end: StepEnd, finished_at: Option<SimTime>) {
+        let blocks_dependents = match end {
+            StepEnd::Failed | StepEnd::GaveUp => true,
+            StepEnd::NeverStarted(reason) => reason != HORIZON,
+            _ => false,
+        };
+        let dependents =
+            if blocks_dependents { std::mem::take(&mut self.steps[slot as usize].dependents) } else { vec![] };
+        let s = &self.steps[slot as usize];
+        let record = StepRecord {
+            step_id: s.step_id,
+            kind: s.kind,
+            runnable_at: (s.runnable_at >= 0).then_some(SimTime(s.runnable_at)),
+            started_at: (s.first_start >= 0).then_some(SimTime(s.first_start)),
+            finished_at,
+            machine: (s.machine != u32::MAX).then_some(s.machine),
+            attempts: s.attempts,
+            end,
+        };
+        let c = &mut self.counters;
+        match end {
+            StepEnd::Succeeded => c.succeeded += 1,
+            StepEnd::Failed => c.failed += 1,
+            StepEnd::GaveUp => c.gave_up += 1,
+            StepEnd::NeverStarted(reason) => *c.never_started.entry(reason).or_default() += 1,
+            StepEnd::RunningAtEnd => c.running_at_end += 1,
+            StepEnd::RetryingAtEnd => c.retrying_at_end += 1,
+        }
+        if blocks_dependents {
+            self.failed_ids.insert(s.step_id);
+        }
+        self.by_id.remove(&s.step_id);
+        self.steps[slot as usize].live = false;
+        self.records.push(record);
+        self.free_slots.push(slot);
+        for (d, id) in dependents {
+            self.cancel_for_failed_dependency(d, id);
+        }
+    }
+
+    /// Drops charges older than the window. Only whole minutes expire, so
+    /// this does something at most once per simulated minute.
+    fn expire_shares(&mut self, now: SimTime) {
+        let minute = now.0.div_euclid(MINUTE_MS);
+        if minute == self.expired_up_to {
+            return;
+        }
+        self.expired_up_to = minute;
+        let oldest = (now.0 - SHARE_WINDOW_MS).div_euclid(MINUTE_MS);
+        for j in &mut self.jobsets {
+            while let Some(&(minute, ms)) = j.window.front() {
+                if minute > oldest {
+                    break;
+                }
+                j.window.pop_front();
+                j.window_ms -= ms;
+            }
+        }
+    }
+
+    /// Orders jobsets by `shareUsed = window_ms / shares`, compared exactly.
+    fn share_cmp(&self, a: usize, b: usize) -> Ordering {
+        let (ja, jb) = (&self.jobsets[a], &self.jobsets[b]);
+        (i128::from(ja.window_ms) * i128::from(jb.shares)).cmp(&(i128::from(jb.window_ms) * i128::from(ja.shares)))
+    }
+
+    fn charge(&mut self, jobset: u32, now: SimTime, ms: i64) {
+        let j = &mut self.jobsets[jobset as usize];
+        let minute = now.0.div_euclid(MINUTE_MS);
+        match j.window.back_mut() {
+            Some((m, total)) if *m == minute => *total += ms,
+            _ => j.window.push_back((minute, ms)),
+        }
+        j.window_ms += ms;
+    }
+
+    /// The best runnable step a machine of `class` supports: (kind, jobset).
+    fn best_for_class(&self, class: u32) -> Option<(u32, u32)> {
+        let mut best: Option<(QueueKey, u32, usize)> = None;
+        for &k in &self.classes[class as usize].served_kinds {
+            for (j, heap) in self.queues[k as usize].iter().enumerate() {
+                let Some(head) = heap.peek() else { continue };
+                let better = match &best {
+                    None => true,
+                    Some((b, _, bj)) => head
+                        .global_priority()
+                        .cmp(&b.global_priority())
+                        .then_with(|| self.share_cmp(*bj, j))
+                        .then_with(|| head.cmp(b))
+                        .is_gt(),
+                };
+                if better {
+                    best = Some((*head, k, j));
+                }
+            }
+        }
+        best.map(|(_, k, j)| (k, j as u32))
+    }
+
+    /// Assigns runnable steps to free slots until no machine takes one.
+    pub fn dispatch(&mut self, now: SimTime) {
+        self.dispatch_needed = false;
+        if self.queued == 0 || self.free_active_slots == 0 {
+            return;
+        }
+        self.expire_shares(now);
+        while self.free_active_slots > 0 && self.queued > 0 {
+            // The best step per class of machine with a free slot; a machine
+            // takes its class's best step, so no machine is asked twice.
+            let mut any = false;
+            for c in 0..self.classes.len() {
+                let head = if self.class_free[c] > 0 { self.best_for_class(c as u32) } else { None };
+                any |= head.is_some();
+                self.class_cache[c] = head;
+            }
+            if !any {
+                break;
+            }
+            let mut best: Option<(MachineOrder, u32, (u32, u32))> = None;
+            for (order, a) in self.active.iter().enumerate() {
+                if a.current_jobs >= a.max_jobs {
+                    continue;
+                }
+                let Some(head) = self.class_cache[a.class as usize] else { continue };
+                let key = (
+                    (f64::from(a.current_jobs) / a.speed_factor).round() as i64,
+                    Reverse(a.speed_factor.to_bits()),
+                    Reverse(a.current_jobs),
+                    order,
+                );
+                if best.as_ref().is_none_or(|b| key < b.0) {
+                    best = Some((key, a.machine, head));
+                }
+            }
+            let Some((_, machine, (kind, jobset))) = best else { break };
+            let Some(entry) = self.queues[kind as usize][jobset as usize].pop() else { break };
+            self.queued -= 1;
+            self.start(entry.slot, machine, now);
+        }
+    }
+
+    fn start(&mut self, slot: u32, machine: u32, now: SimTime) {
+        let m = &mut self.machines[machine as usize];
+        if m.current_jobs == 0 {
+            m.busy_since = Some(now.0);
+        }
+        m.current_jobs += 1;
+        // Only active machines are dispatched to.
+        if let Some(pos) = m.active_pos {
+            let a = &mut self.active[pos as usize];
+            a.current_jobs += 1;
+            self.class_free[a.class as usize] -= 1;
+            self.free_active_slots -= 1;
+        }
+        m.running.push(slot);
+        let run_ms = ((self.steps[slot as usize].duration_ms as f64) / m.speed_factor).round() as i64;
+        let requested_at = m.requested_at;
+        let provisioned = m.provisioned;
+        let s = &mut self.steps[slot as usize];
+        s.state = StepState::Running;
+        s.machine = machine;
+        s.attempts += 1;
+        s.attempt_start = now.0;
+        if s.first_start < 0 {
+            s.first_start = now.0;
+            let waited_for_boot = provisioned && requested_at > s.runnable_at;
+            self.waits.record(now.0 - s.runnable_at, s.kind, s.jobset, waited_for_boot);
+            self.counters.started += 1;
+        }
+        let kind = &mut self.kinds[s.kind as usize];
+        kind.runnable -= 1;
+        kind.running += 1;
+        self.counters.attempts_started += 1;
+        let (attempt, step_id) = (s.attempts, s.step_id);
+        self.scheduled.push((now.plus_ms(run_ms), HydraEvent::StepDone { step_id, slot, attempt }));
+    }
+
+    /// Takes a step off its machine (finished or aborted); returns its run time.
+    fn leave_machine(&mut self, slot: u32, now: SimTime) -> i64 {
+        let s = &self.steps[slot as usize];
+        let ran = now.0 - s.attempt_start;
+        let kind = s.kind as usize;
+        let m = &mut self.machines[s.machine as usize];
+        if let Some(i) = m.running.iter().position(|&r| r == slot) {
+            m.running.swap_remove(i);
+        }
+        m.current_jobs = m.current_jobs.saturating_sub(1);
+        m.job_ms += ran;
+        if let Some(pos) = m.active_pos {
+            let a = &mut self.active[pos as usize];
+            a.current_jobs = m.current_jobs;
+            if a.current_jobs < a.max_jobs {
+                self.class_free[a.class as usize] += 1;
+                self.free_active_slots += 1;
+            }
+        }
+        if m.current_jobs == 0 {
+            m.idle_since = now.0;
+            if let Some(since) = m.busy_since.take() {
+                m.busy_ms += now.0 - since;
+            }
+        }
+        let k = &mut self.kinds[kind];
+        k.running -= 1;
+        k.last_active = Some(now.0);
+        self.dispatch_needed = true;
+        ran
+    }
+
+    fn abort(&mut self, slot: u32, now: SimTime) {
+        self.leave_machine(slot, now);
+        self.counters.aborted += 1;
+        self.back_off_or_give_up(slot, now);
+    }
+
+    fn back_off_or_give_up(&mut self, slot: u32, now: SimTime) {
+        let s = &mut self.steps[slot as usize];
+        if s.attempts >= MAX_ATTEMPTS {
+            return self.give_up(slot, now);
+        }
+        s.state = StepState::Backoff;
+        let (attempt, step_id) = (s.attempts, s.step_id);
+        self.kinds[s.kind as usize].runnable += 1;
+        let due = now.plus_ms(retry_delay_ms(attempt));
+        self.scheduled.push((due, HydraEvent::RetryDue { step_id, slot, attempt }));
+    }
+
+    fn give_up(&mut self, slot: u32, now: SimTime) {
+        self.resolve(slot, StepEnd::GaveUp, Some(now));
+    }
+
+    /// Handles an event scheduled earlier; stale ones are ignored.
+    pub fn handle(&mut self, event: HydraEvent, now: SimTime) {
+        match event {
+            HydraEvent::StepDone { step_id, slot, attempt } => {
+                if !self.is_current(slot, step_id, attempt, StepState::Running) {
+                    return;
+                }
+                let ran = self.leave_machine(slot, now);
+                let s = &mut self.steps[slot as usize];
+                s.state = StepState::Waiting;
+                let (jobset, outcome, attempts) = (s.jobset, s.outcome, s.attempts);
+                self.machines[s.machine as usize].steps_done += 1;
+                self.counters.attempts_finished += 1;
+                self.charge(jobset, now, ran);
+                match outcome {
+                    Outcome::Transient if attempts == 1 => self.back_off_or_give_up(slot, now),
+                    Outcome::Failure => self.resolve(slot, StepEnd::Failed, Some(now)),
+                    _ => {
+                        let dependents = std::mem::take(&mut self.steps[slot as usize].dependents);
+                        self.resolve(slot, StepEnd::Succeeded, Some(now));
+                        for (d, id) in dependents {
+                            let ds = &mut self.steps[d as usize];
+                            if !ds.live || ds.step_id != id {
+                                continue;
+                            }
+                            ds.unfinished_deps -= 1;
+                            if ds.unfinished_deps == 0 {
+                                self.make_runnable(d, now);
+                            }
+                        }
+                    }
+                }
+            }
+            HydraEvent::RetryDue { step_id, slot, attempt } => {
+                if !self.is_current(slot, step_id, attempt, StepState::Backoff) {
+                    return;
+                }
+                self.counters.retries += 1;
+                self.enqueue(slot);
+            }
+        }
+    }
+
+    /// Whether an event scheduled for this attempt still applies (lazy cancellation).
+    fn is_current(&self, slot: u32, step_id: u64, attempt: u32, state: StepState) -> bool {
+        let s = &self.steps[slot as usize];
+        s.live && s.step_id == step_id && s.attempts == attempt && s.state == state
+    }
+
+    /// Ends the run: every step still in the model is reported.
+    pub fn finish(&mut self, now: SimTime) {
+        let mut live: Vec<(u64, u32)> = self.by_id.iter().map(|(&id, &slot)| (id, slot)).collect();
+        live.sort_unstable();
+        for (id, slot) in live {
+            let s = &self.steps[slot as usize];
+            if !s.live || s.step_id != id {
+                continue;
+            }
+            let end = match s.state {
+                StepState::Running => StepEnd::RunningAtEnd,
+                _ if s.attempts > 0 => StepEnd::RetryingAtEnd,
+                _ => StepEnd::NeverStarted(HORIZON),
+            };
+            if s.state == StepState::Running {
+                // Count its time so far as busy time.
+                let ran = now.0 - s.attempt_start;
+                let m = &mut self.machines[s.machine as usize];
+                m.job_ms += ran;
+            }
+            self.resolve(slot, end, None);
+        }
+        for m in &mut self.machines {
+            if let Some(since) = m.busy_since.take() {
+                m.busy_ms += now.0 - since;
+            }
+        }
+    }
+
+    /// The status document as `hydra-queue-runner --status` prints it at
+    /// `now`, with times in Unix seconds (`epoch` is the Unix time of the
+    /// trace's zero).
+    pub fn status_json(&self, epoch: i64, now: SimTime, uptime_s: i64, with_last_active: bool) -> Value {
+        let unix = |ms: i64| epoch + ms.div_euclid(1000);
+        let now_s = unix(now.0);
+        let mut types = Map::new();
+        let mut runnable_total = 0;
+        let mut running_total = 0;
+        for k in &self.kinds {
+            let mut t = Map::new();
+            t.insert("runnable".into(), json!(k.runnable));
+            t.insert("running".into(), json!(k.running));
+            if let Some(at) = k.last_active.filter(|_| with_last_active && k.running == 0) {
+                t.insert("lastActive".into(), json!(unix(at)));
+            }
+            runnable_total += k.runnable;
+            running_total += k.running;
+            types.insert(k.key.clone(), Value::Object(t));
+        }
+        let mut machines = Map::new();
+        for m in &self.machines {
+            if m.removed || (m.provisioned && !m.alive && !m.enabled) {
+                continue;
+            }
+            let mut o = Map::new();
+            o.insert("enabled".into(), json!(m.enabled));
+            o.insert("currentJobs".into(), json!(m.current_jobs));
+            if m.current_jobs == 0 {
+                o.insert("idleSince".into(), json!(unix(m.idle_since)));
+            }
+            o.insert("nrStepsDone".into(), json!(m.steps_done));
+            o.insert("maxJobs".into(), json!(m.max_jobs));
+            machines.insert(format!("ssh://root@{}", m.host), Value::Object(o));
+        }
+        let mut jobsets = Map::new();
+        for j in &self.jobsets {
+            let used = j.window_ms as f64 / 1000.0 / j.shares as f64;
+            jobsets.insert(
+                j.name.clone(),
+                json!({"shareUsed": crate::metrics::round3(used), "seconds": j.window_ms / 1000, "shares": j.shares}),
+            );
+        }
+        json!({
+            "status": "up",
+            "time": now_s,
+            "uptime": uptime_s,
+            "nrRunnableSteps": runnable_total,
+            "nrActiveSteps": running_total,
+            "nrUnfinishedSteps": self.by_id.len(),
+            "machineTypes": types,
+            "machines": machines,
+            "jobsets": jobsets,
+        })
+    }
+
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::MachineType;
+
+    fn spec(line: &str) -> MachineSpec {
+        MachineSpec::parse_machines_line(line).unwrap().1
+    }
+
+    #[test]
+    fn retry_back_off_is_60_times_powers_of_3() {
+        assert_eq!([1, 2, 3, 4].map(retry_delay_ms), [60_000, 180_000, 540_000, 1_620_000]);
+    }
+
+    #[test]
+    fn provisioned_lines_support_what_machine_type_serves() {
+        let none = BTreeSet::new();
+        let bench: BTreeSet<String> = ["benchmark".to_string()].into();
+        let kvm_bp: BTreeSet<String> = ["big-parallel".to_string(), "kvm".to_string()].into();
+        for (key, line) in [
+            ("x86_64-linux:benchmark", "root@h x86_64-linux,i686-linux - 1 1 benchmark benchmark -"),
+            ("x86_64-linux", "root@h x86_64-linux,i686-linux - 4 1 - - -"),
+            ("x86_64-linux:big-parallel,kvm", "root@h x86_64-linux - 1 1 big-parallel,kvm big-parallel,kvm -"),
+        ] {
+            let t = MachineType::parse(key).unwrap();
+            let s = spec(line);
+            for req in [&none, &bench, &kvm_bp] {
+                assert_eq!(s.supports("x86_64-linux", req), t.serves("x86_64-linux", req), "{key} {req:?}");
+            }
+        }
+        let static_builder = spec("ssh://root@s x86_64-linux - 8 2 big-parallel,kvm - -");
+        assert!(static_builder.supports("x86_64-linux", &none));
+        assert!(static_builder.supports("x86_64-linux", &kvm_bp));
+        assert_eq!(static_builder.speed_factor, 2.0);
+        assert!(MachineSpec::parse_machines_line("  # comment").is_none());
+    }
+}

@@ -1,0 +1,784 @@
+//! The discrete-event simulator: a trace of build steps replayed through a
+//! model of Hydra's queue runner ([`hydra`]) and of a cloud, with the real
+//! scaling engine ([`crate::engine::decide`]) deciding the fleet every
+//! provisioner interval, exactly as in production.
+//!
+//! Time is virtual ([`SimTime`], integer milliseconds); randomness comes from
+//! one ChaCha8 generator seeded by the scenario, drawn in a fixed order. Same
+//! scenario, trace and seed give the same run, byte for byte.
+//!
+//! **Event order.** Pending events sit in a binary heap keyed by (time,
+//! sequence number), the sequence number counting schedulings, so events at
+//! the same millisecond run in the order they were scheduled; stale events
+//! (for a step attempt or an instance that no longer exists) are dropped when
+//! they come up (lazy cancellation). Trace rows are not pushed into the heap:
+//! the sorted trace is streamed and merged with it, and at equal times the
+//! heap's events run before the trace's rows. Hydra dispatches once all
+//! events and rows of a millisecond have been handled.
+//!
+//! **Provisioner pass.** At each pass the simulator builds the status
+//! document as Hydra prints it (as JSON, read back through
+//! [`crate::status::parse_status_value`]) and the fleet as NixOps shows it,
+//! calls the engine, and carries out the plan: starts boot (lognormal
+//! delays); deploys run `deployConcurrency` at a time (one at a time under the
+//! original quirks), a created machine's instance being launched, and
+//! billed, from its first deploy as `nixops deploy` does; the pass ends when
+//! the last deploy ends; then the machines file rendered from
+//! `plan.listings` (failed deploys left out) is written and Hydra rereads it
+//! `reload_delay` later, and stops and destroys take effect (aborting
+//! running steps, which Hydra retries after its back-off). The next pass
+//! starts `interval` after the end of this one, like the original's loop.
+//!
+//! This module does no I/O: results go to an [`Observer`] and a
+//! [`Summary`]; files, terminals and progress bars belong to the CLI.
+
+pub mod hydra;
+pub mod scenario;
+pub mod time;
+
+pub use scenario::{CloudType, Era, Market, Scenario, ScenarioError, StaticMachine};
+pub use time::SimTime;
+
+use crate::billing::BillingModel;
+use crate::config::Quirks;
+use crate::engine::{self, Command, Plan};
+use crate::metrics::{self, Cost, Stability, StepCounts, Summary};
+use crate::model::{Deployment, Fleet, MachineMemory, MachineState, Observation};
+use crate::status;
+use crate::trace::{StepRow, StepSource, TraceError};
+use hydra::{Hydra, HydraEvent, MachineSpec, StepEnd};
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Exp, LogNormal};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+/// A spot instance's warning before it is taken away.
+pub const SPOT_NOTICE_MS: i64 = 120_000;
+/// Without a horizon, a run stops at the latest this long after the last arrival.
+pub const DRAIN_LIMIT_MS: i64 = 30 * 24 * 3_600_000;
+/// Time to touch the keep-alive file of an up-to-date machine.
+const TOUCH_MS: i64 = 1_000;
+
+/// Why a run could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    Trace(#[from] TraceError),
+    #[error("{source_name}: {message}")]
+    BadStep { source_name: String, message: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// One step's line in the per-step report.
+#[derive(Debug, Clone)]
+pub struct StepLine<'a> {
+    pub step_id: u64,
+    pub machine_type: &'a str,
+    pub runnable_at: Option<SimTime>,
+    pub started_at: Option<SimTime>,
+    pub finished_at: Option<SimTime>,
+    pub machine: Option<&'a str>,
+    pub attempts: u32,
+    pub end: &'a str,
+}
+
+/// Receives the run's detailed results as they happen. Every method has an
+/// empty default.
+pub trait Observer {
+    /// Whether [`Observer::step`] wants the per-step lines (building them costs time).
+    fn wants_steps(&self) -> bool {
+        true
+    }
+    fn step(&mut self, _line: &StepLine<'_>) {}
+    fn sample(&mut self, _at: SimTime, _metric: &str, _key: &str, _value: u64) {}
+    fn lifecycle(&mut self, _at: SimTime, _machine: &str, _machine_type: &str, _event: &str) {}
+    /// The status document, observation and plan of pass `index` (from 1).
+    fn pass(&mut self, _index: u64, _status: &serde_json::Value, _observation: &Observation, _plan: &Plan) {}
+    fn progress(&mut self, _at: SimTime, _steps_arrived: u64) {}
+}
+
+/// An observer that ignores everything.
+pub struct NoObserver;
+impl Observer for NoObserver {
+    fn wants_steps(&self) -> bool {
+        false
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    Hydra(HydraEvent),
+    Pass,
+    PassEnd,
+    MachinesFileRead { version: u64 },
+    SpotNotice { machine: u32, generation: u32 },
+    SpotTerminate { machine: u32, generation: u32 },
+}
+
+/// A provisioned instance and its NixOps deployment.
+struct Instance {
+    name: String,
+    machine_type: String,
+    ip: String,
+    host_key: String,
+    /// Stopped, missing (interrupted) or destroyed; otherwise running.
+    state: InstanceState,
+    launch_s: i64,
+    ready_at: SimTime,
+    run_start: Option<SimTime>,
+    stopped_since: Option<SimTime>,
+    billed_ms: i64,
+    storage_ms: i64,
+    /// Bumped whenever the instance stops running, to cancel its pending events.
+    generation: u32,
+    hydra: Option<u32>,
+    deployed_since_boot: bool,
+    /// Created but not launched yet: NixOps launches the instance in the
+    /// first deploy, after this boot delay.
+    launch_pending: Option<i64>,
+    billing: BillingModel,
+    price: f64,
+    storage_price: f64,
+    max_jobs: u32,
+    cloud: CloudType,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InstanceState {
+    Running,
+    Stopped,
+    Missing,
+    Destroyed,
+}
+
+struct DeployResult {
+    machine: u32,
+    fingerprint: String,
+    done_at: SimTime,
+    ok: bool,
+}
+
+struct PendingPass {
+    plan: Plan,
+    deploys: Vec<DeployResult>,
+    write_file: bool,
+}
+
+/// One simulation run.
+pub struct Simulation<'s> {
+    scenario: &'s Scenario,
+    hydra: Hydra,
+    rng: ChaCha8Rng,
+    heap: BinaryHeap<Reverse<(SimTime, u64, Event)>>,
+    seq: u64,
+    now: SimTime,
+    instances: Vec<Instance>,
+    /// Instances not destroyed, in creation order.
+    live: Vec<u32>,
+    by_name: BTreeMap<String, u32>,
+    memory: BTreeMap<String, MachineMemory>,
+    pending: Option<PendingPass>,
+    files: BTreeMap<u64, BTreeMap<String, MachineSpec>>,
+    file_version: u64,
+    applied_version: u64,
+    listed_hosts: BTreeSet<String>,
+    next_ip: u32,
+    passes: u64,
+    stability: Stability,
+}
+
+fn lognormal_ms(rng: &mut ChaCha8Rng, median_s: f64, spread: f64) -> i64 {
+    let d = LogNormal::new(median_s.ln(), spread).expect("validated median and spread");
+    (d.sample(rng) * 1000.0).round() as i64
+}
+
+fn secs_ms(s: f64) -> i64 {
+    (s * 1000.0).round() as i64
+}
+
+impl<'s> Simulation<'s> {
+    pub fn new(scenario: &'s Scenario) -> Simulation<'s> {
+        let mut hydra = Hydra::new(scenario.shares.clone());
+        for m in &scenario.static_machines {
+            for i in 1..=m.count {
+                let host = if m.count == 1 { m.name.clone() } else { format!("{}-{i}", m.name) };
+                let spec = MachineSpec {
+                    systems: m.systems.clone(),
+                    max_jobs: m.max_jobs,
+                    speed_factor: m.speed_factor,
+                    supported: m.supported_features.iter().cloned().collect(),
+                    mandatory: m.mandatory_features.iter().cloned().collect(),
+                };
+                hydra.add_machine(host, spec, SimTime::ZERO, false);
+            }
+        }
+        for tc in scenario.config.system_types.values() {
+            if tc.max_machines > 0 {
+                let line = engine::plan::machines_file_line(tc, "simulated", None);
+                if let Some((_, spec)) = MachineSpec::parse_machines_line(&line) {
+                    hydra.add_class(spec, true);
+                }
+            }
+        }
+        Simulation {
+            scenario,
+            hydra,
+            rng: ChaCha8Rng::seed_from_u64(scenario.seed),
+            heap: BinaryHeap::new(),
+            seq: 0,
+            now: SimTime::ZERO,
+            instances: vec![],
+            live: vec![],
+            by_name: BTreeMap::new(),
+            memory: BTreeMap::new(),
+            pending: None,
+            files: BTreeMap::new(),
+            file_version: 0,
+            applied_version: 0,
+            listed_hosts: BTreeSet::new(),
+            next_ip: 0,
+            passes: 0,
+            stability: Stability::default(),
+        }
+    }
+
+    fn schedule(&mut self, at: SimTime, event: Event) {
+        self.seq += 1;
+        self.heap.push(Reverse((at, self.seq, event)));
+    }
+
+    fn drain_hydra(&mut self, observer: &mut dyn Observer) {
+        // Taken and put back so that both buffers keep their capacity.
+        let mut scheduled = std::mem::take(&mut self.hydra.scheduled);
+        for (at, e) in scheduled.drain(..) {
+            self.schedule(at, Event::Hydra(e));
+        }
+        self.hydra.scheduled = scheduled;
+        if self.hydra.records.is_empty() {
+            return;
+        }
+        if !observer.wants_steps() {
+            self.hydra.records.clear();
+            return;
+        }
+        let mut records = std::mem::take(&mut self.hydra.records);
+        for r in records.drain(..) {
+            let end = match r.end {
+                StepEnd::Succeeded => "succeeded",
+                StepEnd::Failed => "failed",
+                StepEnd::GaveUp => "gave up",
+                StepEnd::NeverStarted(reason) => reason,
+                StepEnd::RunningAtEnd => "running at end",
+                StepEnd::RetryingAtEnd => "retrying at end",
+            };
+            let line = StepLine {
+                step_id: r.step_id,
+                machine_type: &self.hydra.kinds()[r.kind as usize].key,
+                runnable_at: r.runnable_at,
+                started_at: r.started_at,
+                finished_at: r.finished_at,
+                machine: r.machine.map(|m| self.hydra.machines[m as usize].host.as_str()),
+                attempts: r.attempts,
+                end,
+            };
+            observer.step(&line);
+        }
+        self.hydra.records = records;
+    }
+
+    /// Runs the scenario over `source` to the end and returns the summary.
+    pub fn run(mut self, source: &mut dyn StepSource, observer: &mut dyn Observer) -> Result<Summary, SimError> {
+        let horizon = self.scenario.horizon.map(SimTime::from_secs_f64);
+        let mut limit = horizon.unwrap_or(SimTime(i64::MAX));
+        self.schedule(SimTime::ZERO, Event::Pass);
+        let mut next_row: Option<StepRow> = source.next_step().transpose()?;
+        let mut arrived: u64 = 0;
+        let mut iterations: u64 = 0;
+        loop {
+            let mut event_at = self.heap.peek().map(|Reverse((t, _, _))| *t);
+            let mut row_at = next_row.as_ref().map(|r| SimTime(r.submitted_ms));
+            let mut next = match (event_at, row_at) {
+                (Some(e), Some(r)) => e.min(r),
+                (Some(t), None) | (None, Some(t)) => t,
+                (None, None) => break,
+            };
+            if self.hydra.dispatch_needed && next > self.now {
+                self.hydra.dispatch(self.now);
+                self.drain_hydra(observer);
+                event_at = self.heap.peek().map(|Reverse((t, _, _))| *t);
+                row_at = next_row.as_ref().map(|r| SimTime(r.submitted_ms));
+                next = event_at.into_iter().chain(row_at).min().unwrap_or(next);
+            }
+            if next > limit {
+                break;
+            }
+            self.now = next;
+            if event_at == Some(next) {
+                let Some(Reverse((_, _, event))) = self.heap.pop() else { break };
+                self.handle(event, observer)?;
+            } else if let Some(row) = next_row.take() {
+                self.hydra
+                    .arrive(&row, source.symbols(), self.now)
+                    .map_err(|message| SimError::BadStep { source_name: source.name().to_string(), message })?;
+                arrived += 1;
+                next_row = source.next_step().transpose()?;
+                if next_row.is_none() && horizon.is_none() {
+                    limit = self.now.plus_ms(DRAIN_LIMIT_MS);
+                }
+            }
+            self.drain_hydra(observer);
+            if next_row.is_none() && horizon.is_none() && self.hydra.live_steps() == 0 {
+                break;
+            }
+            iterations += 1;
+            if iterations & 0xffff == 0 {
+                observer.progress(self.now, arrived);
+            }
+        }
+        let end = match horizon {
+            Some(h) => h,
+            None => self.now,
+        };
+        self.now = end;
+        self.hydra.finish(end);
+        self.drain_hydra(observer);
+        while let Some(row) = next_row.take() {
+            self.hydra.arrives_after_horizon(&row, source.symbols());
+            self.drain_hydra(observer);
+            next_row = source.next_step().transpose()?;
+        }
+        Ok(self.finish())
+    }
+
+    fn handle(&mut self, event: Event, observer: &mut dyn Observer) -> Result<(), SimError> {
+        match event {
+            Event::Hydra(e) => self.hydra.handle(e, self.now),
+            Event::Pass => self.pass(observer)?,
+            Event::PassEnd => self.pass_end(observer),
+            Event::MachinesFileRead { version } => self.machines_file_read(version, observer),
+            Event::SpotNotice { machine, generation } => {
+                let inst = &self.instances[machine as usize];
+                if inst.generation == generation && inst.state == InstanceState::Running {
+                    observer.lifecycle(self.now, &inst.name, &inst.machine_type, "spot interruption notice");
+                    let at = self.now.plus_ms(SPOT_NOTICE_MS);
+                    self.schedule(at, Event::SpotTerminate { machine, generation });
+                }
+            }
+            Event::SpotTerminate { machine, generation } => {
+                let inst = &self.instances[machine as usize];
+                if inst.generation == generation && inst.state == InstanceState::Running {
+                    self.stability.spot_interruptions += 1;
+                    self.end_run(machine, InstanceState::Missing);
+                    let inst = &self.instances[machine as usize];
+                    observer.lifecycle(self.now, &inst.name, &inst.machine_type, "spot interrupted");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn engine_now(&self) -> i64 {
+        self.scenario.epoch + self.now.whole_secs()
+    }
+
+    fn deployment(&self, inst: &Instance) -> Deployment {
+        let state = match inst.state {
+            InstanceState::Stopped => MachineState::Stopped,
+            InstanceState::Missing => MachineState::Missing,
+            _ if inst.ready_at <= self.now => MachineState::Up,
+            _ => MachineState::Starting,
+        };
+        Deployment {
+            name: inst.name.clone(),
+            machine_type: inst.machine_type.clone(),
+            state,
+            launch_time: Some(inst.launch_s),
+            public_ip: Some(inst.ip.clone()),
+            host_key: Some(inst.host_key.clone()),
+            memory: self.memory.get(&inst.name).cloned().unwrap_or_default(),
+        }
+    }
+
+    fn fleet(&self) -> Fleet {
+        Fleet {
+            deployments: self.live.iter().map(|&i| self.deployment(&self.instances[i as usize])).collect(),
+            other_deployment_names: BTreeSet::new(),
+        }
+    }
+
+    fn pass(&mut self, observer: &mut dyn Observer) -> Result<(), SimError> {
+        self.passes += 1;
+        let now_s = self.engine_now();
+        let uptime = self.scenario.queue_runner_uptime + self.now.whole_secs();
+        let with_last_active = self.scenario.era == Era::WithLastActive;
+        let document = self.hydra.status_json(self.scenario.epoch, self.now, uptime, with_last_active);
+        let status = status::parse_status_value(&document)
+            .map_err(|e| SimError::Internal(format!("the simulated status does not parse: {e}")))?;
+        let observation = Observation { status, fleet: self.fleet() };
+        let plan = engine::decide(&self.scenario.config, &observation, now_s);
+        observer.pass(self.passes, &document, &observation, &plan);
+        self.sample(observer);
+        self.carry_out(plan, observer);
+        Ok(())
+    }
+
+    fn sample(&self, observer: &mut dyn Observer) {
+        for k in self.hydra.kinds() {
+            observer.sample(self.now, "runnable", &k.key, k.runnable);
+            observer.sample(self.now, "running", &k.key, k.running);
+        }
+        let mut states: BTreeMap<&str, u64> =
+            ["starting", "up", "stopped", "missing"].into_iter().map(|s| (s, 0)).collect();
+        for inst in self.live.iter().map(|&i| &self.instances[i as usize]) {
+            let s = match inst.state {
+                InstanceState::Destroyed => continue,
+                InstanceState::Stopped => "stopped",
+                InstanceState::Missing => "missing",
+                InstanceState::Running if inst.ready_at <= self.now => "up",
+                InstanceState::Running => "starting",
+            };
+            *states.entry(s).or_default() += 1;
+        }
+        for (s, n) in states {
+            observer.sample(self.now, "machines", s, n);
+        }
+        observer.sample(self.now, "machines", "listed", self.listed_hosts.len() as u64);
+    }
+
+    /// The instance starts running at `now` (a launch or a start from stopped).
+    fn begin_run(&mut self, machine: u32, now: SimTime, ready_in_ms: i64) {
+        let launch_s = self.scenario.epoch + now.whole_secs();
+        let inst = &mut self.instances[machine as usize];
+        if let Some(since) = inst.stopped_since.take() {
+            inst.storage_ms += now.0 - since.0;
+        }
+        inst.state = InstanceState::Running;
+        inst.run_start = Some(now);
+        inst.launch_s = launch_s;
+        inst.ready_at = now.plus_ms(ready_in_ms);
+        inst.deployed_since_boot = false;
+        let generation = inst.generation;
+        let rate = if inst.cloud.market == Market::Spot { inst.cloud.spot_interruptions_per_hour } else { 0.0 };
+        if let Some(h) = inst.hydra {
+            self.hydra.set_requested_at(h, now);
+        }
+        if rate > 0.0 {
+            let gap = Exp::new(rate / 3_600_000.0).expect("validated rate");
+            let at = now.plus_ms(gap.sample(&mut self.rng).round() as i64);
+            self.schedule(at, Event::SpotNotice { machine, generation });
+        }
+    }
+
+    /// The instance stops running (stop, interruption or destruction).
+    fn end_run(&mut self, machine: u32, state: InstanceState) {
+        let now = self.now;
+        let inst = &mut self.instances[machine as usize];
+        if let Some(start) = inst.run_start.take() {
+            inst.billed_ms += inst.billing.billed_millis(start.0, now.0);
+        }
+        if state == InstanceState::Stopped {
+            inst.stopped_since = Some(now);
+        } else if let Some(since) = inst.stopped_since.take() {
+            inst.storage_ms += now.0 - since.0;
+        }
+        inst.state = state;
+        inst.generation += 1;
+        if let Some(h) = inst.hydra {
+            if state == InstanceState::Destroyed {
+                self.hydra.remove_machine(h, now);
+            } else {
+                self.hydra.set_alive(h, false, now);
+            }
+        }
+    }
+
+    fn carry_out(&mut self, plan: Plan, observer: &mut dyn Observer) {
+        let now = self.now;
+        let mut pass_end = now;
+        let mut deploys = vec![];
+        let mut write_file = false;
+        // Deploys run in parallel up to deployConcurrency; the original ran
+        // them one after another.
+        let config = &self.scenario.config;
+        let parallel = if config.quirks == Quirks::Original { 1 } else { config.deploy_concurrency.max(1) };
+        let mut deployers = vec![now; parallel as usize];
+        for command in &plan.commands {
+            match command {
+                Command::Create { deployment, machine_type, .. } => {
+                    let Some(tc) = self.scenario.config.type_for(machine_type) else { continue };
+                    let cloud = self.scenario.cloud.get(&tc.machine_type.to_string()).cloned().unwrap_or_default();
+                    self.next_ip += 1;
+                    let n = self.next_ip;
+                    let ip = format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);
+                    let index = self.instances.len() as u32;
+                    self.instances.push(Instance {
+                        name: deployment.clone(),
+                        machine_type: machine_type.clone(),
+                        ip,
+                        host_key: format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISimulated{n:08}"),
+                        state: InstanceState::Running,
+                        launch_s: 0,
+                        ready_at: now,
+                        run_start: None,
+                        stopped_since: None,
+                        billed_ms: 0,
+                        storage_ms: 0,
+                        generation: 0,
+                        hydra: None,
+                        deployed_since_boot: false,
+                        launch_pending: None,
+                        billing: cloud.billing.unwrap_or(tc.billing),
+                        price: cloud.price(),
+                        storage_price: cloud.storage_price,
+                        max_jobs: tc.max_jobs,
+                        cloud: cloud.clone(),
+                    });
+                    self.by_name.insert(deployment.clone(), index);
+                    self.live.push(index);
+                    let boot = lognormal_ms(&mut self.rng, cloud.boot_median, cloud.boot_spread);
+                    self.instances[index as usize].launch_pending = Some(boot);
+                    self.stability.creates += 1;
+                    observer.lifecycle(now, deployment, machine_type, "create");
+                }
+                Command::Start { deployment } => {
+                    let Some(&m) = self.by_name.get(deployment) else { continue };
+                    if self.instances[m as usize].state != InstanceState::Stopped {
+                        continue;
+                    }
+                    let c = &self.instances[m as usize].cloud;
+                    let (median, spread) = (c.start_median, c.start_spread);
+                    let delay = lognormal_ms(&mut self.rng, median, spread);
+                    self.begin_run(m, now, delay);
+                    self.stability.starts += 1;
+                    let inst = &self.instances[m as usize];
+                    observer.lifecycle(now, &inst.name, &inst.machine_type, "start");
+                }
+                Command::Deploy { deployment, fingerprint, .. } => {
+                    let Some(&m) = self.by_name.get(deployment) else { continue };
+                    self.stability.deploys += 1;
+                    // The earliest free deploy slot (the first, on a tie).
+                    let (slot, start) =
+                        deployers.iter().copied().enumerate().min_by_key(|&(i, t)| (t, i)).unwrap_or((0, now));
+                    if let Some(boot) = self.instances[m as usize].launch_pending.take() {
+                        self.begin_run(m, start, boot);
+                    }
+                    let inst = &self.instances[m as usize];
+                    let (done_at, ok) = if inst.state == InstanceState::Running {
+                        let seconds = if inst.deployed_since_boot { inst.cloud.redeploy } else { inst.cloud.deploy };
+                        let fail_rate = inst.cloud.deploy_failure_rate;
+                        let done = inst.ready_at.max(start).plus_ms(secs_ms(seconds));
+                        let ok = fail_rate == 0.0 || self.rng.random::<f64>() >= fail_rate;
+                        (done, ok)
+                    } else {
+                        (start, false)
+                    };
+                    if let Some(d) = deployers.get_mut(slot) {
+                        *d = done_at;
+                    }
+                    pass_end = pass_end.max(done_at);
+                    deploys.push(DeployResult { machine: m, fingerprint: fingerprint.clone(), done_at, ok });
+                }
+                Command::TouchKeepAlive { .. } => pass_end = pass_end.max(now.plus_ms(TOUCH_MS)),
+                Command::WriteMachinesFile => write_file = true,
+                Command::Stop { .. } | Command::Destroy { .. } => {}
+            }
+        }
+        // A creation without a deploy still launches its instance.
+        let unlaunched: Vec<(u32, i64)> =
+            self.live.iter().filter_map(|&m| self.instances[m as usize].launch_pending.map(|b| (m, b))).collect();
+        for (m, boot) in unlaunched {
+            self.instances[m as usize].launch_pending = None;
+            self.begin_run(m, now, boot);
+        }
+        self.pending = Some(PendingPass { plan, deploys, write_file });
+        self.schedule(pass_end, Event::PassEnd);
+    }
+
+    fn pass_end(&mut self, observer: &mut dyn Observer) {
+        let Some(PendingPass { mut plan, deploys, write_file }) = self.pending.take() else { return };
+        let now = self.now;
+        let mut memory = std::mem::take(&mut plan.memory);
+        let mut failed = BTreeSet::new();
+        for d in deploys {
+            let inst = &mut self.instances[d.machine as usize];
+            let ok = d.ok && inst.state == InstanceState::Running;
+            if ok {
+                inst.deployed_since_boot = true;
+            } else {
+                failed.insert(inst.name.clone());
+                self.stability.failed_deploys += 1;
+            }
+            let done_s = self.scenario.epoch + d.done_at.whole_secs();
+            memory.entry(inst.name.clone()).or_default().record_deploy(ok, &d.fingerprint, done_s);
+            observer.lifecycle(d.done_at, &inst.name, &inst.machine_type, if ok { "deployed" } else { "deploy failed" });
+        }
+        self.memory = memory;
+        if write_file {
+            let fleet = self.fleet();
+            let text = plan.render_machines_file(&self.scenario.config, &fleet.deployments, &failed);
+            let listed: BTreeMap<String, MachineSpec> = text
+                .lines()
+                .filter_map(MachineSpec::parse_machines_line)
+                .map(|(uri, spec)| (crate::model::host_of_store_uri(&uri).to_string(), spec))
+                .collect();
+            self.file_version += 1;
+            self.files.insert(self.file_version, listed);
+            let at = now.plus_ms(secs_ms(self.scenario.reload_delay));
+            let version = self.file_version;
+            self.schedule(at, Event::MachinesFileRead { version });
+        }
+        for command in &plan.commands {
+            let (deployment, state, verb) = match command {
+                Command::Stop { deployment } => (deployment, InstanceState::Stopped, "stop"),
+                Command::Destroy { deployment } => (deployment, InstanceState::Destroyed, "destroy"),
+                _ => continue,
+            };
+            let Some(&m) = self.by_name.get(deployment) else { continue };
+            let current = self.instances[m as usize].state;
+            if current == InstanceState::Destroyed || (current == InstanceState::Stopped && state == InstanceState::Stopped) {
+                continue;
+            }
+            if state == InstanceState::Stopped {
+                if current == InstanceState::Missing {
+                    continue;
+                }
+                self.stability.stops += 1;
+            } else {
+                self.stability.destroys += 1;
+                self.memory.remove(deployment);
+                self.by_name.remove(deployment);
+                self.live.retain(|&i| i != m);
+            }
+            self.end_run(m, state);
+            let inst = &self.instances[m as usize];
+            observer.lifecycle(now, &inst.name, &inst.machine_type, verb);
+        }
+        let next = now.plus_ms(secs_ms(self.scenario.interval));
+        self.schedule(next, Event::Pass);
+    }
+
+    fn machines_file_read(&mut self, version: u64, observer: &mut dyn Observer) {
+        if version <= self.applied_version {
+            return;
+        }
+        self.applied_version = version;
+        let Some(listed) = self.files.remove(&version) else { return };
+        self.files.retain(|&v, _| v > version);
+        let now = self.now;
+        let by_ip: BTreeMap<&str, usize> = self
+            .live
+            .iter()
+            .map(|&i| i as usize)
+            .filter(|&i| self.instances[i].state == InstanceState::Running)
+            .map(|i| (self.instances[i].ip.as_str(), i))
+            .collect();
+        let mut newly_listed = vec![];
+        for (host, spec) in &listed {
+            let Some(&m) = by_ip.get(host.as_str()) else { continue };
+            newly_listed.push((m, spec));
+        }
+        for (m, spec) in newly_listed {
+            let host = self.instances[m].ip.clone();
+            let h = match self.instances[m].hydra {
+                Some(h) => h,
+                None => {
+                    let h = self.hydra.add_machine(host, spec.clone(), now, true);
+                    let requested = self.instances[m].run_start.unwrap_or(now);
+                    self.hydra.set_requested_at(h, requested);
+                    self.instances[m].hydra = Some(h);
+                    h
+                }
+            };
+            self.hydra.set_alive(h, true, now);
+        }
+        let hosts: BTreeSet<String> = listed.keys().cloned().collect();
+        for inst in self.live.iter().map(|&i| &self.instances[i as usize]) {
+            let was = self.listed_hosts.contains(&inst.ip);
+            let is = hosts.contains(&inst.ip) && inst.state == InstanceState::Running;
+            if was != is {
+                observer.lifecycle(now, &inst.name, &inst.machine_type, if is { "listed" } else { "delisted" });
+            }
+        }
+        self.hydra.apply_machines_file(&listed);
+        self.listed_hosts = hosts;
+    }
+
+    fn finish(mut self) -> Summary {
+        let now = self.now;
+        let mut cost = Cost::default();
+        let mut billed_total = 0i64;
+        let mut slot_ms: i128 = 0;
+        let mut busy_ms = 0i64;
+        let mut job_ms = 0i64;
+        let mut alive = 0;
+        for inst in &mut self.instances {
+            if let Some(start) = inst.run_start.take() {
+                inst.billed_ms += inst.billing.billed_millis(start.0, now.0);
+                alive += 1;
+            }
+            if let Some(since) = inst.stopped_since.take() {
+                inst.storage_ms += now.0 - since.0;
+            }
+            cost.dollars += metrics::dollars(inst.billed_ms, inst.price) + metrics::dollars(inst.storage_ms, inst.storage_price);
+            cost.storage_dollars += metrics::dollars(inst.storage_ms, inst.storage_price);
+            billed_total += inst.billed_ms;
+            slot_ms += i128::from(inst.billed_ms) * i128::from(inst.max_jobs);
+            if let Some(h) = inst.hydra {
+                let m = &self.hydra.machines[h as usize];
+                busy_ms += m.busy_ms;
+                job_ms += m.job_ms;
+            }
+        }
+        let hours = |ms: i64| metrics::round3(ms as f64 / 3_600_000.0);
+        cost.dollars = metrics::round3(cost.dollars);
+        cost.storage_dollars = metrics::round3(cost.storage_dollars);
+        cost.billed_machine_hours = hours(billed_total);
+        cost.busy_machine_hours = hours(busy_ms);
+        cost.idle_machine_hours = hours((billed_total - busy_ms).max(0));
+        cost.busy_job_hours = hours(job_ms);
+        cost.utilisation = if slot_ms > 0 { metrics::round3(job_ms as f64 / slot_ms as f64) } else { 0.0 };
+        let kinds: Vec<String> = self.hydra.kinds().iter().map(|k| k.key.clone()).collect();
+        let jobsets: Vec<String> = (0..self.hydra.jobset_count()).map(|j| self.hydra.jobset_name(j).to_string()).collect();
+        let latency = self
+            .hydra
+            .waits
+            .latency(|k| kinds[k as usize].clone(), |j| jobsets[j as usize].clone());
+        let c = &self.hydra.counters;
+        let steps = StepCounts {
+            total: c.total,
+            started: c.started,
+            succeeded: c.succeeded,
+            failed: c.failed,
+            gave_up: c.gave_up,
+            running_at_end: c.running_at_end,
+            retrying_at_end: c.retrying_at_end,
+            attempts: c.attempts_started,
+            attempts_finished: c.attempts_finished,
+            never_started: c.never_started.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        };
+        let mut stability = self.stability.clone();
+        stability.aborted_steps = c.aborted;
+        stability.retries = c.retries;
+        Summary {
+            scenario: self.scenario.name.clone(),
+            trace: self.scenario.trace_text.clone(),
+            config: self.scenario.config_origin.clone(),
+            seed: self.scenario.seed,
+            program_version: env!("CARGO_PKG_VERSION").to_string(),
+            simulated_seconds: metrics::round3(now.0 as f64 / 1000.0),
+            passes: self.passes,
+            steps,
+            cost,
+            machines_alive_at_end: alive,
+            latency,
+            stability,
+        }
+    }
+}
+
+/// Runs `scenario` over `source`.
+pub fn run(scenario: &Scenario, source: &mut dyn StepSource, observer: &mut dyn Observer) -> Result<Summary, SimError> {
+    Simulation::new(scenario).run(source, observer)
+}

@@ -1,0 +1,410 @@
+//! Scenario files (TOML, docs/scenario-format.md): which trace, which
+//! provisioner configuration, what the cloud and the static fleet look like,
+//! and the run's parameters. Unknown keys are errors that name the key.
+//!
+//! This module reads and validates; it does not open the trace or run anything.
+
+use crate::billing::BillingModel;
+use crate::config::{self, Config};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// `nixopsExpr` given to types of an inline configuration that omit it: the
+/// simulator never evaluates it, but the configuration schema requires one.
+pub const SIMULATED_NIXOPS_EXPR: &str = "/simulated/machine.nix";
+
+/// A scenario that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("scenario {origin}: {message}")]
+pub struct ScenarioError {
+    pub origin: String,
+    pub message: String,
+}
+
+/// Which status era the simulated queue runner reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Era {
+    /// Dumps before late 2022: `machineTypes.<T>.lastActive` while idle.
+    WithLastActive,
+    /// Dumps since late 2022: no `lastActive`.
+    #[default]
+    WithoutLastActive,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Market {
+    #[default]
+    OnDemand,
+    Spot,
+}
+
+/// The cloud's side of one machine type.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudType {
+    pub instance_type: String,
+    pub market: Market,
+    /// Dollars per hour on demand.
+    pub on_demand_price: f64,
+    /// Dollars per hour on the spot market (required when `market = "spot"`).
+    pub spot_price: Option<f64>,
+    /// Dollars per hour for the disks of a stopped instance.
+    pub storage_price: f64,
+    /// Seconds from the create request to a machine that can be deployed (lognormal median).
+    pub boot_median: f64,
+    /// Sigma of the logarithm of the boot delay.
+    pub boot_spread: f64,
+    /// Seconds from a start request to a stopped machine being up (lognormal median).
+    pub start_median: f64,
+    pub start_spread: f64,
+    /// Seconds of the first deploy of a fresh or restarted machine.
+    pub deploy: f64,
+    /// Seconds of a deploy of a machine that is already up.
+    pub redeploy: f64,
+    /// Chance that a deploy fails.
+    pub deploy_failure_rate: f64,
+    /// Interruptions per instance-hour (spot only); each comes with a 2-minute notice.
+    pub spot_interruptions_per_hour: f64,
+    /// How the cloud bills; defaults to the type's `billing` in the provisioner configuration.
+    pub billing: Option<BillingModel>,
+}
+
+impl Default for CloudType {
+    fn default() -> Self {
+        CloudType {
+            instance_type: "m4.xlarge".into(),
+            market: Market::OnDemand,
+            on_demand_price: 0.20,
+            spot_price: None,
+            storage_price: 0.01,
+            boot_median: 60.0,
+            boot_spread: 0.3,
+            start_median: 30.0,
+            start_spread: 0.3,
+            deploy: 120.0,
+            redeploy: 20.0,
+            deploy_failure_rate: 0.0,
+            spot_interruptions_per_hour: 0.0,
+            billing: None,
+        }
+    }
+}
+
+impl CloudType {
+    pub fn price(&self) -> f64 {
+        match self.market {
+            Market::OnDemand => self.on_demand_price,
+            Market::Spot => self.spot_price.unwrap_or(self.on_demand_price),
+        }
+    }
+}
+
+/// A build machine that is always there, outside the provisioner's control.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticMachine {
+    pub name: String,
+    pub systems: Vec<String>,
+    #[serde(default = "one")]
+    pub max_jobs: u32,
+    #[serde(default = "one_f")]
+    pub speed_factor: f64,
+    #[serde(default)]
+    pub supported_features: Vec<String>,
+    #[serde(default)]
+    pub mandatory_features: Vec<String>,
+    /// How many identical machines (named `name-1`, `name-2`, ... when more than one).
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+fn one_f() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    name: Option<String>,
+    trace: String,
+    provisioner: toml::Value,
+    #[serde(default)]
+    cloud: BTreeMap<String, CloudType>,
+    #[serde(default)]
+    static_machines: Vec<StaticMachine>,
+    #[serde(default)]
+    shares: BTreeMap<String, u64>,
+    horizon: Option<f64>,
+    #[serde(default = "default_seed")]
+    seed: u64,
+    #[serde(default = "default_interval")]
+    interval: f64,
+    #[serde(default)]
+    era: Era,
+    #[serde(default = "default_reload")]
+    reload_delay: f64,
+    #[serde(default = "default_epoch")]
+    epoch: i64,
+    #[serde(default = "default_uptime")]
+    queue_runner_uptime: i64,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+fn default_interval() -> f64 {
+    300.0
+}
+fn default_reload() -> f64 {
+    30.0
+}
+fn default_epoch() -> i64 {
+    1_500_000_000
+}
+fn default_uptime() -> i64 {
+    86_400
+}
+
+/// A validated scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    /// The trace file, resolved against the scenario's directory.
+    pub trace: PathBuf,
+    /// The trace as written in the scenario.
+    pub trace_text: String,
+    pub config: Config,
+    /// Where the configuration came from (a path, or `inline`).
+    pub config_origin: String,
+    /// An inline configuration as JSON, as a `.json` configuration file would
+    /// hold it (`None` when the scenario names a configuration file).
+    pub config_json: Option<serde_json::Value>,
+    pub cloud: BTreeMap<String, CloudType>,
+    pub static_machines: Vec<StaticMachine>,
+    pub shares: BTreeMap<String, u64>,
+    /// Seconds after the trace's zero at which the run stops.
+    pub horizon: Option<f64>,
+    pub seed: u64,
+    pub interval: f64,
+    pub era: Era,
+    pub reload_delay: f64,
+    /// Unix time of the trace's zero, for the engine's clock.
+    pub epoch: i64,
+    /// The queue runner's uptime at the trace's zero.
+    pub queue_runner_uptime: i64,
+}
+
+impl Scenario {
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScenarioError { origin: origin.clone(), message: format!("cannot read: {e}") })?;
+        let base = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
+        Scenario::parse(&text, &origin, base.unwrap_or(Path::new(".")))
+    }
+
+    /// Parses scenario text; relative paths are resolved against `base_dir`.
+    pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Scenario, ScenarioError> {
+        let err = |message: String| ScenarioError { origin: origin.to_string(), message };
+        let file: ScenarioFile = toml::from_str(text).map_err(|e| err(e.to_string().trim_end().to_string()))?;
+        let (config_json, config_origin, config) = match &file.provisioner {
+            toml::Value::String(p) => {
+                let path = base_dir.join(p);
+                let (config, warnings) = config::load(&path).map_err(|e| err(format!("provisioner: {e:#}")))?;
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+                (None, path.display().to_string(), config)
+            }
+            toml::Value::Table(_) => {
+                let mut json = serde_json::to_value(&file.provisioner).map_err(|e| err(format!("provisioner: {e}")))?;
+                if let Some(types) = json.get_mut("systemTypes").and_then(|t| t.as_object_mut()) {
+                    for t in types.values_mut() {
+                        if let Some(t) = t.as_object_mut() {
+                            t.entry("nixopsExpr").or_insert_with(|| SIMULATED_NIXOPS_EXPR.into());
+                        }
+                    }
+                }
+                let origin_inline = format!("{origin} [provisioner]");
+                let (config, warnings) =
+                    config::parse(&json, &origin_inline, None).map_err(|e| err(format!("provisioner: {e}")))?;
+                // A typo in an inline configuration is an error here, not a warning.
+                if let Some(w) = warnings.iter().find(|w| w.contains("unknown key")) {
+                    return Err(err(format!("provisioner: {w}")));
+                }
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+                (Some(json), "inline".to_string(), config)
+            }
+            other => {
+                return Err(err(format!(
+                    "provisioner: expected a table (the configuration) or a path, got {}",
+                    other.type_str()
+                )));
+            }
+        };
+        let mut cloud = BTreeMap::new();
+        for (key, c) in &file.cloud {
+            let Some(tc) = config.type_for(key) else {
+                return Err(err(format!("cloud.\"{key}\": no such machine type in the provisioner configuration")));
+            };
+            let at = |what: &str| format!("cloud.\"{key}\".{what}");
+            let check = |v: f64, what: &str, positive: bool| {
+                if !v.is_finite() || v < 0.0 || (positive && v == 0.0) {
+                    Err(err(format!("{}: must be {}, got {v}", at(what), if positive { "positive" } else { "zero or more" })))
+                } else {
+                    Ok(())
+                }
+            };
+            check(c.on_demand_price, "on_demand_price", false)?;
+            check(c.storage_price, "storage_price", false)?;
+            check(c.boot_median, "boot_median", true)?;
+            check(c.boot_spread, "boot_spread", false)?;
+            check(c.start_median, "start_median", true)?;
+            check(c.start_spread, "start_spread", false)?;
+            check(c.deploy, "deploy", false)?;
+            check(c.redeploy, "redeploy", false)?;
+            check(c.spot_interruptions_per_hour, "spot_interruptions_per_hour", false)?;
+            if !(0.0..=1.0).contains(&c.deploy_failure_rate) {
+                return Err(err(format!("{}: must be between 0 and 1", at("deploy_failure_rate"))));
+            }
+            match (c.market, c.spot_price) {
+                (Market::Spot, None) => return Err(err(format!("{}: required when market = \"spot\"", at("spot_price")))),
+                (_, Some(p)) => check(p, "spot_price", false)?,
+                _ => {}
+            }
+            if c.market != Market::Spot && c.spot_interruptions_per_hour > 0.0 {
+                return Err(err(format!("{}: only spot instances are interrupted", at("spot_interruptions_per_hour"))));
+            }
+            cloud.insert(tc.machine_type.to_string(), c.clone());
+        }
+        for key in config.system_types.keys() {
+            if !cloud.contains_key(key) {
+                return Err(err(format!("cloud.\"{key}\": missing (every provisioned machine type needs a cloud model)")));
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, m) in file.static_machines.iter().enumerate() {
+            let at = format!("static_machines[{i}]");
+            if m.name.is_empty() || m.name.contains(|c: char| c.is_whitespace() || c == '#' || c == '@') {
+                return Err(err(format!("{at}.name: must be a host name, got `{}`", m.name)));
+            }
+            if !names.insert(m.name.clone()) {
+                return Err(err(format!("{at}.name: `{}` is used twice", m.name)));
+            }
+            if m.systems.is_empty() {
+                return Err(err(format!("{at}.systems: must name at least one system")));
+            }
+            if m.max_jobs == 0 || !(m.speed_factor.is_finite() && m.speed_factor > 0.0) {
+                return Err(err(format!("{at}: max_jobs and speed_factor must be positive")));
+            }
+        }
+        for (jobset, shares) in &file.shares {
+            if *shares == 0 {
+                return Err(err(format!("shares.\"{jobset}\": must be positive")));
+            }
+        }
+        if !(file.interval.is_finite() && file.interval >= 1.0) {
+            return Err(err(format!("interval: must be at least 1 second, got {}", file.interval)));
+        }
+        if !(file.reload_delay.is_finite() && file.reload_delay >= 0.0) {
+            return Err(err(format!("reload_delay: must be zero or more, got {}", file.reload_delay)));
+        }
+        const TEN_THOUSAND_YEARS: i64 = 315_360_000_000;
+        if file.epoch.abs() > TEN_THOUSAND_YEARS {
+            return Err(err(format!("epoch: must be a Unix time, got {}", file.epoch)));
+        }
+        if !(0..=TEN_THOUSAND_YEARS).contains(&file.queue_runner_uptime) {
+            return Err(err(format!("queue_runner_uptime: must be seconds, got {}", file.queue_runner_uptime)));
+        }
+        if let Some(h) = file.horizon.filter(|h| !(h.is_finite() && *h > 0.0 && *h <= 1e10)) {
+            return Err(err(format!("horizon: must be positive seconds (at most 1e10), got {h}")));
+        }
+        let name = file.name.clone().unwrap_or_else(|| {
+            Path::new(origin).file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
+        });
+        Ok(Scenario {
+            name,
+            trace: base_dir.join(&file.trace),
+            trace_text: file.trace,
+            config,
+            config_origin,
+            config_json,
+            cloud,
+            static_machines: file.static_machines,
+            shares: file.shares,
+            horizon: file.horizon,
+            seed: file.seed,
+            interval: file.interval,
+            era: file.era,
+            reload_delay: file.reload_delay,
+            epoch: file.epoch,
+            queue_runner_uptime: file.queue_runner_uptime,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+trace = "t.csv"
+[provisioner.systemTypes."x86_64-linux"]
+maxMachines = 2
+[cloud."x86_64-linux"]
+on_demand_price = 0.5
+"#;
+
+    #[test]
+    fn minimal_scenario_takes_defaults() {
+        let s = Scenario::parse(GOOD, "s.toml", Path::new("/d")).unwrap();
+        assert_eq!(s.trace, PathBuf::from("/d/t.csv"));
+        assert_eq!((s.seed, s.interval, s.reload_delay), (1, 300.0, 30.0));
+        assert_eq!(s.config.system_types["x86_64-linux"].max_machines, 2);
+        assert_eq!(s.config.system_types["x86_64-linux"].nixops_expr, SIMULATED_NIXOPS_EXPR);
+        assert_eq!(s.cloud["x86_64-linux"].price(), 0.5);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Scenario::parse(&format!("{GOOD}\nintervall = 5\n"), "s.toml", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("intervall"), "{e}");
+        let bad = GOOD.replace("on_demand_price", "on_demand_prize");
+        let e = Scenario::parse(&bad, "s.toml", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("on_demand_prize"), "{e}");
+        let bad = GOOD.replace("maxMachines", "maxMachine");
+        let e = Scenario::parse(&bad, "s.toml", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("maxMachine"), "{e}");
+    }
+
+    #[test]
+    fn a_configuration_file_is_read_relative_to_the_scenario() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("conf.json"),
+            r#"{"systemTypes": {"aarch64-linux": {"nixopsExpr": "d.nix", "maxMachines": 3}}}"#,
+        )
+        .unwrap();
+        let text = "trace = \"t.csv\"\nprovisioner = \"conf.json\"\n[cloud.\"aarch64-linux\"]\n";
+        let s = Scenario::parse(text, "s.toml", dir.path()).unwrap();
+        assert_eq!(s.config.system_types["aarch64-linux"].max_machines, 3);
+        assert!(s.config_json.is_none());
+        let e = Scenario::parse(&text.replace("conf.json", "nope.json"), "s.toml", dir.path()).unwrap_err();
+        assert!(e.to_string().contains("nope.json"), "{e}");
+    }
+
+    #[test]
+    fn every_type_needs_a_cloud_model() {
+        let bad = GOOD.replace("[cloud.\"x86_64-linux\"]\non_demand_price = 0.5\n", "");
+        let e = Scenario::parse(&bad, "s.toml", Path::new(".")).unwrap_err();
+        assert!(e.to_string().contains("cloud.\"x86_64-linux\""), "{e}");
+    }
+}

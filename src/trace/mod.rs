@@ -1,0 +1,503 @@
+//! Build-step traces, format v1 (docs/trace-format.md): the rows, a
+//! streaming reader, a writer and a seeded generator of synthetic traces.
+//!
+//! A trace is read one row at a time: the reader keeps only the current row
+//! and a small table of interned names (systems, features, jobsets), so a
+//! ten-million-step file costs no more memory than a short one. Rows must be
+//! sorted by `submitted_at`; the simulator merges them with its own events.
+//! This module does not simulate anything and knows nothing of machines.
+
+pub mod synth;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io::{Read, Write};
+
+/// The version of the format this module reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The columns the writer produces, in order.
+pub const COLUMNS: &[&str] = &[
+    "step_id",
+    "submitted_at",
+    "system",
+    "features",
+    "jobset",
+    "build_id",
+    "priority",
+    "global_priority",
+    "depends_on",
+    "duration",
+    "outcome",
+];
+
+/// A fast hash for step ids and interned names, which are not chosen by an
+/// adversary (SipHash showed up in profiles of the simulator).
+#[derive(Default, Clone, Copy)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// An interned name: an index into [`Symbols`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Sym(pub u32);
+
+/// Interned names, so that a step row carries no heap strings.
+#[derive(Debug, Clone, Default)]
+pub struct Symbols {
+    names: Vec<String>,
+    index: HashMap<String, Sym, std::hash::BuildHasherDefault<IdHasher>>,
+}
+
+impl Symbols {
+    pub fn intern(&mut self, name: &str) -> Sym {
+        if let Some(&s) = self.index.get(name) {
+            return s;
+        }
+        let s = Sym(self.names.len() as u32);
+        self.names.push(name.to_string());
+        self.index.insert(name.to_string(), s);
+        s
+    }
+
+    pub fn name(&self, s: Sym) -> &str {
+        &self.names[s.0 as usize]
+    }
+}
+
+/// What happens when a step runs to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Outcome {
+    #[default]
+    Success,
+    /// The build fails; steps depending on it never start.
+    Failure,
+    /// The first attempt fails transiently and is retried with back-off;
+    /// the retry succeeds.
+    Transient,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Transient => "transient",
+        }
+    }
+}
+
+/// One build step. Times are milliseconds since the trace's zero.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRow {
+    pub step_id: u64,
+    pub submitted_ms: i64,
+    pub system: Sym,
+    /// Required features, sorted and comma-joined (empty: none).
+    pub features: Sym,
+    pub jobset: Sym,
+    pub build_id: u64,
+    pub priority: i32,
+    pub global_priority: i32,
+    pub depends_on: Vec<u64>,
+    /// Duration on a speedFactor-1 machine.
+    pub duration_ms: i64,
+    pub outcome: Outcome,
+}
+
+/// A bad trace, located as precisely as possible.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct TraceError {
+    pub file: String,
+    pub line: u64,
+    /// 1-based column number and column name, when one column is at fault.
+    pub column: Option<(usize, String)>,
+    pub message: String,
+}
+
+impl fmt::Display for TraceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.column {
+            Some((n, name)) => write!(f, "{}:{}:{}: column `{name}`: {}", self.file, self.line, n, self.message),
+            None => write!(f, "{}:{}: {}", self.file, self.line, self.message),
+        }
+    }
+}
+
+/// Anything that yields step rows in `submitted_at` order.
+pub trait StepSource {
+    fn next_step(&mut self) -> Option<Result<StepRow, TraceError>>;
+    fn symbols(&self) -> &Symbols;
+    /// What the source is called in reports.
+    fn name(&self) -> &str;
+}
+
+/// Rows already in memory (tests, benchmarks, generated traces).
+#[derive(Clone)]
+pub struct VecSource {
+    rows: std::vec::IntoIter<StepRow>,
+    symbols: Symbols,
+    name: String,
+}
+
+impl VecSource {
+    pub fn new(name: impl Into<String>, rows: Vec<StepRow>, symbols: Symbols) -> VecSource {
+        VecSource { rows: rows.into_iter(), symbols, name: name.into() }
+    }
+
+    /// Rows not yet read.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.len() == 0
+    }
+}
+
+impl StepSource for VecSource {
+    fn next_step(&mut self) -> Option<Result<StepRow, TraceError>> {
+        self.rows.next().map(Ok)
+    }
+    fn symbols(&self) -> &Symbols {
+        &self.symbols
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Columns {
+    step_id: usize,
+    submitted_at: usize,
+    system: usize,
+    duration: usize,
+    features: Option<usize>,
+    jobset: Option<usize>,
+    build_id: Option<usize>,
+    priority: Option<usize>,
+    global_priority: Option<usize>,
+    depends_on: Option<usize>,
+    outcome: Option<usize>,
+}
+
+/// Streams a v1 trace from CSV text.
+pub struct TraceReader<R: Read> {
+    csv: csv::Reader<R>,
+    file: String,
+    columns: Option<Columns>,
+    headers: Vec<String>,
+    record: csv::ByteRecord,
+    symbols: Symbols,
+    last_submitted: i64,
+    failed: bool,
+}
+
+impl<R: Read> TraceReader<R> {
+    /// `file` names the trace in errors.
+    pub fn new(input: R, file: impl Into<String>) -> TraceReader<R> {
+        let csv = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(input);
+        TraceReader {
+            csv,
+            file: file.into(),
+            columns: None,
+            headers: vec![],
+            record: csv::ByteRecord::new(),
+            symbols: Symbols::default(),
+            last_submitted: i64::MIN,
+            failed: false,
+        }
+    }
+
+    fn error(&self, line: u64, column: Option<usize>, message: impl Into<String>) -> TraceError {
+        TraceError {
+            file: self.file.clone(),
+            line,
+            column: column.map(|c| (c + 1, self.headers.get(c).cloned().unwrap_or_default())),
+            message: message.into(),
+        }
+    }
+
+    fn read_header(&mut self) -> Result<Columns, TraceError> {
+        let mut header = csv::ByteRecord::new();
+        match self.csv.read_byte_record(&mut header) {
+            Ok(true) => {}
+            Ok(false) => return Err(self.error(1, None, "the trace is empty (expected a header line)")),
+            Err(e) => return Err(self.error(1, None, format!("cannot read the header: {e}"))),
+        }
+        self.headers = header.iter().map(|h| String::from_utf8_lossy(h).trim().to_string()).collect();
+        let find = |name: &str| self.headers.iter().position(|h| h == name);
+        let required = |name: &str| {
+            find(name).ok_or_else(|| self.error(1, None, format!("the header lacks the required column `{name}`")))
+        };
+        Ok(Columns {
+            step_id: required("step_id")?,
+            submitted_at: required("submitted_at")?,
+            system: required("system")?,
+            duration: required("duration")?,
+            features: find("features"),
+            jobset: find("jobset"),
+            build_id: find("build_id"),
+            priority: find("priority"),
+            global_priority: find("global_priority"),
+            depends_on: find("depends_on"),
+            outcome: find("outcome"),
+        })
+    }
+
+    fn parse_row(&mut self, c: Columns, line: u64) -> Result<StepRow, TraceError> {
+        let rec = &self.record;
+        let field = |i: usize| -> Result<&str, TraceError> {
+            let bytes = rec.get(i).ok_or_else(|| self.error(line, Some(i), "missing (the row has too few fields)"))?;
+            std::str::from_utf8(bytes).map(str::trim).map_err(|_| self.error(line, Some(i), "not UTF-8"))
+        };
+        let opt = |i: Option<usize>| -> Result<&str, TraceError> {
+            match i {
+                Some(i) if i < rec.len() => field(i),
+                _ => Ok(""),
+            }
+        };
+        let int = |i: usize, text: &str| -> Result<u64, TraceError> {
+            text.parse::<u64>().map_err(|_| self.error(line, Some(i), format!("expected a non-negative integer, got `{text}`")))
+        };
+        let seconds = |i: usize, text: &str| -> Result<i64, TraceError> {
+            match text.parse::<f64>() {
+                Ok(s) if (0.0..9.0e12).contains(&s) => Ok((s * 1000.0).round() as i64),
+                _ => Err(self.error(line, Some(i), format!("expected non-negative seconds, got `{text}`"))),
+            }
+        };
+        let step_id = int(c.step_id, field(c.step_id)?)?;
+        let submitted_ms = seconds(c.submitted_at, field(c.submitted_at)?)?;
+        if submitted_ms < self.last_submitted {
+            return Err(self.error(line, Some(c.submitted_at), "rows must be sorted by submitted_at"));
+        }
+        let system = field(c.system)?;
+        if system.is_empty() || system.contains(char::is_whitespace) || system.contains(':') {
+            return Err(self.error(line, Some(c.system), format!("expected a system such as x86_64-linux, got `{system}`")));
+        }
+        let duration_ms = seconds(c.duration, field(c.duration)?)?;
+        let features_text = opt(c.features)?;
+        let mut features: Vec<&str> = features_text.split(',').map(str::trim).filter(|f| !f.is_empty()).collect();
+        if features.iter().any(|f| f.contains(char::is_whitespace)) {
+            return Err(self.error(line, c.features, "a feature contains white space"));
+        }
+        features.sort_unstable();
+        features.dedup();
+        let features = features.join(",");
+        let jobset = opt(c.jobset)?;
+        let build_id = match opt(c.build_id)? {
+            "" => step_id,
+            t => int(c.build_id.unwrap_or(0), t)?,
+        };
+        let small_int = |i: Option<usize>, default: i32| -> Result<i32, TraceError> {
+            match opt(i)? {
+                "" => Ok(default),
+                t => t.parse::<i32>().map_err(|_| self.error(line, i, format!("expected an integer, got `{t}`"))),
+            }
+        };
+        let priority = small_int(c.priority, 100)?;
+        let global_priority = small_int(c.global_priority, 0)?;
+        let mut depends_on = vec![];
+        for dep in opt(c.depends_on)?.split_whitespace() {
+            let d = int(c.depends_on.unwrap_or(0), dep)?;
+            if d == step_id {
+                return Err(self.error(line, c.depends_on, "a step cannot depend on itself"));
+            }
+            depends_on.push(d);
+        }
+        let outcome = match opt(c.outcome)? {
+            "" | "success" => Outcome::Success,
+            "failure" => Outcome::Failure,
+            "transient" => Outcome::Transient,
+            other => {
+                return Err(self.error(
+                    line,
+                    c.outcome,
+                    format!("expected `success`, `failure` or `transient`, got `{other}`"),
+                ));
+            }
+        };
+        let system = self.symbols.intern(system);
+        let features = self.symbols.intern(&features);
+        let jobset = self.symbols.intern(jobset);
+        self.last_submitted = submitted_ms;
+        Ok(StepRow {
+            step_id,
+            submitted_ms,
+            system,
+            features,
+            jobset,
+            build_id,
+            priority,
+            global_priority,
+            depends_on,
+            duration_ms,
+            outcome,
+        })
+    }
+}
+
+impl<R: Read> StepSource for TraceReader<R> {
+    fn next_step(&mut self) -> Option<Result<StepRow, TraceError>> {
+        if self.failed {
+            return None;
+        }
+        let columns = match self.columns {
+            Some(c) => c,
+            None => match self.read_header() {
+                Ok(c) => {
+                    self.columns = Some(c);
+                    c
+                }
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            },
+        };
+        loop {
+            let result = self.csv.read_byte_record(&mut self.record);
+            let line = self.record.position().map_or(0, |p| p.line());
+            let result = match result {
+                Ok(false) => return None,
+                Ok(true) if self.record.len() == 1 && self.record.get(0).is_some_and(|f| f.trim_ascii().is_empty()) => {
+                    continue;
+                }
+                Ok(true) => self.parse_row(columns, line),
+                Err(e) => {
+                    let line = e.position().map_or(line, |p| p.line());
+                    Err(self.error(line, None, format!("malformed CSV: {e}")))
+                }
+            };
+            if result.is_err() {
+                self.failed = true;
+            }
+            return Some(result);
+        }
+    }
+    fn symbols(&self) -> &Symbols {
+        &self.symbols
+    }
+    fn name(&self) -> &str {
+        &self.file
+    }
+}
+
+/// Seconds with millisecond precision, as the format writes them.
+pub fn format_seconds(ms: i64) -> String {
+    let sign = if ms < 0 { "-" } else { "" };
+    let a = ms.unsigned_abs();
+    format!("{sign}{}.{:03}", a / 1000, a % 1000)
+}
+
+/// Writes v1 traces, one row at a time.
+pub struct TraceWriter<W: Write> {
+    csv: csv::Writer<W>,
+}
+
+impl<W: Write> TraceWriter<W> {
+    pub fn new(out: W) -> std::io::Result<TraceWriter<W>> {
+        let mut csv = csv::WriterBuilder::new().from_writer(out);
+        csv.write_record(COLUMNS).map_err(std::io::Error::other)?;
+        Ok(TraceWriter { csv })
+    }
+
+    pub fn write(&mut self, row: &StepRow, symbols: &Symbols) -> std::io::Result<()> {
+        let deps: Vec<String> = row.depends_on.iter().map(u64::to_string).collect();
+        self.csv
+            .write_record([
+                row.step_id.to_string().as_str(),
+                &format_seconds(row.submitted_ms),
+                symbols.name(row.system),
+                symbols.name(row.features),
+                symbols.name(row.jobset),
+                &row.build_id.to_string(),
+                &row.priority.to_string(),
+                &row.global_priority.to_string(),
+                &deps.join(" "),
+                &format_seconds(row.duration_ms),
+                row.outcome.as_str(),
+            ])
+            .map_err(std::io::Error::other)
+    }
+
+    pub fn finish(mut self) -> std::io::Result<W> {
+        self.csv.flush()?;
+        self.csv.into_inner().map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_all(text: &str) -> Result<(Vec<StepRow>, Symbols), TraceError> {
+        let mut r = TraceReader::new(text.as_bytes(), "t.csv");
+        let mut rows = vec![];
+        while let Some(row) = r.next_step() {
+            rows.push(row?);
+        }
+        Ok((rows, r.symbols().clone()))
+    }
+
+    #[test]
+    fn minimal_columns_take_defaults() {
+        let (rows, sym) = read_all("step_id,submitted_at,system,duration,extra\n7,1.5,x86_64-linux,60,zzz\n").unwrap();
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!((r.step_id, r.submitted_ms, r.duration_ms, r.build_id, r.priority), (7, 1500, 60_000, 7, 100));
+        assert_eq!(sym.name(r.features), "");
+        assert_eq!(r.outcome, Outcome::Success);
+    }
+
+    #[test]
+    fn round_trips_through_the_writer() {
+        let text = "step_id,submitted_at,system,features,jobset,build_id,priority,global_priority,depends_on,duration,outcome\n\
+                    1,0.000,x86_64-linux,,nixpkgs:trunk,1,100,0,,12.345,success\n\
+                    2,0.250,x86_64-linux,\"big-parallel,kvm\",nixpkgs:trunk,1,50,1,1,3600.000,transient\n";
+        let (rows, sym) = read_all(text).unwrap();
+        let mut w = TraceWriter::new(Vec::new()).unwrap();
+        for r in &rows {
+            w.write(r, &sym).unwrap();
+        }
+        let out = String::from_utf8(w.finish().unwrap()).unwrap();
+        assert_eq!(out, text);
+    }
+
+    #[test]
+    fn features_are_sorted() {
+        let (rows, sym) = read_all("step_id,submitted_at,system,duration,features\n1,0,x86_64-linux,1,\"kvm,big-parallel\"\n").unwrap();
+        assert_eq!(sym.name(rows[0].features), "big-parallel,kvm");
+    }
+
+    #[test]
+    fn bad_rows_name_file_line_and_column() {
+        let e = read_all("step_id,submitted_at,system,duration\n1,0,x86_64-linux,1\n2,5,x86_64-linux,soon\n").unwrap_err();
+        assert_eq!(e.to_string(), "t.csv:3:4: column `duration`: expected non-negative seconds, got `soon`");
+        let e = read_all("step_id,submitted_at,system,duration\n1,5,x86_64-linux,1\n2,4,x86_64-linux,1\n").unwrap_err();
+        assert_eq!((e.line, e.column.clone().unwrap().0), (3, 2));
+        let e = read_all("step_id,system,duration\n").unwrap_err();
+        assert!(e.to_string().contains("submitted_at"), "{e}");
+        let e = read_all("step_id,submitted_at,system,duration,outcome\n1,0,x,1,maybe\n").unwrap_err();
+        assert_eq!(e.column.unwrap().1, "outcome");
+        let e = read_all("step_id,submitted_at,system,duration\n1,0,x86_64-linux\n").unwrap_err();
+        assert_eq!(e.column.unwrap().1, "duration");
+        assert!(read_all("").is_err());
+    }
+}

@@ -198,7 +198,9 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode, Failure> {
             let mut scenario =
                 Scenario::parse(QUICK_START, "quick-start.toml (embedded)", Path::new("scenarios")).map_err(Failure::input)?;
             scenario.name = format!("{} (embedded)", scenario.name);
-            let reader = TraceReader::new(QUICK_START_TRACE.as_bytes(), format!("{} (embedded)", scenario.trace_text));
+            // Named as from the repository root, where the committed copy lives.
+            scenario.trace_text = "traces/quick-start.csv (embedded)".to_string();
+            let reader = TraceReader::new(QUICK_START_TRACE.as_bytes(), scenario.trace_text.clone());
             (scenario, Box::new(reader))
         }
     };

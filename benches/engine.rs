@@ -1,7 +1,7 @@
 //! How long one engine decision takes for a large fleet: 100 deployments
 //! over 20 machine types, with a status that lists every machine.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use hydra_provisioner::config;
 use hydra_provisioner::engine::decide;
 use hydra_provisioner::model::{
@@ -18,14 +18,19 @@ fn world(types: usize, machines: usize) -> (config::Config, Observation) {
         .map(|i| if i % 2 == 0 { format!("x86_64-linux:f{i}") } else { format!("aarch64-linux:f{i}") })
         .collect();
     for k in &keys {
-        st.insert(k.clone(), json!({"nixopsExpr": "/d.nix", "maxMachines": 8, "runnablesPerMachine": 10, "gracePeriod": 600}));
+        st.insert(
+            k.clone(),
+            json!({"nixopsExpr": "/d.nix", "maxMachines": 8, "runnablesPerMachine": 10, "gracePeriod": 600}),
+        );
     }
     let (config, _) = config::parse(&json!({"systemTypes": st}), "bench", None).unwrap();
     let mut status = QueueStatus::down("");
     status.health = QueueHealth::Up;
     status.uptime = 86_400;
     for (i, k) in keys.iter().enumerate() {
-        status.machine_types.insert(k.clone(), TypeStatus { runnable: (i as u64 * 7) % 90, running: 3, last_active: None });
+        status
+            .machine_types
+            .insert(k.clone(), TypeStatus { runnable: (i as u64 * 7) % 90, running: 3, last_active: None });
     }
     let states = [MachineState::Up, MachineState::Up, MachineState::Up, MachineState::Stopped, MachineState::Missing];
     let deployments = (0..machines)
@@ -33,7 +38,11 @@ fn world(types: usize, machines: usize) -> (config::Config, Observation) {
             let ip = format!("10.0.{}.{}", i / 250, i % 250);
             status.machines.insert(
                 ip.clone(),
-                BuilderStatus { enabled: true, current_jobs: (i % 3) as u64, idle_since: Some(NOW - (i as i64 * 97) % 4000) },
+                BuilderStatus {
+                    enabled: true,
+                    current_jobs: (i % 3) as u64,
+                    idle_since: Some(NOW - (i as i64 * 97) % 4000),
+                },
             );
             Deployment {
                 name: format!("hydra-provisioned-{i}"),

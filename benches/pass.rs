@@ -3,7 +3,7 @@
 //! `deployConcurrency` 10 the pass takes about a second plus overhead, not
 //! ten. Run with `cargo bench --bench pass`; BENCHMARKS.md has the figures.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;

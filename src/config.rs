@@ -126,10 +126,8 @@ impl Config {
     /// A configuration from its JSON form with every default (handy for tests
     /// and for scenario files that build one inline).
     pub fn from_json_str(text: &str) -> Result<Config, ConfigError> {
-        let value: Value = serde_json::from_str(text).map_err(|e| ConfigError {
-            origin: "<inline>".into(),
-            problems: vec![format!("not JSON: {e}")],
-        })?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| ConfigError { origin: "<inline>".into(), problems: vec![format!("not JSON: {e}")] })?;
         Ok(parse(&value, "<inline>", None)?.0)
     }
 }
@@ -362,7 +360,8 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
     };
     let status_url = r.string(top, "statusUrl", "");
     let update_command = r.argv(top, "updateCommand", "");
-    let machines_file = PathBuf::from(r.string(top, "machinesFile", "").map_or(DEFAULT_MACHINES_FILE.into(), |p| r.path(p)));
+    let machines_file =
+        PathBuf::from(r.string(top, "machinesFile", "").map_or(DEFAULT_MACHINES_FILE.into(), |p| r.path(p)));
     let state_dir = PathBuf::from(r.string(top, "stateDir", "").map_or(DEFAULT_STATE_DIR.into(), |p| r.path(p)));
     let nixops_command = r.argv(top, "nixopsCommand", "").unwrap_or_else(|| vec!["nixops".into()]);
     let quirks = match r.string(top, "quirks", "").as_deref() {
@@ -547,8 +546,12 @@ mod tests {
 
     #[test]
     fn zero_runnables_per_machine_is_an_error_naming_the_key() {
-        let e = parse(&json!({"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d", "runnablesPerMachine": 0}}}), "c.nix", None)
-            .unwrap_err();
+        let e = parse(
+            &json!({"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d", "runnablesPerMachine": 0}}}),
+            "c.nix",
+            None,
+        )
+        .unwrap_err();
         assert_eq!(e.problems, vec!["systemTypes.x86_64-linux.runnablesPerMachine: must be at least 1, got 0"]);
         assert!(e.to_string().starts_with("invalid configuration in c.nix:"));
     }
@@ -574,7 +577,9 @@ mod tests {
 
     #[test]
     fn min_above_max_warns_and_max_wins() {
-        let (c, w) = parse_ok(json!({"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d", "minMachines": 5, "maxMachines": 2}}}));
+        let (c, w) = parse_ok(
+            json!({"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d", "minMachines": 5, "maxMachines": 2}}}),
+        );
         assert!(w.iter().any(|w| w.contains("maxMachines wins")));
         assert_eq!(c.system_types["x86_64-linux"].allowed(0), 2);
     }
@@ -596,7 +601,9 @@ mod tests {
 
     #[test]
     fn wanted_rounds_up_after_ignoring() {
-        let (c, _) = parse_ok(json!({"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d", "ignoredRunnables": 250, "runnablesPerMachine": 50, "maxMachines": 12}}}));
+        let (c, _) = parse_ok(
+            json!({"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d", "ignoredRunnables": 250, "runnablesPerMachine": 50, "maxMachines": 12}}}),
+        );
         let t = &c.system_types["x86_64-linux"];
         assert_eq!(t.wanted(0), 0);
         assert_eq!(t.wanted(250), 0);

@@ -35,12 +35,8 @@ impl MachineType {
             Some((s, f)) => (s, f),
             None => (key, ""),
         };
-        let systems: Vec<String> = systems
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect();
+        let systems: Vec<String> =
+            systems.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
         if systems.is_empty() {
             return Err(format!("machine type `{key}` names no system"));
         }
@@ -49,12 +45,8 @@ impl MachineType {
                 return Err(format!("machine type `{key}`: system `{s}` contains white space"));
             }
         }
-        let features: BTreeSet<String> = features
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect();
+        let features: BTreeSet<String> =
+            features.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
         if features.iter().any(|f| f.contains(char::is_whitespace)) {
             return Err(format!("machine type `{key}`: a feature contains white space"));
         }

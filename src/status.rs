@@ -9,7 +9,7 @@
 //! as the original did. This module neither runs the status command (see
 //! `adapters::queue`) nor decides anything from the result.
 
-use crate::model::{host_of_store_uri, BuilderStatus, QueueHealth, QueueStatus, Seconds, TypeStatus};
+use crate::model::{BuilderStatus, QueueHealth, QueueStatus, Seconds, TypeStatus, host_of_store_uri};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -57,7 +57,9 @@ pub fn parse_status_value(value: &Value) -> Result<QueueStatus, String> {
     };
     match top.get("status") {
         Some(Value::String(s)) if s == "up" => {}
-        Some(Value::String(s)) if s == "down" => return Ok(QueueStatus::down("the queue runner reports status \"down\"")),
+        Some(Value::String(s)) if s == "down" => {
+            return Ok(QueueStatus::down("the queue runner reports status \"down\""));
+        }
         Some(other) => return Err(format!("`status` must be \"up\" or \"down\", got {}", short(other))),
         None => return Err("no `status` field".into()),
     }
@@ -74,7 +76,9 @@ pub fn parse_status_value(value: &Value) -> Result<QueueStatus, String> {
         let ts = TypeStatus {
             runnable: count(t, "runnable").map_err(|e| format!("{}: {e}", at("runnable")))?,
             running: count(t, "running").map_err(|e| format!("{}: {e}", at("running")))?,
-            last_active: opt_seconds(t, "lastActive").map_err(|e| format!("machineTypes.{name}: {e}"))?.filter(|&t| t != 0),
+            last_active: opt_seconds(t, "lastActive")
+                .map_err(|e| format!("machineTypes.{name}: {e}"))?
+                .filter(|&t| t != 0),
         };
         machine_types.insert(name.clone(), ts);
     }
@@ -153,7 +157,7 @@ fn opt_seconds(obj: &Map<String, Value>, key: &str) -> Result<Option<Seconds>, S
 
 fn short(v: &Value) -> String {
     let s = v.to_string();
-    if s.len() > 60 { format!("{}...", &s[..s.floor_char_boundary(57)]) } else { s }
+    if s.chars().count() > 60 { format!("{}...", s.chars().take(57).collect::<String>()) } else { s }
 }
 
 #[cfg(test)]
@@ -171,8 +175,15 @@ mod tests {
 
     #[test]
     fn garbled_documents_are_errors_not_panics() {
-        for doc in ["{", "[1,2]", r#"{"status": 3}"#, r#"{"uptime": 5}"#, r#"{"status":"up","machines":[1]}"#,
-            r#"{"status":"up","machineTypes":{"x":{"runnable":-1}}}"#, "\u{0}"] {
+        for doc in [
+            "{",
+            "[1,2]",
+            r#"{"status": 3}"#,
+            r#"{"uptime": 5}"#,
+            r#"{"status":"up","machines":[1]}"#,
+            r#"{"status":"up","machineTypes":{"x":{"runnable":-1}}}"#,
+            "\u{0}",
+        ] {
             assert!(parse_status(doc, "t").is_err(), "{doc}");
         }
     }

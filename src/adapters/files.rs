@@ -26,7 +26,9 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     tmp.as_file().sync_all().with_context(|| format!("cannot flush {}", tmp.path().display()))?;
     // Readers other than us (the queue runner, node_exporter) need to read it.
     let perms = std::os::unix::fs::PermissionsExt::from_mode(0o644);
-    tmp.as_file().set_permissions(perms).with_context(|| format!("cannot set permissions on {}", tmp.path().display()))?;
+    tmp.as_file()
+        .set_permissions(perms)
+        .with_context(|| format!("cannot set permissions on {}", tmp.path().display()))?;
     tmp.persist(path).with_context(|| format!("cannot rename into {}", path.display()))?;
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
@@ -45,7 +47,8 @@ mod tests {
         write_atomically(&target, b"one\n").unwrap();
         write_atomically(&target, b"two\n").unwrap();
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "two\n");
-        let names: Vec<_> = std::fs::read_dir(dir.path().join("sub")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path().join("sub")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("machines")]);
     }
 }

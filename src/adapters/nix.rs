@@ -6,7 +6,7 @@
 //! evaluation can leave partial JSON behind.
 
 use super::process;
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use std::path::Path;
 use std::time::Duration;
 
@@ -40,7 +40,12 @@ pub fn eval_json(path: &Path) -> anyhow::Result<serde_json::Value> {
         }
     })?;
     if !out.success() {
-        bail!("evaluating {} with nix-instantiate failed ({}):\n{}", path.display(), out.describe(), out.stderr.trim_end());
+        bail!(
+            "evaluating {} with nix-instantiate failed ({}):\n{}",
+            path.display(),
+            out.describe(),
+            out.stderr.trim_end()
+        );
     }
     serde_json::from_str(&out.stdout)
         .with_context(|| format!("nix-instantiate printed something that is not JSON for {}", path.display()))

@@ -211,11 +211,7 @@ impl NixOps {
     /// Runs one nixops command; anything but exit 0 is a [`CommandError`].
     fn run(&self, args: &[&str], timeout: Duration) -> Result<Output, CommandError> {
         let out = self.run_raw(args, timeout)?;
-        if out.success() {
-            Ok(out)
-        } else {
-            Err(failure(&self.argv_for(args), &out))
-        }
+        if out.success() { Ok(out) } else { Err(failure(&self.argv_for(args), &out)) }
     }
 
     fn run_raw(&self, args: &[&str], timeout: Duration) -> Result<Output, CommandError> {
@@ -245,7 +241,9 @@ impl NixOps {
             return CheckOutcome::Healthy;
         }
         match out.status.and_then(|s| s.code()) {
-            Some(code @ 1..=31) if !out.timed_out && !looks_like_error(&out.stderr) => CheckOutcome::Problems(code as u8),
+            Some(code @ 1..=31) if !out.timed_out && !looks_like_error(&out.stderr) => {
+                CheckOutcome::Problems(code as u8)
+            }
             _ => CheckOutcome::Failed(failure(&self.argv_for(&args), &out)),
         }
     }
@@ -335,7 +333,10 @@ mod tests {
         let fleet = parse_export(EXPORT, "hydra-provisioned").unwrap();
         assert_eq!(fleet.deployments.len(), 2);
         let d0 = &fleet.deployments[0];
-        assert_eq!((d0.name.as_str(), d0.machine_type.as_str(), d0.state), ("hydra-provisioned-0", "x86_64-linux", MachineState::Up));
+        assert_eq!(
+            (d0.name.as_str(), d0.machine_type.as_str(), d0.state),
+            ("hydra-provisioned-0", "x86_64-linux", MachineState::Up)
+        );
         assert_eq!(d0.launch_time, Some(1_700_000_000));
         assert_eq!(d0.public_ip.as_deref(), Some("10.0.0.1"));
         assert_eq!(d0.host_key.as_deref(), Some("ssh-ed25519 AAAA"));
@@ -373,10 +374,18 @@ mod tests {
     fn check_tells_a_bitmask_from_an_error() {
         assert_eq!(nixops_printing("echo 'machine> missing'; exit 1").check("d"), CheckOutcome::Problems(1));
         assert_eq!(nixops_printing("exit 0").check("d"), CheckOutcome::Healthy);
-        let e = nixops_printing("echo \"error: could not find specified deployment in state file 'd'\" >&2; exit 1").check("d");
-        assert!(matches!(&e, CheckOutcome::Failed(e) if e.detail == "exit status 1: error: could not find specified deployment in state file 'd'"), "{e:?}");
-        let e = nixops_printing("printf 'Traceback (most recent call last):\\n  File x\\nKeyError: 3\\n' >&2; exit 1").check("d");
-        assert!(matches!(&e, CheckOutcome::Failed(e) if e.detail.ends_with("KeyError: 3") && e.command.ends_with("check -d d")), "{e:?}");
+        let e = nixops_printing("echo \"error: could not find specified deployment in state file 'd'\" >&2; exit 1")
+            .check("d");
+        assert!(
+            matches!(&e, CheckOutcome::Failed(e) if e.detail == "exit status 1: error: could not find specified deployment in state file 'd'"),
+            "{e:?}"
+        );
+        let e = nixops_printing("printf 'Traceback (most recent call last):\\n  File x\\nKeyError: 3\\n' >&2; exit 1")
+            .check("d");
+        assert!(
+            matches!(&e, CheckOutcome::Failed(e) if e.detail.ends_with("KeyError: 3") && e.command.ends_with("check -d d")),
+            "{e:?}"
+        );
     }
 
     #[test]

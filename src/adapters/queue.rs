@@ -21,7 +21,7 @@
 
 use super::process;
 use crate::config::Config;
-use crate::model::{host_of_store_uri, BuilderStatus, QueueHealth, QueueStatus, Seconds, TypeStatus};
+use crate::model::{BuilderStatus, QueueHealth, QueueStatus, Seconds, TypeStatus, host_of_store_uri};
 use crate::status::{parse_status, squash_i686};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -94,13 +94,17 @@ pub fn parse_rust_status(text: &str) -> Result<QueueStatus, String> {
     }
     let time = match runner.get("time") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(parse_rfc3339(s).ok_or_else(|| format!("`queueRunner.time` {s:?} is not RFC 3339"))?),
+        Some(Value::String(s)) => {
+            Some(parse_rfc3339(s).ok_or_else(|| format!("`queueRunner.time` {s:?} is not RFC 3339"))?)
+        }
         Some(Value::Number(n)) => n.as_i64(),
         Some(other) => return Err(format!("`queueRunner.time` is not a time: {other}")),
     };
     let uptime = match runner.get("uptime") {
         None | Some(Value::Null) => 0,
-        Some(Value::Number(n)) => n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).ok_or("`uptime` is negative")? as Seconds,
+        Some(Value::Number(n)) => {
+            n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).ok_or("`uptime` is negative")? as Seconds
+        }
         Some(other) => return Err(format!("`queueRunner.uptime` is not a number: {other}")),
     };
     let mut machine_types = BTreeMap::new();
@@ -147,7 +151,13 @@ pub fn parse_rust_status(text: &str) -> Result<QueueStatus, String> {
 /// `YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)` to Unix seconds.
 pub fn parse_rfc3339(s: &str) -> Option<Seconds> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |from: usize, to: usize| -> Option<i64> {
@@ -205,20 +215,22 @@ pub fn http_get(url: &str, timeout: Duration) -> Result<String, String> {
     if authority.is_empty() {
         return Err("the URL names no host".into());
     }
-    let with_port = if authority.rsplit_once(':').is_some_and(|(_, p)| p.bytes().all(|c| c.is_ascii_digit()) && !p.is_empty())
-        && !authority.ends_with(']')
-    {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
+    let with_port =
+        if authority.rsplit_once(':').is_some_and(|(_, p)| p.bytes().all(|c| c.is_ascii_digit()) && !p.is_empty())
+            && !authority.ends_with(']')
+        {
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
     let deadline = Instant::now() + timeout;
     let addr = with_port
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve {authority}: {e}"))?
         .next()
         .ok_or_else(|| format!("{authority} resolves to no address"))?;
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
     let remaining = |d: Instant| d.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
     stream.set_write_timeout(Some(remaining(deadline))).map_err(|e| e.to_string())?;
     let request = format!(
@@ -316,7 +328,10 @@ mod tests {
         assert_eq!(s.machines["builder-1"].current_jobs, 2);
         let down = parse_rust_status(r#"{"queueRunner": {"status": "down"}}"#).unwrap();
         assert!(matches!(down.health, QueueHealth::Down { .. }));
-        assert!(parse_rust_status(r#"{"queueRunner": {"status": "up", "queueStats": {"x": {"totalRunnable": -1}}}}"#).is_err());
+        assert!(
+            parse_rust_status(r#"{"queueRunner": {"status": "up", "queueStats": {"x": {"totalRunnable": -1}}}}"#)
+                .is_err()
+        );
         assert!(parse_rust_status("{}").is_err());
     }
 
@@ -324,7 +339,10 @@ mod tests {
     fn http_responses_plain_and_chunked() {
         assert_eq!(parse_http_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}junk").unwrap(), "{}");
         assert_eq!(
-            parse_http_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n").unwrap(),
+            parse_http_response(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n"
+            )
+            .unwrap(),
             "{\"a\":1}"
         );
         assert!(parse_http_response(b"HTTP/1.1 503 Service Unavailable\r\n\r\n").unwrap_err().contains("503"));

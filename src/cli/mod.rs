@@ -126,7 +126,9 @@ mod tests {
             with_implicit_run(args(&["hp", "/etc/p/conf.nix", "--dry-run"])),
             args(&["hp", "run", "/etc/p/conf.nix", "--dry-run"])
         );
-        for unchanged in [&["hp", "plan", "-c", "x"][..], &["hp", "run", "c.nix"], &["hp", "--help"], &["hp", "help"], &["hp"]] {
+        for unchanged in
+            [&["hp", "plan", "-c", "x"][..], &["hp", "run", "c.nix"], &["hp", "--help"], &["hp", "help"], &["hp"]]
+        {
             assert_eq!(with_implicit_run(args(unchanged)), args(unchanged));
         }
     }

@@ -21,11 +21,9 @@ pub const LONG_ABOUT: &str = "Run one pass against the live system: read the que
     `hydra-provisioner CONFIG` (the original's command line) means `hydra-provisioner run CONFIG`.";
 
 #[derive(Args, Debug)]
-#[command(
-    after_help = "Exit codes: 0 everything succeeded (or another pass holds the lock), 1 a command \
+#[command(after_help = "Exit codes: 0 everything succeeded (or another pass holds the lock), 1 a command \
         failed or the fleet could not be observed, 2 bad config.\n\n\
-        Example:\n  hydra-provisioner run /etc/hydra-provisioner/conf.nix --dry-run"
-)]
+        Example:\n  hydra-provisioner run /etc/hydra-provisioner/conf.nix --dry-run")]
 pub struct RunArgs {
     /// Configuration: conf.nix (evaluated with nix-instantiate), or .json/.toml with the same schema.
     #[arg(value_name = "CONFIG")]

@@ -134,9 +134,9 @@ impl Observer for Files {
         }
         let doc = serde_json::json!({"now": plan.now, "status": status, "fleet": observation.fleet, "plan": plan});
         let path = self.dir.join("passes").join(format!("{index:05}.json"));
-        let r = serde_json::to_vec_pretty(&doc).map_err(anyhow::Error::from).and_then(|bytes| {
-            std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
-        });
+        let r = serde_json::to_vec_pretty(&doc)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display())));
         self.keep(r);
     }
 }
@@ -195,8 +195,8 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode, Failure> {
             (scenario, Box::new(reader))
         }
         None => {
-            let mut scenario =
-                Scenario::parse(QUICK_START, "quick-start.toml (embedded)", Path::new("scenarios")).map_err(Failure::input)?;
+            let mut scenario = Scenario::parse(QUICK_START, "quick-start.toml (embedded)", Path::new("scenarios"))
+                .map_err(Failure::input)?;
             scenario.name = format!("{} (embedded)", scenario.name);
             // Named as from the repository root, where the committed copy lives.
             scenario.trace_text = "traces/quick-start.csv (embedded)".to_string();

@@ -61,7 +61,9 @@ pub fn synth_params(args: &SynthArgs) -> anyhow::Result<SynthParams> {
         let key = key.trim();
         let old = table.get(key).with_context(|| format!("--set {kv}: unknown parameter `{key}`"))?;
         let value: toml::Value = match old {
-            toml::Value::Float(_) => toml::Value::Float(value.trim().parse().with_context(|| format!("--set {kv}: not a number"))?),
+            toml::Value::Float(_) => {
+                toml::Value::Float(value.trim().parse().with_context(|| format!("--set {kv}: not a number"))?)
+            }
             toml::Value::Integer(_) => {
                 toml::Value::Integer(value.trim().parse().with_context(|| format!("--set {kv}: not an integer"))?)
             }
@@ -84,7 +86,9 @@ fn synth(args: SynthArgs) -> Result<ExitCode, Failure> {
     let mut synth = Synth::new(params).map_err(|e| Failure::input(anyhow::anyhow!(e)))?;
     let out: Box<dyn Write> = match &args.out {
         Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display())).map_err(Failure::failed)?,
+            std::fs::File::create(p)
+                .with_context(|| format!("cannot create {}", p.display()))
+                .map_err(Failure::failed)?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };

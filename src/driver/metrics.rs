@@ -33,7 +33,11 @@ fn family(out: &mut String, name: &str, help: &str) {
 /// The textfile's contents.
 pub fn render(f: &PassFigures<'_>) -> String {
     let mut out = String::new();
-    family(&mut out, "hydra_provisioner_machines", "Provisioned machines by type and NixOps state at the start of the last pass.");
+    family(
+        &mut out,
+        "hydra_provisioner_machines",
+        "Provisioned machines by type and NixOps state at the start of the last pass.",
+    );
     let mut machines: BTreeMap<(String, String), u64> = BTreeMap::new();
     for d in &f.fleet.deployments {
         *machines.entry((d.machine_type.clone(), d.state.to_string())).or_default() += 1;
@@ -41,11 +45,19 @@ pub fn render(f: &PassFigures<'_>) -> String {
     for ((t, s), n) in &machines {
         let _ = writeln!(out, "hydra_provisioner_machines{{type=\"{}\",state=\"{}\"}} {n}", label(t), label(s));
     }
-    family(&mut out, "hydra_provisioner_runnable", "Runnable build steps per machine type, as the queue runner reported them.");
+    family(
+        &mut out,
+        "hydra_provisioner_runnable",
+        "Runnable build steps per machine type, as the queue runner reported them.",
+    );
     for t in &f.plan.types {
         let _ = writeln!(out, "hydra_provisioner_runnable{{type=\"{}\"}} {}", label(&t.machine_type), t.runnable);
     }
-    family(&mut out, "hydra_provisioner_wanted_machines", "Machines each type was allowed to serve demand with in the last pass.");
+    family(
+        &mut out,
+        "hydra_provisioner_wanted_machines",
+        "Machines each type was allowed to serve demand with in the last pass.",
+    );
     for t in &f.plan.types {
         let _ = writeln!(out, "hydra_provisioner_wanted_machines{{type=\"{}\"}} {}", label(&t.machine_type), t.allowed);
     }

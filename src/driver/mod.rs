@@ -33,8 +33,8 @@ use anyhow::Context;
 use state::{PendingCreation, State};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How a pass is run.
@@ -172,11 +172,7 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
             tracing::warn!("cannot write the Prometheus textfile {}: {e:#}", path.display());
         }
     }
-    tracing::info!(
-        "pass finished in {:.1?}: {} command(s) failed",
-        started.elapsed(),
-        failures.len()
-    );
+    tracing::info!("pass finished in {:.1?}: {} command(s) failed", started.elapsed(), failures.len());
     Ok(PassOutcome::Done { plan: Box::new(plan), failures })
 }
 
@@ -291,7 +287,12 @@ fn log_plan(plan: &Plan) {
     for t in &plan.types {
         tracing::info!(
             "type {}: {} runnable, wants {}, allowed {}, reuses {}, creates {}",
-            t.machine_type, t.runnable, t.wanted, t.allowed, t.reused, t.created
+            t.machine_type,
+            t.runnable,
+            t.wanted,
+            t.allowed,
+            t.reused,
+            t.created
         );
         for n in &t.notes {
             tracing::info!("type {}: {n}", t.machine_type);
@@ -338,13 +339,17 @@ impl Actuator<'_> {
                 state.pending_creations.remove(deployment);
                 self.memory.remove(deployment);
                 self.left_out.insert(deployment.clone());
-                self.fail(deployment, format!("not created: cannot record the creation in the state file first: {e:#}"));
+                self.fail(
+                    deployment,
+                    format!("not created: cannot record the creation in the state file first: {e:#}"),
+                );
                 continue;
             }
             tracing::info!("{deployment}: creating as type {machine_type} ({nixops_expr})");
-            let result = self.nixops.create(deployment, nixops_expr, nix_path).and_then(|()| {
-                self.nixops.set_args(deployment, machine_type, tag)
-            });
+            let result = self
+                .nixops
+                .create(deployment, nixops_expr, nix_path)
+                .and_then(|()| self.nixops.set_args(deployment, machine_type, tag));
             match result {
                 Ok(()) => {
                     state.pending_creations.remove(deployment);

@@ -47,7 +47,13 @@ pub fn load(path: &Path) -> (State, Option<String>) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (State::default(), None),
         Err(e) => {
-            return (State::default(), Some(format!("cannot read state file {}: {e}; starting from what NixOps and Hydra report", path.display())));
+            return (
+                State::default(),
+                Some(format!(
+                    "cannot read state file {}: {e}; starting from what NixOps and Hydra report",
+                    path.display()
+                )),
+            );
         }
     };
     match serde_json::from_str::<State>(&text) {

@@ -131,7 +131,8 @@ impl<'a> Pass<'a> {
         }
         let mut warnings = vec![];
         for name in &ambiguous {
-            warnings.push(format!("deployment name `{name}` is ambiguous (more than one deployment has it); left alone"));
+            warnings
+                .push(format!("deployment name `{name}` is ambiguous (more than one deployment has it); left alone"));
         }
         let type_args: BTreeMap<&str, Option<&TypeConfig>> =
             deployments.iter().map(|d| (d.machine_type.as_str(), config.type_for(&d.machine_type))).collect();
@@ -266,7 +267,10 @@ impl<'a> Pass<'a> {
                 self.create(tc, Reason::CreatedForDemand { rank: have, allowed });
             }
             if short > creating {
-                notes.push(TypeNote::CreationLimitReached { per_pass: tc.max_creations_per_pass, short_by: short - creating });
+                notes.push(TypeNote::CreationLimitReached {
+                    per_pass: tc.max_creations_per_pass,
+                    short_by: short - creating,
+                });
             }
             self.types.push(TypeDecision {
                 machine_type: key,
@@ -481,7 +485,8 @@ impl<'a> Pass<'a> {
             _ => (self.now - status.uptime + UPTIME_FALLBACK_PAD, ActivitySource::UptimeFallback),
         };
         if self.now - last_active < grace {
-            return self.original_keep_listed(d, Reason::InGracePeriod { last_active, until: last_active + grace, source });
+            return self
+                .original_keep_listed(d, Reason::InGracePeriod { last_active, until: last_active + grace, source });
         }
         self.original_expire(d, Reason::Idle { last_active: Some(last_active), source: Some(source) })
     }

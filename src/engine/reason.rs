@@ -93,7 +93,9 @@ impl fmt::Display for Reason {
             Reason::WaitingForReload { delisted_at } => {
                 write!(f, "delisted at {delisted_at} but the queue runner still has it enabled")
             }
-            Reason::Idle { last_active: Some(t), source: Some(s) } => write!(f, "idle since {t} ({s}), grace period over"),
+            Reason::Idle { last_active: Some(t), source: Some(s) } => {
+                write!(f, "idle since {t} ({s}), grace period over")
+            }
             Reason::Idle { .. } => write!(f, "idle, grace period over"),
             Reason::NotRunning { state } => write!(f, "not running (state {state})"),
             Reason::Stopped => write!(f, "stopped while idle"),
@@ -104,7 +106,9 @@ impl fmt::Display for Reason {
             Reason::PaidTimeLeftBeforeStop { left, threshold } => {
                 write!(f, "expired but paid time left {left}s >= {threshold}s, delisted until then")
             }
-            Reason::QueueStatusUnavailable { detail } => write!(f, "queue status unavailable ({detail}), fleet left alone"),
+            Reason::QueueStatusUnavailable { detail } => {
+                write!(f, "queue status unavailable ({detail}), fleet left alone")
+            }
             Reason::NoAddress => write!(f, "running but has no public address yet"),
             Reason::OriginalWouldCrash { why } => write!(f, "the original provisioner would crash here: {why}"),
         }
@@ -135,7 +139,9 @@ impl fmt::Display for TypeNote {
             TypeNote::CreationLimitReached { per_pass, short_by } => {
                 write!(f, "{short_by} machine(s) short, but at most {per_pass} created per pass")
             }
-            TypeNote::NotConfigured { runnable } => write!(f, "cannot provision: {runnable} runnable, type not configured"),
+            TypeNote::NotConfigured { runnable } => {
+                write!(f, "cannot provision: {runnable} runnable, type not configured")
+            }
             TypeNote::NotInStatus => write!(f, "absent from the queue status; the original provisions nothing for it"),
             TypeNote::QueueStatusUnavailable { detail } => write!(f, "queue status unavailable ({detail})"),
         }

@@ -226,7 +226,12 @@ impl Summary {
         let _ = writeln!(o, "config           {}", self.config);
         let _ = writeln!(o, "seed             {}", self.seed);
         let _ = writeln!(o, "version          hydra-provisioner {}", self.program_version);
-        let _ = writeln!(o, "simulated        {:.1} h, {} provisioner passes", self.simulated_seconds / 3600.0, self.passes);
+        let _ = writeln!(
+            o,
+            "simulated        {:.1} h, {} provisioner passes",
+            self.simulated_seconds / 3600.0,
+            self.passes
+        );
         let c = &self.cost;
         let _ = writeln!(o, "\ncost             ${:.2} (storage ${:.2})", c.dollars, c.storage_dollars);
         let _ = writeln!(
@@ -247,7 +252,10 @@ impl Summary {
         for (reason, n) in &s.never_started {
             let _ = writeln!(o, "never started    {n} ({reason})");
         }
-        let _ = writeln!(o, "\nwait (s)                                 count      mean       p50       p90       p95       p99       max");
+        let _ = writeln!(
+            o,
+            "\nwait (s)                                 count      mean       p50       p90       p95       p99       max"
+        );
         let row = |o: &mut String, name: &str, w: &WaitStats| {
             let _ = writeln!(
                 o,

@@ -1004,7 +1004,6 @@ impl Hydra {
             "jobsets": jobsets,
         })
     }
-
 }
 
 #[cfg(test)]

@@ -612,7 +612,12 @@ impl<'s> Simulation<'s> {
             }
             let done_s = self.scenario.epoch + d.done_at.whole_secs();
             memory.entry(inst.name.clone()).or_default().record_deploy(ok, &d.fingerprint, done_s);
-            observer.lifecycle(d.done_at, &inst.name, &inst.machine_type, if ok { "deployed" } else { "deploy failed" });
+            observer.lifecycle(
+                d.done_at,
+                &inst.name,
+                &inst.machine_type,
+                if ok { "deployed" } else { "deploy failed" },
+            );
         }
         self.memory = memory;
         if write_file {
@@ -637,7 +642,9 @@ impl<'s> Simulation<'s> {
             };
             let Some(&m) = self.by_name.get(deployment) else { continue };
             let current = self.instances[m as usize].state;
-            if current == InstanceState::Destroyed || (current == InstanceState::Stopped && state == InstanceState::Stopped) {
+            if current == InstanceState::Destroyed
+                || (current == InstanceState::Stopped && state == InstanceState::Stopped)
+            {
                 continue;
             }
             if state == InstanceState::Stopped {
@@ -721,7 +728,8 @@ impl<'s> Simulation<'s> {
             if let Some(since) = inst.stopped_since.take() {
                 inst.storage_ms += now.0 - since.0;
             }
-            cost.dollars += metrics::dollars(inst.billed_ms, inst.price) + metrics::dollars(inst.storage_ms, inst.storage_price);
+            cost.dollars +=
+                metrics::dollars(inst.billed_ms, inst.price) + metrics::dollars(inst.storage_ms, inst.storage_price);
             cost.storage_dollars += metrics::dollars(inst.storage_ms, inst.storage_price);
             billed_total += inst.billed_ms;
             slot_ms += i128::from(inst.billed_ms) * i128::from(inst.max_jobs);
@@ -740,11 +748,9 @@ impl<'s> Simulation<'s> {
         cost.busy_job_hours = hours(job_ms);
         cost.utilisation = if slot_ms > 0 { metrics::round3(job_ms as f64 / slot_ms as f64) } else { 0.0 };
         let kinds: Vec<String> = self.hydra.kinds().iter().map(|k| k.key.clone()).collect();
-        let jobsets: Vec<String> = (0..self.hydra.jobset_count()).map(|j| self.hydra.jobset_name(j).to_string()).collect();
-        let latency = self
-            .hydra
-            .waits
-            .latency(|k| kinds[k as usize].clone(), |j| jobsets[j as usize].clone());
+        let jobsets: Vec<String> =
+            (0..self.hydra.jobset_count()).map(|j| self.hydra.jobset_name(j).to_string()).collect();
+        let latency = self.hydra.waits.latency(|k| kinds[k as usize].clone(), |j| jobsets[j as usize].clone());
         let c = &self.hydra.counters;
         let steps = StepCounts {
             total: c.total,

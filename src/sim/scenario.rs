@@ -258,7 +258,11 @@ impl Scenario {
             let at = |what: &str| format!("cloud.\"{key}\".{what}");
             let check = |v: f64, what: &str, positive: bool| {
                 if !v.is_finite() || v < 0.0 || (positive && v == 0.0) {
-                    Err(err(format!("{}: must be {}, got {v}", at(what), if positive { "positive" } else { "zero or more" })))
+                    Err(err(format!(
+                        "{}: must be {}, got {v}",
+                        at(what),
+                        if positive { "positive" } else { "zero or more" }
+                    )))
                 } else {
                     Ok(())
                 }
@@ -276,7 +280,9 @@ impl Scenario {
                 return Err(err(format!("{}: must be between 0 and 1", at("deploy_failure_rate"))));
             }
             match (c.market, c.spot_price) {
-                (Market::Spot, None) => return Err(err(format!("{}: required when market = \"spot\"", at("spot_price")))),
+                (Market::Spot, None) => {
+                    return Err(err(format!("{}: required when market = \"spot\"", at("spot_price"))));
+                }
                 (_, Some(p)) => check(p, "spot_price", false)?,
                 _ => {}
             }
@@ -287,7 +293,9 @@ impl Scenario {
         }
         for key in config.system_types.keys() {
             if !cloud.contains_key(key) {
-                return Err(err(format!("cloud.\"{key}\": missing (every provisioned machine type needs a cloud model)")));
+                return Err(err(format!(
+                    "cloud.\"{key}\": missing (every provisioned machine type needs a cloud model)"
+                )));
             }
         }
         let mut names = std::collections::BTreeSet::new();

@@ -274,7 +274,8 @@ impl<R: Read> TraceReader<R> {
             }
         };
         let int = |i: usize, text: &str| -> Result<u64, TraceError> {
-            text.parse::<u64>().map_err(|_| self.error(line, Some(i), format!("expected a non-negative integer, got `{text}`")))
+            text.parse::<u64>()
+                .map_err(|_| self.error(line, Some(i), format!("expected a non-negative integer, got `{text}`")))
         };
         let seconds = |i: usize, text: &str| -> Result<i64, TraceError> {
             match text.parse::<f64>() {
@@ -289,7 +290,11 @@ impl<R: Read> TraceReader<R> {
         }
         let system = field(c.system)?;
         if system.is_empty() || system.contains(char::is_whitespace) || system.contains(':') {
-            return Err(self.error(line, Some(c.system), format!("expected a system such as x86_64-linux, got `{system}`")));
+            return Err(self.error(
+                line,
+                Some(c.system),
+                format!("expected a system such as x86_64-linux, got `{system}`"),
+            ));
         }
         let duration_ms = seconds(c.duration, field(c.duration)?)?;
         let features_text = opt(c.features)?;
@@ -482,13 +487,16 @@ mod tests {
 
     #[test]
     fn features_are_sorted() {
-        let (rows, sym) = read_all("step_id,submitted_at,system,duration,features\n1,0,x86_64-linux,1,\"kvm,big-parallel\"\n").unwrap();
+        let (rows, sym) =
+            read_all("step_id,submitted_at,system,duration,features\n1,0,x86_64-linux,1,\"kvm,big-parallel\"\n")
+                .unwrap();
         assert_eq!(sym.name(rows[0].features), "big-parallel,kvm");
     }
 
     #[test]
     fn bad_rows_name_file_line_and_column() {
-        let e = read_all("step_id,submitted_at,system,duration\n1,0,x86_64-linux,1\n2,5,x86_64-linux,soon\n").unwrap_err();
+        let e =
+            read_all("step_id,submitted_at,system,duration\n1,0,x86_64-linux,1\n2,5,x86_64-linux,soon\n").unwrap_err();
         assert_eq!(e.to_string(), "t.csv:3:4: column `duration`: expected non-negative seconds, got `soon`");
         let e = read_all("step_id,submitted_at,system,duration\n1,5,x86_64-linux,1\n2,4,x86_64-linux,1\n").unwrap_err();
         assert_eq!((e.line, e.column.clone().unwrap().0), (3, 2));

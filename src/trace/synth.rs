@@ -261,7 +261,8 @@ impl Synth {
                 let burst = self.next_burst;
                 self.next_burst += 1;
                 let jobset = self.pick(JOBSETS.iter().map(|j| j.1));
-                let size = (self.burst_size.sample(&mut self.rng).round() as u64).clamp(1, self.params.burst_max.max(1));
+                let size =
+                    (self.burst_size.sample(&mut self.rng).round() as u64).clamp(1, self.params.burst_max.max(1));
                 let spread_ms = self.params.burst_spread * 1000.0;
                 for _ in 0..size {
                     let at = (t + self.rng.random::<f64>() * spread_ms) as i64;

@@ -23,7 +23,8 @@ pub fn bin() -> assert_cmd::Command {
 /// test that needs it and finds none says so and passes: CI always has it,
 /// and there `CI=true` turns its absence into a failure.
 pub fn have_nix() -> bool {
-    let found = std::process::Command::new("nix-instantiate").arg("--version").output().is_ok_and(|o| o.status.success());
+    let found =
+        std::process::Command::new("nix-instantiate").arg("--version").output().is_ok_and(|o| o.status.success());
     if !found {
         assert!(std::env::var("CI").is_err(), "nix-instantiate is missing on CI; .ci/run must install it");
         eprintln!("skipped: nix-instantiate not installed (.ci/run installs it)");

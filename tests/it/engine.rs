@@ -4,12 +4,12 @@
 
 use crate::common::{bin, data, have_nix, root};
 use hydra_provisioner::config::{self, Config, Quirks};
-use hydra_provisioner::engine::{decide, deploy_fingerprint, Action, Command, Plan, Reason, TypeNote};
+use hydra_provisioner::engine::{Action, Command, Plan, Reason, TypeNote, decide, deploy_fingerprint};
 use hydra_provisioner::model::{
     BuilderStatus, Deployment, Fleet, MachineMemory, MachineState, Observation, QueueHealth, QueueStatus, TypeStatus,
 };
 use proptest::prelude::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 
 const NOW: i64 = 1_700_000_000;
@@ -78,11 +78,17 @@ fn action(p: &Plan, name: &str) -> (Action, Reason) {
 }
 
 fn destroys(p: &Plan) -> Vec<&str> {
-    p.commands.iter().filter_map(|c| if let Command::Destroy { deployment } = c { Some(deployment.as_str()) } else { None }).collect()
+    p.commands
+        .iter()
+        .filter_map(|c| if let Command::Destroy { deployment } = c { Some(deployment.as_str()) } else { None })
+        .collect()
 }
 
 fn creates(p: &Plan) -> Vec<&str> {
-    p.commands.iter().filter_map(|c| if let Command::Create { deployment, .. } = c { Some(deployment.as_str()) } else { None }).collect()
+    p.commands
+        .iter()
+        .filter_map(|c| if let Command::Create { deployment, .. } = c { Some(deployment.as_str()) } else { None })
+        .collect()
 }
 
 // Launch ages that leave a given paid time under hourly billing.
@@ -108,10 +114,16 @@ fn wanted_and_allowed_follow_the_original_formula() {
         ((0, 0, 10, 5, 2), (0, 2)), // min > max: max wins
     ];
     for ((runnable, ignored, per, min, max), (wanted, allowed)) in table {
-        let c = fixed(json!({"ignoredRunnables": ignored, "runnablesPerMachine": per, "minMachines": min, "maxMachines": max}));
+        let c = fixed(
+            json!({"ignoredRunnables": ignored, "runnablesPerMachine": per, "minMachines": min, "maxMachines": max}),
+        );
         let p = plan(&c, up_status(runnable, 86_400), vec![]);
         let t = &p.types[0];
-        assert_eq!((t.wanted, t.allowed), (wanted, allowed), "runnable {runnable} ignored {ignored} per {per} min {min} max {max}");
+        assert_eq!(
+            (t.wanted, t.allowed),
+            (wanted, allowed),
+            "runnable {runnable} ignored {ignored} per {per} min {min} max {max}"
+        );
         assert_eq!(creates(&p).len() as u64, allowed.min(1), "one creation per pass");
     }
 }
@@ -156,10 +168,16 @@ fn paid_time_thresholds_at_their_edges() {
         let status = with_builder(up_status(0, 86_400), "10.0.0.1", 0, Some(NOW - 7200));
         let left = |ago| plan(&c, status.clone(), vec![machine(1, ago)]);
         let p = left(LEFT_1800);
-        assert_eq!(action(&p, "hydra-provisioned-1"), (Action::Keep, Reason::PaidTimeLeft { left: 1800, threshold: 1800 }));
+        assert_eq!(
+            action(&p, "hydra-provisioned-1"),
+            (Action::Keep, Reason::PaidTimeLeft { left: 1800, threshold: 1800 })
+        );
         assert!(p.listings.iter().any(|l| l.deployment == "hydra-provisioned-1"), "kept machines stay listed");
         let p = left(LEFT_1799);
-        assert_eq!(action(&p, "hydra-provisioned-1"), (Action::Leave, Reason::PaidTimeLeftBeforeStop { left: 1799, threshold: 600 }));
+        assert_eq!(
+            action(&p, "hydra-provisioned-1"),
+            (Action::Leave, Reason::PaidTimeLeftBeforeStop { left: 1799, threshold: 600 })
+        );
         let p = left(LEFT_600);
         assert_eq!(action(&p, "hydra-provisioned-1").0, Action::Leave);
         assert!(destroys(&p).is_empty());
@@ -204,7 +222,9 @@ fn grace_period_from_last_active_idle_since_or_observation() {
     let mut status = with_builder(up_status(0, 86_400), "10.0.0.1", 0, Some(NOW - 5000));
     status.machine_types.get_mut(X86).unwrap().last_active = Some(NOW - 100);
     let p = plan(&c, status, vec![machine(1, LEFT_599)]);
-    assert!(matches!(action(&p, "hydra-provisioned-1"), (Action::Keep, Reason::InGracePeriod { until, .. }) if until == NOW + 800));
+    assert!(
+        matches!(action(&p, "hydra-provisioned-1"), (Action::Keep, Reason::InGracePeriod { until, .. }) if until == NOW + 800)
+    );
     // Without lastActive, the machine's idleSince.
     let status = with_builder(up_status(0, 86_400), "10.0.0.1", 0, Some(NOW - 899));
     let p = plan(&c, status, vec![machine(1, LEFT_599)]);
@@ -227,10 +247,15 @@ fn grace_period_from_last_active_idle_since_or_observation() {
 fn queue_runner_restarted_ten_minutes_ago_keeps_idle_machines() {
     // Original: no lastActive, so lastActive = now - uptime + 1800, in the future.
     let p = plan(&original(json!({})), up_status(0, 600), vec![machine(1, LEFT_599)]);
-    assert!(matches!(action(&p, "hydra-provisioned-1"), (Action::Keep, Reason::InGracePeriod { last_active, .. }) if last_active == NOW + 1200));
+    assert!(
+        matches!(action(&p, "hydra-provisioned-1"), (Action::Keep, Reason::InGracePeriod { last_active, .. }) if last_active == NOW + 1200)
+    );
     // Fixed: the restart guard.
     let p = plan(&fixed(json!({})), up_status(0, 600), vec![machine(1, LEFT_599)]);
-    assert_eq!(action(&p, "hydra-provisioned-1"), (Action::Keep, Reason::QueueRunnerRecentlyStarted { uptime: 600, guard: 1800 }));
+    assert_eq!(
+        action(&p, "hydra-provisioned-1"),
+        (Action::Keep, Reason::QueueRunnerRecentlyStarted { uptime: 600, guard: 1800 })
+    );
     // An hour after the restart the original lets it go.
     let p = plan(&original(json!({})), up_status(0, 3600), vec![machine(1, LEFT_599)]);
     assert_eq!(action(&p, "hydra-provisioned-1").0, Action::Destroy);
@@ -245,7 +270,11 @@ fn status_down() {
     assert_eq!(action(&p, "hydra-provisioned-2").0, Action::Destroy, "not running: expired even when down");
     // Fixed: nothing is stopped or destroyed, the machines file is not rewritten.
     let p = plan(&fixed(json!({"minMachines": 1})), QueueStatus::down("exit status 1"), fleet);
-    assert!(p.commands.iter().all(|c| !matches!(c, Command::Stop { .. } | Command::Destroy { .. } | Command::WriteMachinesFile)));
+    assert!(
+        p.commands
+            .iter()
+            .all(|c| !matches!(c, Command::Stop { .. } | Command::Destroy { .. } | Command::WriteMachinesFile))
+    );
     assert_eq!(action(&p, "hydra-provisioned-2").0, Action::Hold);
     assert_eq!(action(&p, "hydra-provisioned-1").0, Action::Serve, "minMachines still honoured");
 }
@@ -275,12 +304,28 @@ fn up_status_without_machine_types_is_held() {
 fn stop_on_idle() {
     let status = up_status(0, 86_400);
     let c = original(json!({"stopOnIdle": true}));
-    let p = plan(&c, status.clone(), vec![machine(1, LEFT_599), in_state(machine(2, 1), MachineState::Stopped), in_state(machine(3, 1), MachineState::Missing)]);
+    let p = plan(
+        &c,
+        status.clone(),
+        vec![
+            machine(1, LEFT_599),
+            in_state(machine(2, 1), MachineState::Stopped),
+            in_state(machine(3, 1), MachineState::Missing),
+        ],
+    );
     assert_eq!(action(&p, "hydra-provisioned-1").0, Action::Stop);
     assert_eq!(action(&p, "hydra-provisioned-2"), (Action::Leave, Reason::Stopped));
     assert_eq!(action(&p, "hydra-provisioned-3").0, Action::Stop, "the original 'stops' a vanished machine every pass");
     let c = x86_config(json!({"stopOnIdle": true}), json!({"drainBeforeDestroy": false}));
-    let p = plan(&c, status, vec![machine(1, LEFT_599), in_state(machine(2, 1), MachineState::Stopped), in_state(machine(3, 1), MachineState::Missing)]);
+    let p = plan(
+        &c,
+        status,
+        vec![
+            machine(1, LEFT_599),
+            in_state(machine(2, 1), MachineState::Stopped),
+            in_state(machine(3, 1), MachineState::Missing),
+        ],
+    );
     assert_eq!(action(&p, "hydra-provisioned-1").0, Action::Stop);
     assert_eq!(action(&p, "hydra-provisioned-2"), (Action::Leave, Reason::Stopped));
     assert_eq!(action(&p, "hydra-provisioned-3").0, Action::Destroy, "fixed: vanished machines are cleaned up");
@@ -292,7 +337,10 @@ fn two_phase_scale_in_delists_then_destroys() {
     let status = with_builder(up_status(0, 86_400), "10.0.0.1", 0, Some(NOW - 7200));
     // Pass 1: listed and idle: delisted, not destroyed.
     let p1 = plan(&c, status.clone(), vec![machine(1, LEFT_599)]);
-    assert_eq!(action(&p1, "hydra-provisioned-1"), (Action::Drain, Reason::Draining { delisted_at: NOW, until: NOW + 60 }));
+    assert_eq!(
+        action(&p1, "hydra-provisioned-1"),
+        (Action::Drain, Reason::Draining { delisted_at: NOW, until: NOW + 60 })
+    );
     assert!(destroys(&p1).is_empty() && p1.listings.is_empty());
     let memory = p1.memory["hydra-provisioned-1"].clone();
     assert_eq!((memory.listed, memory.delisted_at), (false, Some(NOW)));
@@ -301,7 +349,11 @@ fn two_phase_scale_in_delists_then_destroys() {
     m.memory = memory;
     let mut status2 = status.clone();
     status2.machines.get_mut("10.0.0.1").unwrap().enabled = false;
-    let p2 = decide(&c, &Observation { status: status2, fleet: Fleet { deployments: vec![m.clone()], ..Fleet::default() } }, NOW + 300);
+    let p2 = decide(
+        &c,
+        &Observation { status: status2, fleet: Fleet { deployments: vec![m.clone()], ..Fleet::default() } },
+        NOW + 300,
+    );
     assert_eq!(action(&p2, "hydra-provisioned-1").0, Action::Destroy);
     assert!(!p2.memory.contains_key("hydra-provisioned-1"), "a destroyed deployment is forgotten");
     // If Hydra still has it enabled, wait for the reload.
@@ -317,7 +369,10 @@ fn a_deployment_whose_deploys_keep_failing_is_replaced() {
     broken.memory.listed = false;
     let p = plan(&c, up_status(10, 86_400), vec![broken.clone()]);
     assert_eq!(creates(&p), vec!["hydra-provisioned-1"]);
-    assert_eq!(action(&p, "hydra-provisioned-0"), (Action::Destroy, Reason::DeployFailedRepeatedly { failures: 3, limit: 3 }));
+    assert_eq!(
+        action(&p, "hydra-provisioned-0"),
+        (Action::Destroy, Reason::DeployFailedRepeatedly { failures: 3, limit: 3 })
+    );
     // Two failures: still reused.
     broken.memory.deploy_failures = 2;
     let p = plan(&c, up_status(10, 86_400), vec![broken]);
@@ -393,12 +448,17 @@ fn machines_file_lines_match_the_original_columns() {
     let mut d = machine(3, 100);
     d.machine_type = "aarch64-linux".into();
     let mut status = up_status(1, 86_400);
-    status.machine_types.insert("x86_64-linux:big-parallel,kvm".into(), TypeStatus { runnable: 1, ..TypeStatus::default() });
+    status
+        .machine_types
+        .insert("x86_64-linux:big-parallel,kvm".into(), TypeStatus { runnable: 1, ..TypeStatus::default() });
     status.machine_types.insert("aarch64-linux".into(), TypeStatus { runnable: 1, ..TypeStatus::default() });
     let p = plan(&c, status, vec![a, b, d]);
     let file = p.machines_file_preview;
     assert!(file.contains("root@10.0.0.1 x86_64-linux,i686-linux /key 4 2 - - c3NoLWVkMjU1MTkgQUFBQQ==\n"), "{file}");
-    assert!(file.contains("root@10.0.0.2 x86_64-linux,i686-linux - 1 1 big-parallel,kvm big-parallel,kvm -\n"), "{file}");
+    assert!(
+        file.contains("root@10.0.0.2 x86_64-linux,i686-linux - 1 1 big-parallel,kvm big-parallel,kvm -\n"),
+        "{file}"
+    );
     assert!(file.contains("root@10.0.0.3 aarch64-linux - 1 1.5 - - -\n"), "{file}");
 }
 
@@ -435,10 +495,12 @@ fn machines_file_is_written_after_deploys_and_before_stops_and_destroys() {
     let c = x86_config(json!({"maxMachines": 2}), json!({"drainBeforeDestroy": false}));
     let mut gone = machine(5, LEFT_599);
     gone.machine_type = X86.into();
-    let p = plan(&c, up_status(15, 86_400), vec![machine(1, 100), gone, in_state(machine(6, 0), MachineState::Missing)]);
+    let p =
+        plan(&c, up_status(15, 86_400), vec![machine(1, 100), gone, in_state(machine(6, 0), MachineState::Missing)]);
     let pos = |f: &dyn Fn(&Command) -> bool| p.commands.iter().position(f).unwrap();
     let write = pos(&|c| matches!(c, Command::WriteMachinesFile));
-    let last_deploy = p.commands.iter().rposition(|c| matches!(c, Command::Deploy { .. } | Command::TouchKeepAlive { .. })).unwrap();
+    let last_deploy =
+        p.commands.iter().rposition(|c| matches!(c, Command::Deploy { .. } | Command::TouchKeepAlive { .. })).unwrap();
     let first_destroy = pos(&|c| matches!(c, Command::Destroy { .. }));
     assert!(last_deploy < write && write < first_destroy, "{:?}", p.commands);
 }
@@ -487,22 +549,39 @@ fn plan_command_explains_the_example() {
 #[test]
 fn plan_command_rejects_bad_input_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let bad_conf = crate::common::write(dir.path(), "c.json", r#"{"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d", "runnablesPerMachine": 0}}}"#);
+    let bad_conf = crate::common::write(
+        dir.path(),
+        "c.json",
+        r#"{"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d", "runnablesPerMachine": 0}}}"#,
+    );
     let status = crate::common::write(dir.path(), "s.json", r#"{"status": "up", "time": 5}"#);
     let out = bin().args(["plan", "-c"]).arg(&bad_conf).arg("-s").arg(&status).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("systemTypes.x86_64-linux.runnablesPerMachine: must be at least 1, got 0"), "{err}");
 
-    let conf = crate::common::write(dir.path(), "ok.json", r#"{"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d"}}}"#);
+    let conf =
+        crate::common::write(dir.path(), "ok.json", r#"{"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d"}}}"#);
     let garbled = crate::common::write(dir.path(), "g.json", r#"{"status": "up", "machines": 7}"#);
     let out = bin().args(["plan", "-c"]).arg(&conf).arg("-s").arg(&garbled).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("g.json") && err.contains("`machines` must be an object"), "{err}");
 
-    let fleet = crate::common::write(dir.path(), "f.json", r#"{"deployments": [{"name": "x", "machine_type": "x86_64-linux", "state": "flying"}]}"#);
-    let out = bin().args(["plan", "--now", "5", "-c"]).arg(&conf).arg("-s").arg(&status).arg("-f").arg(&fleet).output().unwrap();
+    let fleet = crate::common::write(
+        dir.path(),
+        "f.json",
+        r#"{"deployments": [{"name": "x", "machine_type": "x86_64-linux", "state": "flying"}]}"#,
+    );
+    let out = bin()
+        .args(["plan", "--now", "5", "-c"])
+        .arg(&conf)
+        .arg("-s")
+        .arg(&status)
+        .arg("-f")
+        .arg(&fleet)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("f.json") && err.contains("flying"), "{err}");
@@ -612,7 +691,11 @@ fn arb_state() -> impl Strategy<Value = MachineState> {
     (0i64..8).prop_map(|c| MachineState::from_nixops_code(c).unwrap())
 }
 
-fn arb_deployment() -> impl Strategy<Value = (usize, MachineState, Option<i64>, bool, u32, bool, Option<i64>, bool, Option<i64>)> {
+/// (type index, state, launched ago, has address, deploy failures, listed,
+/// delisted ago, deployed before, idle since ago)
+type DeploymentParts = (usize, MachineState, Option<i64>, bool, u32, bool, Option<i64>, bool, Option<i64>);
+
+fn arb_deployment() -> impl Strategy<Value = DeploymentParts> {
     (
         0usize..4,
         arb_state(),
@@ -666,24 +749,32 @@ fn arb_world() -> impl Strategy<Value = World> {
             let deployments = deps
                 .into_iter()
                 .enumerate()
-                .map(|(i, (ty, state, launched_ago, has_ip, failures, listed, delisted_ago, deployed, idle_ago))| Deployment {
-                    name: format!("hydra-provisioned-{}", i * 2),
-                    machine_type: if ty == 3 { "sparc-linux".into() } else { TYPES[ty].into() },
-                    state,
-                    launch_time: launched_ago.map(|a| NOW - a),
-                    public_ip: has_ip.then(|| format!("10.0.0.{i}")),
-                    host_key: None,
-                    memory: MachineMemory {
-                        deploy_failures: failures,
-                        deployed_fingerprint: deployed.then(|| "stale".into()),
-                        deployed_at: deployed.then_some(NOW - 100),
-                        listed,
-                        delisted_at: delisted_ago.map(|a| NOW - a),
-                        idle_since: idle_ago.map(|a| NOW - a),
-                    },
+                .map(|(i, (ty, state, launched_ago, has_ip, failures, listed, delisted_ago, deployed, idle_ago))| {
+                    Deployment {
+                        name: format!("hydra-provisioned-{}", i * 2),
+                        machine_type: if ty == 3 { "sparc-linux".into() } else { TYPES[ty].into() },
+                        state,
+                        launch_time: launched_ago.map(|a| NOW - a),
+                        public_ip: has_ip.then(|| format!("10.0.0.{i}")),
+                        host_key: None,
+                        memory: MachineMemory {
+                            deploy_failures: failures,
+                            deployed_fingerprint: deployed.then(|| "stale".into()),
+                            deployed_at: deployed.then_some(NOW - 100),
+                            listed,
+                            delisted_at: delisted_ago.map(|a| NOW - a),
+                            idle_since: idle_ago.map(|a| NOW - a),
+                        },
+                    }
                 })
                 .collect();
-            World { config, observation: Observation { status, fleet: Fleet { deployments, other_deployment_names: BTreeSet::new() } } }
+            World {
+                config,
+                observation: Observation {
+                    status,
+                    fleet: Fleet { deployments, other_deployment_names: BTreeSet::new() },
+                },
+            }
         })
 }
 

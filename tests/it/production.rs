@@ -5,7 +5,7 @@
 //! billing hours without waiting.
 
 use crate::common;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -271,7 +271,10 @@ fn scales_from_zero_to_n_one_creation_per_pass() {
     );
     let dir = std::fs::canonicalize(w.path()).unwrap().display().to_string();
     let deploy = &w.calls_of("deploy")[0];
-    assert!(deploy.contains(&"--check".to_string()) && deploy.contains(&format!("hydra-provisioner={dir}")), "{deploy:?}");
+    assert!(
+        deploy.contains(&"--check".to_string()) && deploy.contains(&format!("hydra-provisioner={dir}")),
+        "{deploy:?}"
+    );
     // Current machines are not redeployed, only touched.
     assert_eq!(w.calls_of("deploy").len(), 3);
     let touched = std::fs::read_to_string(w.nixops_dir().join("touched")).unwrap();
@@ -511,9 +514,8 @@ fn a_failed_machines_file_write_stops_and_destroys_nothing() {
 fn dry_run_changes_nothing() {
     let (w, _) = idle_fleet();
     w.set_status(0, &[], DUE);
-    let snapshot = |w: &World| {
-        ["nixops/db.json", "machines", "state/state.json"].map(|f| std::fs::read(w.path().join(f)).ok())
-    };
+    let snapshot =
+        |w: &World| ["nixops/db.json", "machines", "state/state.json"].map(|f| std::fs::read(w.path().join(f)).ok());
     let before = snapshot(&w);
     let calls_before = w.calls().len();
     let p = w.pass_with(DUE, &["--dry-run"]);
@@ -548,7 +550,10 @@ fn the_machines_file_can_go_to_an_update_command() {
     w.set_status(100, &[], T0);
     w.ok_pass(T0);
     let text = std::fs::read_to_string(out).unwrap();
-    assert!(text.starts_with(&format!("root@{} x86_64-linux,i686-linux - 2 1 - - ", w.ip_of(&provisioned(0)))), "{text}");
+    assert!(
+        text.starts_with(&format!("root@{} x86_64-linux,i686-linux - 2 1 - - ", w.ip_of(&provisioned(0)))),
+        "{text}"
+    );
     assert!(w.machines_file().is_none());
 }
 
@@ -564,7 +569,10 @@ fn a_rust_queue_runner_status_url_is_read() {
         let mut buf = [0u8; 4096];
         let n = conn.read(&mut buf).unwrap();
         let request = String::from_utf8_lossy(&buf[..n]).into_owned();
-        let answer = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
         conn.write_all(answer.as_bytes()).unwrap();
         request
     });
@@ -649,9 +657,14 @@ fn nix_files_parse() {
         eprintln!("notice: nix-instantiate is not installed; skipping the Nix parse test");
         return;
     }
-    let files = ["nix/auto-shutdown.nix", "nix/module.nix", "scenarios/example/conf.nix", "scenarios/example/deployment.nix"];
+    let files =
+        ["nix/auto-shutdown.nix", "nix/module.nix", "scenarios/example/conf.nix", "scenarios/example/deployment.nix"];
     for f in files {
-        let out = Command::new("nix-instantiate").args(["--parse", "--store", "dummy://"]).arg(common::root().join(f)).output().unwrap();
+        let out = Command::new("nix-instantiate")
+            .args(["--parse", "--store", "dummy://"])
+            .arg(common::root().join(f))
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{f}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
@@ -690,7 +703,11 @@ fn the_nixos_module_renders_a_usable_config_service_and_timer() {
     assert_eq!(program, "/nix/store/hydra-provisioner/bin/hydra-provisioner");
     let dir = tempfile::tempdir().unwrap();
     let conf = common::write(dir.path(), "conf.json", rendered);
-    let status = common::write(dir.path(), "status.json", r#"{"status": "up", "time": 1700000000, "uptime": 1, "machineTypes": {}}"#);
+    let status = common::write(
+        dir.path(),
+        "status.json",
+        r#"{"status": "up", "time": 1700000000, "uptime": 1, "machineTypes": {}}"#,
+    );
     let out = common::bin().args(["plan", "-c"]).arg(&conf).arg("-s").arg(&status).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let config: Value = serde_json::from_str(rendered).unwrap();

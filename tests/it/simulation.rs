@@ -86,11 +86,7 @@ fn one_machine_two_steps_exact_waits_and_cost() {
     for (billing, billed_s) in [("per-second", 420.0), ("hourly", 3600.0)] {
         let (summary, c) = simulate(&one_machine(billing, 720), TWO_STEPS);
         let starts: Vec<_> = c.lines.iter().map(|l| (l.id, l.started, l.finished)).collect();
-        assert_eq!(
-            starts,
-            vec![(1, Some(510_000), Some(610_000)), (2, Some(610_000), Some(710_000))],
-            "{billing}"
-        );
+        assert_eq!(starts, vec![(1, Some(510_000), Some(610_000)), (2, Some(610_000), Some(710_000))], "{billing}");
         assert_eq!(summary.latency.overall.mean, 560.0);
         assert_eq!(summary.latency.overall.max, 610.0);
         assert_eq!(summary.latency.waited_for_boot_fraction, 1.0);
@@ -571,7 +567,8 @@ boot_spread = 0
 deploy = 120
 "#
         );
-        let trace = "step_id,submitted_at,system,duration\n1,0,x86_64-linux,900\n2,0,x86_64-linux,900\n3,0,x86_64-linux,900\n";
+        let trace =
+            "step_id,submitted_at,system,duration\n1,0,x86_64-linux,900\n2,0,x86_64-linux,900\n3,0,x86_64-linux,900\n";
         let (summary, c) = simulate(&scenario, trace);
         let deployed: Vec<i64> = c.lifecycle.iter().filter(|(_, _, e)| e == "deployed").map(|(t, _, _)| *t).collect();
         (deployed, summary.cost.billed_machine_hours)

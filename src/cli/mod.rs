@@ -21,8 +21,11 @@ use std::process::ExitCode;
         One scaling engine decides, from the queue runner's status, the provisioned fleet and the \
         configuration, which machines to create, deploy, keep, drain, stop or destroy, and what \
         Hydra's machines file says.\n\n\
-        Start with `hydra-provisioner plan --help` to see what the engine would do for a given \
-        status and fleet.",
+        Where to start:\n  \
+        hydra-provisioner simulate                 simulate the built-in quick-start scenario\n  \
+        hydra-provisioner plan --help              what the engine would do for a given status and fleet\n  \
+        hydra-provisioner run conf.nix --dry-run   what one production pass would do, changing nothing\n  \
+        hydra-provisioner conf.nix                 one production pass, as the original was called",
     after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to change their level.\n\
         Exit codes: 0 success, 1 a command or check failed, 2 bad input (config, status, files)."
 )]

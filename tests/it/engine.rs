@@ -621,6 +621,24 @@ fn several_types_with_features_evaluate_the_same_as_their_json_twin() {
 }
 
 #[test]
+fn toml_and_json_configs_of_the_same_schema_agree() {
+    let ex = root().join("scenarios/example");
+    let (from_toml, warnings) = config::load(&ex.join("conf.toml")).unwrap();
+    assert!(warnings.iter().all(|w| w.contains("Hydra spells this machine type")), "{warnings:?}");
+    let (from_json, _) = config::load(&ex.join("conf.json")).unwrap();
+    assert_eq!(from_toml, from_json);
+    let dir = tempfile::tempdir().unwrap();
+    let bad = crate::common::write(dir.path(), "c.toml", "[systemTypes.x86_64-linux]\nmaxJobs = 0\n");
+    let e = config::load(&bad).unwrap_err().to_string();
+    assert!(
+        e.contains("c.toml")
+            && e.contains("maxJobs: must be at least 1, got 0")
+            && e.contains("nixopsExpr: is required"),
+        "{e}"
+    );
+}
+
+#[test]
 fn nix_evaluation_errors_carry_nix_stderr() {
     if !have_nix() {
         return;

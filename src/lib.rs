@@ -16,6 +16,7 @@ pub mod driver;
 pub mod engine;
 pub mod metrics;
 pub mod model;
+pub mod policy;
 pub mod sim;
 pub mod status;
 pub mod trace;

@@ -77,9 +77,20 @@ fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, r: &SweepResults) -> R
         .label("Pareto frontier")
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red.stroke_width(2)));
     chart.draw_series(frontier.iter().map(|&i| Circle::new(xy[i], 6, red.filled()))).map_err(e)?;
+    // One label per position: points with equal figures share it ("#6 #12").
+    let mut labels: Vec<((f64, f64), String)> = Vec::new();
+    for &i in &frontier {
+        let name = format!("#{}", r.points[i].point.index);
+        match labels.iter_mut().find(|(p, _)| *p == xy[i]) {
+            Some((_, l)) => *l = format!("{l} {name}"),
+            None => labels.push((xy[i], name)),
+        }
+    }
     chart
-        .draw_series(frontier.iter().map(|&i| {
-            Text::new(format!("#{}", r.points[i].point.index), xy[i], (FAMILY, 13).into_font().color(&red))
+        .draw_series(labels.into_iter().enumerate().map(|(k, (p, l))| {
+            // Alternate above and below, so that neighbours on the frontier do not overprint.
+            let dy = if k % 2 == 0 { -18 } else { 6 };
+            EmptyElement::at(p) + Text::new(l, (8, dy), (FAMILY, 13).into_font().color(&red))
         }))
         .map_err(e)?;
     chart
@@ -131,6 +142,7 @@ pub fn png(r: &SweepResults) -> Result<Vec<u8>, PlotError> {
     let mut encoder = png::Encoder::new(&mut out, SIZE.0, SIZE.1);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Best);
     let mut writer = encoder.write_header().map_err(|e| PlotError(e.to_string()))?;
     writer.write_image_data(&pixels).map_err(|e| PlotError(e.to_string()))?;
     writer.finish().map_err(|e| PlotError(e.to_string()))?;

@@ -38,7 +38,13 @@ fn table(o: &mut String, r: &SweepResults, rows: &[&PointResult], frontier: &[us
     );
     for p in rows {
         let on = frontier.contains(&p.point.index);
-        let _ = write!(o, "<tr{}><td>{}{}</td>", if on { " class=\"f\"" } else { "" }, p.point.index, if on { " *" } else { "" });
+        let _ = write!(
+            o,
+            "<tr{}><td>{}{}</td>",
+            if on { " class=\"f\"" } else { "" },
+            p.point.index,
+            if on { " *" } else { "" }
+        );
         for (a, &v) in r.sweep.axes.iter().zip(&p.point.values) {
             let _ = write!(o, "<td>{}</td>", escape(&value_text(&a.values[v])));
         }
@@ -90,7 +96,15 @@ pub fn html(r: &SweepResults, svg: &str) -> String {
         ("base scenario", format!("{} ({})", r.scenario_name, r.sweep.scenario_text)),
         ("trace", r.trace.clone()),
         ("seeds", r.seeds.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")),
-        ("grid", format!("{} point(s) x {} seed(s) = {} runs", r.points.len(), r.seeds.len(), r.points.len() * r.seeds.len())),
+        (
+            "grid",
+            format!(
+                "{} point(s) x {} seed(s) = {} runs",
+                r.points.len(),
+                r.seeds.len(),
+                r.points.len() * r.seeds.len()
+            ),
+        ),
         ("program", format!("hydra-provisioner {}", r.program_version)),
     ];
     for (k, v) in meta {
@@ -100,8 +114,10 @@ pub fn html(r: &SweepResults, svg: &str) -> String {
         let values = a.values.iter().map(value_text).collect::<Vec<_>>().join(", ");
         let _ = writeln!(o, "<dt>axis <code>{}</code></dt><dd>{}</dd>", escape(&a.path), escape(&values));
     }
-    o.push_str("</dl>\n<h2>Pareto frontier</h2>\n<p>Points no other point beats on both mean cost and mean p95 wait \
-        (both minimised; points with equal figures are all kept). Figures are means over the seeds.</p>\n");
+    o.push_str(
+        "</dl>\n<h2>Pareto frontier</h2>\n<p>Points no other point beats on both mean cost and mean p95 wait \
+        (both minimised; points with equal figures are all kept). Figures are means over the seeds.</p>\n",
+    );
     // The SVG is our own output; drop an XML declaration, which is not allowed inside HTML.
     let svg = svg.trim_start();
     let svg = if svg.starts_with("<?xml") { svg.split_once("?>").map_or(svg, |(_, rest)| rest) } else { svg };

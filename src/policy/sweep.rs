@@ -90,9 +90,7 @@ pub fn parse_path(path: &str) -> Result<Vec<String>, String> {
         if after.is_empty() {
             return Ok(segments);
         }
-        rest = after
-            .strip_prefix('.')
-            .ok_or_else(|| format!("path `{path}`: expected `.` after a quoted segment"))?;
+        rest = after.strip_prefix('.').ok_or_else(|| format!("path `{path}`: expected `.` after a quoted segment"))?;
     }
 }
 
@@ -110,7 +108,10 @@ impl Sweep {
         let err = |m: String| PolicyError::new(origin, m);
         let file: SweepFile = toml::from_str(text).map_err(|e| err(e.to_string().trim_end().to_string()))?;
         if file.version != FORMAT_VERSION {
-            return Err(err(format!("version: this program reads sweep format {FORMAT_VERSION}, got {}", file.version)));
+            return Err(err(format!(
+                "version: this program reads sweep format {FORMAT_VERSION}, got {}",
+                file.version
+            )));
         }
         if let Some(seeds) = &file.seeds {
             if seeds.is_empty() {
@@ -315,7 +316,11 @@ on_demand_price = 0.5
 "#;
 
     fn sweep(axes: &str) -> Result<Sweep, PolicyError> {
-        Sweep::parse(&format!("version = 1\nscenario = \"base.toml\"\nseeds = [1, 2]\n{axes}"), "s.toml", Path::new("/d"))
+        Sweep::parse(
+            &format!("version = 1\nscenario = \"base.toml\"\nseeds = [1, 2]\n{axes}"),
+            "s.toml",
+            Path::new("/d"),
+        )
     }
 
     fn base() -> Base {
@@ -371,7 +376,10 @@ on_demand_price = 0.5
             ("[[axis]]\npath = \"a..b\"\nvalues = [1]\n", "`a..b`"),
             ("colour = 1\n", "colour"),
             ("[[axis]]\npath = \"quirks\"\nvalues = [\"fixed\", \"fixed\"]\n", "listed twice"),
-            ("[[axis]]\npath = \"quirks\"\nvalues = [1]\n[[axis]]\npath = '\"quirks\"'\nvalues = [2]\n", "already swept"),
+            (
+                "[[axis]]\npath = \"quirks\"\nvalues = [1]\n[[axis]]\npath = '\"quirks\"'\nvalues = [2]\n",
+                "already swept",
+            ),
         ];
         for (axes, want) in cases {
             let e = sweep(axes).unwrap_err().to_string();
@@ -425,11 +433,8 @@ on_demand_price = 0.5
     #[test]
     fn a_base_naming_a_configuration_file_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("conf.json"),
-            r#"{"systemTypes": {"x86_64-linux": {"nixopsExpr": "/m.nix"}}}"#,
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("conf.json"), r#"{"systemTypes": {"x86_64-linux": {"nixopsExpr": "/m.nix"}}}"#)
+            .unwrap();
         let text = "trace = \"t.csv\"\nprovisioner = \"conf.json\"\n[cloud.\"x86_64-linux\"]\n";
         let e = Base::parse(text, "b.toml", dir.path()).unwrap_err().to_string();
         assert!(e.contains("inline"), "{e}");

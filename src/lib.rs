@@ -5,7 +5,9 @@
 //! The crate is a functional core ([`engine`], [`billing`], [`status`],
 //! [`config`] parsing, [`model`]) with imperative shells around it
 //! ([`adapters`] for external tools, [`driver`] for the live pass, [`sim`]
-//! for the simulator, which replays [`trace`]s and reports [`metrics`]).
+//! for the simulator, which replays [`trace`]s and reports [`metrics`]);
+//! [`policy`] turns many simulations into sweeps, Pareto frontiers and a
+//! gate for policy changes.
 //! ARCHITECTURE.md has the map.
 
 pub mod adapters;

@@ -35,7 +35,7 @@ pub struct CompareArgs {
     pub baseline: PathBuf,
     /// The proposed policy: a scenario file or a summary.json.
     pub candidate: PathBuf,
-    /// Seeds to run scenario files with, comma-separated [default: the baseline scenario's seed].
+    /// Seeds to run scenario files with, comma-separated [default: the seed of the baseline scenario, or of the candidate when the baseline is a summary].
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub seeds: Option<Vec<u64>>,
     /// Allowed increase of cost, in percent of the baseline.

@@ -36,7 +36,7 @@ pub struct CompareArgs {
     /// The proposed policy: a scenario file or a summary.json.
     pub candidate: PathBuf,
     /// Seeds to run scenario files with, comma-separated [default: the seed of the baseline scenario, or of the candidate when the baseline is a summary].
-    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    #[arg(long, value_delimiter = ',')]
     pub seeds: Option<Vec<u64>>,
     /// Allowed increase of cost, in percent of the baseline.
     #[arg(long, value_name = "PCT", default_value_t = 0.0, allow_negative_numbers = true)]

@@ -5,7 +5,9 @@
 //! The crate is a functional core ([`engine`], [`billing`], [`status`],
 //! [`config`] parsing, [`model`]) with imperative shells around it
 //! ([`adapters`] for external tools, [`driver`] for the live pass, [`sim`]
-//! for the simulator, which replays [`trace`]s and reports [`metrics`]).
+//! for the simulator, which replays [`trace`]s and reports [`metrics`]);
+//! [`policy`] turns many simulations into sweeps, Pareto frontiers and a
+//! gate for policy changes.
 //! ARCHITECTURE.md has the map.
 
 pub mod adapters;
@@ -16,6 +18,7 @@ pub mod driver;
 pub mod engine;
 pub mod metrics;
 pub mod model;
+pub mod policy;
 pub mod sim;
 pub mod status;
 pub mod trace;

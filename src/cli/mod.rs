@@ -4,9 +4,11 @@
 //! outcomes to exit codes (0 success, 1 a command or check failed, 2 bad
 //! input). The work itself lives in the library modules each subcommand calls.
 
+mod compare;
 mod plan;
 mod run;
 mod simulate;
+mod sweep;
 mod trace;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +46,10 @@ pub enum Cmd {
     Run(run::RunArgs),
     /// Replay a trace through simulated Hydra and cloud with the engine deciding; report cost and latency.
     Simulate(simulate::SimulateArgs),
+    /// Run a grid of policies over seeds; report cost, latency and the Pareto frontier.
+    Sweep(sweep::SweepArgs),
+    /// Gate a policy change: fail when the candidate costs more or waits longer than allowed.
+    Compare(compare::CompareArgs),
     /// Generate synthetic traces and check trace files.
     Trace(trace::TraceArgs),
 }
@@ -103,6 +109,8 @@ pub fn main() -> ExitCode {
         Cmd::Plan(args) => plan::run(args),
         Cmd::Run(args) => run::run(args),
         Cmd::Simulate(args) => simulate::run(args),
+        Cmd::Sweep(args) => sweep::run(args),
+        Cmd::Compare(args) => compare::run(args),
         Cmd::Trace(args) => trace::run(args),
     };
     match result {

@@ -4,5 +4,6 @@
 
 mod common;
 mod engine;
+mod policy;
 mod production;
 mod simulation;

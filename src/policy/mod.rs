@@ -1,0 +1,33 @@
+//! Policy testing: the pure parts of `sweep` and `compare`. A sweep file names
+//! a base scenario and axes (dotted paths into its provisioner configuration,
+//! each with a list of values); [`sweep`] expands them into a grid of points,
+//! [`results`] turns simulation summaries into per-run and per-point metrics
+//! and CSV, [`pareto`] finds the points no other point beats on both cost and
+//! latency, [`gate`] judges a candidate policy against a baseline, and
+//! [`plot`] and [`report`] draw the frontier and write the HTML report.
+//!
+//! Nothing here runs a simulation, reads or writes a file, spawns a thread or
+//! reads the clock: `cli::sweep` and `cli::compare` do that and hand the
+//! summaries in. Every output is a function of its inputs, so the same sweep
+//! gives byte-identical files however its runs were scheduled.
+
+pub mod gate;
+pub mod pareto;
+pub mod plot;
+pub mod report;
+pub mod results;
+pub mod sweep;
+
+/// Input that cannot be used; the message names the key, path or value.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct PolicyError {
+    pub origin: String,
+    pub message: String,
+}
+
+impl PolicyError {
+    pub fn new(origin: impl Into<String>, message: impl Into<String>) -> PolicyError {
+        PolicyError { origin: origin.into(), message: message.into() }
+    }
+}

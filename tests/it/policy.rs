@@ -1,0 +1,236 @@
+//! Policy testing through the real binary: `sweep` writes the same bytes
+//! whatever the thread count, its rows agree with `simulate`, and `compare`
+//! passes, fails and refuses as documented.
+
+use crate::common::{bin, root, write};
+use std::path::{Path, PathBuf};
+
+/// The quick-start scenario with its trace named by absolute path, so that a
+/// copy in a temporary directory still finds it; `edit` changes its text.
+fn quick_start_copy(dir: &Path, name: &str, edit: impl Fn(String) -> String) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("scenarios/quick-start.toml")).unwrap();
+    let trace = root().join("traces/quick-start.csv");
+    let text = text.replace("\"../traces/quick-start.csv\"", &format!("'{}'", trace.display()));
+    assert!(text.contains(&trace.display().to_string()), "the quick-start names its trace as expected");
+    write(dir, name, &edit(text))
+}
+
+/// Replaces the first `from` after `section` with `to`, checking it is there.
+fn set_in(text: String, section: &str, from: &str, to: &str) -> String {
+    let at = text.find(section).unwrap_or_else(|| panic!("no {section}"));
+    let rel = text[at..].find(from).unwrap_or_else(|| panic!("no {from} after {section}"));
+    let mut out = text.clone();
+    out.replace_range(at + rel..at + rel + from.len(), to);
+    out
+}
+
+const X86: &str = "[provisioner.systemTypes.\"x86_64-linux\"]";
+
+const TINY_SWEEP: &str = r#"
+version = 1
+name = "tiny"
+scenario = "base.toml"
+seeds = [1, 2]
+
+[[axis]]
+path = 'systemTypes."x86_64-linux".runnablesPerMachine'
+values = [5, 40]
+
+[[axis]]
+path = "billing"
+values = ["hourly", "per-second"]
+"#;
+
+const FILES: [&str; 6] = ["points.csv", "summary.csv", "pareto.csv", "pareto.svg", "pareto.png", "report.html"];
+
+fn sweep(sweep: &Path, out: &Path, jobs: &str) -> std::process::Output {
+    bin().args(["sweep"]).arg(sweep).arg("--out").arg(out).args(["--jobs", jobs]).output().unwrap()
+}
+
+fn records(path: &Path) -> Vec<csv::StringRecord> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    let mut rows = vec![r.headers().unwrap().clone()];
+    rows.extend(r.records().map(Result::unwrap));
+    rows
+}
+
+fn column(header: &csv::StringRecord, name: &str) -> usize {
+    header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+}
+
+#[test]
+fn sweep_output_is_byte_identical_whatever_the_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    quick_start_copy(dir.path(), "base.toml", |t| t);
+    let file = write(dir.path(), "tiny.toml", TINY_SWEEP);
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    let a = sweep(&file, &one, "1");
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    let b = sweep(&file, &two, "2");
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let table = |o: &[u8], dir: &Path| String::from_utf8_lossy(o).replace(&dir.display().to_string(), "OUT");
+    assert_eq!(table(&a.stdout, &one), table(&b.stdout, &two));
+    for name in FILES {
+        let (x, y) = (std::fs::read(one.join(name)).unwrap(), std::fs::read(two.join(name)).unwrap());
+        assert!(!x.is_empty(), "{name} is empty");
+        assert!(x == y, "{name} differs between --jobs 1 and --jobs 2");
+    }
+    // The grid: 4 points x 2 seeds, and a frontier the stdout table names.
+    assert_eq!(records(&one.join("points.csv")).len(), 1 + 8);
+    assert_eq!(records(&one.join("summary.csv")).len(), 1 + 4);
+    let stdout = String::from_utf8(a.stdout).unwrap();
+    assert!(stdout.contains("Pareto frontier"), "{stdout}");
+    let png = std::fs::read(one.join("pareto.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let html = std::fs::read_to_string(one.join("report.html")).unwrap();
+    for want in ["<svg", "base.toml", "1, 2", "hydra-provisioner 0.", "runnablesPerMachine"] {
+        assert!(html.contains(want), "report.html lacks {want}");
+    }
+    assert!(!html.contains("<script"), "report.html must need no JavaScript");
+}
+
+#[test]
+fn a_sweep_row_agrees_with_simulate() {
+    let dir = tempfile::tempdir().unwrap();
+    quick_start_copy(dir.path(), "base.toml", |t| t);
+    let file = write(dir.path(), "tiny.toml", TINY_SWEEP);
+    let out = dir.path().join("out");
+    assert!(sweep(&file, &out, "2").status.success());
+    // Point 1 is runnablesPerMachine = 5 with per-second billing; take seed 2.
+    let variant = quick_start_copy(dir.path(), "variant.toml", |t| {
+        let t = set_in(t, X86, "runnablesPerMachine = 20", "runnablesPerMachine = 5");
+        set_in(t, "[provisioner]", "billing = \"per-second\"", "billing = \"per-second\"")
+    });
+    let sim = bin().args(["simulate"]).arg(&variant).args(["--seed", "2", "--json"]).output().unwrap();
+    assert!(sim.status.success(), "{}", String::from_utf8_lossy(&sim.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&sim.stdout).unwrap();
+    let rows = records(&out.join("points.csv"));
+    let h = &rows[0];
+    let row = rows[1..]
+        .iter()
+        .find(|r| r[column(h, "point")] == *"1" && r[column(h, "seed")] == *"2")
+        .expect("point 1 seed 2 is in points.csv");
+    assert_eq!(&row[column(h, "billing")], "per-second");
+    assert_eq!(&row[column(h, "systemTypes.\"x86_64-linux\".runnablesPerMachine")], "5");
+    let num = |name: &str| row[column(h, name)].parse::<f64>().unwrap();
+    assert_eq!(num("cost_dollars"), summary["cost"]["dollars"].as_f64().unwrap());
+    assert_eq!(num("wait_p95_s"), summary["latency"]["overall"]["p95"].as_f64().unwrap());
+    assert_eq!(num("wait_max_s"), summary["latency"]["overall"]["max"].as_f64().unwrap());
+    assert_eq!(num("creates"), summary["stability"]["creates"].as_f64().unwrap());
+}
+
+#[test]
+fn bad_sweep_files_exit_2_naming_the_key_or_path() {
+    let dir = tempfile::tempdir().unwrap();
+    quick_start_copy(dir.path(), "base.toml", |t| t);
+    let cases = [
+        (TINY_SWEEP.replace("\"billing\"", "'systemTypes.\"riscv64-linux\".maxMachines'"), "riscv64-linux"),
+        (TINY_SWEEP.replace("runnablesPerMachine", "runnablesPerMachin"), "runnablesPerMachin"),
+        (
+            TINY_SWEEP.replace("\"billing\"", "\"stopOnIdle\"").replace("\"hourly\", \"per-second\"", "true"),
+            "stopOnIdle",
+        ),
+        (TINY_SWEEP.replace("seeds = [1, 2]", "seeds = [1, 2]\njobs = 3"), "jobs"),
+        (TINY_SWEEP.replace("base.toml", "missing.toml"), "missing.toml"),
+    ];
+    for (text, want) in cases {
+        let file = write(dir.path(), "bad.toml", &text);
+        let o = sweep(&file, &dir.path().join("out"), "1");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{want}: {stderr}");
+        assert!(stderr.contains(want), "{want}: {stderr}");
+    }
+    assert!(!dir.path().join("out").exists(), "nothing is written for bad input");
+}
+
+fn compare(args: &[&std::ffi::OsStr]) -> (Option<i32>, String, String) {
+    let o = bin().arg("compare").args(args).output().unwrap();
+    (o.status.code(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn compare_passes_identical_policies_and_fails_worse_ones_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = quick_start_copy(dir.path(), "base.toml", |t| t);
+    let same = quick_start_copy(dir.path(), "same.toml", |t| t);
+    let (code, stdout, stderr) = compare(&[base.as_os_str(), same.as_os_str(), "--seeds".as_ref(), "1,2".as_ref()]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("verdict: pass"), "{stdout}");
+
+    // One x86_64 machine instead of eight: steps wait longer (and, run later, keep other machines
+    // up longer, so it is not even cheaper).
+    let starved =
+        quick_start_copy(dir.path(), "starved.toml", |t| set_in(t, X86, "maxMachines = 8", "maxMachines = 1"));
+    let (code, stdout, stderr) = compare(&[base.as_os_str(), starved.as_os_str()]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("wait p95 s"), "{stderr}");
+    let (code, _, stderr) =
+        compare(&[base.as_os_str(), starved.as_os_str(), "--wait-metric".as_ref(), "mean".as_ref(), "--json".as_ref()]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("wait mean s"), "{stderr}");
+    let loose = ["--max-wait-increase", "100000", "--max-cost-increase", "1000"].map(std::ffi::OsStr::new);
+    let (code, stdout, stderr) = compare(&[&[base.as_os_str(), starved.as_os_str()][..], &loose].concat());
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+
+    // Idle machines kept for a day: waits no longer, but the bill grows.
+    let lingering =
+        quick_start_copy(dir.path(), "lingering.toml", |t| set_in(t, X86, "gracePeriod = 600", "gracePeriod = 86400"));
+    let (code, stdout, stderr) =
+        compare(&[base.as_os_str(), lingering.as_os_str(), "--max-wait-increase".as_ref(), "100000".as_ref()]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("cost $") && !stderr.contains("wait"), "{stderr}");
+    let (code, stdout, stderr) = compare(&[
+        base.as_os_str(),
+        lingering.as_os_str(),
+        "--max-wait-increase".as_ref(),
+        "100000".as_ref(),
+        "--max-cost-increase".as_ref(),
+        "1000".as_ref(),
+        "--json".as_ref(),
+    ]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["pass"], true);
+    assert!(doc["checks"][0]["change"].as_f64().unwrap() > 0.0, "{doc}");
+}
+
+#[test]
+fn compare_reads_summaries_written_by_simulate() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = quick_start_copy(dir.path(), "base.toml", |t| t);
+    let starved =
+        quick_start_copy(dir.path(), "starved.toml", |t| set_in(t, X86, "maxMachines = 8", "maxMachines = 1"));
+    for (scenario, out) in [(&base, "a"), (&starved, "b")] {
+        let o = bin().arg("simulate").arg(scenario).arg("--out").arg(dir.path().join(out)).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let (a, b) = (dir.path().join("a/summary.json"), dir.path().join("b/summary.json"));
+    assert_eq!(compare(&[a.as_os_str(), a.as_os_str()]).0, Some(0));
+    let (code, _, stderr) = compare(&[a.as_os_str(), b.as_os_str()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("wait p95 s"), "{stderr}");
+    // A summary and a scenario with the same seed agree.
+    assert_eq!(compare(&[a.as_os_str(), base.as_os_str()]).0, Some(0));
+}
+
+#[test]
+fn compare_refuses_bad_input_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = quick_start_copy(dir.path(), "base.toml", |t| t);
+    let not_json = write(dir.path(), "broken.json", "{\"cost\": ");
+    let wrong_json = write(dir.path(), "other.json", "{\"cost\": {\"dollars\": 1}}");
+    let bad_scenario = write(dir.path(), "bad.toml", "trace = 1\n");
+    let missing = dir.path().join("missing.toml");
+    for (other, want) in [
+        (&not_json, "broken.json"),
+        (&wrong_json, "other.json: no number at"),
+        (&bad_scenario, "bad.toml"),
+        (&missing, "missing.toml"),
+    ] {
+        let (code, _, stderr) = compare(&[base.as_os_str(), other.as_os_str()]);
+        assert_eq!(code, Some(2), "{want}: {stderr}");
+        assert!(stderr.contains(want), "{want}: {stderr}");
+    }
+    let (code, _, stderr) = compare(&[base.as_os_str(), base.as_os_str(), "--wait-metric".as_ref(), "p42".as_ref()]);
+    assert_eq!(code, Some(2), "{stderr}");
+}

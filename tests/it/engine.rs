@@ -303,29 +303,17 @@ fn up_status_without_machine_types_is_held() {
 #[test]
 fn stop_on_idle() {
     let status = up_status(0, 86_400);
-    let c = original(json!({"stopOnIdle": true}));
-    let p = plan(
-        &c,
-        status.clone(),
-        vec![
-            machine(1, LEFT_599),
-            in_state(machine(2, 1), MachineState::Stopped),
-            in_state(machine(3, 1), MachineState::Missing),
-        ],
-    );
+    let fleet = vec![
+        machine(1, LEFT_599),
+        in_state(machine(2, 1), MachineState::Stopped),
+        in_state(machine(3, 1), MachineState::Missing),
+    ];
+    let p = plan(&original(json!({"stopOnIdle": true})), status.clone(), fleet.clone());
     assert_eq!(action(&p, "hydra-provisioned-1").0, Action::Stop);
     assert_eq!(action(&p, "hydra-provisioned-2"), (Action::Leave, Reason::Stopped));
     assert_eq!(action(&p, "hydra-provisioned-3").0, Action::Stop, "the original 'stops' a vanished machine every pass");
     let c = x86_config(json!({"stopOnIdle": true}), json!({"drainBeforeDestroy": false}));
-    let p = plan(
-        &c,
-        status,
-        vec![
-            machine(1, LEFT_599),
-            in_state(machine(2, 1), MachineState::Stopped),
-            in_state(machine(3, 1), MachineState::Missing),
-        ],
-    );
+    let p = plan(&c, status, fleet);
     assert_eq!(action(&p, "hydra-provisioned-1").0, Action::Stop);
     assert_eq!(action(&p, "hydra-provisioned-2"), (Action::Leave, Reason::Stopped));
     assert_eq!(action(&p, "hydra-provisioned-3").0, Action::Destroy, "fixed: vanished machines are cleaned up");

@@ -494,6 +494,12 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
     Ok((config, r.warnings))
 }
 
+/// The directory relative paths in a file are resolved against: its
+/// parent, or `.` for a bare file name.
+pub fn directory_of(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
 /// Evaluates or reads a config file by its extension: `.json`, `.toml`, and
 /// anything else as a Nix expression through `nix-instantiate`.
 pub fn load(path: &Path) -> anyhow::Result<(Config, Vec<String>)> {
@@ -511,9 +517,9 @@ pub fn load(path: &Path) -> anyhow::Result<(Config, Vec<String>)> {
         }
         _ => crate::adapters::nix::eval_json(path)?,
     };
-    let base = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
-    let base = base.map(|b| std::fs::canonicalize(b).unwrap_or_else(|_| b.to_path_buf()));
-    Ok(parse(&value, &origin, base.as_deref())?)
+    let base = directory_of(path);
+    let base = std::fs::canonicalize(base).unwrap_or_else(|_| base.to_path_buf());
+    Ok(parse(&value, &origin, Some(&base))?)
 }
 
 #[cfg(test)]

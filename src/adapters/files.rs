@@ -13,10 +13,7 @@ use std::path::Path;
 /// `fsync`, rename, then `fsync` of the directory so the rename survives a
 /// power loss). Creates the parent directory if needed.
 pub fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = crate::config::directory_of(path);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")

@@ -110,17 +110,17 @@ fn read(path: &Path, what: &str) -> Result<String, Failure> {
         .map_err(Failure::input)
 }
 
-fn parent(path: &Path) -> &Path {
-    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
-}
-
 pub fn run(args: SweepArgs) -> Result<ExitCode, Failure> {
     let origin = args.sweep.display().to_string();
-    let sweep =
-        Sweep::parse(&read(&args.sweep, "sweep file")?, &origin, parent(&args.sweep)).map_err(Failure::input)?;
-    let base_origin = sweep.scenario.display().to_string();
-    let base = Base::parse(&read(&sweep.scenario, "base scenario")?, &base_origin, parent(&sweep.scenario))
+    let sweep = Sweep::parse(&read(&args.sweep, "sweep file")?, &origin, crate::config::directory_of(&args.sweep))
         .map_err(Failure::input)?;
+    let base_origin = sweep.scenario.display().to_string();
+    let base = Base::parse(
+        &read(&sweep.scenario, "base scenario")?,
+        &base_origin,
+        crate::config::directory_of(&sweep.scenario),
+    )
+    .map_err(Failure::input)?;
     base.check(&sweep).map_err(Failure::input)?;
     let seeds = sweep.seeds.clone().unwrap_or_else(|| vec![base.scenario.seed]);
     let points = sweep.points();

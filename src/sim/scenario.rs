@@ -205,8 +205,7 @@ impl Scenario {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|e| ScenarioError { origin: origin.clone(), message: format!("cannot read: {e}") })?;
-        let base = path.parent().map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p });
-        Scenario::parse(&text, &origin, base.unwrap_or(Path::new(".")))
+        Scenario::parse(&text, &origin, crate::config::directory_of(path))
     }
 
     /// Parses scenario text; relative paths are resolved against `base_dir`.

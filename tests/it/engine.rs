@@ -495,18 +495,25 @@ fn machines_file_is_written_after_deploys_and_before_stops_and_destroys() {
 
 // --- the binary ---------------------------------------------------------
 
-#[test]
-fn plan_command_explains_the_example() {
+/// Runs `plan` on the committed example with `extra` arguments.
+fn plan_example(extra: &[&str]) -> std::process::Output {
     let ex = root().join("scenarios/example");
-    let out = bin()
-        .args(["plan", "-c"])
+    bin()
+        .arg("plan")
+        .args(extra)
+        .arg("-c")
         .arg(ex.join("conf.json"))
         .arg("-s")
         .arg(ex.join("status.json"))
         .arg("-f")
         .arg(ex.join("fleet.json"))
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn plan_command_explains_the_example() {
+    let out = plan_example(&[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     for expected in [
@@ -518,15 +525,7 @@ fn plan_command_explains_the_example() {
     ] {
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
-    let json_out = bin()
-        .args(["plan", "--json", "-c"])
-        .arg(ex.join("conf.json"))
-        .arg("-s")
-        .arg(ex.join("status.json"))
-        .arg("-f")
-        .arg(ex.join("fleet.json"))
-        .output()
-        .unwrap();
+    let json_out = plan_example(&["--json"]);
     let plan: Value = serde_json::from_slice(&json_out.stdout).unwrap();
     let m = plan["machines"].as_array().unwrap().iter().find(|m| m["deployment"] == "hydra-provisioned-3").unwrap();
     assert_eq!(m["action"], "keep");

@@ -5,7 +5,7 @@
 #   imports = [ ./hydra-provisioner/nix/module.nix ];
 #   services.hydra-provisioner = {
 #     enable = true;
-#     package = pkgs.callPackage ./hydra-provisioner { };   # or your overlay
+#     # package defaults to nix/package.nix built from this checkout
 #     settings = {
 #       systemTypes.x86_64-linux = {
 #         nixopsExpr = toString ./deployment.nix;
@@ -35,6 +35,8 @@ in
 
     package = mkOption {
       type = types.package;
+      default = pkgs.callPackage ./package.nix { };
+      defaultText = "pkgs.callPackage ./package.nix { }";
       description = "The hydra-provisioner package (its binary is bin/hydra-provisioner).";
     };
 

@@ -657,8 +657,14 @@ fn nix_files_parse() {
         eprintln!("notice: nix-instantiate is not installed; skipping the Nix parse test");
         return;
     }
-    let files =
-        ["nix/auto-shutdown.nix", "nix/module.nix", "scenarios/example/conf.nix", "scenarios/example/deployment.nix"];
+    let files = [
+        "default.nix",
+        "nix/auto-shutdown.nix",
+        "nix/module.nix",
+        "nix/package.nix",
+        "scenarios/example/conf.nix",
+        "scenarios/example/deployment.nix",
+    ];
     for f in files {
         let out = Command::new("nix-instantiate")
             .args(["--parse", "--store", "dummy://"])
@@ -679,6 +685,18 @@ fn eval_test_nix(file: &str, args: &[(&str, &str)]) -> Value {
     let out = cmd.output().unwrap();
     assert!(out.status.success(), "{file}: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_package_expression_builds_this_crate_from_its_lock_file() {
+    if !common::have_nix() {
+        return;
+    }
+    let p = eval_test_nix("eval-package.nix", &[]);
+    assert_eq!(p["pname"], "hydra-provisioner");
+    assert_eq!(p["version"], env!("CARGO_PKG_VERSION"), "nix/package.nix reads the version from Cargo.toml");
+    assert_eq!(p["lockFileExists"], true, "{}", p["lockFile"]);
+    assert_eq!(p["mainProgram"], "hydra-provisioner");
 }
 
 #[test]

@@ -19,6 +19,7 @@ pub mod engine;
 pub mod metrics;
 pub mod model;
 pub mod policy;
+pub mod pool;
 pub mod sim;
 pub mod status;
 pub mod trace;

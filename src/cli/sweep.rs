@@ -88,7 +88,7 @@ pub(super) fn run_batch(
     threads: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<Vec<Summary>, Failure> {
-    let results = crate::driver::parallel(jobs, threads, |job| {
+    let results = crate::pool::parallel(jobs, threads, |job| {
         let mut source = TraceReader::new(job.trace, job.scenario.trace.display().to_string());
         let result = sim::run(&job.scenario, &mut source, &mut NoObserver);
         bar.inc(1);

@@ -33,8 +33,6 @@ use anyhow::Context;
 use state::{PendingCreation, State};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How a pass is run.
@@ -237,7 +235,7 @@ fn check_up_machines(config: &Config, nixops: &NixOps, fleet: Fleet, failures: &
     if names.is_empty() {
         return fleet;
     }
-    let outcomes = parallel(&names, config.deploy_concurrency as usize, |name| nixops.check(name));
+    let outcomes = crate::pool::parallel(&names, config.deploy_concurrency as usize, |name| nixops.check(name));
     let mut corrections: BTreeMap<String, MachineState> = BTreeMap::new();
     for (name, outcome) in names.iter().zip(&outcomes) {
         match outcome {
@@ -399,7 +397,7 @@ impl Actuator<'_> {
             .collect();
         let nixops = self.nixops;
         let results: Vec<(Result<(), CommandError>, Duration)> =
-            parallel(&jobs, self.config.deploy_concurrency as usize, |job| {
+            crate::pool::parallel(&jobs, self.config.deploy_concurrency as usize, |job| {
                 let started = Instant::now();
                 let result = match job {
                     Job::Deploy { deployment, nix_path, .. } => {
@@ -501,7 +499,7 @@ impl Actuator<'_> {
             return;
         }
         let nixops = self.nixops;
-        let results = parallel(&commands, self.config.deploy_concurrency as usize, |c| match c {
+        let results = crate::pool::parallel(&commands, self.config.deploy_concurrency as usize, |c| match c {
             Command::Stop { deployment } => {
                 tracing::info!("{deployment}: stopping");
                 nixops.stop(deployment)
@@ -543,48 +541,5 @@ impl Actuator<'_> {
             m.listed = false;
         }
         self.memory.insert(name.to_string(), m);
-    }
-}
-
-/// Maps `f` over `items` on at most `workers` threads, keeping the order.
-pub(crate) fn parallel<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    std::thread::scope(|scope| {
-        for _ in 0..workers.clamp(1, items.len().max(1)) {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    let r = f(item);
-                    if let Ok(mut slots) = results.lock() {
-                        slots[i] = Some(r);
-                    }
-                }
-            });
-        }
-    });
-    results.into_inner().unwrap_or_default().into_iter().flatten().collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parallel_keeps_order_and_bounds_workers() {
-        let items: Vec<u32> = (0..20).collect();
-        let running = AtomicUsize::new(0);
-        let peak = AtomicUsize::new(0);
-        let out = parallel(&items, 3, |x| {
-            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-            peak.fetch_max(now, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(2));
-            running.fetch_sub(1, Ordering::SeqCst);
-            x * 2
-        });
-        assert_eq!(out, items.iter().map(|x| x * 2).collect::<Vec<_>>());
-        assert!(peak.load(Ordering::SeqCst) <= 3);
-        assert!(parallel(&Vec::<u32>::new(), 4, |x| *x).is_empty());
     }
 }

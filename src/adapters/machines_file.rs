@@ -25,7 +25,7 @@ pub fn publish(config: &Config, contents: &str, timeout: Duration) -> anyhow::Re
         Some(argv) => {
             let out = process::run(argv, Some(contents.as_bytes()), None, timeout)?;
             if !out.success() {
-                bail!("updateCommand `{}` failed: {}: {}", argv.join(" "), out.describe(), out.stderr_tail());
+                bail!("updateCommand `{}` failed: {}", argv.join(" "), out.failure_detail());
             }
             Ok(())
         }

@@ -306,9 +306,7 @@ impl NixOps {
 }
 
 fn failure(argv: &[String], out: &Output) -> CommandError {
-    let tail = out.stderr_tail();
-    let detail = if tail.is_empty() { out.describe() } else { format!("{}: {tail}", out.describe()) };
-    CommandError { command: argv.join(" "), detail }
+    CommandError { command: argv.join(" "), detail: out.failure_detail() }
 }
 
 #[cfg(test)]

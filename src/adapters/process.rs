@@ -43,6 +43,15 @@ impl Output {
     pub fn stderr_tail(&self) -> &str {
         self.stderr.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("")
     }
+
+    /// Why a command failed, for messages: `exit status 1: <stderr tail>`,
+    /// or only the status when the command printed nothing on stderr.
+    pub fn failure_detail(&self) -> String {
+        match self.stderr_tail() {
+            "" => self.describe(),
+            tail => format!("{}: {tail}", self.describe()),
+        }
+    }
 }
 
 /// A command could not be started at all.
@@ -152,6 +161,9 @@ mod tests {
         assert_eq!(out.stdout, "out\n");
         assert_eq!(out.stderr_tail(), "err");
         assert_eq!(out.describe(), "exit status 3");
+        assert_eq!(out.failure_detail(), "exit status 3: err");
+        let silent = run(&sh("exit 4"), None, None, Duration::from_secs(10)).unwrap();
+        assert_eq!(silent.failure_detail(), "exit status 4");
         assert!(!out.success());
     }
 

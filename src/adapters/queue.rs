@@ -56,7 +56,7 @@ pub fn read_command(argv: &[String], timeout: Duration) -> StatusReading {
         }
     };
     if !out.success() {
-        let problem = format!("status command `{shown}` failed: {}: {}", out.describe(), out.stderr_tail());
+        let problem = format!("status command `{shown}` failed: {}", out.failure_detail());
         return StatusReading { status: QueueStatus::down(problem.clone()), problem: Some(problem) };
     }
     from_parse(parse_status(&out.stdout, &format!("`{shown}`")).map_err(|e| e.to_string()))

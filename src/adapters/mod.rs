@@ -5,6 +5,7 @@
 //! the wall clock except to bound how long a command may run.
 
 pub mod files;
+pub mod hydra_db;
 pub mod machines_file;
 pub mod nix;
 pub mod nixops;

@@ -1,7 +1,11 @@
-//! `hydra-provisioner trace`: generate synthetic traces and check trace files.
+//! `hydra-provisioner trace`: import real Hydra history, generate synthetic
+//! traces (also fitted to a real one), describe and check trace files.
+
+mod import;
 
 use super::Failure;
-use crate::trace::synth::{Synth, SynthParams};
+use crate::trace::stats::{self, BurstRule, TraceStats};
+use crate::trace::synth::{self as synth_mod, Synth, SynthParams};
 use crate::trace::{StepSource, TraceReader, TraceWriter, format_seconds};
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -29,15 +33,67 @@ pub enum TraceCmd {
         /// The trace (CSV, format v1).
         file: PathBuf,
     },
+    /// Import a real Hydra's history (its database or saved API responses) as a trace.
+    Import {
+        #[command(subcommand)]
+        source: import::ImportCmd,
+    },
+    /// Describe a trace: arrivals by hour, durations per system and features, bursts, jobsets, dependencies.
+    #[command(after_help = "A burst is a run of arrivals of one jobset at most --burst-gap apart with at least \
+        --burst-min steps (an evaluation); the rest is background. Hours of the day count from the trace's zero.\n\n\
+        Example:\n  hydra-provisioner trace stats traces/week.csv --json")]
+    Stats(StatsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BurstArgs {
+    /// Largest gap in seconds between consecutive arrivals of one jobset within a burst.
+    #[arg(long, default_value_t = 10.0)]
+    pub burst_gap: f64,
+    /// Fewest steps that make a burst.
+    #[arg(long, default_value_t = 20)]
+    pub burst_min: u64,
+}
+
+impl BurstArgs {
+    fn rule(&self) -> Result<BurstRule, Failure> {
+        if !(self.burst_gap.is_finite() && self.burst_gap >= 0.0) {
+            return Err(Failure::input(anyhow::anyhow!("--burst-gap must be zero or more seconds")));
+        }
+        Ok(BurstRule { gap_ms: (self.burst_gap * 1000.0).round() as i64, min_steps: self.burst_min.max(1) })
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// The trace (CSV, format v1).
+    pub file: PathBuf,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub bursts: BurstArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct SynthArgs {
+    /// Seed of the generator.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Length in hours.
-    #[arg(long, default_value_t = 24.0)]
-    pub hours: f64,
+    /// Length in hours [default: 24, or with --like the source trace's length].
+    #[arg(long)]
+    pub hours: Option<f64>,
+    /// Fit the parameters to this trace (e.g. an imported one) and print them; docs/trace-format.md, "Fitting".
+    #[arg(long, value_name = "TRACE", conflicts_with = "params")]
+    pub like: Option<PathBuf>,
+    /// Start from parameters saved as TOML (what --like prints).
+    #[arg(long, value_name = "FILE")]
+    pub params: Option<PathBuf>,
+    /// With --like: print the fitted parameters and write no trace.
+    #[arg(long, requires = "like")]
+    pub fit_only: bool,
+    #[command(flatten)]
+    pub bursts: BurstArgs,
     /// Any other parameter, as KEY=VALUE (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
@@ -46,14 +102,16 @@ pub struct SynthArgs {
     pub out: Option<PathBuf>,
 }
 
-/// Builds the parameters from defaults and `KEY=VALUE` overrides.
-pub fn synth_params(args: &SynthArgs) -> anyhow::Result<SynthParams> {
-    let mut table = match toml::Value::try_from(SynthParams::default())? {
+/// Builds the parameters from `base` (the defaults, a saved file or a fit)
+/// and `KEY=VALUE` overrides.
+pub fn synth_params(args: &SynthArgs, base: SynthParams) -> anyhow::Result<SynthParams> {
+    let hours = args.hours.unwrap_or(base.hours);
+    let mut table = match toml::Value::try_from(base)? {
         toml::Value::Table(t) => t,
         _ => anyhow::bail!("parameters do not form a table"),
     };
     table.insert("seed".into(), toml::Value::Integer(i64::try_from(args.seed)?));
-    table.insert("hours".into(), toml::Value::Float(args.hours));
+    table.insert("hours".into(), toml::Value::Float(hours));
     for kv in &args.set {
         let Some((key, value)) = kv.split_once('=') else {
             anyhow::bail!("--set {kv}: expected KEY=VALUE");
@@ -78,11 +136,63 @@ pub fn run(args: TraceArgs) -> Result<ExitCode, Failure> {
     match args.command {
         TraceCmd::Synth(a) => synth(a),
         TraceCmd::Check { file } => check(file),
+        TraceCmd::Import { source } => import::run(source),
+        TraceCmd::Stats(a) => stats_cmd(a),
     }
 }
 
+fn trace_stats(file: &PathBuf, rule: BurstRule) -> Result<TraceStats, Failure> {
+    let f = std::fs::File::open(file)
+        .with_context(|| format!("cannot open trace {}", file.display()))
+        .map_err(Failure::input)?;
+    let mut reader = TraceReader::new(std::io::BufReader::with_capacity(1 << 16, f), file.display().to_string());
+    stats::compute(&mut reader, rule).map_err(Failure::input)
+}
+
+fn stats_cmd(args: StatsArgs) -> Result<ExitCode, Failure> {
+    let stats = trace_stats(&args.file, args.bursts.rule()?)?;
+    let text =
+        if args.json { serde_json::to_string_pretty(&stats).map_err(Failure::failed)? + "\n" } else { stats.to_text() };
+    std::io::stdout().lock().write_all(text.as_bytes()).map_err(Failure::failed)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The parameters a `synth` command starts from.
+fn base_params(args: &SynthArgs) -> Result<SynthParams, Failure> {
+    if let Some(like) = &args.like {
+        let stats = trace_stats(like, args.bursts.rule()?)?;
+        if stats.steps == 0 {
+            return Err(Failure::input(anyhow::anyhow!("{}: the trace has no steps to fit", like.display())));
+        }
+        return Ok(synth_mod::fit(&stats, args.seed, stats.hours as f64));
+    }
+    if let Some(path) = &args.params {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read parameters {}", path.display()))
+            .map_err(Failure::input)?;
+        return toml::from_str(&text)
+            .with_context(|| format!("parameters {} are not valid", path.display()))
+            .map_err(Failure::input);
+    }
+    Ok(SynthParams::default())
+}
+
 fn synth(args: SynthArgs) -> Result<ExitCode, Failure> {
-    let params = synth_params(&args).map_err(Failure::input)?;
+    let base = base_params(&args)?;
+    let params = synth_params(&args, base).map_err(Failure::input)?;
+    if args.like.is_some() {
+        let text = toml::to_string(&params).map_err(Failure::failed)?;
+        let header = "# Fitted by `hydra-provisioner trace synth --like`; reuse with --params FILE.\n";
+        // The parameters go to stdout unless the trace does.
+        if args.fit_only || args.out.is_some() {
+            print!("{header}{text}");
+        } else {
+            eprint!("{header}{text}");
+        }
+        if args.fit_only {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let mut synth = Synth::new(params).map_err(|e| Failure::input(anyhow::anyhow!(e)))?;
     let out: Box<dyn Write> = match &args.out {
         Some(p) => Box::new(std::io::BufWriter::new(

@@ -7,6 +7,8 @@
 //! sorted by `submitted_at`; the simulator merges them with its own events.
 //! This module does not simulate anything and knows nothing of machines.
 
+pub mod import;
+pub mod stats;
 pub mod synth;
 
 use std::collections::HashMap;

@@ -9,6 +9,7 @@
 //! (ChaCha8 seeded from `seed`). It does not claim to reproduce any real
 //! Hydra's queue, only its broad shape.
 
+use super::stats::TraceStats;
 use super::{Outcome, StepRow, StepSource, Sym, Symbols, TraceError};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -53,6 +54,47 @@ pub struct SynthParams {
     pub dependency_probability: f64,
     pub failure_probability: f64,
     pub transient_probability: f64,
+    /// Relative background rate for each hour of the day (24 numbers); when
+    /// set it replaces the cosine of `diurnal-amplitude` and `peak-hour`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hourly_profile: Option<Vec<f64>>,
+    /// The step kinds with their own durations; when set they replace the
+    /// built-in mix (whose durations are `duration-median` times a multiplier).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kinds: Option<Vec<KindParams>>,
+    /// The jobsets and their shares; when set they replace the built-in mix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jobsets: Option<Vec<JobsetParams>>,
+}
+
+/// One kind of step: where it runs, what it requires, how long it takes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KindParams {
+    pub system: String,
+    /// Required features, comma-joined (empty: none).
+    #[serde(default)]
+    pub features: String,
+    /// Relative share of steps.
+    pub share: f64,
+    /// Median duration in seconds (lognormal).
+    pub duration_median: f64,
+    /// Sigma of the logarithm of the duration.
+    pub duration_sigma: f64,
+}
+
+/// One jobset and its share of evaluations and background steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct JobsetParams {
+    pub name: String,
+    pub share: f64,
+    #[serde(default = "default_priority")]
+    pub priority: i32,
+}
+
+fn default_priority() -> i32 {
+    100
 }
 
 impl Default for SynthParams {
@@ -74,6 +116,9 @@ impl Default for SynthParams {
             dependency_probability: 0.3,
             failure_probability: 0.01,
             transient_probability: 0.002,
+            hourly_profile: None,
+            kinds: None,
+            jobsets: None,
         }
     }
 }
@@ -109,14 +154,48 @@ struct Pending {
     priority: i32,
 }
 
+/// A step kind ready to draw from: the built-in kinds share one duration
+/// distribution scaled by a multiplier, fitted kinds have their own.
+struct Kind {
+    system: Sym,
+    features: Sym,
+    share: f64,
+    duration: LogNormal<f64>,
+    multiplier: f64,
+}
+
+struct Jobset {
+    name: Sym,
+    share: f64,
+    priority: i32,
+}
+
+/// Draws an index with probability proportional to its weight.
+fn pick(rng: &mut ChaCha8Rng, weights: impl Iterator<Item = f64> + Clone) -> usize {
+    let total: f64 = weights.clone().sum();
+    let mut x = rng.random::<f64>() * total;
+    let mut last = 0;
+    for (i, w) in weights.enumerate() {
+        last = i;
+        if x < w {
+            return i;
+        }
+        x -= w;
+    }
+    last
+}
+
 /// A seeded generator of trace rows (see the module documentation).
 pub struct Synth {
     params: SynthParams,
     rng: ChaCha8Rng,
     symbols: Symbols,
-    kind_syms: Vec<(Sym, Sym)>,
-    jobset_syms: Vec<Sym>,
-    duration: LogNormal<f64>,
+    kinds: Vec<Kind>,
+    jobsets: Vec<Jobset>,
+    /// Relative background rate per hour of the day, if not the cosine.
+    profile: Option<[f64; 24]>,
+    /// The largest relative rate, for thinning the background process.
+    peak_factor: f64,
     burst_size: LogNormal<f64>,
     /// Generated but not yet emitted, ordered by (time, seq).
     pending: BTreeMap<(i64, u64), Pending>,
@@ -162,9 +241,93 @@ impl Synth {
             }
         }
         let mut symbols = Symbols::default();
-        let kind_syms = KINDS.iter().map(|(s, f, _, _)| (symbols.intern(s), symbols.intern(f))).collect();
-        let jobset_syms = JOBSETS.iter().map(|(j, _)| symbols.intern(j)).collect();
-        let duration = LogNormal::new(params.duration_median.ln(), params.duration_sigma).map_err(|e| e.to_string())?;
+        let shared = LogNormal::new(params.duration_median.ln(), params.duration_sigma).map_err(|e| e.to_string())?;
+        let kinds = match &params.kinds {
+            None => KINDS
+                .iter()
+                .map(|&(system, features, share, multiplier)| Kind {
+                    system: symbols.intern(system),
+                    features: symbols.intern(features),
+                    share,
+                    duration: shared,
+                    multiplier,
+                })
+                .collect(),
+            Some(kinds) => {
+                let mut out = vec![];
+                for (i, k) in kinds.iter().enumerate() {
+                    let what = format!("kinds[{i}]");
+                    if k.system.is_empty() || k.system.contains(char::is_whitespace) || k.system.contains(':') {
+                        return Err(format!("{what}: `{}` is not a system", k.system));
+                    }
+                    if !(k.share.is_finite() && k.share >= 0.0) {
+                        return Err(format!("{what}: share must be zero or more, got {}", k.share));
+                    }
+                    positive(k.duration_median, &format!("{what}.duration-median"))?;
+                    let mut features: Vec<&str> =
+                        k.features.split(',').map(str::trim).filter(|f| !f.is_empty()).collect();
+                    features.sort_unstable();
+                    let duration =
+                        LogNormal::new(k.duration_median.ln(), k.duration_sigma).map_err(|e| format!("{what}: {e}"))?;
+                    out.push(Kind {
+                        system: symbols.intern(&k.system),
+                        features: symbols.intern(&features.join(",")),
+                        share: k.share,
+                        duration,
+                        multiplier: 1.0,
+                    });
+                }
+                out
+            }
+        };
+        let jobsets: Vec<Jobset> = match &params.jobsets {
+            None => JOBSETS
+                .iter()
+                .map(|&(name, share)| Jobset {
+                    name: symbols.intern(name),
+                    share,
+                    // Release jobsets get bumped now and then, as on hydra.nixos.org.
+                    priority: if name.contains("release") { 150 } else { 100 },
+                })
+                .collect(),
+            Some(jobsets) => {
+                for (i, j) in jobsets.iter().enumerate() {
+                    if !(j.share.is_finite() && j.share >= 0.0) {
+                        return Err(format!("jobsets[{i}]: share must be zero or more, got {}", j.share));
+                    }
+                }
+                jobsets
+                    .iter()
+                    .map(|j| Jobset { name: symbols.intern(&j.name), share: j.share, priority: j.priority })
+                    .collect()
+            }
+        };
+        if kinds.iter().map(|k| k.share).sum::<f64>() <= 0.0 {
+            return Err("kinds: the shares add up to nothing".into());
+        }
+        if jobsets.iter().map(|j| j.share).sum::<f64>() <= 0.0 {
+            return Err("jobsets: the shares add up to nothing".into());
+        }
+        let profile = match &params.hourly_profile {
+            None => None,
+            Some(p) => {
+                let Ok(p): Result<[f64; 24], _> = p.as_slice().try_into() else {
+                    return Err(format!("hourly-profile: needs 24 numbers, got {}", p.len()));
+                };
+                if p.iter().any(|v| !(v.is_finite() && *v >= 0.0)) {
+                    return Err("hourly-profile: every number must be zero or more".into());
+                }
+                let mean = p.iter().sum::<f64>() / 24.0;
+                if mean <= 0.0 {
+                    return Err("hourly-profile: all zero".into());
+                }
+                Some(p.map(|v| v / mean))
+            }
+        };
+        let peak_factor = match &profile {
+            None => 1.0 + params.diurnal_amplitude,
+            Some(p) => p.iter().copied().fold(0.0, f64::max),
+        };
         let burst_size = LogNormal::new(params.burst_median.ln(), params.burst_sigma).map_err(|e| e.to_string())?;
         let end_ms = (params.hours * HOUR_MS as f64).round() as i64;
         let name = format!("synth(seed={}, hours={})", params.seed, params.hours);
@@ -172,9 +335,10 @@ impl Synth {
             rng: ChaCha8Rng::seed_from_u64(params.seed),
             params,
             symbols,
-            kind_syms,
-            jobset_syms,
-            duration,
+            kinds,
+            jobsets,
+            profile,
+            peak_factor,
             burst_size,
             pending: BTreeMap::new(),
             ready: VecDeque::new(),
@@ -188,23 +352,10 @@ impl Synth {
         })
     }
 
-    fn pick(&mut self, weights: impl Iterator<Item = f64> + Clone) -> usize {
-        let total: f64 = weights.clone().sum();
-        let mut x = self.rng.random::<f64>() * total;
-        let mut last = 0;
-        for (i, w) in weights.enumerate() {
-            last = i;
-            if x < w {
-                return i;
-            }
-            x -= w;
-        }
-        last
-    }
-
     fn new_step(&mut self, at_ms: i64, jobset: usize, burst: Option<u64>) {
-        let kind = self.pick(KINDS.iter().map(|k| k.2));
-        let seconds = (self.duration.sample(&mut self.rng) * KINDS[kind].3).min(self.params.duration_max);
+        let kind = pick(&mut self.rng, self.kinds.iter().map(|k| k.share));
+        let k = &self.kinds[kind];
+        let seconds = (k.duration.sample(&mut self.rng) * k.multiplier).min(self.params.duration_max);
         let duration_ms = ((seconds * 1000.0).round() as i64).max(1);
         let x: f64 = self.rng.random();
         let outcome = if x < self.params.failure_probability {
@@ -214,8 +365,7 @@ impl Synth {
         } else {
             Outcome::Success
         };
-        // Release jobsets get bumped now and then, as on hydra.nixos.org.
-        let priority = if JOBSETS[jobset].0.contains("release") { 150 } else { 100 };
+        let priority = self.jobsets[jobset].priority;
         let seq = self.next_seq;
         self.next_seq += 1;
         self.pending.insert((at_ms, seq), Pending { at_ms, kind, jobset, burst, duration_ms, outcome, priority });
@@ -223,6 +373,9 @@ impl Synth {
 
     fn rate_factor(&self, at_ms: i64) -> f64 {
         let hour = (at_ms as f64 / HOUR_MS as f64).rem_euclid(24.0);
+        if let Some(p) = &self.profile {
+            return p[(hour as usize).min(23)];
+        }
         1.0 + self.params.diurnal_amplitude * (std::f64::consts::TAU * (hour - self.params.peak_hour) / 24.0).cos()
     }
 
@@ -232,7 +385,7 @@ impl Synth {
         let end = (start + HOUR_MS).min(self.end_ms);
         self.next_hour += 1;
         // Background: a Poisson process thinned to the diurnal rate.
-        let peak_rate = self.params.background_per_hour * (1.0 + self.params.diurnal_amplitude);
+        let peak_rate = self.params.background_per_hour * self.peak_factor;
         if peak_rate > 0.0 {
             let gap = Exp::new(peak_rate / HOUR_MS as f64).expect("positive rate");
             let mut t = start as f64;
@@ -242,8 +395,8 @@ impl Synth {
                     break;
                 }
                 let at = t as i64;
-                if self.rng.random::<f64>() * (1.0 + self.params.diurnal_amplitude) < self.rate_factor(at) {
-                    let jobset = self.pick(JOBSETS.iter().map(|j| j.1));
+                if self.rng.random::<f64>() * self.peak_factor < self.rate_factor(at) {
+                    let jobset = pick(&mut self.rng, self.jobsets.iter().map(|j| j.share));
                     self.new_step(at, jobset, None);
                 }
             }
@@ -260,7 +413,7 @@ impl Synth {
                 }
                 let burst = self.next_burst;
                 self.next_burst += 1;
-                let jobset = self.pick(JOBSETS.iter().map(|j| j.1));
+                let jobset = pick(&mut self.rng, self.jobsets.iter().map(|j| j.share));
                 let size =
                     (self.burst_size.sample(&mut self.rng).round() as u64).clamp(1, self.params.burst_max.max(1));
                 let spread_ms = self.params.burst_spread * 1000.0;
@@ -310,13 +463,13 @@ impl Synth {
                 recent.pop_front();
             }
         }
-        let (system, features) = self.kind_syms[p.kind];
+        let (system, features) = (self.kinds[p.kind].system, self.kinds[p.kind].features);
         StepRow {
             step_id,
             submitted_ms: p.at_ms,
             system,
             features,
-            jobset: self.jobset_syms[p.jobset],
+            jobset: self.jobsets[p.jobset].name,
             build_id: step_id,
             priority: p.priority,
             global_priority: 0,
@@ -342,6 +495,100 @@ impl StepSource for Synth {
     }
     fn name(&self) -> &str {
         &self.name
+    }
+}
+
+/// Rounds to four significant digits, so fitted parameters print legibly.
+fn round4(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let scale = 10f64.powi(3 - x.abs().log10().floor() as i32);
+    (x * scale).round() / scale
+}
+
+/// Median and log-spread of a lognormal that has this trace's median and
+/// 90th percentile: robust to the many zero-second steps of real histories.
+fn lognormal_from(p50: f64, p90: f64, floor: f64) -> (f64, f64) {
+    let median = p50.max(floor);
+    let sigma = if p90 > median { (p90 / median).ln() / 1.281_551_565_5 } else { 0.0 };
+    (round4(median), round4(sigma))
+}
+
+/// Fits the generator to a trace's figures (docs/trace-format.md,
+/// "Fitting"): background rate and its hourly profile, evaluations per day,
+/// burst sizes and spread, a lognormal duration per system and feature set,
+/// the jobset mix with each jobset's usual priority, outcomes and how often
+/// burst steps depend on earlier ones. `seed` and `hours` are the new trace's.
+pub fn fit(stats: &TraceStats, seed: u64, hours: f64) -> SynthParams {
+    let d = SynthParams::default();
+    let b = &stats.bursts;
+    let profile_mean = stats.background_rate_by_hour.iter().sum::<f64>() / 24.0;
+    // The cosine's amplitude and peak from the first harmonic of the
+    // hourly profile (shown for reference; the profile itself is used).
+    let (mut re, mut im) = (0.0, 0.0);
+    for (h, r) in stats.background_rate_by_hour.iter().enumerate() {
+        let angle = std::f64::consts::TAU * (h as f64 + 0.5) / 24.0;
+        re += r * angle.cos();
+        im += r * angle.sin();
+    }
+    let (amplitude, peak) = if profile_mean > 0.0 {
+        let a = 2.0 * (re * re + im * im).sqrt() / (24.0 * profile_mean);
+        (round4(a.min(1.0)), round4((im.atan2(re) / std::f64::consts::TAU * 24.0).rem_euclid(24.0)))
+    } else {
+        (0.0, d.peak_hour)
+    };
+    let (burst_median, burst_sigma) =
+        if b.bursts > 0 { lognormal_from(b.size.p50, b.size.p90, 1.0) } else { (d.burst_median, d.burst_sigma) };
+    let kinds: Vec<KindParams> = stats
+        .kinds
+        .iter()
+        .map(|k| {
+            let (duration_median, duration_sigma) = lognormal_from(k.duration.p50, k.duration.p90, 0.5);
+            KindParams {
+                system: k.system.clone(),
+                features: k.features.clone(),
+                share: round4(k.share),
+                duration_median,
+                duration_sigma,
+            }
+        })
+        .collect();
+    let jobsets: Vec<JobsetParams> = stats
+        .jobsets
+        .iter()
+        .map(|j| JobsetParams { name: j.jobset.clone(), share: round4(j.share), priority: j.usual_priority })
+        .collect();
+    let outcome = |name: &str| {
+        let n = stats.outcomes.get(name).copied().unwrap_or(0);
+        if stats.steps == 0 { 0.0 } else { round4(n as f64 / stats.steps as f64) }
+    };
+    let longest = stats.kinds.iter().map(|k| k.duration.max).fold(0.0, f64::max);
+    SynthParams {
+        seed,
+        hours,
+        background_per_hour: round4(b.background_per_hour),
+        diurnal_amplitude: amplitude,
+        peak_hour: peak,
+        evaluations_per_day: round4(b.per_day),
+        burst_median,
+        burst_sigma,
+        burst_max: if b.bursts > 0 { b.size.max as u64 } else { d.burst_max },
+        burst_spread: if b.bursts > 0 { round4(b.span.p50) } else { d.burst_spread },
+        duration_median: d.duration_median,
+        duration_sigma: d.duration_sigma,
+        duration_max: if longest > 0.0 { round4(longest) } else { d.duration_max },
+        dependency_probability: if b.steps_in_bursts > 0 {
+            round4(b.burst_steps_with_dependencies as f64 / b.steps_in_bursts as f64)
+        } else {
+            0.0
+        },
+        failure_probability: outcome("failure"),
+        transient_probability: outcome("transient"),
+        hourly_profile: (profile_mean > 0.0)
+            .then(|| stats.background_rate_by_hour.iter().map(|r| round4(r / profile_mean)).collect()),
+        kinds: (!kinds.is_empty()).then_some(kinds),
+        jobsets: (!jobsets.is_empty()).then_some(jobsets),
     }
 }
 

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_TAG: &str = "hydra-provisioned";
 pub const DEFAULT_MACHINES_FILE: &str = "/var/lib/hydra/provisioner/machines";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/hydra-provisioner";
+pub const DEFAULT_RECORD_MAX_BYTES: u64 = 64 << 20;
 
 /// Which behaviour the engine follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
@@ -109,6 +110,12 @@ pub struct Config {
     pub deploy_timeout: Seconds,
     pub command_timeout: Seconds,
     pub prometheus_textfile: Option<PathBuf>,
+    /// Append every pass's observation and plan here (`run --record`).
+    pub record_dir: Option<PathBuf>,
+    /// Rotate the record file before it grows past this many bytes.
+    pub record_max_bytes: u64,
+    /// Rotated record files kept (0 = all).
+    pub record_keep: u32,
     pub system_types: BTreeMap<String, TypeConfig>,
 }
 
@@ -174,6 +181,9 @@ const TOP_KEYS: &[&str] = &[
     "deployTimeout",
     "commandTimeout",
     "prometheusTextfile",
+    "recordDir",
+    "recordMaxBytes",
+    "recordKeep",
     "systemTypes",
 ];
 
@@ -385,6 +395,10 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
     let deploy_timeout = r.seconds(top, "deployTimeout", "", 3600);
     let command_timeout = r.seconds(top, "commandTimeout", "", 300);
     let prometheus_textfile = r.string(top, "prometheusTextfile", "").map(|p| PathBuf::from(r.path(p)));
+    let record_dir = r.string(top, "recordDir", "").map(|p| PathBuf::from(r.path(p)));
+    // A pass's record is tens of kilobytes; a smaller file would rotate every pass.
+    let record_max_bytes = r.uint(top, "recordMaxBytes", "", DEFAULT_RECORD_MAX_BYTES, 1 << 16);
+    let record_keep = r.u32(top, "recordKeep", "", 8, 0);
 
     let mut system_types = BTreeMap::new();
     match top.get("systemTypes") {
@@ -489,6 +503,9 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
         deploy_timeout,
         command_timeout,
         prometheus_textfile,
+        record_dir,
+        record_max_bytes,
+        record_keep,
         system_types,
     };
     Ok((config, r.warnings))

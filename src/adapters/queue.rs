@@ -35,6 +35,8 @@ use std::time::{Duration, Instant};
 pub struct StatusReading {
     pub status: QueueStatus,
     pub problem: Option<String>,
+    /// The document as the queue runner printed it, when it was JSON (for `run --record`).
+    pub document: Option<Value>,
 }
 
 /// Reads the status the way the config says: `statusUrl` if set, else `statusCommand`.
@@ -52,14 +54,22 @@ pub fn read_command(argv: &[String], timeout: Duration) -> StatusReading {
         Ok(out) => out,
         Err(e) => {
             let problem = format!("status command `{shown}`: {e}");
-            return StatusReading { status: QueueStatus::down(problem.clone()), problem: Some(problem) };
+            return StatusReading {
+                status: QueueStatus::down(problem.clone()),
+                problem: Some(problem),
+                document: None,
+            };
         }
     };
     if !out.success() {
         let problem = format!("status command `{shown}` failed: {}", out.failure_detail());
-        return StatusReading { status: QueueStatus::down(problem.clone()), problem: Some(problem) };
+        return StatusReading { status: QueueStatus::down(problem.clone()), problem: Some(problem), document: None };
     }
-    from_parse(parse_status(&out.stdout, &format!("`{shown}`")).map_err(|e| e.to_string()))
+    let document = serde_json::from_str(&out.stdout).ok();
+    StatusReading {
+        document,
+        ..from_parse(parse_status(&out.stdout, &format!("`{shown}`")).map_err(|e| e.to_string()))
+    }
 }
 
 /// Fetches the Rust runner's `/status` and maps it.
@@ -67,16 +77,21 @@ pub fn read_http(url: &str, timeout: Duration) -> StatusReading {
     match http_get(url, timeout) {
         Err(e) => {
             let problem = format!("status URL {url}: {e}");
-            StatusReading { status: QueueStatus::down(problem.clone()), problem: Some(problem) }
+            StatusReading { status: QueueStatus::down(problem.clone()), problem: Some(problem), document: None }
         }
-        Ok(body) => from_parse(parse_rust_status(&body).map_err(|e| format!("status from {url} is garbled: {e}"))),
+        Ok(body) => StatusReading {
+            document: serde_json::from_str(&body).ok(),
+            ..from_parse(parse_rust_status(&body).map_err(|e| format!("status from {url} is garbled: {e}")))
+        },
     }
 }
 
 fn from_parse(parsed: Result<QueueStatus, String>) -> StatusReading {
     match parsed {
-        Ok(status) => StatusReading { status, problem: None },
-        Err(detail) => StatusReading { status: QueueStatus::unknown(detail.clone()), problem: Some(detail) },
+        Ok(status) => StatusReading { status, problem: None, document: None },
+        Err(detail) => {
+            StatusReading { status: QueueStatus::unknown(detail.clone()), problem: Some(detail), document: None }
+        }
     }
 }
 

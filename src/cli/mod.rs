@@ -6,6 +6,7 @@
 
 mod compare;
 mod plan;
+mod replay;
 mod run;
 mod simulate;
 mod sweep;
@@ -50,8 +51,11 @@ pub enum Cmd {
     Sweep(sweep::SweepArgs),
     /// Gate a policy change: fail when the candidate costs more or waits longer than allowed.
     Compare(compare::CompareArgs),
-    /// Generate synthetic traces and check trace files.
+    /// Import real Hydra history, generate synthetic traces, describe and check trace files.
     Trace(trace::TraceArgs),
+    /// Run a candidate configuration over recorded passes; report where its decisions differ.
+    #[command(long_about = replay::LONG_ABOUT)]
+    Replay(replay::ReplayArgs),
 }
 
 /// An error with the exit code it deserves.
@@ -112,6 +116,7 @@ pub fn main() -> ExitCode {
         Cmd::Sweep(args) => sweep::run(args),
         Cmd::Compare(args) => compare::run(args),
         Cmd::Trace(args) => trace::run(args),
+        Cmd::Replay(args) => replay::run(args),
     };
     match result {
         Ok(code) => code,

@@ -6,6 +6,7 @@
 use super::Failure;
 use crate::config;
 use crate::driver::{self, PassOptions, PassOutcome};
+use crate::passes::{PassRecord, Recorder};
 use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -34,6 +35,10 @@ pub struct RunArgs {
     /// Run the pass as if it were this Unix time [default: the system clock]. For tests and replays.
     #[arg(long, value_name = "EPOCH")]
     pub now: Option<i64>,
+    /// Append the pass's status, fleet, config fingerprint and plan as one JSON line to DIR/passes.jsonl,
+    /// rotated by size, for `hydra-provisioner replay` [default: the config's `recordDir`].
+    #[arg(long, value_name = "DIR")]
+    pub record: Option<PathBuf>,
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
@@ -50,7 +55,17 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             .map_err(|e| Failure::failed(anyhow::anyhow!("the system clock is before 1970: {e}")))?,
     };
     let opts = PassOptions { now, dry_run: args.dry_run, config_dir };
-    match driver::run_pass(&config, &opts).map_err(Failure::failed)? {
+    let outcome = driver::run_pass(&config, &opts).map_err(Failure::failed)?;
+    let mut record_failure = None;
+    if let (Some(dir), PassOutcome::Done { plan, observation, status_document, .. }) =
+        (args.record.as_ref().or(config.record_dir.as_ref()), &outcome)
+    {
+        let record = PassRecord::production(&config, now, status_document.as_ref(), observation, plan);
+        if let Err(e) = Recorder::for_config(dir, &config).append(&record) {
+            record_failure = Some(format!("cannot record the pass in {}: {e:#}", dir.display()));
+        }
+    }
+    match outcome {
         PassOutcome::Locked { lock_file } => {
             tracing::info!("another pass holds {}; this one does nothing", lock_file.display());
             Ok(ExitCode::SUCCESS)
@@ -59,9 +74,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             print!("{}", plan.to_text());
             Ok(ExitCode::SUCCESS)
         }
-        PassOutcome::Done { failures, .. } if failures.is_empty() => Ok(ExitCode::SUCCESS),
+        PassOutcome::Done { failures, .. } if failures.is_empty() && record_failure.is_none() => Ok(ExitCode::SUCCESS),
         PassOutcome::Done { failures, .. } => {
-            for f in &failures {
+            for f in failures.iter().chain(&record_failure) {
                 eprintln!("failed: {f}");
             }
             Ok(ExitCode::from(1))

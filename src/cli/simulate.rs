@@ -4,6 +4,7 @@
 use super::Failure;
 use crate::engine::Plan;
 use crate::model::Observation;
+use crate::passes::{PassRecord, config_fingerprint};
 use crate::sim::{self, Observer, Scenario, SimError, SimTime, StepLine};
 use crate::trace::{StepSource, TraceReader, format_seconds};
 use anyhow::Context;
@@ -51,6 +52,7 @@ struct Files {
     series: csv::Writer<BufWriter<File>>,
     machines: csv::Writer<BufWriter<File>>,
     record_passes: bool,
+    config_fingerprint: String,
     error: Option<anyhow::Error>,
 }
 
@@ -67,7 +69,7 @@ fn opt_time(t: Option<SimTime>) -> String {
 }
 
 impl Files {
-    fn create(dir: &Path, record_passes: bool) -> anyhow::Result<Files> {
+    fn create(dir: &Path, record_passes: bool, config_fingerprint: String) -> anyhow::Result<Files> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         if record_passes {
             std::fs::create_dir_all(dir.join("passes"))?;
@@ -82,6 +84,7 @@ impl Files {
             series: csv_file(dir, "series.csv", &["time", "metric", "key", "value"])?,
             machines: csv_file(dir, "machines.csv", &["time", "machine", "type", "event"])?,
             record_passes,
+            config_fingerprint,
             error: None,
         })
     }
@@ -132,7 +135,14 @@ impl Observer for Files {
         if !self.record_passes {
             return;
         }
-        let doc = serde_json::json!({"now": plan.now, "status": status, "fleet": observation.fleet, "plan": plan});
+        let doc = PassRecord {
+            now: plan.now,
+            status: status.clone(),
+            queue_status: None,
+            fleet: observation.fleet.clone(),
+            config_fingerprint: Some(self.config_fingerprint.clone()),
+            plan: plan.clone(),
+        };
         let path = self.dir.join("passes").join(format!("{index:05}.json"));
         let r = serde_json::to_vec_pretty(&doc)
             .map_err(anyhow::Error::from)
@@ -208,7 +218,9 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode, Failure> {
         scenario.seed = seed;
     }
     let mut files = match &args.out {
-        Some(dir) => Some(Files::create(dir, args.record_passes).map_err(Failure::failed)?),
+        Some(dir) => Some(
+            Files::create(dir, args.record_passes, config_fingerprint(&scenario.config)).map_err(Failure::failed)?,
+        ),
         None => None,
     };
     if let (Some(f), Some(json)) = (&files, scenario.config_json.as_ref().filter(|_| args.record_passes)) {

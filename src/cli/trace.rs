@@ -3,6 +3,8 @@
 
 mod import;
 
+pub use import::parse_time;
+
 use super::Failure;
 use crate::trace::stats::{self, BurstRule, TraceStats};
 use crate::trace::synth::{self as synth_mod, Synth, SynthParams};

@@ -54,7 +54,14 @@ pub enum PassOutcome {
     /// `--dry-run`: the plan, nothing changed.
     DryRun { plan: Box<Plan> },
     /// The plan was carried out; `failures` lists every command that failed.
-    Done { plan: Box<Plan>, failures: Vec<String> },
+    /// `observation` is what the engine decided from and `status_document`
+    /// the status as the queue runner printed it (for `run --record`).
+    Done {
+        plan: Box<Plan>,
+        failures: Vec<String>,
+        observation: Box<Observation>,
+        status_document: Option<serde_json::Value>,
+    },
 }
 
 /// One deploy-phase job.
@@ -171,7 +178,12 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
         }
     }
     tracing::info!("pass finished in {:.1?}: {} command(s) failed", started.elapsed(), failures.len());
-    Ok(PassOutcome::Done { plan: Box::new(plan), failures })
+    Ok(PassOutcome::Done {
+        plan: Box::new(plan),
+        failures,
+        observation: Box::new(observation),
+        status_document: reading.document,
+    })
 }
 
 fn seconds(s: Seconds) -> Duration {

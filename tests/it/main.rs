@@ -6,4 +6,5 @@ mod common;
 mod engine;
 mod policy;
 mod production;
+mod replay;
 mod simulation;

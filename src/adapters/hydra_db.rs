@@ -35,7 +35,7 @@ pub enum DbError {
     Settings(String),
     /// The server could not be reached or refused us.
     #[error("cannot connect to the database {target}: {source}")]
-    Connect { target: String, source: postgres::Error },
+    Connect { target: String, source: ConnectError },
     /// The database does not have Hydra's tables as expected.
     #[error(
         "the database does not look like Hydra's (tables builds, jobsets, buildsteps of schema version 63 or later; see docs/import.md): {0}"
@@ -103,19 +103,45 @@ pub fn describe(config: &Config) -> String {
     format!("{}@{host}:{port}/{}", config.get_user().unwrap_or("?"), config.get_dbname().unwrap_or("?"))
 }
 
+/// Why a connection failed, in the server's or the system's words.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectError(String);
+
 pub fn connect(config: &Config) -> Result<Client, DbError> {
-    config.connect(NoTls).map_err(|source| DbError::Connect { target: describe(config), source })
+    config
+        .connect(NoTls)
+        .map_err(|e| DbError::Connect { target: describe(config), source: ConnectError(message(&e)) })
 }
 
 const FILTER: &str = "($1::int8 IS NULL OR b.timestamp >= $1) AND ($2::int8 IS NULL OR b.timestamp < $2) \
     AND (cardinality($3::text[]) = 0 OR j.project = ANY($3)) \
     AND (cardinality($4::text[]) = 0 OR j.name = ANY($4) OR (j.project || ':' || j.name) = ANY($4))";
 
+/// The server's own words where there are some (`postgres::Error` shows only "db error").
+fn message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => {
+            let mut s = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(inner) = source {
+                let inner_text = inner.to_string();
+                if !s.contains(&inner_text) {
+                    s += &format!(": {inner_text}");
+                }
+                source = inner.source();
+            }
+            s
+        }
+    }
+}
+
 fn schema_or_read(e: postgres::Error) -> DbError {
-    // Undefined table or column (SQLSTATE 42P01, 42703): not Hydra's schema.
+    // Undefined table, column or function, or a column of another type: not Hydra's schema.
     match e.code().map(|c| c.code()) {
-        Some("42P01" | "42703" | "42883" | "42804") => DbError::Schema(e.to_string()),
-        _ => DbError::Read(e.to_string()),
+        Some("42P01" | "42703" | "42883" | "42804") => DbError::Schema(message(&e)),
+        _ => DbError::Read(message(&e)),
     }
 }
 
@@ -161,7 +187,7 @@ pub fn stream(
             each(row).map_err(|e| DbError::Read(e.to_string()))?;
         }
     }
-    tx.commit().map_err(|e| DbError::Read(e.to_string()))
+    tx.commit().map_err(|e| DbError::Read(message(&e)))
 }
 
 fn decode(row: &Row) -> Result<DbRow, String> {

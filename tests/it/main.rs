@@ -4,6 +4,8 @@
 
 mod common;
 mod engine;
+mod import;
+mod pg;
 mod policy;
 mod production;
 mod replay;

@@ -58,7 +58,7 @@ pub enum Skip {
 impl Skip {
     pub fn describe(self) -> &'static str {
         match self {
-            Skip::CachedBuild => "cached builds (isCachedBuild, nothing built)",
+            Skip::CachedBuild => "cached builds (nothing built)",
             Skip::BuildWithoutSteps => "builds without step rows of their own",
             Skip::UnfinishedBuild => "builds not finished",
             Skip::DependencyFailed => "builds failed by a dependency (their times are the dependency's)",
@@ -69,8 +69,8 @@ impl Skip {
             Skip::UnsupportedSystem => "unsupported-system steps (status 9)",
             Skip::Resolved => "resolved content-addressed steps (status 13)",
             Skip::UnknownStatus => "steps with an unknown status",
-            Skip::NoTimes => "steps without start or stop time",
-            Skip::StopBeforeStart => "steps whose stop time is before their start time",
+            Skip::NoTimes => "rows without start or stop time",
+            Skip::StopBeforeStart => "rows whose stop time is before their start time",
         }
     }
 }

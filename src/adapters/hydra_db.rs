@@ -109,9 +109,7 @@ pub fn describe(config: &Config) -> String {
 pub struct ConnectError(String);
 
 pub fn connect(config: &Config) -> Result<Client, DbError> {
-    config
-        .connect(NoTls)
-        .map_err(|e| DbError::Connect { target: describe(config), source: ConnectError(message(&e)) })
+    config.connect(NoTls).map_err(|e| DbError::Connect { target: describe(config), source: ConnectError(message(&e)) })
 }
 
 const FILTER: &str = "($1::int8 IS NULL OR b.timestamp >= $1) AND ($2::int8 IS NULL OR b.timestamp < $2) \

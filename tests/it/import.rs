@@ -288,3 +288,32 @@ fn stats_describe_an_imported_trace() {
         .assert()
         .success();
 }
+
+#[test]
+fn output_to_a_pipe_or_through_a_link_keeps_it() {
+    use std::os::unix::fs::FileTypeExt;
+    let tmp = tempfile::tempdir().unwrap();
+    // A pipe (as /dev/null or /dev/stdout would be) is written, not replaced.
+    let fifo = tmp.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo reads a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    // Opened for reading first (without waiting for a writer), so the
+    // import can open it for writing; the small trace fits the pipe's buffer.
+    let mut reader = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&fifo).unwrap()
+    };
+    bin().args(["trace", "import", "hydra-api"]).arg(data("hydra-api")).arg("-o").arg(&fifo).assert().success();
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut reader, &mut got).unwrap();
+    assert_eq!(got.lines().count(), 4, "{got}");
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    // A link stays a link; the file it points to gets the trace.
+    let target = write(tmp.path(), "target.csv", "old");
+    let link = tmp.path().join("link.csv");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    bin().args(["trace", "import", "hydra-api"]).arg(data("hydra-api")).arg("-o").arg(&link).assert().success();
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_to_string(&target).unwrap().lines().count(), 4);
+}

@@ -110,27 +110,33 @@ fn rules(common: &CommonArgs) -> Result<FeatureRules, Failure> {
     FeatureRules::parse(&text, &path.display().to_string()).map_err(|e| Failure::input(anyhow::anyhow!(e)))
 }
 
-/// The trace goes to a temporary file beside the output and is renamed
-/// into place only when the import succeeded.
+/// A trace for a regular file goes to a temporary file beside it and is
+/// renamed into place only when the import succeeded. Anything else (a
+/// device such as /dev/null, a pipe) is written directly: renaming over it
+/// would replace it.
 enum Output {
     File { temp: tempfile::NamedTempFile, path: PathBuf },
-    Stdout,
+    Direct,
 }
 
 impl Output {
     fn open(out: &Option<PathBuf>) -> Result<(Output, Box<dyn Write>), Failure> {
-        match out {
-            None => Ok((Output::Stdout, Box::new(std::io::BufWriter::new(std::io::stdout())))),
-            Some(path) => {
-                let dir = crate::config::directory_of(path);
-                let temp = tempfile::NamedTempFile::new_in(dir)
-                    .with_context(|| format!("cannot create a file in {}", dir.display()))
-                    .map_err(Failure::failed)?;
-                let file = temp.reopen().map_err(Failure::failed)?;
-                Ok((
-                    Output::File { temp, path: path.clone() },
-                    Box::new(std::io::BufWriter::with_capacity(1 << 16, file)),
-                ))
+        let Some(path) = out else {
+            return Ok((Output::Direct, Box::new(std::io::BufWriter::new(std::io::stdout()))));
+        };
+        // Through a symbolic link, the file it points to is the output.
+        let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        let cannot = |e: std::io::Error| Failure::failed(anyhow::anyhow!("cannot write {}: {e}", path.display()));
+        match std::fs::metadata(&path) {
+            Ok(m) if !m.is_file() => {
+                let f = std::fs::OpenOptions::new().write(true).open(&path).map_err(cannot)?;
+                Ok((Output::Direct, Box::new(std::io::BufWriter::with_capacity(1 << 16, f))))
+            }
+            _ => {
+                let dir = crate::config::directory_of(&path);
+                let temp = tempfile::NamedTempFile::new_in(dir).map_err(cannot)?;
+                let file = temp.reopen().map_err(cannot)?;
+                Ok((Output::File { temp, path }, Box::new(std::io::BufWriter::with_capacity(1 << 16, file))))
             }
         }
     }

@@ -73,7 +73,7 @@ fn load(db: &pg::Database, builds: u64) -> u64 {
             };
             let start = ts + 10 + 40 * k;
             let machine = format!("ssh://root@b{}", (b + k) % 17);
-            if (b * STEPS_PER_BUILD + k) % 50 == 0 {
+            if (b * STEPS_PER_BUILD + k).is_multiple_of(50) {
                 nr += 1;
                 rows += 1;
                 writeln!(w, "{b}\t{nr}\t0\t{drv}\t0\t3\t{start}\t{}\t{machine}\tx86_64-linux\t\\N", start + 5).unwrap();
@@ -107,6 +107,7 @@ fn import_all(db: &pg::Database, rules: &FeatureRules) -> u64 {
 /// Peak RSS (KiB) and wall time of the real binary importing everything to /dev/null.
 fn binary_run(db: &pg::Database) -> (i64, f64) {
     let started = Instant::now();
+    #[allow(clippy::zombie_processes)] // reaped by wait4 below
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_hydra-provisioner"))
         .args(["trace", "import", "hydra-db", "--database-url", &db.conninfo(), "-o", "/dev/null"])
         .stderr(std::process::Stdio::null())

@@ -162,6 +162,16 @@ fn machine_decisions(plan: &Plan) -> BTreeMap<&str, (Action, bool)> {
     plan.machines.iter().map(|m| (m.deployment.as_str(), (m.action, m.listed))).collect()
 }
 
+/// The keys whose values differ between two maps, with both values (`None`: absent).
+fn changed<'m, V: Copy + PartialEq>(
+    a: &BTreeMap<&'m str, V>,
+    b: &BTreeMap<&'m str, V>,
+) -> impl Iterator<Item = (&'m str, Option<V>, Option<V>)> {
+    let keys: BTreeSet<&'m str> = a.keys().chain(b.keys()).copied().collect();
+    let pairs: Vec<_> = keys.into_iter().map(|k| (k, a.get(k).copied(), b.get(k).copied())).collect();
+    pairs.into_iter().filter(|(_, x, y)| x != y)
+}
+
 /// Compares a candidate configuration with recorded passes, one at a time, in order.
 pub struct Replay<'a> {
     candidate: &'a Config,
@@ -200,31 +210,15 @@ impl<'a> Replay<'a> {
         }
         self.previous = Some((record.now, recorded.running, candidate.running));
 
-        let (rt, ct) = (type_figures(&record.plan), type_figures(&plan));
-        let types: Vec<TypeChange> = rt
-            .keys()
-            .chain(ct.keys())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .filter(|t| rt.get(**t) != ct.get(**t))
-            .map(|t| TypeChange {
+        let types: Vec<TypeChange> = changed(&type_figures(&record.plan), &type_figures(&plan))
+            .map(|(t, recorded, candidate)| TypeChange {
                 machine_type: t.to_string(),
-                recorded: rt.get(*t).copied().unwrap_or_default(),
-                candidate: ct.get(*t).copied().unwrap_or_default(),
+                recorded: recorded.unwrap_or_default(),
+                candidate: candidate.unwrap_or_default(),
             })
             .collect();
-        let (rm, cm) = (machine_decisions(&record.plan), machine_decisions(&plan));
-        let machines: Vec<MachineChange> = rm
-            .keys()
-            .chain(cm.keys())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .filter(|d| rm.get(**d) != cm.get(**d))
-            .map(|d| MachineChange {
-                deployment: d.to_string(),
-                recorded: rm.get(*d).copied(),
-                candidate: cm.get(*d).copied(),
-            })
+        let machines: Vec<MachineChange> = changed(&machine_decisions(&record.plan), &machine_decisions(&plan))
+            .map(|(d, recorded, candidate)| MachineChange { deployment: d.to_string(), recorded, candidate })
             .collect();
         if !types.is_empty() || !machines.is_empty() {
             r.differing_passes += 1;

@@ -49,8 +49,15 @@ pub enum DbError {
 /// Builds the connection settings from `url` and the libpq environment
 /// variables (`env` looks one up).
 pub fn settings(url: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Result<Config, DbError> {
+    let pgport = env("PGPORT").filter(|p| !p.is_empty());
+    if let Some(p) = &pgport {
+        p.parse::<u16>().map_err(|_| DbError::Settings(format!("PGPORT `{p}` is not a port")))?;
+    }
     let mut config: Config = match url {
-        Some(u) => u.parse().map_err(|e: postgres::Error| DbError::Settings(e.to_string()))?,
+        // The client library fills in 5432 for a host without a port; libpq would use PGPORT.
+        Some(u) => with_default_port(u, pgport.as_deref())
+            .parse()
+            .map_err(|e: postgres::Error| DbError::Settings(e.to_string()))?,
         None => Config::new(),
     };
     if config.get_hosts().is_empty() {
@@ -62,11 +69,10 @@ pub fn settings(url: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Resu
             config.host(h.trim());
         }
     }
-    if config.get_ports().is_empty()
-        && let Some(p) = env("PGPORT").filter(|p| !p.is_empty())
+    if url.is_none()
+        && let Some(p) = &pgport
     {
-        let port = p.parse::<u16>().map_err(|_| DbError::Settings(format!("PGPORT `{p}` is not a port")))?;
-        config.port(port);
+        config.port(p.parse().unwrap_or(5432));
     }
     if config.get_user().is_none() {
         let user = env("PGUSER").or_else(|| env("USER")).unwrap_or_else(|| "postgres".into());
@@ -85,6 +91,33 @@ pub fn settings(url: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Resu
     }
     config.application_name("hydra-provisioner trace import");
     Ok(config)
+}
+
+/// The connection string with `port` given to every host that names none
+/// (`host:port` in a URL, `port=` in the key=value form).
+fn with_default_port(url: &str, port: Option<&str>) -> String {
+    let Some(port) = port else { return url.to_string() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        let named = url.split_whitespace().any(|kv| kv.starts_with("port="));
+        return if named { url.to_string() } else { format!("{url} port={port}") };
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (credentials, hosts) = match authority.rsplit_once('@') {
+        Some((c, h)) => (format!("{c}@"), h),
+        None => (String::new(), authority),
+    };
+    if hosts.is_empty() {
+        return url.to_string();
+    }
+    let hosts: Vec<String> = hosts
+        .split(',')
+        .map(|h| {
+            let after_bracket = h.rsplit_once(']').map_or(h, |(_, p)| p);
+            if after_bracket.contains(':') { h.to_string() } else { format!("{h}:{port}") }
+        })
+        .collect();
+    format!("{scheme}://{credentials}{}{tail}", hosts.join(","))
 }
 
 /// Where a connection goes, for messages (never the password).
@@ -247,6 +280,10 @@ mod tests {
         let c = settings(None, env(&[("PGHOST", "/tmp/sock"), ("PGUSER", "u"), ("PGDATABASE", "d")])).unwrap();
         assert_eq!(describe(&c), "u@/tmp/sock:5432/d");
         assert!(settings(None, env(&[("PGPORT", "x")])).is_err());
+        let c = settings(Some("postgres://alice@127.0.0.1:7000/hydra"), env(&vars)).unwrap();
+        assert_eq!(describe(&c), "alice@127.0.0.1:7000/hydra");
+        let c = settings(Some("host=h port=7001 user=u dbname=d"), env(&vars)).unwrap();
+        assert_eq!(describe(&c), "u@h:7001/d");
         assert!(settings(Some("postgres://[bad"), env(&[])).is_err());
     }
 }

@@ -27,8 +27,10 @@ pub enum TraceCmd {
     #[command(after_help = "Parameters (defaults in docs/trace-format.md): seed, hours, background-per-hour, \
         diurnal-amplitude, peak-hour, evaluations-per-day, burst-median, burst-sigma, burst-max, burst-spread, \
         duration-median, duration-sigma, duration-max, dependency-probability, failure-probability, \
-        transient-probability.\n\nExample:\n  hydra-provisioner trace synth --seed 7 --hours 24 \
-        --set evaluations-per-day=4 -o traces/day.csv")]
+        transient-probability; a parameter file (--params, or what --like prints) also sets hourly-profile, \
+        kinds and jobsets.\n\nExamples:\n  hydra-provisioner trace synth --seed 7 --hours 24 \
+        --set evaluations-per-day=4 -o traces/day.csv\n  \
+        hydra-provisioner trace synth --like week.csv --hours 720 -o month.csv > fitted.toml")]
     Synth(SynthArgs),
     /// Read a trace and print what it contains; a bad row is an error naming file, line and column.
     Check {

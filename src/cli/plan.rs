@@ -64,11 +64,13 @@ pub fn run(args: PlanArgs) -> Result<ExitCode, Failure> {
         None => return Err(Failure::input(anyhow::anyhow!("--now is required: the status has no `time`"))),
     };
     let plan = engine::decide(&config, &Observation { status, fleet }, now);
-    if args.json {
-        let json = serde_json::to_string_pretty(&plan).map_err(Failure::failed)?;
-        println!("{json}");
+    let text = if args.json {
+        let mut json = serde_json::to_string_pretty(&plan).map_err(Failure::failed)?;
+        json.push('\n');
+        json
     } else {
-        print!("{}", plan.to_text());
-    }
+        plan.to_text()
+    };
+    super::write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -56,7 +56,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         PassOutcome::DryRun { plan } => {
-            print!("{}", plan.to_text());
+            super::write_stdout(&plan.to_text())?;
             Ok(ExitCode::SUCCESS)
         }
         PassOutcome::Done { failures, .. } if failures.is_empty() => Ok(ExitCode::SUCCESS),

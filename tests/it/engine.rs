@@ -534,6 +534,42 @@ fn plan_command_explains_the_example() {
 }
 
 #[test]
+fn a_closed_stdout_ends_plan_quietly() {
+    use std::io::Read;
+    // A fleet whose plan is far larger than a pipe's buffer, so the writes
+    // meet the closed pipe whatever the timing.
+    let dir = tempfile::tempdir().unwrap();
+    let conf = crate::common::write(dir.path(), "c.json", r#"{"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d"}}}"#);
+    let status = crate::common::write(dir.path(), "s.json", r#"{"status": "up", "time": 1700000000, "uptime": 86400}"#);
+    let deployments: Vec<Value> = (0..3000)
+        .map(|i| json!({"name": format!("hydra-provisioned-{i}"), "machine_type": X86, "state": "missing"}))
+        .collect();
+    let fleet = crate::common::write(dir.path(), "f.json", &json!({"deployments": deployments}).to_string());
+    for format in [&["--json"][..], &[]] {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("hydra-provisioner"))
+            .arg("plan")
+            .args(format)
+            .arg("-c")
+            .arg(&conf)
+            .arg("-s")
+            .arg(&status)
+            .arg("-f")
+            .arg(&fleet)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read a little, as `| head -c 100` would, then go away.
+        let mut first = [0u8; 100];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(out.status.code(), Some(141), "{format:?}: {stderr}");
+    }
+}
+
+#[test]
 fn plan_command_rejects_bad_input_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let bad_conf = crate::common::write(

@@ -6,6 +6,7 @@
 use super::Failure;
 use crate::config;
 use crate::driver::{self, PassOptions, PassOutcome};
+use crate::model::Timestamp;
 use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
@@ -31,9 +32,9 @@ pub struct RunArgs {
     /// Print the plan with its reasons and change nothing (no NixOps changes, no file writes).
     #[arg(long)]
     pub dry_run: bool,
-    /// Run the pass as if it were this Unix time [default: the system clock]. For tests and replays.
+    /// Run the pass as if it were this Unix time, with a fraction if wanted [default: the system clock]. For tests and replays.
     #[arg(long, value_name = "EPOCH")]
-    pub now: Option<i64>,
+    pub now: Option<Timestamp>,
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
@@ -46,7 +47,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         Some(now) => now,
         None => std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
+            .map(|d| Timestamp::from_millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
             .map_err(|e| Failure::failed(anyhow::anyhow!("the system clock is before 1970: {e}")))?,
     };
     let opts = PassOptions { now, dry_run: args.dry_run, config_dir };

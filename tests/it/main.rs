@@ -4,6 +4,7 @@
 
 mod common;
 mod engine;
+mod oracle;
 mod policy;
 mod production;
 mod simulation;

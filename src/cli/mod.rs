@@ -30,7 +30,8 @@ use std::process::ExitCode;
         hydra-provisioner run conf.nix --dry-run   what one production pass would do, changing nothing\n  \
         hydra-provisioner conf.nix                 one production pass, as the original was called",
     after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to change their level.\n\
-        Exit codes: 0 success, 1 a command or check failed, 2 bad input (config, status, files)."
+        Exit codes: 0 success, 1 a command or check failed, 2 bad input (config, status, files), \
+        141 the reader of stdout went away."
 )]
 pub struct Cli {
     #[command(subcommand)]

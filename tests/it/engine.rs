@@ -11,6 +11,7 @@ use hydra_provisioner::model::{
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 const NOW: i64 = 1_700_000_000;
 const X86: &str = "x86_64-linux";
@@ -734,17 +735,14 @@ fn machines_file_is_written_after_deploys_and_before_stops_and_destroys() {
 /// Runs `plan` on the committed example with `extra` arguments.
 fn plan_example(extra: &[&str]) -> std::process::Output {
     let ex = root().join("scenarios/example");
-    bin()
-        .arg("plan")
-        .args(extra)
-        .arg("-c")
-        .arg(ex.join("conf.json"))
-        .arg("-s")
-        .arg(ex.join("status.json"))
-        .arg("-f")
-        .arg(ex.join("fleet.json"))
-        .output()
-        .unwrap()
+    plan_command(&ex.join("conf.json"), &ex.join("status.json"), &ex.join("fleet.json"), extra).output().unwrap()
+}
+
+/// `plan -c CONF -s STATUS -f FLEET` with `extra` arguments, not yet run.
+fn plan_command(conf: &Path, status: &Path, fleet: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("hydra-provisioner"));
+    cmd.arg("plan").args(extra).arg("-c").arg(conf).arg("-s").arg(status).arg("-f").arg(fleet);
+    cmd
 }
 
 #[test]
@@ -806,15 +804,7 @@ fn plan_json_reads_back_into_the_plan_type() {
         } else {
             conf.clone()
         };
-        let out = bin()
-            .args(["plan", "--json", "-c"])
-            .arg(&conf)
-            .arg("-s")
-            .arg(&status)
-            .arg("-f")
-            .arg(&fleet)
-            .output()
-            .unwrap();
+        let out = plan_command(&conf, &status, &fleet, &["--json"]).output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let plan: Plan = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!("{quirks}: plan --json does not read back: {e}\n{}", String::from_utf8_lossy(&out.stdout))
@@ -847,15 +837,7 @@ fn plan_accepts_and_honours_a_fractional_now() {
             "launch_time": 1699964000, "public_ip": "10.0.0.1"}]}"#,
     );
     let run = |now: &str| {
-        let out = bin()
-            .args(["plan", "--json", "--now", now, "-c"])
-            .arg(&conf)
-            .arg("-s")
-            .arg(&status)
-            .arg("-f")
-            .arg(&fleet)
-            .output()
-            .unwrap();
+        let out = plan_command(&conf, &status, &fleet, &["--json", "--now", now]).output().unwrap();
         assert!(out.status.success(), "--now {now}: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice::<Plan>(&out.stdout).unwrap()
     };
@@ -886,15 +868,7 @@ fn a_closed_stdout_ends_plan_quietly() {
         .collect();
     let fleet = crate::common::write(dir.path(), "f.json", &json!({"deployments": deployments}).to_string());
     for format in [&["--json"][..], &[]] {
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("hydra-provisioner"))
-            .arg("plan")
-            .args(format)
-            .arg("-c")
-            .arg(&conf)
-            .arg("-s")
-            .arg(&status)
-            .arg("-f")
-            .arg(&fleet)
+        let mut child = plan_command(&conf, &status, &fleet, format)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

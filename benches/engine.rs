@@ -48,6 +48,7 @@ fn world(types: usize, machines: usize) -> (config::Config, Observation) {
                 name: format!("hydra-provisioned-{i}"),
                 machine_type: keys[i % types].clone(),
                 state: states[i % states.len()],
+                recorded_state: None,
                 launch_time: Some(NOW - (i as i64 * 613) % 7200),
                 public_ip: Some(ip),
                 host_key: Some("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA".into()),

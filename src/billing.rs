@@ -6,7 +6,7 @@
 //! Both answers come from here so the two can never disagree. This module does
 //! not know prices; callers multiply billed seconds by their own rate.
 
-use crate::model::Seconds;
+use crate::model::{Seconds, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -28,21 +28,29 @@ pub const PER_SECOND_MINIMUM: Seconds = 60;
 
 impl BillingModel {
     /// When the next charge falls due for an instance launched at `launch`,
-    /// as NixOps computes it: `launch + ceil((now - launch) / 3600) * 3600`.
-    /// A launch time in the future therefore counts as paid time (as in
-    /// NixOps), and `now` exactly on an hour boundary leaves nothing paid.
-    pub fn paid_until(self, launch: Seconds, now: Seconds) -> Seconds {
+    /// as NixOps computes it: `launch + ceil((now - launch) / 3600) * 3600`,
+    /// with `now` to the millisecond (NixOps used float time). A launch time
+    /// in the future therefore counts as paid time (as in NixOps), and `now`
+    /// exactly on an hour boundary leaves nothing paid, while half a second
+    /// later a whole new hour is.
+    pub fn paid_until(self, launch: Seconds, now: impl Into<Timestamp>) -> Seconds {
+        let now = now.into();
         match self {
-            BillingModel::Hourly => launch + div_ceil(now - launch, HOUR) * HOUR,
-            BillingModel::PerSecond => launch + PER_SECOND_MINIMUM,
+            BillingModel::Hourly => {
+                let since_launch_ms = now.millis().saturating_sub(launch.saturating_mul(1000));
+                launch.saturating_add(div_ceil(since_launch_ms, HOUR * 1000).saturating_mul(HOUR))
+            }
+            BillingModel::PerSecond => launch.saturating_add(PER_SECOND_MINIMUM),
         }
     }
 
-    /// Seconds already paid for beyond `now` (never negative). An unknown
-    /// launch time means nothing is known to be paid, as in the original.
-    pub fn paid_time_left(self, launch: Option<Seconds>, now: Seconds) -> Seconds {
+    /// Whole seconds already paid for beyond `now` (never negative): the
+    /// original's `next_charge_time() - int(time.time())`. An unknown launch
+    /// time means nothing is known to be paid, as in the original.
+    pub fn paid_time_left(self, launch: Option<Seconds>, now: impl Into<Timestamp>) -> Seconds {
+        let now = now.into();
         match launch {
-            Some(launch) => (self.paid_until(launch, now) - now).max(0),
+            Some(launch) => (self.paid_until(launch, now) - now.secs()).max(0),
             None => 0,
         }
     }
@@ -108,6 +116,19 @@ mod tests {
         assert_eq!(m.paid_time_left(Some(1000), 1000 + 3600 + 1800), 1800);
         assert_eq!(m.paid_time_left(Some(1000), 900), 100, "future launch counts as paid");
         assert_eq!(m.paid_time_left(None, 900), 0);
+    }
+
+    #[test]
+    fn a_fraction_past_the_hour_buys_the_next_hour() {
+        let m = BillingModel::Hourly;
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert_eq!(m.paid_time_left(Some(1000), at("4600")), 0);
+        // The original: next_charge_time() with float time, minus int(time.time()).
+        assert_eq!(m.paid_time_left(Some(1000), at("4600.5")), 3600);
+        assert_eq!(m.paid_time_left(Some(1000), at("4600.999")), 3600);
+        assert_eq!(m.paid_time_left(Some(1000), at("4601.25")), 3599);
+        assert_eq!(m.paid_time_left(Some(5000), at("4600.5")), 400, "launched in the future");
+        assert_eq!(BillingModel::PerSecond.paid_time_left(Some(1000), at("1010.5")), 50);
     }
 
     #[test]

@@ -106,6 +106,13 @@ pub struct Config {
     pub restart_guard: Seconds,
     /// Redeploy an up-to-date machine at least this often (0 = only on change).
     pub redeploy_interval: Seconds,
+    /// How long a running machine may stay without a public address before
+    /// it is taken for broken and destroyed.
+    pub address_timeout: Seconds,
+    /// How long a deployment NixOps reports not running (unreachable,
+    /// stopped, missing, ...) is left alone before it is stopped or
+    /// destroyed (0 = at once, as the original).
+    pub not_running_timeout: Seconds,
     pub deploy_concurrency: u32,
     pub deploy_timeout: Seconds,
     pub command_timeout: Seconds,
@@ -177,6 +184,8 @@ const TOP_KEYS: &[&str] = &[
     "drainDelay",
     "restartGuard",
     "redeployInterval",
+    "addressTimeout",
+    "notRunningTimeout",
     "deployConcurrency",
     "deployTimeout",
     "commandTimeout",
@@ -391,6 +400,8 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
     let drain_delay = r.seconds(top, "drainDelay", "", 60);
     let restart_guard = r.seconds(top, "restartGuard", "", 1800);
     let redeploy_interval = r.seconds(top, "redeployInterval", "", 86_400);
+    let address_timeout = r.seconds(top, "addressTimeout", "", 1800);
+    let not_running_timeout = r.seconds(top, "notRunningTimeout", "", 900);
     let deploy_concurrency = r.u32(top, "deployConcurrency", "", 4, 1);
     let deploy_timeout = r.seconds(top, "deployTimeout", "", 3600);
     let command_timeout = r.seconds(top, "commandTimeout", "", 300);
@@ -499,6 +510,8 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
         drain_delay,
         restart_guard,
         redeploy_interval,
+        address_timeout,
+        not_running_timeout,
         deploy_concurrency,
         deploy_timeout,
         command_timeout,

@@ -9,13 +9,138 @@
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::str::FromStr;
 
 /// Seconds since the Unix epoch (or since a trace's start in simulation).
 ///
-/// The engine works in whole seconds because every time it reads (Hydra's
-/// status, NixOps's `startTime`) is whole seconds, and because the original
-/// provisioner's billing arithmetic is defined on integers.
+/// Every time the engine reads (Hydra's status, NixOps's `startTime`) is
+/// whole seconds, and the original compared times as `int(time.time())`, so
+/// the engine's rules work in whole seconds; only the time of the pass
+/// itself carries a fraction ([`Timestamp`]).
 pub type Seconds = i64;
+
+/// The time of a pass, to the millisecond.
+///
+/// The original read the clock as a float, and the fraction matters exactly
+/// at a billing-hour boundary: NixOps's next charge, `start +
+/// ceil((now - start) / 3600) * 3600`, is a whole hour later at `start +
+/// 3600.5` than at `start + 3600`. A fraction finer than a millisecond
+/// counts as one millisecond, so a time just after a whole second is never
+/// read as that second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp {
+    millis: i64,
+}
+
+impl Timestamp {
+    pub fn from_secs(secs: Seconds) -> Timestamp {
+        Timestamp { millis: secs.saturating_mul(1000) }
+    }
+
+    pub fn from_millis(millis: i64) -> Timestamp {
+        Timestamp { millis }
+    }
+
+    /// `None` for a value that is not finite or is beyond a few hundred
+    /// million years.
+    pub fn from_secs_f64(secs: f64) -> Option<Timestamp> {
+        if !secs.is_finite() || secs.abs() > 1e13 {
+            return None;
+        }
+        let whole = secs.floor();
+        let min_fraction = if secs > whole { 1 } else { 0 };
+        let fraction = (((secs - whole) * 1000.0).round() as i64).clamp(min_fraction, 999);
+        Some(Timestamp { millis: whole as i64 * 1000 + fraction })
+    }
+
+    /// Whole seconds, rounded down: Python's `int(time.time())`.
+    pub fn secs(self) -> Seconds {
+        self.millis.div_euclid(1000)
+    }
+
+    pub fn millis(self) -> i64 {
+        self.millis
+    }
+
+    pub fn subsec_millis(self) -> i64 {
+        self.millis.rem_euclid(1000)
+    }
+
+    pub fn as_secs_f64(self) -> f64 {
+        self.millis as f64 / 1000.0
+    }
+}
+
+impl From<Seconds> for Timestamp {
+    fn from(secs: Seconds) -> Timestamp {
+        Timestamp::from_secs(secs)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.subsec_millis() {
+            0 => write!(f, "{}", self.secs()),
+            ms => {
+                let digits = format!("{ms:03}");
+                write!(f, "{}.{}", self.secs(), digits.trim_end_matches('0'))
+            }
+        }
+    }
+}
+
+impl FromStr for Timestamp {
+    type Err = String;
+
+    /// Unix seconds, whole (`1700000000`) or with a fraction (`1700000000.5`).
+    fn from_str(s: &str) -> Result<Timestamp, String> {
+        let s = s.trim();
+        if let Ok(secs) = s.parse::<i64>() {
+            return Ok(Timestamp::from_secs(secs));
+        }
+        let looks_numeric = !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+'));
+        s.parse::<f64>()
+            .ok()
+            .filter(|_| looks_numeric)
+            .and_then(Timestamp::from_secs_f64)
+            .ok_or_else(|| format!("`{s}` is not a time in Unix seconds (e.g. 1700000000 or 1700000000.5)"))
+    }
+}
+
+/// Whole seconds as a JSON integer, otherwise a number with a fraction.
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.subsec_millis() == 0 { s.serialize_i64(self.secs()) } else { s.serialize_f64(self.as_secs_f64()) }
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a time in Unix seconds")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Timestamp, E> {
+                Ok(Timestamp::from_secs(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Timestamp, E> {
+                i64::try_from(v).map(Timestamp::from_secs).map_err(|_| E::custom(format!("time {v} is too large")))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Timestamp, E> {
+                Timestamp::from_secs_f64(v).ok_or_else(|| E::custom(format!("time {v} is out of range")))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// The canonical spelling of a machine-type key (features sorted, as Hydra
+/// writes them), or the key itself if it does not parse.
+pub fn canonical_type_key(key: &str) -> String {
+    MachineType::parse(key).map_or_else(|_| key.to_string(), |t| t.to_string())
+}
 
 /// A machine type key as Hydra and the config spell it: `systems[:features]`,
 /// e.g. `x86_64-linux`, `x86_64-linux:benchmark`, `x86_64-linux:big-parallel,kvm`.
@@ -171,6 +296,13 @@ pub struct MachineMemory {
     pub delisted_at: Option<Seconds>,
     /// First pass that saw the machine with no running job, since it last had one.
     pub idle_since: Option<Seconds>,
+    /// First pass that saw the machine running without a public address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_address_since: Option<Seconds>,
+    /// First pass that saw the machine not running (missing, stopped,
+    /// unreachable, ...), since it last ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_running_since: Option<Seconds>,
 }
 
 /// One provisioned deployment as the inventory reports it.
@@ -181,8 +313,15 @@ pub struct Deployment {
     pub name: String,
     /// The `type` argument the deployment was created with, verbatim.
     pub machine_type: String,
-    /// Recorded (or freshly checked) state of the machine `machine`.
+    /// State of the machine `machine`: what NixOps recorded, or what this
+    /// pass's `nixops check` found.
     pub state: MachineState,
+    /// What NixOps had recorded before this pass's check changed it (`None`:
+    /// not checked, or the check agreed). The original checked only the
+    /// machines its reuse loop reached, so `quirks = "original"` decides
+    /// the others on this state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_state: Option<MachineState>,
     /// EC2 launch time (`startTime`); `None` or 0 means unknown.
     #[serde(default)]
     pub launch_time: Option<Seconds>,
@@ -207,8 +346,10 @@ impl Deployment {
     }
 }
 
-/// The provisioned fleet: our tagged deployments, plus every other deployment
-/// name in the NixOps state, which a new name must not collide with.
+/// The provisioned fleet: our tagged deployments in the order the inventory
+/// lists them (the original took reuse candidates in NixOps's order), plus
+/// every other deployment name in the NixOps state, which a new name must
+/// not collide with.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fleet {

@@ -11,7 +11,7 @@
 
 use crate::config::Config;
 use crate::engine::Plan;
-use crate::model::{Fleet, QueueStatus, Seconds};
+use crate::model::{Fleet, QueueStatus, Seconds, Timestamp};
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 /// One pass, as recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PassRecord {
-    /// The time of the pass, Unix seconds.
-    pub now: Seconds,
+    /// The time of the pass, Unix seconds (a fraction when the pass had one).
+    pub now: Timestamp,
     /// The status document as the queue runner printed it (`null` when it
     /// printed none, e.g. the status command failed).
     pub status: serde_json::Value,
@@ -40,7 +40,7 @@ impl PassRecord {
     /// The record of a production pass.
     pub fn production(
         config: &Config,
-        now: Seconds,
+        now: Timestamp,
         status_document: Option<&serde_json::Value>,
         observation: &crate::model::Observation,
         plan: &Plan,
@@ -96,7 +96,7 @@ impl Recorder {
         let current = self.dir.join(CURRENT_FILE);
         let size = std::fs::metadata(&current).map_or(0, |m| m.len());
         if size > 0 && size + line.len() as u64 > self.max_bytes {
-            self.rotate(&current, record.now)?;
+            self.rotate(&current, record.now.secs())?;
         }
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -206,7 +206,7 @@ mod tests {
             Observation { status: crate::status::parse_status_value(&status).unwrap(), fleet: Fleet::default() };
         let plan = engine::decide(&config, &observation, now);
         PassRecord {
-            now,
+            now: now.into(),
             status,
             queue_status: Some(observation.status),
             fleet: observation.fleet,
@@ -230,7 +230,7 @@ mod tests {
         let mut seen = vec![];
         for f in &files {
             read_records(f, |r, _| {
-                seen.push(r.now);
+                seen.push(r.now.secs());
                 Ok(())
             })
             .unwrap();

@@ -13,7 +13,7 @@
 use crate::adapters::queue::parse_rust_status;
 use crate::config::Config;
 use crate::engine::{self, Action, Plan};
-use crate::model::{Observation, QueueStatus, Seconds};
+use crate::model::{Observation, QueueStatus, Seconds, Timestamp};
 use crate::passes::{PassRecord, config_fingerprint};
 use crate::status;
 use serde::Serialize;
@@ -111,7 +111,7 @@ pub struct MachineChange {
 pub struct PassDiff {
     /// Where the record is (`file` or `file:line`).
     pub place: String,
-    pub now: Seconds,
+    pub now: Timestamp,
     pub recorded: Figures,
     pub candidate: Figures,
     pub types: Vec<TypeChange>,
@@ -195,20 +195,20 @@ impl<'a> Replay<'a> {
         let candidate = Figures::of(&plan);
         let r = &mut self.report;
         r.passes += 1;
-        r.first_pass.get_or_insert(record.now);
-        r.last_pass = Some(record.now);
+        r.first_pass.get_or_insert(record.now.secs());
+        r.last_pass = Some(record.now.secs());
         if let Some(fp) = &record.config_fingerprint {
             r.recorded_configs.insert(fp.clone());
         }
         r.recorded.figures.add(&recorded);
         r.candidate.figures.add(&candidate);
         if let Some((then, rec_running, cand_running)) = self.previous {
-            let dt = (record.now - then).max(0);
+            let dt = (record.now.secs() - then).max(0);
             self.intervals.push(dt);
             r.recorded.machine_hours += rec_running as f64 * dt as f64 / 3600.0;
             r.candidate.machine_hours += cand_running as f64 * dt as f64 / 3600.0;
         }
-        self.previous = Some((record.now, recorded.running, candidate.running));
+        self.previous = Some((record.now.secs(), recorded.running, candidate.running));
 
         let types: Vec<TypeChange> = changed(&type_figures(&record.plan), &type_figures(&plan))
             .map(|(t, recorded, candidate)| TypeChange {

@@ -4,12 +4,16 @@
 //! Eras handled: dumps with `lastActive` (before late 2022) and without; the
 //! late-2022 to mid-2023 dumps whose `machines`, `jobsets` and `machineTypes`
 //! are `null` or `{}`; machine keys `root@host` (until May 2024) and
-//! `ssh://root@host` (since). Unknown fields are ignored. Runnables of
+//! `ssh://root@host` (since). Unknown fields are ignored. Machine-type keys
+//! are read in their canonical spelling (features sorted, as in the config),
+//! so a type always meets its configuration. Runnables of
 //! `i686-linux...` types are folded into the matching `x86_64-linux...` type,
 //! as the original did. This module neither runs the status command (see
 //! `adapters::queue`) nor decides anything from the result.
 
-use crate::model::{BuilderStatus, QueueHealth, QueueStatus, Seconds, TypeStatus, host_of_store_uri};
+use crate::model::{
+    BuilderStatus, QueueHealth, QueueStatus, Seconds, TypeStatus, canonical_type_key, host_of_store_uri,
+};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -80,7 +84,7 @@ pub fn parse_status_value(value: &Value) -> Result<QueueStatus, String> {
                 .map_err(|e| format!("machineTypes.{name}: {e}"))?
                 .filter(|&t| t != 0),
         };
-        machine_types.insert(name.clone(), ts);
+        merge_type(&mut machine_types, canonical_type_key(name), ts);
     }
     squash_i686(&mut machine_types);
 
@@ -103,6 +107,22 @@ pub fn parse_status_value(value: &Value) -> Result<QueueStatus, String> {
     }
 
     Ok(QueueStatus { health: QueueHealth::Up, time, uptime, has_machine_types, machine_types, machines })
+}
+
+/// Adds one type's figures under its canonical key. Hydra spells every key
+/// with its features sorted, so two spellings of one type only come from a
+/// hand-made document; their figures are added up.
+fn merge_type(types: &mut BTreeMap<String, TypeStatus>, key: String, status: TypeStatus) {
+    match types.get_mut(&key) {
+        Some(t) => {
+            t.runnable += status.runnable;
+            t.running += status.running;
+            t.last_active = t.last_active.max(status.last_active);
+        }
+        None => {
+            types.insert(key, status);
+        }
+    }
 }
 
 /// The original's i686 squash: runnables of `i686-linux...` are added to the

@@ -108,21 +108,44 @@ pub fn parse_nix_string(expr: &str) -> Option<String> {
     Some(out)
 }
 
+/// The top-level object of `export --all`, its deployments in the order
+/// NixOps printed them (a `serde_json::Map` would sort them by UUID).
+struct InOrder(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for InOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = InOrder;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object of deployments by UUID")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<InOrder, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(InOrder(entries))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
 /// Reads `nixops export --all` output: the deployments whose `tag` argument
-/// is `tag` become the fleet, every other deployment name goes to
-/// `other_deployment_names`. Memory is left empty (the state file has it).
+/// is `tag` become the fleet, in the order NixOps printed them (the order
+/// the original took reuse candidates in, as far as the command line shows
+/// it), and every other deployment name goes to `other_deployment_names`.
+/// Memory is left empty (the state file has it).
 ///
 /// NixOps prints every value as a string and leaves out attributes at their
 /// default, so a machine resource without `state` (or a deployment that was
 /// never deployed and has no machine at all) is MISSING.
 pub fn parse_export(text: &str, tag: &str) -> Result<Fleet, String> {
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
-    let Value::Object(top) = value else {
-        return Err("expected a JSON object of deployments by UUID".into());
-    };
+    let top: InOrder = serde_json::from_str(text).map_err(|e| format!("not JSON of deployments by UUID ({e})"))?;
     let wanted_tag = nix_string(tag);
     let mut fleet = Fleet::default();
-    for (uuid, body) in &top {
+    for (uuid, body) in &top.0 {
         let Value::Object(dep) = body else {
             return Err(format!("deployment {uuid} is not an object"));
         };
@@ -158,6 +181,7 @@ pub fn parse_export(text: &str, tag: &str) -> Result<Fleet, String> {
             name: name.clone(),
             machine_type,
             state: MachineState::Missing,
+            recorded_state: None,
             launch_time: None,
             public_ip: None,
             host_key: None,
@@ -344,6 +368,17 @@ mod tests {
             fleet.other_deployment_names.iter().map(String::as_str).collect::<Vec<_>>(),
             vec!["hydra-provisioned-2", "website"]
         );
+    }
+
+    #[test]
+    fn export_keeps_the_order_nixops_printed() {
+        let ours = |uuid: &str, n: u32| {
+            format!(r#""{uuid}": {{"name": "t-{n}", "args": "{{\"tag\": \"\\\"t\\\"\"}}", "resources": {{}}}}"#)
+        };
+        let text = format!("{{{}, {}, {}}}", ours("ffff", 7), ours("0000", 3), ours("8888", 5));
+        let fleet = parse_export(&text, "t").unwrap();
+        let names: Vec<&str> = fleet.deployments.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["t-7", "t-3", "t-5"]);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! This module parses arguments, sets up logging on stderr, and maps
 //! outcomes to exit codes (0 success, 1 a command or check failed, 2 bad
-//! input). The work itself lives in the library modules each subcommand calls.
+//! input, 141 the reader of stdout went away). The work itself lives in the
+//! library modules each subcommand calls.
 
 mod compare;
 mod plan;
@@ -30,7 +31,8 @@ use std::process::ExitCode;
         hydra-provisioner run conf.nix --dry-run   what one production pass would do, changing nothing\n  \
         hydra-provisioner conf.nix                 one production pass, as the original was called",
     after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to change their level.\n\
-        Exit codes: 0 success, 1 a command or check failed, 2 bad input (config, status, files)."
+        Exit codes: 0 success, 1 a command or check failed, 2 bad input (config, status, files), \
+        141 the reader of stdout went away."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -65,6 +67,11 @@ pub struct Failure {
     pub error: anyhow::Error,
 }
 
+/// The exit status of a command whose stdout reader went away (`| head`):
+/// the status of a process ended by SIGPIPE, which is what `cat` or `grep`
+/// report there. Not 0: a truncated report, e.g. of `compare`, is no success.
+pub const CLOSED_STDOUT: u8 = 128 + 13;
+
 impl Failure {
     /// Bad input: config, status, fleet, trace or scenario files.
     pub fn input(error: impl Into<anyhow::Error>) -> Failure {
@@ -74,6 +81,22 @@ impl Failure {
     pub fn failed(error: impl Into<anyhow::Error>) -> Failure {
         Failure { code: 1, error: error.into() }
     }
+}
+
+/// Writes a command's output to stdout. Every subcommand prints through
+/// this or propagates its own write errors, so a closed stdout reaches
+/// [`main`] as an error instead of a panic in `print!`.
+pub(crate) fn write_stdout(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(Failure::failed)
+}
+
+/// Whether an error comes from writing to a pipe nobody reads any more.
+fn is_closed_stdout(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|e| e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 fn init_logging() {
@@ -120,6 +143,8 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The reader has all it wanted; saying so on stderr would only be noise.
+        Err(f) if is_closed_stdout(&f.error) => ExitCode::from(CLOSED_STDOUT),
         Err(f) => {
             eprintln!("error: {:#}", f.error);
             ExitCode::from(f.code)

@@ -4,7 +4,7 @@
 use super::Failure;
 use crate::config;
 use crate::engine;
-use crate::model::{Fleet, Observation};
+use crate::model::{Fleet, Observation, Timestamp};
 use crate::status;
 use anyhow::Context;
 use clap::Args;
@@ -31,9 +31,9 @@ pub struct PlanArgs {
     /// Fleet JSON: the provisioned deployments (omit for an empty fleet).
     #[arg(long, short = 'f', value_name = "FILE")]
     pub fleet: Option<PathBuf>,
-    /// The time of the pass, Unix seconds [default: the status's `time`].
+    /// The time of the pass, Unix seconds, with a fraction if wanted (e.g. 1700000000.5) [default: the status's `time`].
     #[arg(long, value_name = "EPOCH")]
-    pub now: Option<i64>,
+    pub now: Option<Timestamp>,
     /// Print the plan as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -59,16 +59,18 @@ pub fn run(args: PlanArgs) -> Result<ExitCode, Failure> {
                 .map_err(Failure::input)?
         }
     };
-    let now = match args.now.or(status.time) {
+    let now = match args.now.or(status.time.map(Timestamp::from_secs)) {
         Some(now) => now,
         None => return Err(Failure::input(anyhow::anyhow!("--now is required: the status has no `time`"))),
     };
     let plan = engine::decide(&config, &Observation { status, fleet }, now);
-    if args.json {
-        let json = serde_json::to_string_pretty(&plan).map_err(Failure::failed)?;
-        println!("{json}");
+    let text = if args.json {
+        let mut json = serde_json::to_string_pretty(&plan).map_err(Failure::failed)?;
+        json.push('\n');
+        json
     } else {
-        print!("{}", plan.to_text());
-    }
+        plan.to_text()
+    };
+    super::write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -57,13 +57,13 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, Failure> {
     let mut last_now = i64::MIN;
     for file in &files {
         read_records(file, |record, place| {
-            if args.since.is_some_and(|s| record.now < s) || args.until.is_some_and(|u| record.now >= u) {
+            if args.since.is_some_and(|s| record.now.secs() < s) || args.until.is_some_and(|u| record.now.secs() >= u) {
                 return Ok(());
             }
-            if record.now < last_now {
+            if record.now.secs() < last_now {
                 tracing::warn!("{place}: pass at {} comes before the previous one at {last_now}", record.now);
             }
-            last_now = record.now;
+            last_now = record.now.secs();
             replay.push(&record, place);
             Ok(())
         })

@@ -6,6 +6,7 @@
 use super::Failure;
 use crate::config;
 use crate::driver::{self, PassOptions, PassOutcome};
+use crate::model::Timestamp;
 use crate::passes::{PassRecord, Recorder};
 use anyhow::Context;
 use clap::Args;
@@ -32,9 +33,9 @@ pub struct RunArgs {
     /// Print the plan with its reasons and change nothing (no NixOps changes, no file writes).
     #[arg(long)]
     pub dry_run: bool,
-    /// Run the pass as if it were this Unix time [default: the system clock]. For tests and replays.
+    /// Run the pass as if it were this Unix time, with a fraction if wanted [default: the system clock]. For tests and replays.
     #[arg(long, value_name = "EPOCH")]
-    pub now: Option<i64>,
+    pub now: Option<Timestamp>,
     /// Append the pass's status, fleet, config fingerprint and plan as one JSON line to DIR/passes.jsonl,
     /// rotated by size, for `hydra-provisioner replay` [default: the config's `recordDir`].
     #[arg(long, value_name = "DIR")]
@@ -51,7 +52,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         Some(now) => now,
         None => std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
+            .map(|d| Timestamp::from_millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
             .map_err(|e| Failure::failed(anyhow::anyhow!("the system clock is before 1970: {e}")))?,
     };
     let opts = PassOptions { now, dry_run: args.dry_run, config_dir };
@@ -71,7 +72,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         PassOutcome::DryRun { plan } => {
-            print!("{}", plan.to_text());
+            super::write_stdout(&plan.to_text())?;
             Ok(ExitCode::SUCCESS)
         }
         PassOutcome::Done { failures, .. } if failures.is_empty() && record_failure.is_none() => Ok(ExitCode::SUCCESS),

@@ -233,13 +233,13 @@ fn check(file: PathBuf) -> Result<ExitCode, Failure> {
         deps += row.depends_on.len() as u64;
     }
     let mean = if n > 0 { (work / i128::from(n)) as i64 } else { 0 };
-    println!(
-        "{}: format v{}, {n} steps, arrivals {}..{} s, mean duration {} s, {deps} dependencies",
+    super::write_stdout(&format!(
+        "{}: format v{}, {n} steps, arrivals {}..{} s, mean duration {} s, {deps} dependencies\n",
         file.display(),
         crate::trace::FORMAT_VERSION,
         format_seconds(first.unwrap_or(0)),
         format_seconds(last),
         format_seconds(mean)
-    );
+    ))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -28,7 +28,7 @@ use crate::adapters::nixops::{CheckOutcome, CommandError, NixOps};
 use crate::adapters::{files, machines_file, queue};
 use crate::config::Config;
 use crate::engine::{self, Command, Plan};
-use crate::model::{Fleet, MachineMemory, MachineState, Observation, QueueHealth, Seconds};
+use crate::model::{Fleet, MachineMemory, MachineState, Observation, QueueHealth, Seconds, Timestamp};
 use anyhow::Context;
 use state::{PendingCreation, State};
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 /// How a pass is run.
 #[derive(Debug, Clone)]
 pub struct PassOptions {
-    /// The time of the pass, Unix seconds.
-    pub now: Seconds,
+    /// The time of the pass (the engine reads its fraction at billing-hour boundaries).
+    pub now: Timestamp,
     /// Print the plan and change nothing.
     pub dry_run: bool,
     /// The config file's directory, passed to deploys as `-I hydra-provisioner=<dir>`.
@@ -74,7 +74,7 @@ enum Job<'a> {
 /// fleet (or not safely record its intentions) and changed nothing.
 pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutcome> {
     let started = Instant::now();
-    let now = opts.now;
+    let now = opts.now.secs();
     let nixops = NixOps {
         argv: config.nixops_command.clone(),
         command_timeout: seconds(config.command_timeout),
@@ -135,7 +135,7 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
     );
 
     let observation = Observation { status: reading.status, fleet };
-    let plan = engine::decide(config, &observation, now);
+    let plan = engine::decide(config, &observation, opts.now);
     log_plan(&plan);
     if opts.dry_run {
         return Ok(PassOutcome::DryRun { plan: Box::new(plan) });
@@ -267,6 +267,7 @@ fn check_up_machines(config: &Config, nixops: &NixOps, fleet: Fleet, failures: &
         }
     }
     let flagged = outcomes.iter().any(|o| matches!(o, CheckOutcome::Problems(_)));
+    let checked: BTreeSet<String> = names.iter().map(|n| n.to_string()).collect();
     drop(names);
     // `nixops check` records what it found; read it back for the states
     // the bitmask does not spell out (e.g. stopped).
@@ -284,6 +285,11 @@ fn check_up_machines(config: &Config, nixops: &NixOps, fleet: Fleet, failures: &
     for d in &mut fleet.deployments {
         if let Some(s) = corrections.get(&d.name) {
             d.state = *s;
+        }
+        // Only machines recorded UP were checked: the engine's original
+        // mode decides unchecked ones on what NixOps recorded.
+        if checked.contains(&d.name) && d.state != MachineState::Up {
+            d.recorded_state = Some(MachineState::Up);
         }
     }
     fleet

@@ -11,8 +11,12 @@
 //! existing deployments to serve demand, create at most a few new ones, then
 //! walk every other deployment through the keep rules (paid time, busy, grace
 //! period) and expire the rest, minding paid time before stopping or
-//! destroying anything.
+//! destroying anything. This file is the pass both modes share; the rules
+//! that differ live in one file per mode, `original.rs` (`quirks =
+//! "original"`, defects included) and `fixed.rs` (the default).
 
+mod fixed;
+mod original;
 pub mod plan;
 pub mod reason;
 
@@ -20,7 +24,7 @@ pub use plan::{Action, Command, Listing, MachineDecision, Plan, TypeDecision};
 pub use reason::{ActivitySource, Reason, TypeNote};
 
 use crate::config::{Config, Quirks, TypeConfig};
-use crate::model::{Deployment, MachineMemory, MachineState, Observation, QueueHealth, Seconds};
+use crate::model::{Deployment, MachineMemory, MachineState, Observation, QueueHealth, Seconds, Timestamp};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The original's fallback for a missing `lastActive`: the queue runner's
@@ -28,8 +32,11 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const UPTIME_FALLBACK_PAD: Seconds = 1800;
 
 /// Decides one pass. Pure and total: same inputs, same plan.
-pub fn decide(config: &Config, observation: &Observation, now: Seconds) -> Plan {
-    let mut pass = Pass::new(config, observation, now);
+///
+/// `now` may carry a fraction of a second (see [`Timestamp`]); whole
+/// seconds (`i64`) convert.
+pub fn decide(config: &Config, observation: &Observation, now: impl Into<Timestamp>) -> Plan {
+    let mut pass = Pass::new(config, observation, now.into());
     pass.choose_for_demand();
     pass.walk_the_rest();
     pass.finish()
@@ -50,46 +57,31 @@ pub fn deploy_fingerprint(tc: &TypeConfig, tag: &str) -> String {
     format!("{h:016x}")
 }
 
-/// Sort key that orders `tag-2` before `tag-10`.
-fn natural_key(name: &str) -> (&str, u64, &str) {
-    match name.rsplit_once('-') {
-        Some((prefix, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
-            (prefix, n.parse().unwrap_or(u64::MAX), name)
-        }
-        _ => (name, 0, name),
-    }
-}
-
-/// Preference among reuse candidates in fixed mode: what serves soonest.
-fn reuse_rank(state: MachineState) -> u8 {
-    match state {
-        MachineState::Up => 0,
-        MachineState::Starting => 1,
-        MachineState::Stopped => 2,
-        MachineState::Stopping => 3,
-        _ => 4,
-    }
-}
-
-struct Pass<'a> {
+pub(crate) struct Pass<'a> {
     config: &'a Config,
     obs: &'a Observation,
+    /// The time of the pass as given (billing reads its fraction).
+    at: Timestamp,
+    /// The same in whole seconds, as every other rule compares times.
     now: Seconds,
     original: bool,
     /// Why nothing may be stopped or destroyed, if so.
     hold_all: Option<String>,
     /// Whether demand can be read at all (false: not even creations for minMachines).
     creations_allowed: bool,
+    /// Our deployments, in the inventory's order.
     deployments: Vec<&'a Deployment>,
     /// Each distinct `type` argument in the fleet, resolved once.
     type_args: BTreeMap<&'a str, Option<&'a TypeConfig>>,
     fingerprints: BTreeMap<&'a str, String>,
-    /// Deployments per configured type (canonical key), in name order.
+    /// Deployments per configured type (canonical key), in inventory order.
     by_type: BTreeMap<&'a str, Vec<&'a Deployment>>,
     ambiguous: BTreeSet<String>,
     names_taken: BTreeSet<String>,
     name_cursor: u64,
-    decided: BTreeMap<String, usize>,
+    decided: BTreeSet<String>,
+    /// Deployments the original's reuse loop would have checked itself.
+    checked: BTreeSet<String>,
     types: Vec<TypeDecision>,
     machines: Vec<MachineDecision>,
     creates: Vec<Command>,
@@ -103,7 +95,7 @@ struct Pass<'a> {
 }
 
 impl<'a> Pass<'a> {
-    fn new(config: &'a Config, obs: &'a Observation, now: Seconds) -> Pass<'a> {
+    fn new(config: &'a Config, obs: &'a Observation, at: Timestamp) -> Pass<'a> {
         let original = config.quirks == Quirks::Original;
         let status = &obs.status;
         let (hold_all, creations_allowed) = match &status.health {
@@ -116,8 +108,7 @@ impl<'a> Pass<'a> {
             QueueHealth::Down { detail } => (Some(format!("queue runner down: {detail}")), true),
             QueueHealth::Unknown { detail } => (Some(detail.clone()), false),
         };
-        let mut deployments: Vec<&Deployment> = obs.fleet.deployments.iter().collect();
-        deployments.sort_by(|a, b| natural_key(&a.name).cmp(&natural_key(&b.name)));
+        let deployments: Vec<&Deployment> = obs.fleet.deployments.iter().collect();
         let mut seen = BTreeSet::new();
         let mut ambiguous = BTreeSet::new();
         for d in &deployments {
@@ -147,7 +138,8 @@ impl<'a> Pass<'a> {
         Pass {
             config,
             obs,
-            now,
+            at,
+            now: at.secs(),
             original,
             hold_all,
             creations_allowed,
@@ -158,7 +150,8 @@ impl<'a> Pass<'a> {
             ambiguous,
             names_taken,
             name_cursor: 0,
-            decided: BTreeMap::new(),
+            decided: BTreeSet::new(),
+            checked: BTreeSet::new(),
             types: vec![],
             machines: vec![],
             creates: vec![],
@@ -172,12 +165,12 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// The machine types this pass provisions, in key order. The original
-    /// walked the status's types; we walk the configured ones so that
-    /// `minMachines` holds while a type has no runnables.
+    /// The machine types this pass provisions, in key order: the union of
+    /// the status's types and the configured ones, as the original walked
+    /// it (a configured type absent from the status has no runnables and
+    /// still gets `minMachines`). Status types nobody configured are noted.
     fn types_to_provision(&mut self) -> Vec<&'a TypeConfig> {
-        let status_types = &self.obs.status.machine_types;
-        for (key, ts) in status_types {
+        for (key, ts) in &self.obs.status.machine_types {
             if !self.config.system_types.contains_key(key) {
                 self.types.push(TypeDecision {
                     machine_type: key.clone(),
@@ -190,23 +183,17 @@ impl<'a> Pass<'a> {
                 });
             }
         }
-        let mut out = vec![];
-        for (key, tc) in &self.config.system_types {
-            if self.original && !status_types.contains_key(key) {
-                self.types.push(TypeDecision {
-                    machine_type: key.clone(),
-                    runnable: 0,
-                    wanted: 0,
-                    allowed: 0,
-                    reused: 0,
-                    created: 0,
-                    notes: vec![TypeNote::NotInStatus],
-                });
-            } else {
-                out.push(tc);
-            }
+        self.config.system_types.values().collect()
+    }
+
+    /// The state the rules decide on. The original saw a fresh check only
+    /// for the machines its reuse loop checked; for the others it decided on
+    /// the state NixOps had recorded, even when our wider check knows better.
+    fn state_of(&self, d: &Deployment) -> MachineState {
+        match d.recorded_state {
+            Some(recorded) if self.original && !self.checked.contains(&d.name) => recorded,
+            _ => d.state,
         }
-        out
     }
 
     fn type_of(&self, d: &Deployment) -> Option<&'a TypeConfig> {
@@ -234,28 +221,24 @@ impl<'a> Pass<'a> {
                 notes.push(TypeNote::AtMaxMachines { wanted, max: u64::from(tc.max_machines) });
             }
 
-            let mut candidates: Vec<&'a Deployment> = self
+            let candidates: Vec<&'a Deployment> = self
                 .by_type
                 .get(tc.canonical.as_str())
                 .into_iter()
                 .flatten()
                 .copied()
                 .filter(|d| !self.ambiguous.contains(&d.name))
-                .filter(|d| d.state != MachineState::Missing)
                 .collect();
-            if self.original {
-                candidates.sort_by_key(|d| d.state != MachineState::Up);
+            let chosen = if self.original {
+                let (chosen, checked) = original::reuse(&candidates, allowed);
+                self.checked.extend(checked.iter().map(|d| d.name.clone()));
+                chosen
             } else {
-                let limit = self.config.max_deploy_failures;
-                candidates.retain(|d| limit == 0 || d.memory.deploy_failures < limit);
-                candidates.sort_by_key(|d| reuse_rank(d.state));
-            }
+                self.fixed_reuse_order(candidates).into_iter().take(allowed as usize).collect()
+            };
 
             let mut have: u64 = 0;
-            for d in candidates {
-                if have >= allowed {
-                    break;
-                }
+            for d in chosen {
                 have += 1;
                 self.record(d, Action::Serve, Reason::NeededForDemand { rank: have, allowed });
             }
@@ -299,7 +282,9 @@ impl<'a> Pass<'a> {
 
     fn create(&mut self, tc: &TypeConfig, reason: Reason) {
         let name = self.next_name();
-        let type_arg = tc.canonical.clone();
+        // The original gave new deployments the config's own spelling of the
+        // type; we give Hydra's, which every later lookup canonicalises anyway.
+        let type_arg = if self.original { tc.key.clone() } else { tc.canonical.clone() };
         self.creates.push(Command::Create {
             deployment: name.clone(),
             machine_type: type_arg.clone(),
@@ -308,7 +293,11 @@ impl<'a> Pass<'a> {
             nix_path: tc.nix_path.clone(),
         });
         self.deploys.push(self.deploy_command(&name, tc));
-        self.listings.push(Listing { deployment: name.clone(), machine_type: type_arg.clone(), needs_deploy: true });
+        self.listings.push(Listing {
+            deployment: name.clone(),
+            machine_type: tc.canonical.clone(),
+            needs_deploy: true,
+        });
         self.memory.insert(name.clone(), MachineMemory { listed: true, ..MachineMemory::default() });
         self.machines.push(MachineDecision {
             deployment: name,
@@ -328,7 +317,7 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// Whether a listed machine must be deployed this pass (fixed mode
+    /// Whether a kept machine must be deployed this pass (fixed mode
     /// redeploys only what is not up, changed, failing, or due).
     fn needs_deploy(&self, d: &Deployment, tc: &TypeConfig) -> bool {
         if self.original || d.state != MachineState::Up || d.memory.deploy_failures > 0 {
@@ -343,30 +332,59 @@ impl<'a> Pass<'a> {
         !current || due
     }
 
+    /// Whether `action` deploys the machine. The original redeployed every
+    /// machine it kept, including a busy one it left out of the file.
+    fn deploys(&self, action: Action) -> bool {
+        action.lists() || (self.original && action == Action::Drain)
+    }
+
     /// Books `d`'s decision: its commands, its listing and its memory.
     fn record(&mut self, d: &'a Deployment, action: Action, reason: Reason) {
         let tc = self.type_of(d);
-        let listing = match (action, tc) {
-            (a, Some(tc)) if a.lists() => {
-                let deploy = self.needs_deploy(d, tc);
-                if deploy {
-                    if !self.original && matches!(d.state, MachineState::Stopped | MachineState::Stopping) {
-                        self.starts.push(Command::Start { deployment: d.name.clone() });
+        let state = self.state_of(d);
+        let mut listing = None;
+        if self.deploys(action) {
+            match tc {
+                Some(tc) => {
+                    let deploy = self.needs_deploy(d, tc);
+                    if deploy {
+                        if !self.original && matches!(state, MachineState::Stopped | MachineState::Stopping) {
+                            self.starts.push(Command::Start { deployment: d.name.clone() });
+                        }
+                        self.deploys.push(self.deploy_command(&d.name, tc));
+                    } else {
+                        self.deploys.push(Command::TouchKeepAlive { deployment: d.name.clone() });
                     }
-                    self.deploys.push(self.deploy_command(&d.name, tc));
-                } else {
-                    self.deploys.push(Command::TouchKeepAlive { deployment: d.name.clone() });
+                    if action.lists() {
+                        listing = Some(Listing {
+                            deployment: d.name.clone(),
+                            machine_type: tc.canonical.clone(),
+                            needs_deploy: deploy,
+                        });
+                    }
                 }
-                Some(Listing { deployment: d.name.clone(), machine_type: tc.canonical.clone(), needs_deploy: deploy })
+                // Only the original keeps a machine of an unconfigured type:
+                // it deployed it with its recorded settings, and could not
+                // list it (it crashed there, after every deploy).
+                None => self.deploys.push(Command::Deploy {
+                    deployment: d.name.clone(),
+                    nix_path: vec![],
+                    fingerprint: String::new(),
+                }),
             }
-            (Action::Hold, Some(tc)) if d.memory.listed && d.host().is_some() => {
-                Some(Listing { deployment: d.name.clone(), machine_type: tc.canonical.clone(), needs_deploy: false })
-            }
-            _ => None,
-        };
+        } else if let (Action::Hold, Some(tc)) = (action, tc)
+            && d.memory.listed
+            && d.host().is_some()
+        {
+            // Held: it keeps the listing it had.
+            listing =
+                Some(Listing { deployment: d.name.clone(), machine_type: tc.canonical.clone(), needs_deploy: false });
+        }
         // A held machine may be running builds Hydra can see even though we
-        // cannot read its status; its dead man's switch must not fire.
-        if action == Action::Hold && d.state.is_running() && d.host().is_some() {
+        // cannot read its status, and a draining one is finishing its steps:
+        // neither's dead man's switch may fire meanwhile.
+        let kept_alive = action == Action::Hold || (action == Action::Drain && !self.deploys(action));
+        if kept_alive && state.is_running() && d.host().is_some() {
             self.deploys.push(Command::TouchKeepAlive { deployment: d.name.clone() });
         }
         match action {
@@ -380,11 +398,11 @@ impl<'a> Pass<'a> {
         }
         let listed = listing.is_some();
         self.listings.extend(listing);
-        self.decided.insert(d.name.clone(), self.machines.len());
+        self.decided.insert(d.name.clone());
         self.machines.push(MachineDecision {
             deployment: d.name.clone(),
             machine_type: d.machine_type.clone(),
-            state: Some(d.state),
+            state: Some(state),
             action,
             listed,
             reason,
@@ -401,6 +419,7 @@ impl<'a> Pass<'a> {
     }
 
     fn next_memory(&self, d: &Deployment, action: Action, listing: Option<&Listing>) -> MachineMemory {
+        let state = self.state_of(d);
         let mut m = d.memory.clone();
         if self.obs.status.is_up() {
             if self.jobs(d) > 0 {
@@ -410,6 +429,14 @@ impl<'a> Pass<'a> {
                 m.idle_since = Some(reported.unwrap_or(self.now));
             }
         }
+        m.no_address_since = match d.host() {
+            None if state.is_running() => Some(self.no_address_since(d)),
+            _ => None,
+        };
+        m.not_running_since = match state.is_running() {
+            false => Some(d.memory.not_running_since.unwrap_or(self.now)),
+            true => None,
+        };
         if action == Action::Hold {
             return m;
         }
@@ -429,9 +456,17 @@ impl<'a> Pass<'a> {
         m
     }
 
+    /// Since when a running machine is known to have had no address: its
+    /// launch, if NixOps recorded one in the past, else our first sight of it
+    /// without one, else now.
+    fn no_address_since(&self, d: &Deployment) -> Seconds {
+        let observed = d.memory.no_address_since.unwrap_or(self.now);
+        d.known_launch_time().filter(|&t| t <= self.now).map_or(observed, |t| t.min(observed))
+    }
+
     fn walk_the_rest(&mut self) {
         let rest: Vec<&'a Deployment> =
-            self.deployments.iter().copied().filter(|d| !self.decided.contains_key(&d.name)).collect();
+            self.deployments.iter().copied().filter(|d| !self.decided.contains(&d.name)).collect();
         for d in rest {
             if self.ambiguous.contains(&d.name) {
                 self.record(d, Action::Hold, Reason::OriginalWouldCrash { why: "ambiguous deployment name".into() });
@@ -451,170 +486,7 @@ impl<'a> Pass<'a> {
 
     fn paid_time_left(&self, d: &Deployment) -> Seconds {
         let billing = self.type_of(d).map_or(self.config.billing, |t| t.billing);
-        billing.paid_time_left(d.known_launch_time(), self.now)
-    }
-
-    /// Step 4 of the original, defects included.
-    fn original_keep_rules(&mut self, d: &'a Deployment) {
-        if !d.state.is_running() {
-            return self.original_expire(d, Reason::NotRunning { state: d.state });
-        }
-        let tc = self.type_of(d);
-        let grace = tc.map_or(0, |t| t.grace_period);
-        let left = self.paid_time_left(d);
-        let threshold = self.config.keep_paid_threshold;
-        if left >= threshold {
-            return self.original_keep_listed(d, Reason::PaidTimeLeft { left, threshold });
-        }
-        let Some(host) = d.host() else {
-            let why = "a running machine without a public IP".to_string();
-            return self.record(d, Action::Hold, Reason::OriginalWouldCrash { why });
-        };
-        let jobs = self.obs.status.builder(host).map_or(0, |b| b.current_jobs);
-        if jobs > 0 {
-            // The original's comment says "don't list it if there is no grace
-            // period", and its code does the opposite.
-            if grace > 0 {
-                return self.original_keep_listed(d, Reason::Busy { jobs });
-            }
-            return self.record(d, Action::Drain, Reason::Busy { jobs });
-        }
-        let status = &self.obs.status;
-        let (last_active, source) = match tc.and_then(|t| status.machine_types.get(&t.canonical)) {
-            Some(ts) if ts.last_active.is_some() => (ts.last_active.unwrap_or(0), ActivitySource::TypeLastActive),
-            _ => (self.now - status.uptime + UPTIME_FALLBACK_PAD, ActivitySource::UptimeFallback),
-        };
-        if self.now - last_active < grace {
-            return self
-                .original_keep_listed(d, Reason::InGracePeriod { last_active, until: last_active + grace, source });
-        }
-        self.original_expire(d, Reason::Idle { last_active: Some(last_active), source: Some(source) })
-    }
-
-    fn original_keep_listed(&mut self, d: &'a Deployment, reason: Reason) {
-        if self.type_of(d).is_none() {
-            let why = format!("kept deployment `{}` has unconfigured type `{}`", d.name, d.machine_type);
-            self.warnings.push(format!("the original provisioner would crash here: {why}"));
-            return self.record(d, Action::Hold, Reason::OriginalWouldCrash { why });
-        }
-        self.record(d, Action::Keep, reason)
-    }
-
-    /// Step 7 of the original.
-    fn original_expire(&mut self, d: &'a Deployment, reason: Reason) {
-        let left = self.paid_time_left(d);
-        let threshold = self.config.destroy_paid_threshold;
-        if d.state.is_running() && left >= threshold {
-            return self.record(d, Action::Leave, Reason::PaidTimeLeftBeforeStop { left, threshold });
-        }
-        let stop_on_idle = self.type_of(d).is_some_and(|t| t.stop_on_idle);
-        if !stop_on_idle {
-            self.record(d, Action::Destroy, reason)
-        } else if d.state != MachineState::Stopped {
-            // Including MISSING ones, "stopped" again every pass.
-            self.record(d, Action::Stop, reason)
-        } else {
-            self.record(d, Action::Leave, Reason::Stopped)
-        }
-    }
-
-    /// Our keep rules: the original's, with its defects fixed.
-    fn fixed_keep_rules(&mut self, d: &'a Deployment) {
-        let jobs = self.jobs(d);
-        if jobs > 0 {
-            return self.record(d, Action::Drain, Reason::Busy { jobs });
-        }
-        let tc = self.type_of(d);
-        if !d.state.is_running() {
-            if d.state == MachineState::Stopped && tc.is_some_and(|t| t.stop_on_idle) {
-                return self.record(d, Action::Leave, Reason::Stopped);
-            }
-            return self.fixed_expire(d, Reason::NotRunning { state: d.state });
-        }
-        let Some(tc) = tc else {
-            let machine_type = d.machine_type.clone();
-            return self.fixed_expire(d, Reason::TypeNotConfigured { machine_type });
-        };
-        if d.host().is_none() {
-            return self.record(d, Action::Hold, Reason::NoAddress);
-        }
-        // Before the paid-time rule: keeping a machine listed means deploying
-        // it, and its deploys keep failing.
-        let limit = self.config.max_deploy_failures;
-        if limit > 0 && d.memory.deploy_failures >= limit {
-            let failures = d.memory.deploy_failures;
-            return self.fixed_expire(d, Reason::DeployFailedRepeatedly { failures, limit });
-        }
-        let left = self.paid_time_left(d);
-        let threshold = self.config.keep_paid_threshold;
-        if left >= threshold {
-            return self.record(d, Action::Keep, Reason::PaidTimeLeft { left, threshold });
-        }
-        let (last_active, source) = self.last_active(d, tc);
-        if self.now - last_active < tc.grace_period {
-            let until = last_active + tc.grace_period;
-            return self.record(d, Action::Keep, Reason::InGracePeriod { last_active, until, source });
-        }
-        let uptime = self.obs.status.uptime;
-        let guard = self.config.restart_guard;
-        if uptime < guard {
-            return self.record(d, Action::Keep, Reason::QueueRunnerRecentlyStarted { uptime, guard });
-        }
-        self.fixed_expire(d, Reason::Idle { last_active: Some(last_active), source: Some(source) })
-    }
-
-    /// When the machine (or its type) was last active: the type's
-    /// `lastActive` if the status has it, else the machine's `idleSince`,
-    /// else our own record, else now.
-    fn last_active(&self, d: &Deployment, tc: &TypeConfig) -> (Seconds, ActivitySource) {
-        let status = &self.obs.status;
-        if let Some(t) = status.machine_types.get(&tc.canonical).and_then(|t| t.last_active) {
-            return (t, ActivitySource::TypeLastActive);
-        }
-        if let Some(t) = d.host().and_then(|h| status.builder(h)).and_then(|b| b.idle_since) {
-            return (t, ActivitySource::MachineIdleSince);
-        }
-        match d.memory.idle_since {
-            Some(t) => (t, ActivitySource::Observed),
-            None => (self.now, ActivitySource::ThisPass),
-        }
-    }
-
-    /// Expiry with the paid-time guard and two-phase scale-in: a machine
-    /// that Hydra may still dispatch to is delisted first and stopped or
-    /// destroyed only once Hydra has reread the file.
-    fn fixed_expire(&mut self, d: &'a Deployment, reason: Reason) {
-        let left = self.paid_time_left(d);
-        let threshold = self.config.destroy_paid_threshold;
-        if d.state.is_running() && left >= threshold {
-            return self.record(d, Action::Leave, Reason::PaidTimeLeftBeforeStop { left, threshold });
-        }
-        if self.config.drain_before_destroy && d.state != MachineState::Missing {
-            let delay = self.config.drain_delay;
-            let delisted_at = match d.memory.delisted_at {
-                Some(at) => Some(at),
-                None if d.memory.listed || self.in_hydra(d) => Some(self.now),
-                None => None,
-            };
-            if let Some(at) = delisted_at {
-                if self.now - at < delay {
-                    return self.record(d, Action::Drain, Reason::Draining { delisted_at: at, until: at + delay });
-                }
-                // Hydra should have reread the file by now; if it still has
-                // the machine enabled, give it a while longer.
-                if self.in_hydra(d) && self.now - at < 10 * delay.max(30) {
-                    return self.record(d, Action::Drain, Reason::WaitingForReload { delisted_at: at });
-                }
-            }
-        }
-        let stop_on_idle = self.type_of(d).is_some_and(|t| t.stop_on_idle);
-        if stop_on_idle && d.state != MachineState::Missing {
-            if d.state == MachineState::Stopped {
-                return self.record(d, Action::Leave, Reason::Stopped);
-            }
-            return self.record(d, Action::Stop, reason);
-        }
-        self.record(d, Action::Destroy, reason)
+        billing.paid_time_left(d.known_launch_time(), self.at)
     }
 
     fn finish(self) -> Plan {
@@ -634,7 +506,7 @@ impl<'a> Pass<'a> {
             true,
         );
         Plan {
-            now: self.now,
+            now: self.at,
             quirks: plan::quirks_name(self.config.quirks).to_string(),
             types: self.types,
             machines: self.machines,

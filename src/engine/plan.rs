@@ -7,7 +7,7 @@
 
 use super::reason::{Reason, TypeNote};
 use crate::config::{Config, Quirks, TypeConfig};
-use crate::model::{Deployment, MachineMemory, MachineState, Seconds};
+use crate::model::{Deployment, MachineMemory, MachineState, Seconds, Timestamp};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,6 +53,9 @@ pub struct MachineDecision {
     pub action: Action,
     /// Whether it is in the machines file this pass.
     pub listed: bool,
+    /// In JSON the reason's tag (`reason`) and fields sit beside the
+    /// decision's own; no reason field shares a name with them (tested), so
+    /// the object reads back.
     #[serde(flatten)]
     pub reason: Reason,
 }
@@ -119,7 +122,7 @@ pub struct Listing {
 /// The whole result of one pass.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
-    pub now: Seconds,
+    pub now: Timestamp,
     pub quirks: String,
     pub types: Vec<TypeDecision>,
     pub machines: Vec<MachineDecision>,
@@ -214,17 +217,28 @@ pub(crate) fn quirks_name(q: Quirks) -> &'static str {
 }
 
 /// One machines-file line, exactly as the original wrote it:
-/// `root@<ip> <systems> <sshKey> <maxJobs> <speedFactor> <features> <features> <hostkey>`.
+/// `root@<ip> <systems> <sshKey> <maxJobs> <speedFactor> <features> <features> <hostkey>`,
+/// with the features as Hydra spells them (sorted).
 pub fn machines_file_line(tc: &TypeConfig, host: &str, host_key: Option<&str>) -> String {
+    let features: Vec<&str> = tc.machine_type.features.iter().map(String::as_str).collect();
+    line_with_features(tc, &features, host, host_key)
+}
+
+/// The same line with the features in the config's own order, as the
+/// original wrote them (it split the deployment's `type` argument, which
+/// was the config key).
+pub fn machines_file_line_as_configured(tc: &TypeConfig, host: &str, host_key: Option<&str>) -> String {
+    let written = tc.key.split_once(':').map_or("", |(_, f)| f);
+    let features: Vec<&str> = written.split(',').map(str::trim).filter(|f| !f.is_empty()).collect();
+    line_with_features(tc, &features, host, host_key)
+}
+
+fn line_with_features(tc: &TypeConfig, features: &[&str], host: &str, host_key: Option<&str>) -> String {
     let mut systems = tc.machine_type.systems.clone();
     if systems.iter().any(|s| s == "x86_64-linux") && !systems.iter().any(|s| s == "i686-linux") {
         systems.push("i686-linux".into());
     }
-    let features = if tc.machine_type.features.is_empty() {
-        "-".to_string()
-    } else {
-        tc.machine_type.features.iter().map(String::as_str).collect::<Vec<_>>().join(",")
-    };
+    let features = if features.is_empty() { "-".to_string() } else { features.join(",") };
     let key = match host_key.filter(|k| !k.is_empty()) {
         Some(k) => base64::engine::general_purpose::STANDARD.encode(k),
         None => "-".to_string(),
@@ -246,6 +260,7 @@ pub(crate) fn render_machines_file(
     preview: bool,
 ) -> String {
     let by_name: BTreeMap<&str, &Deployment> = fleet.iter().map(|d| (d.name.as_str(), d)).collect();
+    let line = if config.quirks == Quirks::Original { machines_file_line_as_configured } else { machines_file_line };
     let mut out = String::new();
     for l in listings {
         if failed.contains(&l.deployment) {
@@ -255,7 +270,7 @@ pub(crate) fn render_machines_file(
         let machine = by_name.get(l.deployment.as_str());
         match machine.and_then(|d| d.host().map(|h| (h, d.host_key.as_deref()))) {
             Some((host, key)) if valid_host(host) => {
-                out.push_str(&machines_file_line(tc, host, key));
+                out.push_str(&line(tc, host, key));
                 out.push('\n');
             }
             _ if preview => {
@@ -286,6 +301,58 @@ impl MachineMemory {
             // when it was first left out (the plan kept that time).
             self.listed = false;
             self.delisted_at.get_or_insert(now);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ActivitySource;
+
+    /// One of every reason, so a new variant whose field collides with a
+    /// decision's own field (both sit in one JSON object) fails here.
+    fn every_reason() -> Vec<Reason> {
+        let s = MachineState::Unreachable;
+        vec![
+            Reason::NeededForDemand { rank: 1, allowed: 2 },
+            Reason::CreatedForDemand { rank: 1, allowed: 2 },
+            Reason::PaidTimeLeft { left: 1, threshold: 2 },
+            Reason::Busy { jobs: 1 },
+            Reason::InGracePeriod { last_active: 1, until: 2, source: ActivitySource::Observed },
+            Reason::QueueRunnerRecentlyStarted { uptime: 1, guard: 2 },
+            Reason::Draining { delisted_at: 1, until: 2 },
+            Reason::WaitingForReload { delisted_at: 1 },
+            Reason::Idle { last_active: Some(1), source: Some(ActivitySource::UptimeFallback) },
+            Reason::Idle { last_active: None, source: None },
+            Reason::NotRunning { machine_state: s },
+            Reason::NotRunningSince { machine_state: s, since: 1, until: 2 },
+            Reason::Stopped,
+            Reason::DeployFailedRepeatedly { failures: 3, limit: 3 },
+            Reason::TypeNotConfigured { type_argument: "sparc-linux".into() },
+            Reason::PaidTimeLeftBeforeStop { left: 1, threshold: 2 },
+            Reason::QueueStatusUnavailable { detail: "down".into() },
+            Reason::NoAddress { since: 1, until: 2 },
+            Reason::NoAddressTimedOut { since: 1, timeout: 2 },
+            Reason::OriginalWouldCrash { why: "x".into() },
+        ]
+    }
+
+    #[test]
+    fn every_decision_reads_back_from_its_json() {
+        for reason in every_reason() {
+            let decision = MachineDecision {
+                deployment: "d".into(),
+                machine_type: "x86_64-linux".into(),
+                state: Some(MachineState::Up),
+                action: Action::Hold,
+                listed: false,
+                reason,
+            };
+            let json = serde_json::to_string(&decision).unwrap();
+            let back: MachineDecision =
+                serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json} does not read back: {e}"));
+            assert_eq!(back, decision, "{json}");
         }
     }
 }

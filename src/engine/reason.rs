@@ -59,19 +59,27 @@ pub enum Reason {
     /// Unneeded and idle since `last_active`, grace period over.
     Idle { last_active: Option<Seconds>, source: Option<ActivitySource> },
     /// The machine is not running (NixOps state), so it serves nothing.
-    NotRunning { state: MachineState },
+    NotRunning { machine_state: MachineState },
     /// The machine was stopped on purpose (`stopOnIdle`) and stays stopped.
     Stopped,
     /// The last `failures` deploys failed; it is replaced instead of reused.
     DeployFailedRepeatedly { failures: u32, limit: u32 },
     /// Its `type` argument is not a configured machine type.
-    TypeNotConfigured { machine_type: String },
+    TypeNotConfigured { type_argument: String },
     /// Expired, but still paid for `left` seconds (>= `threshold`); left alone, delisted.
     PaidTimeLeftBeforeStop { left: Seconds, threshold: Seconds },
     /// The queue runner's status is unavailable: nothing is stopped or destroyed.
     QueueStatusUnavailable { detail: String },
-    /// Running but without a known address; it cannot be listed or matched.
-    NoAddress,
+    /// Running but without a known address since `since`; it cannot be
+    /// listed or matched, and is left alone until `until` (`addressTimeout`).
+    NoAddress { since: Seconds, until: Seconds },
+    /// Running without an address since `since`, longer than `timeout`
+    /// (`addressTimeout`): broken, so it is destroyed.
+    NoAddressTimedOut { since: Seconds, timeout: Seconds },
+    /// Not running as far as NixOps knows since `since` (one `nixops check`
+    /// may be wrong: SSH fails now and then, EC2 answers late); delisted and
+    /// left alone until `until` (`notRunningTimeout`).
+    NotRunningSince { machine_state: MachineState, since: Seconds, until: Seconds },
     /// Input on which the original provisioner crashed; the fleet is left alone.
     OriginalWouldCrash { why: String },
 }
@@ -97,19 +105,29 @@ impl fmt::Display for Reason {
                 write!(f, "idle since {t} ({s}), grace period over")
             }
             Reason::Idle { .. } => write!(f, "idle, grace period over"),
-            Reason::NotRunning { state } => write!(f, "not running (state {state})"),
+            Reason::NotRunning { machine_state } => write!(f, "not running (state {machine_state})"),
             Reason::Stopped => write!(f, "stopped while idle"),
             Reason::DeployFailedRepeatedly { failures, limit } => {
                 write!(f, "{failures} deploys failed in a row (limit {limit}), replacing it")
             }
-            Reason::TypeNotConfigured { machine_type } => write!(f, "machine type `{machine_type}` is not configured"),
+            Reason::TypeNotConfigured { type_argument } => {
+                write!(f, "machine type `{type_argument}` is not configured")
+            }
             Reason::PaidTimeLeftBeforeStop { left, threshold } => {
                 write!(f, "expired but paid time left {left}s >= {threshold}s, delisted until then")
             }
             Reason::QueueStatusUnavailable { detail } => {
                 write!(f, "queue status unavailable ({detail}), fleet left alone")
             }
-            Reason::NoAddress => write!(f, "running but has no public address yet"),
+            Reason::NoAddress { since, until } => {
+                write!(f, "running without a public address since {since}; left alone until {until}")
+            }
+            Reason::NoAddressTimedOut { since, timeout } => {
+                write!(f, "running without a public address since {since}, longer than addressTimeout ({timeout}s)")
+            }
+            Reason::NotRunningSince { machine_state, since, until } => {
+                write!(f, "not running (state {machine_state}) since {since}; delisted and left alone until {until}")
+            }
             Reason::OriginalWouldCrash { why } => write!(f, "the original provisioner would crash here: {why}"),
         }
     }
@@ -126,8 +144,6 @@ pub enum TypeNote {
     CreationLimitReached { per_pass: u32, short_by: u64 },
     /// Runnable steps of a type that is not configured.
     NotConfigured { runnable: u64 },
-    /// The original only considered types present in the status.
-    NotInStatus,
     /// The queue status is unavailable; only `minMachines` is honoured.
     QueueStatusUnavailable { detail: String },
 }
@@ -142,7 +158,6 @@ impl fmt::Display for TypeNote {
             TypeNote::NotConfigured { runnable } => {
                 write!(f, "cannot provision: {runnable} runnable, type not configured")
             }
-            TypeNote::NotInStatus => write!(f, "absent from the queue status; the original provisions nothing for it"),
             TypeNote::QueueStatusUnavailable { detail } => write!(f, "queue status unavailable ({detail})"),
         }
     }

@@ -394,6 +394,7 @@ impl<'s> Simulation<'s> {
             name: inst.name.clone(),
             machine_type: inst.machine_type.clone(),
             state,
+            recorded_state: None,
             launch_time: Some(inst.launch_s),
             public_ip: Some(inst.ip.clone()),
             host_key: Some(inst.host_key.clone()),

@@ -4,13 +4,14 @@
 
 use crate::common::{bin, data, have_nix, root};
 use hydra_provisioner::config::{self, Config, Quirks};
-use hydra_provisioner::engine::{Action, Command, Plan, Reason, TypeNote, decide, deploy_fingerprint};
+use hydra_provisioner::engine::{Action, ActivitySource, Command, Plan, Reason, TypeNote, decide, deploy_fingerprint};
 use hydra_provisioner::model::{
     BuilderStatus, Deployment, Fleet, MachineMemory, MachineState, Observation, QueueHealth, QueueStatus, TypeStatus,
 };
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 const NOW: i64 = 1_700_000_000;
 const X86: &str = "x86_64-linux";
@@ -50,12 +51,20 @@ fn with_builder(mut s: QueueStatus, ip: &str, jobs: u64, idle_since: Option<i64>
     s
 }
 
+/// A deployment NixOps has found not running for an hour (past `notRunningTimeout`).
+fn gone_for_an_hour(d: Deployment, state: MachineState) -> Deployment {
+    let mut d = in_state(d, state);
+    d.memory.not_running_since = Some(NOW - 3600);
+    d
+}
+
 /// An up, listed, current x86_64 machine `hydra-provisioned-<n>` at 10.0.0.<n>.
 fn machine(n: u32, launched_ago: i64) -> Deployment {
     Deployment {
         name: format!("hydra-provisioned-{n}"),
         machine_type: X86.into(),
         state: MachineState::Up,
+        recorded_state: None,
         launch_time: Some(NOW - launched_ago),
         public_ip: Some(format!("10.0.0.{n}")),
         host_key: None,
@@ -133,7 +142,7 @@ fn reuse_prefers_up_machines_skips_missing_and_creates_one_with_the_lowest_free_
     for c in [original(json!({"maxMachines": 4})), fixed(json!({"maxMachines": 4}))] {
         let fleet = vec![
             in_state(machine(0, 100), MachineState::Stopped),
-            in_state(machine(1, 100), MachineState::Missing),
+            gone_for_an_hour(machine(1, 100), MachineState::Missing),
             machine(3, 100),
         ];
         let p = plan(&c, up_status(25, 86_400), fleet);
@@ -198,21 +207,54 @@ fn per_second_billing_never_keeps_for_paid_time() {
     assert_eq!(action(&p, "hydra-provisioned-1").0, Action::Destroy);
 }
 
+fn deploys(p: &Plan) -> Vec<&str> {
+    p.commands
+        .iter()
+        .filter_map(|c| if let Command::Deploy { deployment, .. } = c { Some(deployment.as_str()) } else { None })
+        .collect()
+}
+
+fn touches(p: &Plan) -> Vec<&str> {
+    p.commands
+        .iter()
+        .filter_map(|c| if let Command::TouchKeepAlive { deployment } = c { Some(deployment.as_str()) } else { None })
+        .collect()
+}
+
 #[test]
 fn busy_machines_original_inverted_drain_and_fixed_drain() {
     let status = with_builder(up_status(0, 86_400), "10.0.0.1", 2, None);
-    // Original, no grace period: kept but not listed.
+    // Original, no grace period: kept, deployed AND listed (the comment says
+    // the opposite; the code is what ran).
     let p = plan(&original(json!({})), status.clone(), vec![machine(1, LEFT_599)]);
-    assert_eq!(action(&p, "hydra-provisioned-1"), (Action::Drain, Reason::Busy { jobs: 2 }));
-    assert!(p.listings.is_empty());
-    // Original with a grace period: kept AND listed (the known defect).
-    let p = plan(&original(json!({"gracePeriod": 60})), status.clone(), vec![machine(1, LEFT_599)]);
     assert_eq!(action(&p, "hydra-provisioned-1"), (Action::Keep, Reason::Busy { jobs: 2 }));
     assert_eq!(p.listings.len(), 1);
-    // Fixed: always drained, never listed, never destroyed.
+    assert_eq!(deploys(&p), ["hydra-provisioned-1"]);
+    // Original with a grace period: kept and deployed, but left out of the file.
+    let p = plan(&original(json!({"gracePeriod": 60})), status.clone(), vec![machine(1, LEFT_599)]);
+    assert_eq!(action(&p, "hydra-provisioned-1"), (Action::Drain, Reason::Busy { jobs: 2 }));
+    assert!(p.listings.is_empty());
+    assert_eq!(deploys(&p), ["hydra-provisioned-1"]);
+    // Fixed: delisted, never destroyed; not redeployed while it builds, but
+    // its dead man's switch is kept from firing.
     let p = plan(&fixed(json!({"gracePeriod": 60})), status, vec![machine(1, LEFT_599)]);
     assert_eq!(action(&p, "hydra-provisioned-1"), (Action::Drain, Reason::Busy { jobs: 2 }));
-    assert!(p.listings.is_empty() && destroys(&p).is_empty());
+    assert!(p.listings.is_empty() && destroys(&p).is_empty() && deploys(&p).is_empty());
+    assert_eq!(touches(&p), ["hydra-provisioned-1"]);
+}
+
+#[test]
+fn hourly_billing_keeps_a_busy_unneeded_machine_listed_while_paid() {
+    let status = with_builder(up_status(0, 86_400), "10.0.0.1", 2, None);
+    let c = fixed(json!({}));
+    // 1800 s of the hour left: it serves on, listed.
+    let p = plan(&c, status.clone(), vec![machine(1, LEFT_1800)]);
+    assert_eq!(action(&p, "hydra-provisioned-1"), (Action::Keep, Reason::PaidTimeLeft { left: 1800, threshold: 1800 }));
+    assert_eq!(p.listings.len(), 1);
+    // The paid time runs short: now it drains.
+    let p = plan(&c, status, vec![machine(1, LEFT_1799)]);
+    assert_eq!(action(&p, "hydra-provisioned-1"), (Action::Drain, Reason::Busy { jobs: 2 }));
+    assert!(p.listings.is_empty());
 }
 
 #[test]
@@ -306,7 +348,7 @@ fn stop_on_idle() {
     let fleet = vec![
         machine(1, LEFT_599),
         in_state(machine(2, 1), MachineState::Stopped),
-        in_state(machine(3, 1), MachineState::Missing),
+        gone_for_an_hour(machine(3, 1), MachineState::Missing),
     ];
     let p = plan(&original(json!({"stopOnIdle": true})), status.clone(), fleet.clone());
     assert_eq!(action(&p, "hydra-provisioned-1").0, Action::Stop);
@@ -454,28 +496,220 @@ fn machines_file_lines_match_the_original_columns() {
 fn running_machine_without_address_and_unconfigured_types() {
     let mut no_ip = machine(1, LEFT_599);
     no_ip.public_ip = None;
+    no_ip.launch_time = None;
     let mut foreign = machine(2, LEFT_1800);
     foreign.machine_type = "sparc-linux".into();
     let fleet = vec![no_ip, foreign];
     let p = plan(&original(json!({})), up_status(0, 86_400), fleet.clone());
     assert!(matches!(action(&p, "hydra-provisioned-1"), (Action::Hold, Reason::OriginalWouldCrash { .. })));
-    assert!(matches!(action(&p, "hydra-provisioned-2"), (Action::Hold, Reason::OriginalWouldCrash { .. })));
-    assert!(!p.warnings.is_empty());
+    // The original kept it for its paid time and deployed it, then crashed
+    // writing the machines file: deployed, not listed, warned about.
+    assert!(matches!(action(&p, "hydra-provisioned-2"), (Action::Keep, Reason::PaidTimeLeft { .. })));
+    assert_eq!(deploys(&p), ["hydra-provisioned-2"]);
+    assert!(p.listings.is_empty());
+    assert!(p.warnings.iter().any(|w| w.contains("unconfigured type `sparc-linux`")), "{:?}", p.warnings);
     let p = plan(&fixed(json!({})), up_status(0, 86_400), fleet);
-    assert_eq!(action(&p, "hydra-provisioned-1"), (Action::Hold, Reason::NoAddress));
+    assert!(matches!(action(&p, "hydra-provisioned-1"), (Action::Hold, Reason::NoAddress { .. })));
     assert_eq!(action(&p, "hydra-provisioned-2").0, Action::Leave, "paid for, so left delisted until it runs down");
 }
 
 #[test]
-fn original_mode_provisions_only_types_in_the_status() {
-    let c = original(json!({"minMachines": 1}));
+fn original_reads_last_active_of_an_unconfigured_type_too() {
+    // An unconfigured type has no grace period, so only a lastActive in the
+    // future keeps it; the original read it from the status all the same.
+    let mut foreign = machine(2, LEFT_599);
+    foreign.machine_type = "sparc-linux".into();
+    let mut status = up_status(0, 86_400);
+    status
+        .machine_types
+        .insert("sparc-linux".into(), TypeStatus { last_active: Some(NOW + 100), ..TypeStatus::default() });
+    let p = plan(&original(json!({})), status, vec![foreign]);
+    assert!(
+        matches!(
+            action(&p, "hydra-provisioned-2"),
+            (Action::Keep, Reason::InGracePeriod { source: ActivitySource::TypeLastActive, .. })
+        ),
+        "{:?}",
+        p.machines
+    );
+    assert_eq!(deploys(&p), ["hydra-provisioned-2"]);
+}
+
+#[test]
+fn a_machine_without_an_address_is_destroyed_after_the_address_timeout() {
+    // Per-second billing: nothing paid keeps it.
+    let c = x86_config(json!({"stopOnIdle": true}), json!({"billing": "per-second"}));
+    let mut no_ip = machine(1, 600);
+    no_ip.public_ip = None;
+    no_ip.memory.listed = false;
+    // Launched 10 minutes ago: left alone until half an hour after launch.
+    let p = plan(&c, up_status(0, 86_400), vec![no_ip.clone()]);
+    assert_eq!(
+        action(&p, "hydra-provisioned-1"),
+        (Action::Hold, Reason::NoAddress { since: NOW - 600, until: NOW + 1200 })
+    );
+    assert_eq!(p.memory["hydra-provisioned-1"].no_address_since, Some(NOW - 600));
+    // An hour after launch and still no address: broken, so destroyed (not
+    // stopped, whatever stopOnIdle says).
+    no_ip.launch_time = Some(NOW - 3600);
+    let p = plan(&c, up_status(0, 86_400), vec![no_ip.clone()]);
+    assert_eq!(
+        action(&p, "hydra-provisioned-1"),
+        (Action::Destroy, Reason::NoAddressTimedOut { since: NOW - 3600, timeout: 1800 })
+    );
+    // Unknown launch time: our own first sight of it counts.
+    no_ip.launch_time = None;
+    no_ip.memory.no_address_since = Some(NOW - 1000);
+    let p = plan(&c, up_status(0, 86_400), vec![no_ip.clone()]);
+    assert_eq!(action(&p, "hydra-provisioned-1").0, Action::Hold);
+    let c = x86_config(json!({}), json!({"billing": "per-second", "addressTimeout": 900}));
+    let p = plan(&c, up_status(0, 86_400), vec![no_ip]);
+    assert_eq!(action(&p, "hydra-provisioned-1").0, Action::Destroy);
+}
+
+#[test]
+fn one_bad_check_does_not_cost_a_machine() {
+    let c = fixed(json!({}));
+    let status = up_status(0, 86_400);
+    for state in [MachineState::Unreachable, MachineState::Missing, MachineState::Stopped] {
+        // The check just found it so: delisted and left alone.
+        let found = in_state(machine(1, LEFT_599), state);
+        let p = plan(&c, status.clone(), vec![found.clone()]);
+        assert_eq!(
+            action(&p, "hydra-provisioned-1"),
+            (Action::Drain, Reason::NotRunningSince { machine_state: state, since: NOW, until: NOW + 900 }),
+            "{state}"
+        );
+        assert!(destroys(&p).is_empty() && p.listings.is_empty());
+        assert_eq!(p.memory["hydra-provisioned-1"].not_running_since, Some(NOW));
+        // Still so after notRunningTimeout: it expires.
+        let mut still = found;
+        still.memory = p.memory["hydra-provisioned-1"].clone();
+        still.memory.not_running_since = Some(NOW - 900);
+        still.memory.delisted_at = Some(NOW - 900);
+        let p = plan(&c, status.clone(), vec![still.clone()]);
+        assert_eq!(destroys(&p), ["hydra-provisioned-1"], "{state}");
+        // ... except that an unreachable machine may still be billed, so its
+        // paid time still protects it.
+        still.launch_time = Some(NOW - 100);
+        let p = plan(&c, status.clone(), vec![still]);
+        let expected = if state == MachineState::Unreachable { Action::Leave } else { Action::Destroy };
+        assert_eq!(action(&p, "hydra-provisioned-1").0, expected, "{state}");
+    }
+    // Back up: the clock is reset.
+    let mut back = machine(1, LEFT_599);
+    back.memory.not_running_since = Some(NOW - 100);
+    let p = plan(&c, status, vec![back]);
+    assert_eq!(p.memory["hydra-provisioned-1"].not_running_since, None);
+}
+
+#[test]
+fn both_modes_walk_the_union_of_status_and_configured_types() {
     let mut s = up_status(0, 86_400);
     s.machine_types.clear();
-    let p = plan(&c, s.clone(), vec![]);
-    assert!(creates(&p).is_empty());
-    assert_eq!(p.types[0].notes, vec![TypeNote::NotInStatus]);
-    let p = plan(&fixed(json!({"minMachines": 1})), s, vec![]);
-    assert_eq!(creates(&p).len(), 1, "fixed mode honours minMachines for an absent type");
+    for c in [original(json!({"minMachines": 1})), fixed(json!({"minMachines": 1}))] {
+        let p = plan(&c, s.clone(), vec![]);
+        assert_eq!(creates(&p).len(), 1, "{:?}: minMachines for a type absent from the status", c.quirks);
+        assert_eq!((p.types[0].runnable, p.types[0].allowed), (0, 1));
+    }
+}
+
+#[test]
+fn type_keys_meet_whatever_order_their_features_are_written_in() {
+    let c = x86_config(json!({}), json!({"quirks": "original"}));
+    let mut c = c;
+    let kvm: Config = config(json!({"quirks": "original", "systemTypes": {
+        "x86_64-linux:kvm,big-parallel": {"nixopsExpr": "/d", "maxMachines": 2}}}));
+    c.system_types = kvm.system_types;
+    let mut status = up_status(0, 86_400);
+    status.machine_types.clear();
+    status.machine_types.insert(
+        hydra_provisioner::model::canonical_type_key("x86_64-linux:kvm,big-parallel"),
+        TypeStatus { runnable: 15, ..TypeStatus::default() },
+    );
+    let mut old = machine(1, LEFT_599);
+    old.machine_type = "x86_64-linux:kvm,big-parallel".into();
+    let p = plan(&c, status.clone(), vec![old.clone()]);
+    assert_eq!(p.types.len(), 1, "{:?}", p.types);
+    assert_eq!(p.types[0].runnable, 15);
+    assert_eq!(action(&p, "hydra-provisioned-1").0, Action::Serve);
+    // The original named the type as its config did, in new deployments and
+    // in the machines file.
+    let created: Vec<&str> = p
+        .commands
+        .iter()
+        .filter_map(|c| if let Command::Create { machine_type, .. } = c { Some(machine_type.as_str()) } else { None })
+        .collect();
+    assert_eq!(created, ["x86_64-linux:kvm,big-parallel"]);
+    assert!(p.machines_file_preview.contains(" kvm,big-parallel kvm,big-parallel "), "{}", p.machines_file_preview);
+    // The fixed mode spells it as Hydra does.
+    c.quirks = Quirks::Fixed;
+    let p = plan(&c, status, vec![old]);
+    assert!(
+        p.commands.iter().any(
+            |c| matches!(c, Command::Create { machine_type, .. } if machine_type == "x86_64-linux:big-parallel,kvm")
+        )
+    );
+    assert!(p.machines_file_preview.contains(" big-parallel,kvm big-parallel,kvm "), "{}", p.machines_file_preview);
+}
+
+#[test]
+fn status_type_keys_are_read_canonically() {
+    let s = hydra_provisioner::status::parse_status(
+        r#"{"status": "up", "uptime": 1, "machineTypes": {"x86_64-linux:kvm,big-parallel": {"runnable": 4, "running": 0}}}"#,
+        "t",
+    )
+    .unwrap();
+    assert_eq!(s.machine_types["x86_64-linux:big-parallel,kvm"].runnable, 4);
+}
+
+#[test]
+fn original_reuses_in_nixops_order_up_first() {
+    let c = original(json!({"maxMachines": 2}));
+    // Inventory order: 7 (stopped), 3 (up), 9 (unreachable), 1 (up), 5 (stopped).
+    let fleet = vec![
+        in_state(machine(7, 100), MachineState::Stopped),
+        machine(3, 100),
+        in_state(machine(9, 100), MachineState::Unreachable),
+        machine(1, 100),
+        in_state(machine(5, 100), MachineState::Stopped),
+    ];
+    let serving = |p: &Plan| -> Vec<String> {
+        p.machines.iter().filter(|m| m.action == Action::Serve).map(|m| m.deployment.clone()).collect()
+    };
+    let p = plan(&c, up_status(20, 86_400), fleet.clone());
+    assert_eq!(serving(&p), ["hydra-provisioned-3", "hydra-provisioned-1"]);
+    let p = plan(&original(json!({"maxMachines": 3})), up_status(30, 86_400), fleet.clone());
+    assert_eq!(serving(&p), ["hydra-provisioned-3", "hydra-provisioned-1", "hydra-provisioned-7"]);
+    // 1 was recorded UP and its check found it stopped: the original's loop
+    // checked it, re-sorted, and reused it first among the non-UP ones.
+    let mut fleet = fleet;
+    fleet[3].state = MachineState::Stopped;
+    fleet[3].recorded_state = Some(MachineState::Up);
+    let p = plan(&original(json!({"maxMachines": 2})), up_status(20, 86_400), fleet.clone());
+    assert_eq!(serving(&p), ["hydra-provisioned-3", "hydra-provisioned-1"]);
+    // When the loop never reaches it, the original decided on the recorded
+    // state: UP and paid for, so kept and deployed.
+    let p = plan(&original(json!({"maxMachines": 1})), up_status(10, 86_400), fleet);
+    assert_eq!(serving(&p), ["hydra-provisioned-3"]);
+    assert!(matches!(action(&p, "hydra-provisioned-1"), (Action::Keep, Reason::PaidTimeLeft { .. })));
+}
+
+#[test]
+fn a_fraction_of_a_second_past_the_billing_hour_buys_a_new_hour() {
+    use hydra_provisioner::model::Timestamp;
+    let status = with_builder(up_status(0, 86_400), "10.0.0.1", 0, Some(NOW - 7200));
+    for c in [original(json!({})), fixed(json!({}))] {
+        let obs = Observation {
+            status: status.clone(),
+            fleet: Fleet { deployments: vec![machine(1, 3600)], ..Fleet::default() },
+        };
+        let on_the_hour = decide(&c, &obs, NOW);
+        assert_ne!(on_the_hour.machines[0].action, Action::Keep);
+        let just_after = decide(&c, &obs, "1700000000.5".parse::<Timestamp>().unwrap());
+        assert_eq!(just_after.machines[0].reason, Reason::PaidTimeLeft { left: 3600, threshold: 1800 });
+        assert_eq!(just_after.now.to_string(), "1700000000.5");
+    }
 }
 
 #[test]
@@ -483,8 +717,11 @@ fn machines_file_is_written_after_deploys_and_before_stops_and_destroys() {
     let c = x86_config(json!({"maxMachines": 2}), json!({"drainBeforeDestroy": false}));
     let mut gone = machine(5, LEFT_599);
     gone.machine_type = X86.into();
-    let p =
-        plan(&c, up_status(15, 86_400), vec![machine(1, 100), gone, in_state(machine(6, 0), MachineState::Missing)]);
+    let p = plan(
+        &c,
+        up_status(15, 86_400),
+        vec![machine(1, 100), gone, gone_for_an_hour(machine(6, 0), MachineState::Missing)],
+    );
     let pos = |f: &dyn Fn(&Command) -> bool| p.commands.iter().position(f).unwrap();
     let write = pos(&|c| matches!(c, Command::WriteMachinesFile));
     let last_deploy =
@@ -498,17 +735,14 @@ fn machines_file_is_written_after_deploys_and_before_stops_and_destroys() {
 /// Runs `plan` on the committed example with `extra` arguments.
 fn plan_example(extra: &[&str]) -> std::process::Output {
     let ex = root().join("scenarios/example");
-    bin()
-        .arg("plan")
-        .args(extra)
-        .arg("-c")
-        .arg(ex.join("conf.json"))
-        .arg("-s")
-        .arg(ex.join("status.json"))
-        .arg("-f")
-        .arg(ex.join("fleet.json"))
-        .output()
-        .unwrap()
+    plan_command(&ex.join("conf.json"), &ex.join("status.json"), &ex.join("fleet.json"), extra).output().unwrap()
+}
+
+/// `plan -c CONF -s STATUS -f FLEET` with `extra` arguments, not yet run.
+fn plan_command(conf: &Path, status: &Path, fleet: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("hydra-provisioner"));
+    cmd.arg("plan").args(extra).arg("-c").arg(conf).arg("-s").arg(status).arg("-f").arg(fleet);
+    cmd
 }
 
 #[test]
@@ -531,6 +765,122 @@ fn plan_command_explains_the_example() {
     assert_eq!(m["action"], "keep");
     assert_eq!(m["reason"], "paid_time_left");
     assert_eq!(m["left"], 3200);
+}
+
+#[test]
+fn plan_json_reads_back_into_the_plan_type() {
+    // A fleet with a reason of most kinds, including the not-running ones
+    // whose `state` once appeared twice in a decision.
+    let dir = tempfile::tempdir().unwrap();
+    let conf = crate::common::write(
+        dir.path(),
+        "c.json",
+        r#"{"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d", "maxMachines": 2}}}"#,
+    );
+    let status = crate::common::write(
+        dir.path(),
+        "s.json",
+        r#"{"status": "up", "time": 1700000000, "uptime": 86400,
+            "machineTypes": {"x86_64-linux": {"runnable": 5, "running": 0}, "riscv64-linux": {"runnable": 1}},
+            "machines": {"root@10.0.0.3": {"currentJobs": 2}}}"#,
+    );
+    let fleet = crate::common::write(
+        dir.path(),
+        "f.json",
+        r#"{"deployments": [
+            {"name": "hydra-provisioned-1", "machine_type": "x86_64-linux", "state": "missing"},
+            {"name": "hydra-provisioned-2", "machine_type": "x86_64-linux", "state": "unreachable", "launch_time": 1699990000,
+             "memory": {"not_running_since": 1699990000}},
+            {"name": "hydra-provisioned-3", "machine_type": "sparc-linux", "state": "up", "public_ip": "10.0.0.3"},
+            {"name": "hydra-provisioned-4", "machine_type": "x86_64-linux", "state": "up"}]}"#,
+    );
+    for quirks in ["fixed", "original"] {
+        let conf = if quirks == "original" {
+            crate::common::write(
+                dir.path(),
+                "o.json",
+                r#"{"quirks": "original", "systemTypes": {"x86_64-linux": {"nixopsExpr": "/d", "maxMachines": 2}}}"#,
+            )
+        } else {
+            conf.clone()
+        };
+        let out = plan_command(&conf, &status, &fleet, &["--json"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let plan: Plan = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("{quirks}: plan --json does not read back: {e}\n{}", String::from_utf8_lossy(&out.stdout))
+        });
+        let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(serde_json::to_value(&plan).unwrap(), printed, "{quirks}: nothing lost on the way back");
+        assert!(
+            plan.machines
+                .iter()
+                .any(|m| matches!(m.reason, Reason::NotRunning { .. } | Reason::NotRunningSince { .. }))
+        );
+    }
+}
+
+#[test]
+fn plan_accepts_and_honours_a_fractional_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = crate::common::write(dir.path(), "c.json", r#"{"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d"}}}"#);
+    let status = crate::common::write(
+        dir.path(),
+        "s.json",
+        r#"{"status": "up", "uptime": 86400, "machineTypes": {"x86_64-linux": {"runnable": 0, "running": 0}},
+            "machines": {"root@10.0.0.1": {"currentJobs": 0, "idleSince": 1699990000}}}"#,
+    );
+    // Launched exactly ten hours before 1700000000.
+    let fleet = crate::common::write(
+        dir.path(),
+        "f.json",
+        r#"{"deployments": [{"name": "hydra-provisioned-1", "machine_type": "x86_64-linux", "state": "up",
+            "launch_time": 1699964000, "public_ip": "10.0.0.1"}]}"#,
+    );
+    let run = |now: &str| {
+        let out = plan_command(&conf, &status, &fleet, &["--json", "--now", now]).output().unwrap();
+        assert!(out.status.success(), "--now {now}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Plan>(&out.stdout).unwrap()
+    };
+    let on_the_hour = run("1700000000");
+    assert_ne!(on_the_hour.machines[0].action, Action::Keep);
+    let after = run("1700000000.5");
+    assert_eq!(after.now.to_string(), "1700000000.5");
+    assert_eq!(after.machines[0].reason, Reason::PaidTimeLeft { left: 3600, threshold: 1800 });
+    let out = bin().args(["plan", "--now", "soon", "-c"]).arg(&conf).arg("-s").arg(&status).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`soon` is not a time"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_closed_stdout_ends_plan_quietly() {
+    use std::io::Read;
+    // A fleet whose plan is far larger than a pipe's buffer, so the writes
+    // meet the closed pipe whatever the timing.
+    let dir = tempfile::tempdir().unwrap();
+    let conf = crate::common::write(dir.path(), "c.json", r#"{"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d"}}}"#);
+    let status = crate::common::write(dir.path(), "s.json", r#"{"status": "up", "time": 1700000000, "uptime": 86400}"#);
+    let deployments: Vec<Value> = (0..3000)
+        .map(|i| json!({"name": format!("hydra-provisioned-{i}"), "machine_type": X86, "state": "missing"}))
+        .collect();
+    let fleet = crate::common::write(dir.path(), "f.json", &json!({"deployments": deployments}).to_string());
+    for format in [&["--json"][..], &[]] {
+        let mut child = plan_command(&conf, &status, &fleet, format)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read a little, as `| head -c 100` would, then go away.
+        let mut first = [0u8; 100];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_eq!(out.status.code(), Some(141), "{format:?}: {stderr}");
+    }
 }
 
 #[test]
@@ -759,6 +1109,7 @@ fn arb_world() -> impl Strategy<Value = World> {
                         name: format!("hydra-provisioned-{}", i * 2),
                         machine_type: if ty == 3 { "sparc-linux".into() } else { TYPES[ty].into() },
                         state,
+                        recorded_state: None,
                         launch_time: launched_ago.map(|a| NOW - a),
                         public_ip: has_ip.then(|| format!("10.0.0.{i}")),
                         host_key: None,
@@ -769,6 +1120,8 @@ fn arb_world() -> impl Strategy<Value = World> {
                             listed,
                             delisted_at: delisted_ago.map(|a| NOW - a),
                             idle_since: idle_ago.map(|a| NOW - a),
+                            not_running_since: idle_ago.map(|a| NOW - 2 * a),
+                            no_address_since: delisted_ago.map(|a| NOW - 2 * a),
                         },
                     }
                 })
@@ -781,6 +1134,20 @@ fn arb_world() -> impl Strategy<Value = World> {
                 },
             }
         })
+}
+
+/// A plan with the order of its per-machine parts made canonical.
+fn unordered(mut p: Plan) -> Plan {
+    p.machines.sort_by(|a, b| a.deployment.cmp(&b.deployment));
+    p.listings.sort_by(|a, b| a.deployment.cmp(&b.deployment));
+    p.commands.sort_by_key(|c| format!("{c:?}"));
+    p.machines_file_preview = {
+        let mut lines: Vec<&str> = p.machines_file_preview.lines().collect();
+        lines.sort_unstable();
+        lines.join("\n")
+    };
+    p.warnings.sort();
+    p
 }
 
 fn jobs_of(obs: &Observation, d: &Deployment) -> u64 {
@@ -826,10 +1193,18 @@ proptest! {
             if jobs_of(observation, d) > 0 && (config.quirks == Quirks::Fixed || running(d)) {
                 prop_assert!(!gone, "busy {} got {:?}", d.name, a);
             }
-            // Paid time above the destroy threshold protects a running machine.
+            // Paid time above the destroy threshold protects a running machine
+            // (in fixed mode, any machine that may still be billed).
             let billing = config.type_for(&d.machine_type).map_or(config.billing, |t| t.billing);
-            if running(d) && billing.paid_time_left(d.known_launch_time(), NOW) >= config.destroy_paid_threshold {
+            let billed = running(d)
+                || (config.quirks == Quirks::Fixed && !matches!(d.state, MachineState::Missing | MachineState::Stopped));
+            if billed && billing.paid_time_left(d.known_launch_time(), NOW) >= config.destroy_paid_threshold {
                 prop_assert!(!gone, "{} has paid time and got {:?}", d.name, a);
+            }
+            // Fixed mode gives a machine that is not running notRunningTimeout.
+            let not_running_for = d.memory.not_running_since.map_or(0, |t| NOW - t);
+            if config.quirks == Quirks::Fixed && !running(d) && not_running_for < config.not_running_timeout {
+                prop_assert!(!gone, "{} not running only {}s and got {:?}", d.name, not_running_for, a);
             }
             // Without a usable status, nothing goes away.
             if matches!(observation.status.health, QueueHealth::Unknown { .. })
@@ -856,11 +1231,13 @@ proptest! {
             prop_assert!(write.is_some_and(|w| w < first_gone));
         }
 
-        // Deterministic, and independent of the inventory's order.
+        // Deterministic. The inventory's order matters only within a type
+        // (which candidates are reused first, as in the original): regrouping
+        // the deployments by type changes nothing but the order of the output.
         prop_assert_eq!(&decide(config, observation, NOW), &p);
-        let mut reversed = observation.clone();
-        reversed.fleet.deployments.reverse();
-        prop_assert_eq!(decide(config, &reversed, NOW), p);
+        let mut regrouped = observation.clone();
+        regrouped.fleet.deployments.sort_by(|a, b| a.machine_type.cmp(&b.machine_type));
+        prop_assert_eq!(unordered(decide(config, &regrouped, NOW)), unordered(p));
     }
 
     #[test]

@@ -126,8 +126,10 @@ pub fn run(args: SweepArgs) -> Result<ExitCode, Failure> {
     let points = sweep.points();
     let trace = read_trace(&base.scenario)?;
     let mut jobs = Vec::with_capacity(points.len() * seeds.len());
+    let mut quirks = Vec::with_capacity(points.len());
     for point in &points {
         let scenario = base.point(&sweep, point).map_err(Failure::input)?;
+        quirks.push(scenario.config.quirks);
         for &seed in &seeds {
             let mut scenario = scenario.clone();
             scenario.seed = seed;
@@ -151,6 +153,7 @@ pub fn run(args: SweepArgs) -> Result<ExitCode, Failure> {
         sweep,
         seeds,
         metrics,
+        quirks,
         base.scenario.name.clone(),
         base.scenario.trace_text.clone(),
         env!("CARGO_PKG_VERSION").to_string(),

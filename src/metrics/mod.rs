@@ -6,6 +6,7 @@
 //! This module only computes and renders numbers. It does not simulate,
 //! observe a fleet or decide anything; callers feed it what they measured.
 
+use crate::config::Quirks;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -172,6 +173,9 @@ pub struct Stability {
     pub creates: u64,
     pub starts: u64,
     pub stops: u64,
+    /// Stops NixOps did not carry out: the original's `stop` waited for a
+    /// confirmation nobody gave, so the machine kept running.
+    pub stops_refused: u64,
     pub destroys: u64,
     pub deploys: u64,
     pub failed_deploys: u64,
@@ -205,6 +209,8 @@ pub struct Summary {
     pub scenario: String,
     pub trace: String,
     pub config: String,
+    /// The engine's rules: the original's, defects included, or the fixed ones.
+    pub quirks: Quirks,
     pub seed: u64,
     pub program_version: String,
     /// Seconds of simulated time covered.
@@ -224,6 +230,7 @@ impl Summary {
         let _ = writeln!(o, "scenario         {}", self.scenario);
         let _ = writeln!(o, "trace            {}", self.trace);
         let _ = writeln!(o, "config           {}", self.config);
+        let _ = writeln!(o, "quirks           {}", quirks_text(self.quirks));
         let _ = writeln!(o, "seed             {}", self.seed);
         let _ = writeln!(o, "version          hydra-provisioner {}", self.program_version);
         let _ = writeln!(
@@ -274,11 +281,27 @@ impl Summary {
         let st = &self.stability;
         let _ = writeln!(
             o,
-            "\nmachines         {} creates, {} starts, {} stops, {} destroys, {} deploys ({} failed), {} spot interruptions",
-            st.creates, st.starts, st.stops, st.destroys, st.deploys, st.failed_deploys, st.spot_interruptions
+            "\nmachines         {} creates, {} starts, {} stops, {} destroys, {} spot interruptions",
+            st.creates, st.starts, st.stops, st.destroys, st.spot_interruptions
         );
+        let _ = writeln!(o, "deploys          {}, {} failed", st.deploys, st.failed_deploys);
+        if st.stops_refused > 0 {
+            let _ = writeln!(
+                o,
+                "stops refused    {} (NixOps asked for a confirmation nobody gave; the machines kept running)",
+                st.stops_refused
+            );
+        }
         let _ = writeln!(o, "steps            {} aborted, {} retries", st.aborted_steps, st.retries);
         o
+    }
+}
+
+/// The quirks mode as the summary table names it.
+pub fn quirks_text(quirks: Quirks) -> &'static str {
+    match quirks {
+        Quirks::Original => "original (the original provisioner's rules, defects included)",
+        Quirks::Fixed => "fixed (the original's known defects fixed)",
     }
 }
 

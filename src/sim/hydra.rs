@@ -1,36 +1,97 @@
 //! A model of the C++ queue runner: runnable steps, build machines with
 //! slots, the dispatcher's orders, scheduling shares, retries, and the status
-//! document it reports.
+//! document it reports. Every rule below follows NixOS/hydra's
+//! `src/hydra-queue-runner` (`dispatcher.cc`, `builder.cc`, `state.hh`, as
+//! of early 2026); where the model departs from it, it says so and why.
 //!
-//! Dispatch follows Hydra's `doDispatch`. Runnable steps are ordered by
-//! global priority (desc), then the lowest `shareUsed` of the step's jobset
-//! (asc, over a sliding 24 h window of finished attempts' build time divided by
-//! the jobset's shares), then priority (desc), then the number of required
-//! features (desc), then the number of reverse dependencies (desc), then build
-//! id (asc), and finally step id (asc), a tie-break Hydra leaves to its sort.
-//! Machines with a free slot, enabled and listed, are ordered by
-//! `round(currentJobs / speedFactor)` (asc), then speedFactor (desc), then
-//! currentJobs (desc), and finally by the order in which Hydra first saw
-//! them (static machines first, in scenario order). The first machine takes
-//! the first step it supports; this repeats until no machine takes a step.
+//! **Dispatch** (`State::doDispatch`). Runnable steps are ordered by
+//! 1. global priority, higher first (`highestGlobalPriority`);
+//! 2. the `shareUsed` of the step's jobset, lower first (`lowestShareUsed`);
+//! 3. priority, higher first (`highestLocalPriority`, `meta.schedulingPriority`);
+//! 4. the number of required system features, more first;
+//! 5. the number of reverse dependencies, more first (`numRevDeps`);
+//! 6. build id, lower first (`lowestBuildID`);
+//! 7. step id, lower first. Hydra's `std::sort` leaves the order of steps
+//!    equal in 1-6 unspecified; the model needs one, and takes the trace's id.
 //!
-//! A machine supports a step when it has the step's system, supports all the
-//! step's required features, and the step requires all the machine's
-//! mandatory features. The number of reverse dependencies is the number of
-//! steps that depended on the step when it became runnable.
+//! Hydra copies these figures from each step when `doDispatch` starts, so
+//! they are read afresh at every dispatch: a queued step that gains a
+//! dependent outranks, at the next dispatch, an otherwise equal step without
+//! one. `numRevDeps` is `step->rdeps.size()`: Hydra appends a weak pointer
+//! for every step created depending on this one and never removes one, so
+//! the count is the number of steps that arrived depending on it, including
+//! those that since failed or were cancelled; the model counts the same.
 //!
-//! To be fast, runnable steps sit in one heap per (step type, jobset) keyed by
-//! everything but `shareUsed`; jobsets and step types are few, so the best
-//! step for a machine is found by scanning the heap heads. This module knows
-//! nothing of clouds, billing or the provisioner: machines come and go when
-//! the simulator says so.
+//! Machines with a free slot that are enabled (listed in the machines file
+//! Hydra last read, or static) and alive are ordered by
+//! `round(currentJobs / speedFactor)` (lower first; halves round away from
+//! zero, as `std::round`), then speedFactor (higher first), then currentJobs
+//! (higher first), and finally by the order in which Hydra first saw them
+//! (static machines first, in scenario order); Hydra leaves that last tie to
+//! `std::sort` over its `std::map` of machines. The first machine takes the
+//! first step it supports; the machines are reordered and this repeats until
+//! no machine takes a step (the `keepGoing` loop). A machine supports a step
+//! when it has the step's system, supports all the step's required features,
+//! and the step requires all the machine's mandatory features
+//! (`Machine::supportsStep`).
+//!
+//! Hydra's dispatcher runs when woken (a step became runnable, a step
+//! finished) on its own thread; the model dispatches once per simulated
+//! millisecond in which anything happened, after every event and arrival of
+//! that millisecond (see `sim/mod.rs`).
+//!
+//! **Scheduling shares** (`Jobset::addStep`, `Jobset::pruneSteps`). When an
+//! attempt ends, its build time (end minus start) is charged to the step's
+//! jobset under the time the attempt *started*, whatever its result: a
+//! failed, transiently failed or aborted attempt is charged like a
+//! successful one (`builder.cc` charges before it looks at `canRetry`).
+//! Every dispatch first drops the charges of attempts that started 24 hours
+//! ago or earlier (`startTime <= now - schedulingWindow`). `shareUsed` is the
+//! charged time divided by the jobset's `schedulingShares` (100 unless the
+//! scenario says otherwise). Departures: the model keeps milliseconds where
+//! Hydra keeps whole seconds; and Hydra stores charges in a `std::map` keyed
+//! by the start second, so of two attempts of a jobset that started in the
+//! same second only the later one's time is ever pruned while both were
+//! added (its `seconds` drift upwards), which the model does not reproduce:
+//! it keeps every charge.
+//!
+//! **Retries** (`builder.cc`). An attempt that fails transiently or is
+//! aborted (its machine stopped, was destroyed or vanished) is retried after
+//! `retryInterval * retryBackoff^(tries - 1)` = 60 x 3^(n-1) s, up to
+//! `maxTries` = 5 attempts, after which the step gives up. Hydra adds up to
+//! 9 s of random jitter to the back-off; the model does not, so that a run
+//! depends on the scenario's seed only through the cloud. A step in back-off
+//! counts as runnable in the status, as in Hydra (`runnablePerType` counts it
+//! before skipping it). A trace's `transient` outcome fails the first
+//! attempt; `failure` fails the step for good, and the steps depending on it
+//! never start.
+//!
+//! **Unsupported steps.** A step that no machine Hydra could ever have can
+//! serve (no static machine and no provisioned type supports it) never
+//! starts and is reported as such when it becomes runnable. Steps that only a
+//! provisioned type can serve wait for a machine however long it takes,
+//! which is Hydra with a large `max_unsupported_time` (hydra.nixos.org sets
+//! 86400 s; its default of 0 aborts them at once and makes scale-from-zero
+//! impossible).
+//!
+//! **Machines file.** Hydra rereads the file some seconds after it changes
+//! (the simulator's `reload_delay`); a listed machine is enabled, a machine
+//! no longer listed is disabled but finishes its running steps, and a
+//! machine whose instance goes away aborts them.
+//!
+//! **Data structures.** Runnable steps sit in one heap per (step type,
+//! jobset) keyed by everything but `shareUsed`; a requeued step (retry, new
+//! dependent) gets a new entry and its old one goes stale, skipped when it
+//! reaches the head. Charges sit in one heap by start time. This module
+//! knows nothing of clouds, billing or the provisioner: machines come and go
+//! when the simulator says so.
 
 use super::time::SimTime;
 use crate::metrics::WaitRecorder;
 use crate::trace::{Outcome, StepRow, Sym, Symbols};
 use serde_json::{Map, Value, json};
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
 
 type IdHash = std::hash::BuildHasherDefault<crate::trace::IdHasher>;
 
@@ -38,7 +99,6 @@ type IdHash = std::hash::BuildHasherDefault<crate::trace::IdHasher>;
 pub const MAX_ATTEMPTS: u32 = 5;
 /// Length of the scheduling-share window.
 pub const SHARE_WINDOW_MS: i64 = 24 * 3_600_000;
-const MINUTE_MS: i64 = 60_000;
 
 /// Back-off before attempt `failed + 1`, after `failed` attempts: 60 x 3^(n-1) s.
 pub fn retry_delay_ms(failed: u32) -> i64 {
@@ -148,6 +208,9 @@ struct Step {
     attempt_start: i64,
     attempts: u32,
     unfinished_deps: u32,
+    /// Bumped whenever the step enters its queue again (retry, a new
+    /// dependent): only the entry with the current value is live.
+    queue_gen: u32,
     /// Steps waiting for this one: (slot, step id).
     dependents: Vec<(u32, u64)>,
     state: StepState,
@@ -183,9 +246,17 @@ struct Class {
 struct Jobset {
     name: String,
     shares: u64,
-    /// Build milliseconds charged per minute, within the window.
-    window: VecDeque<(i64, i64)>,
-    window_ms: i64,
+    /// Build milliseconds charged to attempts that started within the window.
+    window_ms: i128,
+}
+
+/// A finished attempt's build time, charged to its jobset under the time the
+/// attempt started (as Hydra's `Jobset::addStep(startTime, duration)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Charge {
+    started_at: i64,
+    jobset: u32,
+    ms: i64,
 }
 
 /// A build machine as the queue runner sees it.
@@ -240,6 +311,9 @@ struct QueueKey {
     build_id: u64,
     step_id: u64,
     slot: u32,
+    /// The step's `queue_gen` when this entry was pushed: an entry whose
+    /// step has since been requeued (or left) is stale.
+    queue_gen: u32,
 }
 
 /// An `i32` mapped to a `u32` of the same order.
@@ -299,8 +373,8 @@ pub struct Hydra {
     pub counters: Counters,
     /// Per class, the best step for it in the current dispatch round.
     class_cache: Vec<Option<(u32, u32)>>,
-    /// The minute up to which share charges have been expired.
-    expired_up_to: i64,
+    /// Share charges within the window, oldest start first.
+    charges: BinaryHeap<Reverse<Charge>>,
     /// Free slots on enabled, alive machines: no dispatch is needed without one.
     free_active_slots: u64,
 }
@@ -329,7 +403,7 @@ impl Hydra {
             waits: WaitRecorder::default(),
             counters: Counters::default(),
             class_cache: vec![],
-            expired_up_to: i64::MIN,
+            charges: BinaryHeap::new(),
             free_active_slots: 0,
         }
     }
@@ -512,7 +586,7 @@ impl Hydra {
         let name = symbols.name(sym).to_string();
         let shares = self.shares.get(&name).copied().unwrap_or(100).max(1);
         let j = self.jobsets.len() as u32;
-        self.jobsets.push(Jobset { name, shares, window: VecDeque::new(), window_ms: 0 });
+        self.jobsets.push(Jobset { name, shares, window_ms: 0 });
         for q in &mut self.queues {
             q.push(BinaryHeap::new());
         }
@@ -542,6 +616,7 @@ impl Hydra {
             attempt_start: -1,
             attempts: 0,
             unfinished_deps: 0,
+            queue_gen: 0,
             dependents: vec![],
             state: StepState::Waiting,
             machine: u32::MAX,
@@ -549,7 +624,10 @@ impl Hydra {
         };
         let slot = match self.free_slots.pop() {
             Some(s) => {
-                self.steps[s as usize] = step;
+                // Entries of the slot's previous step may still sit in a
+                // queue: continue its generations so that none looks live.
+                let queue_gen = self.steps[s as usize].queue_gen;
+                self.steps[s as usize] = Step { queue_gen, ..step };
                 s
             }
             None => {
@@ -564,7 +642,12 @@ impl Hydra {
             if let Some(&d) = self.by_id.get(dep) {
                 let ds = &mut self.steps[d as usize];
                 ds.dependents.push((slot, row.step_id));
-                ds.rdeps += 1;
+                ds.rdeps = ds.rdeps.saturating_add(1);
+                if ds.state == StepState::Queued {
+                    // Hydra reads `rdeps.size()` at every dispatch: requeue
+                    // the step under its new count.
+                    self.push_queue_entry(d);
+                }
                 self.steps[slot as usize].unfinished_deps += 1;
             } else if self.failed_ids.contains(dep) {
                 dependency_failed = true;
@@ -612,6 +695,16 @@ impl Hydra {
             self.kinds[s.kind as usize].runnable += 1;
         }
         s.state = StepState::Queued;
+        self.push_queue_entry(slot);
+        self.queued += 1;
+        self.dispatch_needed = true;
+    }
+
+    /// Pushes the queued step's entry with its current key; an earlier entry
+    /// of the same step becomes stale.
+    fn push_queue_entry(&mut self, slot: u32) {
+        let s = &mut self.steps[slot as usize];
+        s.queue_gen = s.queue_gen.wrapping_add(1);
         let k = &self.kinds[s.kind as usize];
         let key = QueueKey {
             priorities: u64::from(ordered(s.global_priority)) << 32 | u64::from(ordered(s.priority)),
@@ -619,10 +712,29 @@ impl Hydra {
             build_id: !s.build_id,
             step_id: !s.step_id,
             slot,
+            queue_gen: s.queue_gen,
         };
         self.queues[s.kind as usize][s.jobset as usize].push(key);
-        self.queued += 1;
         self.dispatch_needed = true;
+    }
+
+    /// Whether a queue entry is the live entry of a queued step.
+    fn is_live_entry(&self, key: &QueueKey) -> bool {
+        let s = &self.steps[key.slot as usize];
+        s.live && s.state == StepState::Queued && s.queue_gen == key.queue_gen
+    }
+
+    /// Drops stale entries from the head of a queue, so that every head
+    /// scanned by dispatch is a live step. Stale entries only arise below a
+    /// newer entry of the same step (requeues raise the key), so they reach
+    /// the head only once that newer entry is popped.
+    fn drop_stale_heads(&mut self, kind: u32, jobset: u32) {
+        while let Some(head) = self.queues[kind as usize][jobset as usize].peek() {
+            if self.is_live_entry(head) {
+                break;
+            }
+            self.queues[kind as usize][jobset as usize].pop();
+        }
     }
 
     /// Steps that can never run because a dependency failed, transitively.
@@ -680,40 +792,34 @@ impl Hydra {
         }
     }
 
-    /// Drops charges older than the window. Only whole minutes expire, so
-    /// this does something at most once per simulated minute.
+    /// Drops the charges of attempts that started a whole window ago or
+    /// earlier, as Hydra's `Jobset::pruneSteps` does at every dispatch.
     fn expire_shares(&mut self, now: SimTime) {
-        let minute = now.0.div_euclid(MINUTE_MS);
-        if minute == self.expired_up_to {
-            return;
-        }
-        self.expired_up_to = minute;
-        let oldest = (now.0 - SHARE_WINDOW_MS).div_euclid(MINUTE_MS);
-        for j in &mut self.jobsets {
-            while let Some(&(minute, ms)) = j.window.front() {
-                if minute > oldest {
-                    break;
-                }
-                j.window.pop_front();
-                j.window_ms -= ms;
+        let oldest = now.0.saturating_sub(SHARE_WINDOW_MS);
+        while let Some(Reverse(c)) = self.charges.peek().copied() {
+            if c.started_at > oldest {
+                break;
             }
+            self.charges.pop();
+            self.jobsets[c.jobset as usize].window_ms -= i128::from(c.ms);
         }
     }
 
-    /// Orders jobsets by `shareUsed = window_ms / shares`, compared exactly.
+    /// Orders jobsets by `shareUsed = window_ms / shares`, compared exactly
+    /// (as floating point only where the exact products would not fit).
     fn share_cmp(&self, a: usize, b: usize) -> Ordering {
         let (ja, jb) = (&self.jobsets[a], &self.jobsets[b]);
-        (i128::from(ja.window_ms) * i128::from(jb.shares)).cmp(&(i128::from(jb.window_ms) * i128::from(ja.shares)))
+        match (ja.window_ms.checked_mul(i128::from(jb.shares)), jb.window_ms.checked_mul(i128::from(ja.shares))) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => (ja.window_ms as f64 / ja.shares as f64).total_cmp(&(jb.window_ms as f64 / jb.shares as f64)),
+        }
     }
 
-    fn charge(&mut self, jobset: u32, now: SimTime, ms: i64) {
-        let j = &mut self.jobsets[jobset as usize];
-        let minute = now.0.div_euclid(MINUTE_MS);
-        match j.window.back_mut() {
-            Some((m, total)) if *m == minute => *total += ms,
-            _ => j.window.push_back((minute, ms)),
-        }
-        j.window_ms += ms;
+    /// Charges an attempt's build time to its jobset, under its start time.
+    fn charge(&mut self, jobset: u32, started_at: i64, ms: i64) {
+        let ms = ms.max(0);
+        self.charges.push(Reverse(Charge { started_at, jobset, ms }));
+        self.jobsets[jobset as usize].window_ms += i128::from(ms);
     }
 
     /// The best runnable step a machine of `class` supports: (kind, jobset).
@@ -776,6 +882,8 @@ impl Hydra {
             }
             let Some((_, machine, (kind, jobset))) = best else { break };
             let Some(entry) = self.queues[kind as usize][jobset as usize].pop() else { break };
+            debug_assert!(self.is_live_entry(&entry), "dispatch popped a stale entry");
+            self.drop_stale_heads(kind, jobset);
             self.queued -= 1;
             self.start(entry.slot, machine, now);
         }
@@ -850,7 +958,9 @@ impl Hydra {
     }
 
     fn abort(&mut self, slot: u32, now: SimTime) {
-        self.leave_machine(slot, now);
+        let ran = self.leave_machine(slot, now);
+        let s = &self.steps[slot as usize];
+        self.charge(s.jobset, s.attempt_start, ran);
         self.counters.aborted += 1;
         self.back_off_or_give_up(slot, now);
     }
@@ -881,10 +991,10 @@ impl Hydra {
                 let ran = self.leave_machine(slot, now);
                 let s = &mut self.steps[slot as usize];
                 s.state = StepState::Waiting;
-                let (jobset, outcome, attempts) = (s.jobset, s.outcome, s.attempts);
+                let (jobset, outcome, attempts, started_at) = (s.jobset, s.outcome, s.attempts, s.attempt_start);
                 self.machines[s.machine as usize].steps_done += 1;
                 self.counters.attempts_finished += 1;
-                self.charge(jobset, now, ran);
+                self.charge(jobset, started_at, ran);
                 match outcome {
                     Outcome::Transient if attempts == 1 => self.back_off_or_give_up(slot, now),
                     Outcome::Failure => self.resolve(slot, StepEnd::Failed, Some(now)),
@@ -987,9 +1097,10 @@ impl Hydra {
         let mut jobsets = Map::new();
         for j in &self.jobsets {
             let used = j.window_ms as f64 / 1000.0 / j.shares as f64;
+            let seconds = i64::try_from(j.window_ms / 1000).unwrap_or(i64::MAX);
             jobsets.insert(
                 j.name.clone(),
-                json!({"shareUsed": crate::metrics::round3(used), "seconds": j.window_ms / 1000, "shares": j.shares}),
+                json!({"shareUsed": crate::metrics::round3(used), "seconds": seconds, "shares": j.shares}),
             );
         }
         json!({
@@ -1041,5 +1152,24 @@ mod tests {
         assert!(static_builder.supports("x86_64-linux", &kvm_bp));
         assert_eq!(static_builder.speed_factor, 2.0);
         assert!(MachineSpec::parse_machines_line("  # comment").is_none());
+    }
+
+    #[test]
+    fn an_aborted_attempt_is_charged_to_its_jobset_like_a_finished_one() {
+        // Hydra's builder charges `stopTime - startTime` whatever the result,
+        // aborts included (builder.cc, before `if (result.canRetry)`).
+        let mut hydra = Hydra::new(BTreeMap::new());
+        let m = hydra.add_machine("static".into(), spec("static x86_64-linux - 1 1 - - -"), SimTime(0), false);
+        let mut trace = crate::trace::TraceReader::new(
+            "step_id,submitted_at,system,duration,jobset\n1,0,x86_64-linux,1000,p:j\n".as_bytes(),
+            "t",
+        );
+        let row = crate::trace::StepSource::next_step(&mut trace).unwrap().unwrap();
+        hydra.arrive(&row, crate::trace::StepSource::symbols(&trace), SimTime(0)).unwrap();
+        hydra.dispatch(SimTime(0));
+        hydra.set_alive(m, false, SimTime(100_000));
+        assert_eq!(hydra.counters.aborted, 1);
+        let status = hydra.status_json(0, SimTime(100_000), 0, false);
+        assert_eq!(status["jobsets"]["p:j"]["seconds"], 100, "{status}");
     }
 }

@@ -19,14 +19,19 @@
 //! **Provisioner pass.** At each pass the simulator builds the status
 //! document as Hydra prints it (as JSON, read back through
 //! [`crate::status::parse_status_value`]) and the fleet as NixOps shows it,
-//! calls the engine, and carries out the plan: starts boot (lognormal
-//! delays); deploys run `deployConcurrency` at a time (one at a time under the
-//! original quirks), a created machine's instance being launched, and
-//! billed, from its first deploy as `nixops deploy` does; the pass ends when
+//! calls the engine, and carries out the plan as NixOps would: starts boot
+//! (lognormal delays); deploys run `deployConcurrency` at a time (one at a
+//! time under the original quirks, see [`shell`]), a created machine's
+//! instance being launched, and billed, from its first deploy as `nixops
+//! deploy` does, and a stopped machine being started by its deploy before
+//! it is deployed (a vanished one fails); the pass ends when
 //! the last deploy ends; then the machines file rendered from
 //! `plan.listings` (failed deploys left out) is written and Hydra rereads it
 //! `reload_delay` later, and stops and destroys take effect (aborting
-//! running steps, which Hydra retries after its back-off). The next pass
+//! running steps, which Hydra retries after its back-off). Under the
+//! original quirks a stop does nothing: the original's `stop` waited for a
+//! confirmation nobody gave, so the machine keeps running and billing, and
+//! the summary counts the refused stops. The next pass
 //! starts `interval` after the end of this one, like the original's loop.
 //!
 //! This module does no I/O: results go to an [`Observer`] and a
@@ -34,19 +39,20 @@
 
 pub mod hydra;
 pub mod scenario;
+pub mod shell;
 pub mod time;
 
 pub use scenario::{CloudType, Era, Market, Scenario, ScenarioError, StaticMachine};
 pub use time::SimTime;
 
 use crate::billing::BillingModel;
-use crate::config::Quirks;
 use crate::engine::{self, Command, Plan};
 use crate::metrics::{self, Cost, Stability, StepCounts, Summary};
 use crate::model::{Deployment, Fleet, MachineMemory, MachineState, Observation};
 use crate::status;
 use crate::trace::{StepRow, StepSource, TraceError};
 use hydra::{Hydra, HydraEvent, MachineSpec, StepEnd};
+use shell::ShellRules;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, LogNormal};
@@ -471,6 +477,18 @@ impl<'s> Simulation<'s> {
         }
     }
 
+    /// Starts a stopped instance at `at` (`nixops start`, or the start a
+    /// `nixops deploy` of a stopped machine does first).
+    fn start_instance(&mut self, machine: u32, at: SimTime, observer: &mut dyn Observer) {
+        let c = &self.instances[machine as usize].cloud;
+        let (median, spread) = (c.start_median, c.start_spread);
+        let delay = lognormal_ms(&mut self.rng, median, spread);
+        self.begin_run(machine, at, delay);
+        self.stability.starts += 1;
+        let inst = &self.instances[machine as usize];
+        observer.lifecycle(at, &inst.name, &inst.machine_type, "start");
+    }
+
     /// The instance stops running (stop, interruption or destruction).
     fn end_run(&mut self, machine: u32, state: InstanceState) {
         let now = self.now;
@@ -499,10 +517,7 @@ impl<'s> Simulation<'s> {
         let mut pass_end = now;
         let mut deploys = vec![];
         let mut write_file = false;
-        // Deploys run in parallel up to deployConcurrency; the original ran
-        // them one after another.
-        let config = &self.scenario.config;
-        let parallel = if config.quirks == Quirks::Original { 1 } else { config.deploy_concurrency.max(1) };
+        let parallel = ShellRules::of(&self.scenario.config).deploy_slots;
         let mut deployers = vec![now; parallel as usize];
         for command in &plan.commands {
             match command {
@@ -544,16 +559,9 @@ impl<'s> Simulation<'s> {
                 }
                 Command::Start { deployment } => {
                     let Some(&m) = self.by_name.get(deployment) else { continue };
-                    if self.instances[m as usize].state != InstanceState::Stopped {
-                        continue;
+                    if self.instances[m as usize].state == InstanceState::Stopped {
+                        self.start_instance(m, now, observer);
                     }
-                    let c = &self.instances[m as usize].cloud;
-                    let (median, spread) = (c.start_median, c.start_spread);
-                    let delay = lognormal_ms(&mut self.rng, median, spread);
-                    self.begin_run(m, now, delay);
-                    self.stability.starts += 1;
-                    let inst = &self.instances[m as usize];
-                    observer.lifecycle(now, &inst.name, &inst.machine_type, "start");
                 }
                 Command::Deploy { deployment, fingerprint, .. } => {
                     let Some(&m) = self.by_name.get(deployment) else { continue };
@@ -563,6 +571,9 @@ impl<'s> Simulation<'s> {
                         deployers.iter().copied().enumerate().min_by_key(|&(i, t)| (t, i)).unwrap_or((0, now));
                     if let Some(boot) = self.instances[m as usize].launch_pending.take() {
                         self.begin_run(m, start, boot);
+                    } else if self.instances[m as usize].state == InstanceState::Stopped {
+                        // `nixops deploy` starts a stopped EC2 machine first.
+                        self.start_instance(m, start, observer);
                     }
                     let inst = &self.instances[m as usize];
                     let (done_at, ok) = if inst.state == InstanceState::Running {
@@ -634,6 +645,7 @@ impl<'s> Simulation<'s> {
             let version = self.file_version;
             self.schedule(at, Event::MachinesFileRead { version });
         }
+        let stop_confirmed = ShellRules::of(&self.scenario.config).stop_confirmed;
         for command in &plan.commands {
             let (deployment, state, verb) = match command {
                 Command::Stop { deployment } => (deployment, InstanceState::Stopped, "stop"),
@@ -649,6 +661,12 @@ impl<'s> Simulation<'s> {
             }
             if state == InstanceState::Stopped {
                 if current == InstanceState::Missing {
+                    continue;
+                }
+                if !stop_confirmed {
+                    self.stability.stops_refused += 1;
+                    let inst = &self.instances[m as usize];
+                    observer.lifecycle(now, &inst.name, &inst.machine_type, "stop refused (no confirmation)");
                     continue;
                 }
                 self.stability.stops += 1;
@@ -771,6 +789,7 @@ impl<'s> Simulation<'s> {
             scenario: self.scenario.name.clone(),
             trace: self.scenario.trace_text.clone(),
             config: self.scenario.config_origin.clone(),
+            quirks: self.scenario.config.quirks,
             seed: self.scenario.seed,
             program_version: env!("CARGO_PKG_VERSION").to_string(),
             simulated_seconds: metrics::round3(now.0 as f64 / 1000.0),
@@ -787,4 +806,58 @@ impl<'s> Simulation<'s> {
 /// Runs `scenario` over `source`.
 pub fn run(scenario: &Scenario, source: &mut dyn StepSource, observer: &mut dyn Observer) -> Result<Summary, SimError> {
     Simulation::new(scenario).run(source, observer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::TraceReader;
+    use std::path::Path;
+
+    #[test]
+    fn a_deploy_of_a_stopped_machine_starts_it_first() {
+        // The original reuses a STOPPED deployment by deploying it, without a
+        // start: NixOps's deploy starts the EC2 machine (40 s here) and then
+        // deploys it as after a boot (120 s). It must not fail.
+        let scenario = Scenario::parse(
+            r#"
+trace = "unused.csv"
+[provisioner]
+quirks = "original"
+billing = "per-second"
+[provisioner.systemTypes."x86_64-linux"]
+maxMachines = 1
+runnablesPerMachine = 1
+[cloud."x86_64-linux"]
+boot_spread = 0
+start_median = 40
+start_spread = 0
+deploy = 120
+"#,
+            "t.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        let mut sim = Simulation::new(&scenario);
+        let mut trace =
+            TraceReader::new("step_id,submitted_at,system,duration\n1,0,x86_64-linux,60\n".as_bytes(), "t.csv");
+        let row = trace.next_step().unwrap().unwrap();
+        sim.hydra.arrive(&row, trace.symbols(), SimTime::ZERO).unwrap();
+        sim.pass(&mut NoObserver).unwrap();
+        assert_eq!(sim.instances.len(), 1, "the first pass creates the machine");
+        // Stopped behind the provisioner's back (the original itself never could).
+        sim.pending = None;
+        sim.now = SimTime(1_000_000);
+        sim.end_run(0, InstanceState::Stopped);
+        sim.pass(&mut NoObserver).unwrap();
+        let pending = sim.pending.as_ref().unwrap();
+        assert!(!pending.plan.commands.iter().any(|c| matches!(c, Command::Start { .. })), "{:?}", pending.plan);
+        let inst = &sim.instances[0];
+        assert_eq!(inst.state, InstanceState::Running);
+        assert_eq!(inst.ready_at, SimTime(1_040_000));
+        assert_eq!(sim.stability.starts, 1);
+        let deploy = &pending.deploys[0];
+        assert!(deploy.ok);
+        assert_eq!(deploy.done_at, SimTime(1_160_000));
+    }
 }

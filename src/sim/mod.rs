@@ -52,10 +52,10 @@ use crate::model::{Deployment, Fleet, MachineMemory, MachineState, Observation};
 use crate::status;
 use crate::trace::{StepRow, StepSource, TraceError};
 use hydra::{Hydra, HydraEvent, MachineSpec, StepEnd};
-use shell::ShellRules;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, LogNormal};
+use shell::ShellRules;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 

@@ -79,26 +79,33 @@
 //! no longer listed is disabled but finishes its running steps, and a
 //! machine whose instance goes away aborts them.
 //!
-//! **Data structures.** Runnable steps sit in one heap per (step type,
-//! jobset) keyed by everything but `shareUsed`; a requeued step (retry, new
-//! dependent) gets a new entry and its old one goes stale, skipped when it
-//! reaches the head. Charges sit in one heap by start time. This module
-//! knows nothing of clouds, billing or the provisioner: machines come and go
-//! when the simulator says so.
+//! **Data structures.** Runnable steps and shares are in `sim/queue.rs`
+//! (one heap per (step type, jobset), ranked per type by a scan of the
+//! non-empty heaps or, past a few dozen, a winner tree: choosing a step does
+//! not grow with the number of jobsets); machines with a free slot are in
+//! `sim/slots.rs`, per class of identical machines (so choosing a machine
+//! costs a logarithm, not a scan of the fleet). A step is known by its
+//! arrival's serial number, not its trace id, in events and in the lists of
+//! steps waiting for it, so a trace that reuses the id of a step that has
+//! left cannot touch the new step. This module knows nothing of clouds,
+//! billing or the provisioner: machines come and go when the simulator says
+//! so.
 
+use super::queue::{QueueKey, Runnable};
+use super::slots::{FreeMachines, MachineKey};
 use super::time::SimTime;
 use crate::metrics::WaitRecorder;
 use crate::trace::{Outcome, StepRow, Sym, Symbols};
 use serde_json::{Map, Value, json};
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+pub use super::queue::SHARE_WINDOW_MS;
 
 type IdHash = std::hash::BuildHasherDefault<crate::trace::IdHasher>;
 
 /// Attempts a step gets before Hydra gives up on it.
 pub const MAX_ATTEMPTS: u32 = 5;
-/// Length of the scheduling-share window.
-pub const SHARE_WINDOW_MS: i64 = 24 * 3_600_000;
 
 /// Back-off before attempt `failed + 1`, after `failed` attempts: 60 x 3^(n-1) s.
 pub fn retry_delay_ms(failed: u32) -> i64 {
@@ -177,11 +184,12 @@ pub struct StepRecord {
     pub end: StepEnd,
 }
 
-/// Something the simulator must do at a later time.
+/// Something the simulator must do at a later time. `serial` names the
+/// step's arrival (step ids may be reused once a step has left).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum HydraEvent {
-    StepDone { step_id: u64, slot: u32, attempt: u32 },
-    RetryDue { step_id: u64, slot: u32, attempt: u32 },
+    StepDone { serial: u64, slot: u32, attempt: u32 },
+    RetryDue { serial: u64, slot: u32, attempt: u32 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,6 +203,9 @@ enum StepState {
 #[derive(Debug)]
 struct Step {
     step_id: u64,
+    /// Counts arrivals: unique for the run, where step ids are unique only
+    /// among the steps in the model.
+    serial: u64,
     kind: u32,
     jobset: u32,
     build_id: u64,
@@ -211,7 +222,7 @@ struct Step {
     /// Bumped whenever the step enters its queue again (retry, a new
     /// dependent): only the entry with the current value is live.
     queue_gen: u32,
-    /// Steps waiting for this one: (slot, step id).
+    /// Steps waiting for this one: (slot, serial).
     dependents: Vec<(u32, u64)>,
     state: StepState,
     machine: u32,
@@ -245,18 +256,6 @@ struct Class {
 #[derive(Debug)]
 struct Jobset {
     name: String,
-    shares: u64,
-    /// Build milliseconds charged to attempts that started within the window.
-    window_ms: i128,
-}
-
-/// A finished attempt's build time, charged to its jobset under the time the
-/// attempt started (as Hydra's `Jobset::addStep(startTime, duration)`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Charge {
-    started_at: i64,
-    jobset: u32,
-    ms: i64,
 }
 
 /// A build machine as the queue runner sees it.
@@ -281,51 +280,16 @@ pub struct Machine {
     pub job_ms: i64,
     /// When the instance was requested (created or started), for "waited for a boot".
     pub requested_at: i64,
-    /// Index in `Hydra::active`, if active.
-    active_pos: Option<u32>,
+    /// Enabled, alive and not removed: dispatch may give it steps.
+    active: bool,
     pub provisioned: bool,
     /// Destroyed: no longer tracked by Hydra.
     pub removed: bool,
 }
 
-/// Hydra's machine order, smaller first: load, speed (desc), jobs (desc), first sight.
-type MachineOrder = (i64, Reverse<u64>, Reverse<u32>, usize);
-
-#[derive(Debug, Clone, Copy)]
-struct ActiveMachine {
-    machine: u32,
-    class: u32,
-    current_jobs: u32,
-    max_jobs: u32,
-    speed_factor: f64,
-}
-
-/// Key of a runnable step in its (type, jobset) heap: larger is better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct QueueKey {
-    /// Global priority and priority, each offset to compare as unsigned.
-    priorities: u64,
-    /// Number of required features, then reverse dependencies.
-    features_and_rdeps: u64,
-    /// Complements, so that the lower id compares greater.
-    build_id: u64,
-    step_id: u64,
-    slot: u32,
-    /// The step's `queue_gen` when this entry was pushed: an entry whose
-    /// step has since been requeued (or left) is stale.
-    queue_gen: u32,
-}
-
-/// An `i32` mapped to a `u32` of the same order.
-fn ordered(x: i32) -> u32 {
-    (x as u32) ^ 0x8000_0000
-}
-
-impl QueueKey {
-    fn global_priority(&self) -> u32 {
-        (self.priorities >> 32) as u32
-    }
-}
+/// Hydra's order of machines, smaller first: load, speed factor (higher
+/// first), current jobs (more first), first sight.
+type MachineOrder = (i64, Reverse<u64>, Reverse<u32>, u32);
 
 /// Counters of attempts and outcomes.
 #[derive(Debug, Clone, Default)]
@@ -349,20 +313,20 @@ pub struct Hydra {
     kinds: Vec<Kind>,
     kind_index: HashMap<(Sym, Sym), u32, IdHash>,
     classes: Vec<Class>,
-    queues: Vec<Vec<BinaryHeap<QueueKey>>>,
+    runnable: Runnable,
     jobsets: Vec<Jobset>,
     jobset_index: HashMap<Sym, u32, IdHash>,
     shares: BTreeMap<String, u64>,
     pub machines: Vec<Machine>,
-    /// Machines that are enabled and alive, in order of first sight, with
-    /// what dispatch reads, kept compact because it is scanned often.
-    active: Vec<ActiveMachine>,
-    /// Free slots of active machines per class.
-    class_free: Vec<u64>,
+    /// Active machines with a free slot, per class, in Hydra's order.
+    free: FreeMachines,
+    /// Provisioned machines not removed, for machines-file reloads.
+    provisioned: Vec<u32>,
     steps: Vec<Step>,
     free_slots: Vec<u32>,
     by_id: HashMap<u64, u32, IdHash>,
     failed_ids: HashSet<u64, IdHash>,
+    arrivals: u64,
     queued: u64,
     pub dispatch_needed: bool,
     /// Events for the simulator to schedule.
@@ -371,12 +335,10 @@ pub struct Hydra {
     pub records: Vec<StepRecord>,
     pub waits: WaitRecorder,
     pub counters: Counters,
-    /// Per class, the best step for it in the current dispatch round.
-    class_cache: Vec<Option<(u32, u32)>>,
-    /// Share charges within the window, oldest start first.
-    charges: BinaryHeap<Reverse<Charge>>,
-    /// Free slots on enabled, alive machines: no dispatch is needed without one.
+    /// Free slots on active machines: no dispatch is needed without one.
     free_active_slots: u64,
+    /// Items visited by machine bookkeeping (see [`Hydra::work`]).
+    work: u64,
 }
 
 impl Hydra {
@@ -385,27 +347,35 @@ impl Hydra {
             kinds: vec![],
             kind_index: HashMap::default(),
             classes: vec![],
-            queues: vec![],
+            runnable: Runnable::default(),
             jobsets: vec![],
             jobset_index: HashMap::default(),
             shares,
             machines: vec![],
-            active: vec![],
-            class_free: vec![],
+            free: FreeMachines::default(),
+            provisioned: vec![],
             steps: vec![],
             free_slots: vec![],
             by_id: HashMap::default(),
             failed_ids: HashSet::default(),
+            arrivals: 0,
             queued: 0,
             dispatch_needed: false,
             scheduled: vec![],
             records: vec![],
             waits: WaitRecorder::default(),
             counters: Counters::default(),
-            class_cache: vec![],
-            charges: BinaryHeap::new(),
             free_active_slots: 0,
+            work: 0,
         }
+    }
+
+    /// Items visited so far by the scans that choose steps and machines
+    /// and keep the machine lists: a measure of the model's work that does
+    /// not depend on the clock, for tests that prove it does not grow with
+    /// the number of jobsets or machines.
+    pub fn work(&self) -> u64 {
+        self.work + self.runnable.work + self.free.work
     }
 
     pub fn kinds(&self) -> &[Kind] {
@@ -447,8 +417,6 @@ impl Hydra {
             }
         }
         self.classes.push(Class { spec, can_exist, serves, served_kinds });
-        self.class_cache.push(None);
-        self.class_free.push(0);
         (self.classes.len() - 1) as u32
     }
 
@@ -473,54 +441,97 @@ impl Hydra {
             requested_at: now.0,
             provisioned,
             removed: false,
-            active_pos: None,
+            active: false,
         });
-        self.refresh_active();
+        if provisioned {
+            self.provisioned.push(i);
+        }
+        self.update_active(i);
         i
     }
 
-    fn refresh_active(&mut self) {
-        self.active.clear();
-        self.class_free.iter_mut().for_each(|f| *f = 0);
-        self.free_active_slots = 0;
-        for (i, m) in self.machines.iter_mut().enumerate() {
-            if !(m.enabled && m.alive) {
-                m.active_pos = None;
-                continue;
-            }
-            m.active_pos = Some(self.active.len() as u32);
-            self.active.push(ActiveMachine {
-                machine: i as u32,
-                class: m.class,
-                current_jobs: m.current_jobs,
-                max_jobs: m.max_jobs,
-                speed_factor: m.speed_factor,
-            });
-            let free = u64::from(m.max_jobs.saturating_sub(m.current_jobs));
-            self.class_free[m.class as usize] += free;
-            self.free_active_slots += free;
+    /// Whether a free-machine key is the current key of a free, active machine.
+    fn is_live_key(machines: &[Machine], key: &MachineKey) -> bool {
+        let m = &machines[key.machine as usize];
+        m.active && m.current_jobs < m.max_jobs && key.jobs.0 == m.current_jobs
+    }
+
+    fn machine_key(&self, machine: u32) -> MachineKey {
+        let m = &self.machines[machine as usize];
+        MachineKey::new(m.current_jobs, m.speed_factor, machine)
+    }
+
+    /// Makes a machine active or not after its `enabled`, `alive` or
+    /// `removed` changed.
+    fn update_active(&mut self, machine: u32) {
+        let m = &self.machines[machine as usize];
+        let active = m.enabled && m.alive && !m.removed;
+        if active == m.active {
+            return;
         }
-        self.dispatch_needed = true;
+        self.work += 1;
+        let (class, free) = (m.class, u64::from(m.max_jobs.saturating_sub(m.current_jobs)));
+        self.machines[machine as usize].active = active;
+        if active {
+            self.free_active_slots += free;
+            if free > 0 {
+                let key = self.machine_key(machine);
+                let machines = &self.machines;
+                self.free.became_free(class, key, |k| Self::is_live_key(machines, k));
+            }
+            self.dispatch_needed = true;
+        } else {
+            self.free_active_slots -= free;
+            if free > 0 {
+                self.free.became_full(class);
+            }
+        }
+    }
+
+    /// An active machine's `current_jobs` goes from `before` to its current value.
+    fn jobs_changed(&mut self, machine: u32, before: u32) {
+        let m = &self.machines[machine as usize];
+        if !m.active {
+            return;
+        }
+        let (class, max, now) = (m.class, m.max_jobs, m.current_jobs);
+        let (was_free, is_free) = (before < max, now < max);
+        self.free_active_slots =
+            self.free_active_slots + u64::from(max.saturating_sub(now)) - u64::from(max.saturating_sub(before));
+        let machines = &self.machines;
+        let key = MachineKey::new(now, machines[machine as usize].speed_factor, machine);
+        match (was_free, is_free) {
+            (true, true) => self.free.moved(class, key, |k| Self::is_live_key(machines, k)),
+            (false, true) => self.free.became_free(class, key, |k| Self::is_live_key(machines, k)),
+            (true, false) => self.free.became_full(class),
+            (false, false) => {}
+        }
     }
 
     /// Hydra reread the machines file: exactly the `listed` hosts of
     /// provisioned machines are enabled (a provisioned machine's spec may change).
     pub fn apply_machines_file(&mut self, listed: &BTreeMap<String, MachineSpec>) {
-        for i in 0..self.machines.len() {
-            if !self.machines[i].provisioned || self.machines[i].removed {
-                continue;
-            }
-            let spec = listed.get(&self.machines[i].host).cloned();
-            if let Some(spec) = spec.as_ref().filter(|s| **s != self.classes[self.machines[i].class as usize].spec) {
+        let machines = &self.machines;
+        self.provisioned.retain(|&m| !machines[m as usize].removed);
+        self.work += self.provisioned.len() as u64;
+        for n in 0..self.provisioned.len() {
+            let i = self.provisioned[n];
+            let spec = listed.get(&self.machines[i as usize].host);
+            let class_spec = &self.classes[self.machines[i as usize].class as usize].spec;
+            if let Some(spec) = spec.filter(|s| *s != class_spec).cloned() {
+                // Leave the old class before joining the new one.
+                self.machines[i as usize].enabled = false;
+                self.update_active(i);
                 let class = self.add_class(spec.clone(), false);
-                let m = &mut self.machines[i];
+                let m = &mut self.machines[i as usize];
                 m.class = class;
                 m.max_jobs = spec.max_jobs.max(1);
                 m.speed_factor = spec.speed_factor;
             }
-            self.machines[i].enabled = spec.is_some();
+            self.machines[i as usize].enabled = spec.is_some();
+            self.update_active(i);
         }
-        self.refresh_active();
+        self.dispatch_needed = true;
     }
 
     /// The instance behind a machine came up (`alive`) or went away. Going
@@ -531,13 +542,14 @@ impl Hydra {
             return;
         }
         m.alive = alive;
+        self.update_active(machine);
         if !alive {
-            let running = std::mem::take(&mut m.running);
+            let running = std::mem::take(&mut self.machines[machine as usize].running);
             for slot in running {
                 self.abort(slot, now);
             }
         }
-        self.refresh_active();
+        self.dispatch_needed = true;
     }
 
     /// When the instance was requested: steps that became runnable before it
@@ -552,7 +564,7 @@ impl Hydra {
         let m = &mut self.machines[machine as usize];
         m.enabled = false;
         m.removed = true;
-        self.refresh_active();
+        self.update_active(machine);
     }
 
     fn kind_of(&mut self, row: &StepRow, symbols: &Symbols) -> u32 {
@@ -574,7 +586,6 @@ impl Hydra {
             }
         }
         self.kinds.push(Kind { key, system, features, runnable: 0, running: 0, last_active: None, servable });
-        self.queues.push((0..self.jobsets.len()).map(|_| BinaryHeap::new()).collect());
         self.kind_index.insert((row.system, row.features), k);
         k
     }
@@ -584,12 +595,9 @@ impl Hydra {
             return j;
         }
         let name = symbols.name(sym).to_string();
-        let shares = self.shares.get(&name).copied().unwrap_or(100).max(1);
-        let j = self.jobsets.len() as u32;
-        self.jobsets.push(Jobset { name, shares, window_ms: 0 });
-        for q in &mut self.queues {
-            q.push(BinaryHeap::new());
-        }
+        let shares = self.shares.get(&name).copied().unwrap_or(100);
+        let j = self.runnable.add_jobset(shares);
+        self.jobsets.push(Jobset { name });
         self.jobset_index.insert(sym, j);
         j
     }
@@ -601,8 +609,11 @@ impl Hydra {
         }
         let kind = self.kind_of(row, symbols);
         let jobset = self.jobset_of(row.jobset, symbols);
+        self.arrivals += 1;
+        let serial = self.arrivals;
         let step = Step {
             step_id: row.step_id,
+            serial,
             kind,
             jobset,
             build_id: row.build_id,
@@ -641,7 +652,7 @@ impl Hydra {
         for dep in &row.depends_on {
             if let Some(&d) = self.by_id.get(dep) {
                 let ds = &mut self.steps[d as usize];
-                ds.dependents.push((slot, row.step_id));
+                ds.dependents.push((slot, serial));
                 ds.rdeps = ds.rdeps.saturating_add(1);
                 if ds.state == StepState::Queued {
                     // Hydra reads `rdeps.size()` at every dispatch: requeue
@@ -654,7 +665,7 @@ impl Hydra {
             }
         }
         if dependency_failed {
-            self.cancel_for_failed_dependency(slot, row.step_id);
+            self.cancel_for_failed_dependency(slot, serial);
         } else if self.steps[slot as usize].unfinished_deps == 0 {
             self.make_runnable(slot, now);
         }
@@ -705,44 +716,25 @@ impl Hydra {
     fn push_queue_entry(&mut self, slot: u32) {
         let s = &mut self.steps[slot as usize];
         s.queue_gen = s.queue_gen.wrapping_add(1);
-        let k = &self.kinds[s.kind as usize];
-        let key = QueueKey {
-            priorities: u64::from(ordered(s.global_priority)) << 32 | u64::from(ordered(s.priority)),
-            features_and_rdeps: (k.features.len() as u64) << 32 | u64::from(s.rdeps),
-            build_id: !s.build_id,
-            step_id: !s.step_id,
-            slot,
-            queue_gen: s.queue_gen,
-        };
-        self.queues[s.kind as usize][s.jobset as usize].push(key);
+        let features = self.kinds[s.kind as usize].features.len();
+        let key =
+            QueueKey::new(s.global_priority, s.priority, features, s.rdeps, s.build_id, s.step_id, slot, s.queue_gen);
+        self.runnable.push(s.kind, s.jobset, key);
         self.dispatch_needed = true;
     }
 
     /// Whether a queue entry is the live entry of a queued step.
-    fn is_live_entry(&self, key: &QueueKey) -> bool {
-        let s = &self.steps[key.slot as usize];
+    fn is_live_entry(steps: &[Step], key: &QueueKey) -> bool {
+        let s = &steps[key.slot as usize];
         s.live && s.state == StepState::Queued && s.queue_gen == key.queue_gen
     }
 
-    /// Drops stale entries from the head of a queue, so that every head
-    /// scanned by dispatch is a live step. Stale entries only arise below a
-    /// newer entry of the same step (requeues raise the key), so they reach
-    /// the head only once that newer entry is popped.
-    fn drop_stale_heads(&mut self, kind: u32, jobset: u32) {
-        while let Some(head) = self.queues[kind as usize][jobset as usize].peek() {
-            if self.is_live_entry(head) {
-                break;
-            }
-            self.queues[kind as usize][jobset as usize].pop();
-        }
-    }
-
     /// Steps that can never run because a dependency failed, transitively.
-    fn cancel_for_failed_dependency(&mut self, slot: u32, step_id: u64) {
-        let mut stack = vec![(slot, step_id)];
-        while let Some((s, id)) = stack.pop() {
+    fn cancel_for_failed_dependency(&mut self, slot: u32, serial: u64) {
+        let mut stack = vec![(slot, serial)];
+        while let Some((s, serial)) = stack.pop() {
             let step = &mut self.steps[s as usize];
-            if !step.live || step.step_id != id {
+            if !step.live || step.serial != serial {
                 continue;
             }
             stack.append(&mut step.dependents);
@@ -792,57 +784,17 @@ impl Hydra {
         }
     }
 
-    /// Drops the charges of attempts that started a whole window ago or
-    /// earlier, as Hydra's `Jobset::pruneSteps` does at every dispatch.
-    fn expire_shares(&mut self, now: SimTime) {
-        let oldest = now.0.saturating_sub(SHARE_WINDOW_MS);
-        while let Some(Reverse(c)) = self.charges.peek().copied() {
-            if c.started_at > oldest {
-                break;
-            }
-            self.charges.pop();
-            self.jobsets[c.jobset as usize].window_ms -= i128::from(c.ms);
-        }
-    }
-
-    /// Orders jobsets by `shareUsed = window_ms / shares`, compared exactly
-    /// (as floating point only where the exact products would not fit).
-    fn share_cmp(&self, a: usize, b: usize) -> Ordering {
-        let (ja, jb) = (&self.jobsets[a], &self.jobsets[b]);
-        match (ja.window_ms.checked_mul(i128::from(jb.shares)), jb.window_ms.checked_mul(i128::from(ja.shares))) {
-            (Some(x), Some(y)) => x.cmp(&y),
-            _ => (ja.window_ms as f64 / ja.shares as f64).total_cmp(&(jb.window_ms as f64 / jb.shares as f64)),
-        }
-    }
-
-    /// Charges an attempt's build time to its jobset, under its start time.
-    fn charge(&mut self, jobset: u32, started_at: i64, ms: i64) {
-        let ms = ms.max(0);
-        self.charges.push(Reverse(Charge { started_at, jobset, ms }));
-        self.jobsets[jobset as usize].window_ms += i128::from(ms);
-    }
-
-    /// The best runnable step a machine of `class` supports: (kind, jobset).
-    fn best_for_class(&self, class: u32) -> Option<(u32, u32)> {
-        let mut best: Option<(QueueKey, u32, usize)> = None;
-        for &k in &self.classes[class as usize].served_kinds {
-            for (j, heap) in self.queues[k as usize].iter().enumerate() {
-                let Some(head) = heap.peek() else { continue };
-                let better = match &best {
-                    None => true,
-                    Some((b, _, bj)) => head
-                        .global_priority()
-                        .cmp(&b.global_priority())
-                        .then_with(|| self.share_cmp(*bj, j))
-                        .then_with(|| head.cmp(b))
-                        .is_gt(),
-                };
-                if better {
-                    best = Some((*head, k, j));
-                }
+    /// The heap holding the best queued step a machine of `class` supports.
+    fn best_for_class(&mut self, class: u32) -> Option<u32> {
+        let mut best: Option<u32> = None;
+        for i in 0..self.classes[class as usize].served_kinds.len() {
+            let k = self.classes[class as usize].served_kinds[i];
+            let Some(h) = self.runnable.best(k) else { continue };
+            if best.is_none_or(|b| self.runnable.better(h, b)) {
+                best = Some(h);
             }
         }
-        best.map(|(_, k, j)| (k, j as u32))
+        best
     }
 
     /// Assigns runnable steps to free slots until no machine takes one.
@@ -851,39 +803,33 @@ impl Hydra {
         if self.queued == 0 || self.free_active_slots == 0 {
             return;
         }
-        self.expire_shares(now);
+        self.runnable.expire(now);
         while self.free_active_slots > 0 && self.queued > 0 {
-            // The best step per class of machine with a free slot; a machine
-            // takes its class's best step, so no machine is asked twice.
-            let mut any = false;
-            for c in 0..self.classes.len() {
-                let head = if self.class_free[c] > 0 { self.best_for_class(c as u32) } else { None };
-                any |= head.is_some();
-                self.class_cache[c] = head;
-            }
-            if !any {
-                break;
-            }
-            let mut best: Option<(MachineOrder, u32, (u32, u32))> = None;
-            for (order, a) in self.active.iter().enumerate() {
-                if a.current_jobs >= a.max_jobs {
+            // The first free machine in Hydra's order among the classes that
+            // support a queued step; it takes its class's best step.
+            let mut best: Option<(MachineOrder, u32)> = None;
+            self.work += self.classes.len() as u64;
+            for c in 0..self.classes.len() as u32 {
+                if self.free.free(c) == 0 {
                     continue;
                 }
-                let Some(head) = self.class_cache[a.class as usize] else { continue };
-                let key = (
-                    (f64::from(a.current_jobs) / a.speed_factor).round() as i64,
-                    Reverse(a.speed_factor.to_bits()),
-                    Reverse(a.current_jobs),
-                    order,
-                );
-                if best.as_ref().is_none_or(|b| key < b.0) {
-                    best = Some((key, a.machine, head));
+                let class = &self.classes[c as usize];
+                if !class.served_kinds.iter().any(|&k| self.runnable.has(k)) {
+                    continue;
+                }
+                let machines = &self.machines;
+                let Some(key) = self.free.best(c, |k| Self::is_live_key(machines, k)) else { continue };
+                let speed = self.machines[key.machine as usize].speed_factor;
+                let order = (key.load, Reverse(speed.to_bits()), key.jobs, key.machine);
+                if best.as_ref().is_none_or(|b| order < b.0) {
+                    best = Some((order, c));
                 }
             }
-            let Some((_, machine, (kind, jobset))) = best else { break };
-            let Some(entry) = self.queues[kind as usize][jobset as usize].pop() else { break };
-            debug_assert!(self.is_live_entry(&entry), "dispatch popped a stale entry");
-            self.drop_stale_heads(kind, jobset);
+            let Some(((_, _, _, machine), class)) = best else { break };
+            let Some(heap) = self.best_for_class(class) else { break };
+            let steps = &self.steps;
+            let Some(entry) = self.runnable.pop(heap, |k| Self::is_live_entry(steps, k)) else { break };
+            debug_assert!(Self::is_live_entry(&self.steps, &entry), "dispatch popped a stale entry");
             self.queued -= 1;
             self.start(entry.slot, machine, now);
         }
@@ -894,18 +840,13 @@ impl Hydra {
         if m.current_jobs == 0 {
             m.busy_since = Some(now.0);
         }
+        let before = m.current_jobs;
         m.current_jobs += 1;
-        // Only active machines are dispatched to.
-        if let Some(pos) = m.active_pos {
-            let a = &mut self.active[pos as usize];
-            a.current_jobs += 1;
-            self.class_free[a.class as usize] -= 1;
-            self.free_active_slots -= 1;
-        }
         m.running.push(slot);
         let run_ms = ((self.steps[slot as usize].duration_ms as f64) / m.speed_factor).round() as i64;
         let requested_at = m.requested_at;
         let provisioned = m.provisioned;
+        self.jobs_changed(machine, before);
         let s = &mut self.steps[slot as usize];
         s.state = StepState::Running;
         s.machine = machine;
@@ -921,8 +862,8 @@ impl Hydra {
         kind.runnable -= 1;
         kind.running += 1;
         self.counters.attempts_started += 1;
-        let (attempt, step_id) = (s.attempts, s.step_id);
-        self.scheduled.push((now.plus_ms(run_ms), HydraEvent::StepDone { step_id, slot, attempt }));
+        let (attempt, serial) = (s.attempts, s.serial);
+        self.scheduled.push((now.plus_ms(run_ms), HydraEvent::StepDone { serial, slot, attempt }));
     }
 
     /// Takes a step off its machine (finished or aborted); returns its run time.
@@ -930,26 +871,21 @@ impl Hydra {
         let s = &self.steps[slot as usize];
         let ran = now.0 - s.attempt_start;
         let kind = s.kind as usize;
-        let m = &mut self.machines[s.machine as usize];
+        let machine = s.machine;
+        let m = &mut self.machines[machine as usize];
         if let Some(i) = m.running.iter().position(|&r| r == slot) {
             m.running.swap_remove(i);
         }
+        let before = m.current_jobs;
         m.current_jobs = m.current_jobs.saturating_sub(1);
-        m.job_ms += ran;
-        if let Some(pos) = m.active_pos {
-            let a = &mut self.active[pos as usize];
-            a.current_jobs = m.current_jobs;
-            if a.current_jobs < a.max_jobs {
-                self.class_free[a.class as usize] += 1;
-                self.free_active_slots += 1;
-            }
-        }
+        m.job_ms = m.job_ms.saturating_add(ran);
         if m.current_jobs == 0 {
             m.idle_since = now.0;
             if let Some(since) = m.busy_since.take() {
-                m.busy_ms += now.0 - since;
+                m.busy_ms = m.busy_ms.saturating_add(now.0.saturating_sub(since));
             }
         }
+        self.jobs_changed(machine, before);
         let k = &mut self.kinds[kind];
         k.running -= 1;
         k.last_active = Some(now.0);
@@ -960,7 +896,7 @@ impl Hydra {
     fn abort(&mut self, slot: u32, now: SimTime) {
         let ran = self.leave_machine(slot, now);
         let s = &self.steps[slot as usize];
-        self.charge(s.jobset, s.attempt_start, ran);
+        self.runnable.charge(s.jobset, s.attempt_start, ran);
         self.counters.aborted += 1;
         self.back_off_or_give_up(slot, now);
     }
@@ -971,10 +907,10 @@ impl Hydra {
             return self.give_up(slot, now);
         }
         s.state = StepState::Backoff;
-        let (attempt, step_id) = (s.attempts, s.step_id);
+        let (attempt, serial) = (s.attempts, s.serial);
         self.kinds[s.kind as usize].runnable += 1;
         let due = now.plus_ms(retry_delay_ms(attempt));
-        self.scheduled.push((due, HydraEvent::RetryDue { step_id, slot, attempt }));
+        self.scheduled.push((due, HydraEvent::RetryDue { serial, slot, attempt }));
     }
 
     fn give_up(&mut self, slot: u32, now: SimTime) {
@@ -984,8 +920,8 @@ impl Hydra {
     /// Handles an event scheduled earlier; stale ones are ignored.
     pub fn handle(&mut self, event: HydraEvent, now: SimTime) {
         match event {
-            HydraEvent::StepDone { step_id, slot, attempt } => {
-                if !self.is_current(slot, step_id, attempt, StepState::Running) {
+            HydraEvent::StepDone { serial, slot, attempt } => {
+                if !self.is_current(slot, serial, attempt, StepState::Running) {
                     return;
                 }
                 let ran = self.leave_machine(slot, now);
@@ -994,16 +930,16 @@ impl Hydra {
                 let (jobset, outcome, attempts, started_at) = (s.jobset, s.outcome, s.attempts, s.attempt_start);
                 self.machines[s.machine as usize].steps_done += 1;
                 self.counters.attempts_finished += 1;
-                self.charge(jobset, started_at, ran);
+                self.runnable.charge(jobset, started_at, ran);
                 match outcome {
                     Outcome::Transient if attempts == 1 => self.back_off_or_give_up(slot, now),
                     Outcome::Failure => self.resolve(slot, StepEnd::Failed, Some(now)),
                     _ => {
                         let dependents = std::mem::take(&mut self.steps[slot as usize].dependents);
                         self.resolve(slot, StepEnd::Succeeded, Some(now));
-                        for (d, id) in dependents {
+                        for (d, serial) in dependents {
                             let ds = &mut self.steps[d as usize];
-                            if !ds.live || ds.step_id != id {
+                            if !ds.live || ds.serial != serial {
                                 continue;
                             }
                             ds.unfinished_deps -= 1;
@@ -1014,8 +950,8 @@ impl Hydra {
                     }
                 }
             }
-            HydraEvent::RetryDue { step_id, slot, attempt } => {
-                if !self.is_current(slot, step_id, attempt, StepState::Backoff) {
+            HydraEvent::RetryDue { serial, slot, attempt } => {
+                if !self.is_current(slot, serial, attempt, StepState::Backoff) {
                     return;
                 }
                 self.counters.retries += 1;
@@ -1025,9 +961,9 @@ impl Hydra {
     }
 
     /// Whether an event scheduled for this attempt still applies (lazy cancellation).
-    fn is_current(&self, slot: u32, step_id: u64, attempt: u32, state: StepState) -> bool {
+    fn is_current(&self, slot: u32, serial: u64, attempt: u32, state: StepState) -> bool {
         let s = &self.steps[slot as usize];
-        s.live && s.step_id == step_id && s.attempts == attempt && s.state == state
+        s.live && s.serial == serial && s.attempts == attempt && s.state == state
     }
 
     /// Ends the run: every step still in the model is reported.
@@ -1048,13 +984,13 @@ impl Hydra {
                 // Count its time so far as busy time.
                 let ran = now.0 - s.attempt_start;
                 let m = &mut self.machines[s.machine as usize];
-                m.job_ms += ran;
+                m.job_ms = m.job_ms.saturating_add(ran);
             }
             self.resolve(slot, end, None);
         }
         for m in &mut self.machines {
             if let Some(since) = m.busy_since.take() {
-                m.busy_ms += now.0 - since;
+                m.busy_ms = m.busy_ms.saturating_add(now.0.saturating_sub(since));
             }
         }
     }
@@ -1063,7 +999,7 @@ impl Hydra {
     /// `now`, with times in Unix seconds (`epoch` is the Unix time of the
     /// trace's zero).
     pub fn status_json(&self, epoch: i64, now: SimTime, uptime_s: i64, with_last_active: bool) -> Value {
-        let unix = |ms: i64| epoch + ms.div_euclid(1000);
+        let unix = |ms: i64| epoch.saturating_add(ms.div_euclid(1000));
         let now_s = unix(now.0);
         let mut types = Map::new();
         let mut runnable_total = 0;
@@ -1095,12 +1031,13 @@ impl Hydra {
             machines.insert(format!("ssh://root@{}", m.host), Value::Object(o));
         }
         let mut jobsets = Map::new();
-        for j in &self.jobsets {
-            let used = j.window_ms as f64 / 1000.0 / j.shares as f64;
-            let seconds = i64::try_from(j.window_ms / 1000).unwrap_or(i64::MAX);
+        for (i, j) in self.jobsets.iter().enumerate() {
+            let (window_ms, shares) = self.runnable.share(i as u32);
+            let used = window_ms as f64 / 1000.0 / shares as f64;
+            let seconds = i64::try_from(window_ms / 1000).unwrap_or(i64::MAX);
             jobsets.insert(
                 j.name.clone(),
-                json!({"shareUsed": crate::metrics::round3(used), "seconds": seconds, "shares": j.shares}),
+                json!({"shareUsed": crate::metrics::round3(used), "seconds": seconds, "shares": shares}),
             );
         }
         json!({

@@ -38,8 +38,10 @@
 //! [`Summary`]; files, terminals and progress bars belong to the CLI.
 
 pub mod hydra;
+mod queue;
 pub mod scenario;
 pub mod shell;
+mod slots;
 pub mod time;
 
 pub use scenario::{CloudType, Era, Market, Scenario, ScenarioError, StaticMachine};
@@ -386,7 +388,7 @@ impl<'s> Simulation<'s> {
     }
 
     fn engine_now(&self) -> i64 {
-        self.scenario.epoch + self.now.whole_secs()
+        self.scenario.epoch.saturating_add(self.now.whole_secs())
     }
 
     fn deployment(&self, inst: &Instance) -> Deployment {
@@ -417,7 +419,7 @@ impl<'s> Simulation<'s> {
     fn pass(&mut self, observer: &mut dyn Observer) -> Result<(), SimError> {
         self.passes += 1;
         let now_s = self.engine_now();
-        let uptime = self.scenario.queue_runner_uptime + self.now.whole_secs();
+        let uptime = self.scenario.queue_runner_uptime.saturating_add(self.now.whole_secs());
         let with_last_active = self.scenario.era == Era::WithLastActive;
         let document = self.hydra.status_json(self.scenario.epoch, self.now, uptime, with_last_active);
         let status = status::parse_status_value(&document)
@@ -455,10 +457,10 @@ impl<'s> Simulation<'s> {
 
     /// The instance starts running at `now` (a launch or a start from stopped).
     fn begin_run(&mut self, machine: u32, now: SimTime, ready_in_ms: i64) {
-        let launch_s = self.scenario.epoch + now.whole_secs();
+        let launch_s = self.scenario.epoch.saturating_add(now.whole_secs());
         let inst = &mut self.instances[machine as usize];
         if let Some(since) = inst.stopped_since.take() {
-            inst.storage_ms += now.0 - since.0;
+            inst.storage_ms = inst.storage_ms.saturating_add(now.0 - since.0);
         }
         inst.state = InstanceState::Running;
         inst.run_start = Some(now);
@@ -494,12 +496,12 @@ impl<'s> Simulation<'s> {
         let now = self.now;
         let inst = &mut self.instances[machine as usize];
         if let Some(start) = inst.run_start.take() {
-            inst.billed_ms += inst.billing.billed_millis(start.0, now.0);
+            inst.billed_ms = inst.billed_ms.saturating_add(inst.billing.billed_millis(start.0, now.0));
         }
         if state == InstanceState::Stopped {
             inst.stopped_since = Some(now);
         } else if let Some(since) = inst.stopped_since.take() {
-            inst.storage_ms += now.0 - since.0;
+            inst.storage_ms = inst.storage_ms.saturating_add(now.0 - since.0);
         }
         inst.state = state;
         inst.generation += 1;
@@ -517,8 +519,10 @@ impl<'s> Simulation<'s> {
         let mut pass_end = now;
         let mut deploys = vec![];
         let mut write_file = false;
-        let parallel = ShellRules::of(&self.scenario.config).deploy_slots;
-        let mut deployers = vec![now; parallel as usize];
+        let slots = ShellRules::of(&self.scenario.config).deploy_slots as usize;
+        // When the deploys in progress end; never more entries than deploys,
+        // however many slots the configuration allows.
+        let mut deploying: BinaryHeap<Reverse<SimTime>> = BinaryHeap::new();
         for command in &plan.commands {
             match command {
                 Command::Create { deployment, machine_type, .. } => {
@@ -566,9 +570,11 @@ impl<'s> Simulation<'s> {
                 Command::Deploy { deployment, fingerprint, .. } => {
                     let Some(&m) = self.by_name.get(deployment) else { continue };
                     self.stability.deploys += 1;
-                    // The earliest free deploy slot (the first, on a tie).
-                    let (slot, start) =
-                        deployers.iter().copied().enumerate().min_by_key(|&(i, t)| (t, i)).unwrap_or((0, now));
+                    // The earliest free deploy slot.
+                    let start = match deploying.len() < slots {
+                        true => now,
+                        false => deploying.pop().map_or(now, |Reverse(t)| t),
+                    };
                     if let Some(boot) = self.instances[m as usize].launch_pending.take() {
                         self.begin_run(m, start, boot);
                     } else if self.instances[m as usize].state == InstanceState::Stopped {
@@ -585,9 +591,7 @@ impl<'s> Simulation<'s> {
                     } else {
                         (start, false)
                     };
-                    if let Some(d) = deployers.get_mut(slot) {
-                        *d = done_at;
-                    }
+                    deploying.push(Reverse(done_at));
                     pass_end = pass_end.max(done_at);
                     deploys.push(DeployResult { machine: m, fingerprint: fingerprint.clone(), done_at, ok });
                 }
@@ -621,7 +625,7 @@ impl<'s> Simulation<'s> {
                 failed.insert(inst.name.clone());
                 self.stability.failed_deploys += 1;
             }
-            let done_s = self.scenario.epoch + d.done_at.whole_secs();
+            let done_s = self.scenario.epoch.saturating_add(d.done_at.whole_secs());
             memory.entry(inst.name.clone()).or_default().record_deploy(ok, &d.fingerprint, done_s);
             observer.lifecycle(
                 d.done_at,
@@ -740,21 +744,21 @@ impl<'s> Simulation<'s> {
         let mut alive = 0;
         for inst in &mut self.instances {
             if let Some(start) = inst.run_start.take() {
-                inst.billed_ms += inst.billing.billed_millis(start.0, now.0);
+                inst.billed_ms = inst.billed_ms.saturating_add(inst.billing.billed_millis(start.0, now.0));
                 alive += 1;
             }
             if let Some(since) = inst.stopped_since.take() {
-                inst.storage_ms += now.0 - since.0;
+                inst.storage_ms = inst.storage_ms.saturating_add(now.0 - since.0);
             }
             cost.dollars +=
                 metrics::dollars(inst.billed_ms, inst.price) + metrics::dollars(inst.storage_ms, inst.storage_price);
             cost.storage_dollars += metrics::dollars(inst.storage_ms, inst.storage_price);
-            billed_total += inst.billed_ms;
+            billed_total = billed_total.saturating_add(inst.billed_ms);
             slot_ms += i128::from(inst.billed_ms) * i128::from(inst.max_jobs);
             if let Some(h) = inst.hydra {
                 let m = &self.hydra.machines[h as usize];
-                busy_ms += m.busy_ms;
-                job_ms += m.job_ms;
+                busy_ms = busy_ms.saturating_add(m.busy_ms);
+                job_ms = job_ms.saturating_add(m.job_ms);
             }
         }
         let hours = |ms: i64| metrics::round3(ms as f64 / 3_600_000.0);
@@ -762,7 +766,7 @@ impl<'s> Simulation<'s> {
         cost.storage_dollars = metrics::round3(cost.storage_dollars);
         cost.billed_machine_hours = hours(billed_total);
         cost.busy_machine_hours = hours(busy_ms);
-        cost.idle_machine_hours = hours((billed_total - busy_ms).max(0));
+        cost.idle_machine_hours = hours(billed_total.saturating_sub(busy_ms).max(0));
         cost.busy_job_hours = hours(job_ms);
         cost.utilisation = if slot_ms > 0 { metrics::round3(job_ms as f64 / slot_ms as f64) } else { 0.0 };
         let kinds: Vec<String> = self.hydra.kinds().iter().map(|k| k.key.clone()).collect();

@@ -704,3 +704,140 @@ boot_spread = 0
     assert!(table.contains("deploys          "), "{table}");
     assert!(table.contains("stops refused"), "{table}");
 }
+
+/// A step of the trace, as a row read from CSV text.
+fn rows(text: &str) -> (Vec<hydra_provisioner::trace::StepRow>, hydra_provisioner::trace::Symbols) {
+    let mut reader = TraceReader::new(text.as_bytes(), "t.csv");
+    let mut out = vec![];
+    while let Some(row) = reader.next_step() {
+        out.push(row.unwrap());
+    }
+    (out, reader.symbols().clone())
+}
+
+/// Runs Hydra alone until nothing is left to do: handles its events in time
+/// order and dispatches after each.
+fn drain(hydra: &mut Hydra) {
+    let mut pending: std::collections::BinaryHeap<std::cmp::Reverse<(SimTime, u64, HydraEvent)>> = Default::default();
+    let mut seq = 0;
+    loop {
+        for (at, e) in hydra.scheduled.drain(..) {
+            seq += 1;
+            pending.push(std::cmp::Reverse((at, seq, e)));
+        }
+        let Some(std::cmp::Reverse((at, _, e))) = pending.pop() else { break };
+        hydra.handle(e, at);
+        hydra.dispatch(at);
+    }
+}
+
+#[test]
+fn dispatch_work_does_not_grow_with_the_number_of_jobsets() {
+    // 5,000 steps, each of its own jobset, queue at once for one slot. A
+    // dispatch that scans every jobset does about 5,000 x 5,000 / 2 units
+    // of work here; a few dozen per step is the budget.
+    let mut text = String::from("step_id,submitted_at,system,duration,jobset\n");
+    for i in 0..5_000 {
+        text.push_str(&format!("{i},0,x86_64-linux,10,p:j{i}\n"));
+    }
+    let (rows, symbols) = rows(&text);
+    let mut hydra = Hydra::new(BTreeMap::new());
+    let spec = MachineSpec::parse_machines_line("s x86_64-linux - 1 1 - - -").unwrap().1;
+    hydra.add_machine("s".into(), spec, SimTime(0), false);
+    let before = hydra.work();
+    for row in &rows {
+        hydra.arrive(row, &symbols, SimTime(0)).unwrap();
+    }
+    hydra.dispatch(SimTime(0));
+    drain(&mut hydra);
+    assert_eq!(hydra.counters.succeeded, 5_000);
+    let per_step = (hydra.work() - before) / 5_000;
+    assert!(per_step <= 64, "{per_step} units of work per step");
+}
+
+#[test]
+fn static_machines_join_in_time_linear_in_their_count() {
+    let mut hydra = Hydra::new(BTreeMap::new());
+    let spec = MachineSpec::parse_machines_line("s x86_64-linux - 1 1 - - -").unwrap().1;
+    for i in 0..20_000 {
+        hydra.add_machine(format!("s{i}"), spec.clone(), SimTime(0), false);
+    }
+    let per_machine = hydra.work() / 20_000;
+    assert!(per_machine <= 64, "{per_machine} units of work per machine");
+}
+
+#[test]
+fn a_step_id_reused_while_a_dependency_of_its_first_use_runs() {
+    // Step 5 first arrives depending on 7 (running) and 8 (failed), so it
+    // never starts; its id is then reused by a step without dependencies.
+    // When 7 finishes it must release only the steps still waiting for it.
+    let trace = "step_id,submitted_at,system,duration,depends_on,outcome\n\
+                 8,0,x86_64-linux,1,,failure\n\
+                 7,0,x86_64-linux,1000,,success\n\
+                 5,10,x86_64-linux,30,7 8,success\n\
+                 5,20,x86_64-linux,2000,,success\n\
+                 6,30,x86_64-linux,30,7,success\n";
+    let scenario =
+        ONE_STATIC_SLOT.replace("systems = [\"x86_64-linux\"]", "systems = [\"x86_64-linux\"]\nmax_jobs = 2");
+    let (summary, c) = simulate(&scenario, trace);
+    assert_eq!(summary.steps.total, 5);
+    assert_eq!((summary.steps.succeeded, summary.steps.failed), (3, 1), "{:?}", summary.steps);
+    assert_eq!(summary.steps.never_started.get("a dependency failed"), Some(&1));
+    // Step 6 waited for 7 (done at 1000 s) and ran on the slot 7 freed.
+    let six = c.lines.iter().find(|l| l.id == 6).unwrap();
+    assert_eq!((six.runnable, six.started), (Some(1_000_000), Some(1_000_000)));
+}
+
+#[test]
+fn an_epoch_at_the_limits_of_time_does_not_overflow() {
+    // A static builder only: the engine, with nothing to bill, is not
+    // the subject here; the simulator's own clock arithmetic is.
+    for epoch in [i64::MIN, i64::MAX] {
+        let text = format!("era = \"with-last-active\"\n{ONE_STATIC_SLOT}");
+        let mut scenario = Scenario::parse(&text, "t.toml", Path::new(".")).unwrap();
+        scenario.epoch = epoch;
+        let mut source = TraceReader::new(TWO_STEPS.as_bytes(), "t.csv");
+        let summary = sim::run(&scenario, &mut source, &mut Collect::default()).unwrap();
+        assert_eq!(summary.steps.total, 2, "epoch {epoch}");
+    }
+}
+
+#[test]
+fn share_sums_of_enormous_steps_do_not_overflow() {
+    // 2,100 steps of 8.9e12 s each on 2,100 machines, charged to one jobset
+    // within one window: 1.9e19 ms, more than an i64 holds.
+    let mut text = String::from("step_id,submitted_at,system,duration,jobset\n");
+    for i in 0..2_100 {
+        text.push_str(&format!("{i},0,x86_64-linux,8900000000000,p:j\n"));
+    }
+    let (rows, symbols) = rows(&text);
+    let mut hydra = Hydra::new(BTreeMap::new());
+    let spec = MachineSpec::parse_machines_line("s x86_64-linux - 1 1 - - -").unwrap().1;
+    for i in 0..2_100 {
+        hydra.add_machine(format!("s{i}"), spec.clone(), SimTime(0), false);
+    }
+    for row in &rows {
+        hydra.arrive(row, &symbols, SimTime(0)).unwrap();
+    }
+    hydra.dispatch(SimTime(0));
+    drain(&mut hydra);
+    assert_eq!(hydra.counters.succeeded, 2_100);
+    let status = hydra.status_json(0, SimTime(8_900_000_000_000_000), 0, false);
+    assert_eq!(status["jobsets"]["p:j"]["seconds"], 18_690_000_000_000_000u64, "{}", status["jobsets"]);
+}
+
+#[test]
+fn an_enormous_deploy_concurrency_deploys_like_enough_of_it() {
+    // deployConcurrency is a u32; 4294967295 must behave like any number of
+    // slots at least as large as the deploys of a pass, without allocating
+    // per slot.
+    let with = |concurrency: &str| {
+        let scenario = std::fs::read_to_string(root().join("scenarios/quick-start.toml")).unwrap().replace(
+            "billing = \"per-second\"",
+            &format!("billing = \"per-second\"\ndeployConcurrency = {concurrency}"),
+        );
+        let trace = std::fs::read_to_string(root().join("traces/quick-start.csv")).unwrap();
+        simulate(&scenario, &trace).0
+    };
+    assert_eq!(with("4294967295"), with("64"));
+}

@@ -14,6 +14,7 @@ use crate::policy::sweep::{Base, Sweep};
 use crate::policy::{plot, report};
 use crate::sim::{self, NoObserver, Scenario, SimError};
 use crate::trace::TraceReader;
+use crate::trace::background::Loaded;
 use anyhow::Context;
 use clap::Args;
 use std::io::{IsTerminal, Write};
@@ -60,11 +61,14 @@ pub(super) fn threads(jobs: Option<u32>) -> usize {
     jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |j| j as usize)
 }
 
-/// Reads a scenario's trace once, for all the runs that replay it.
-pub(super) fn read_trace(scenario: &Scenario) -> Result<Vec<u8>, Failure> {
-    std::fs::read(&scenario.trace)
+/// Reads and parses a scenario's trace once, for all the runs that replay it.
+pub(super) fn read_trace(scenario: &Scenario) -> Result<Loaded, Failure> {
+    let file = std::fs::File::open(&scenario.trace)
         .with_context(|| format!("cannot read the trace {}", scenario.trace.display()))
-        .map_err(Failure::input)
+        .map_err(Failure::input)?;
+    let mut reader =
+        TraceReader::new(std::io::BufReader::with_capacity(1 << 16, file), scenario.trace.display().to_string());
+    Loaded::read(&mut reader).map_err(Failure::input)
 }
 
 fn sim_failure(e: SimError, what: &str) -> Failure {
@@ -73,11 +77,11 @@ fn sim_failure(e: SimError, what: &str) -> Failure {
     if internal { Failure::failed(e) } else { Failure::input(e) }
 }
 
-/// One simulation: a scenario (its seed already set), the trace's bytes, and
-/// how to name it in an error.
+/// One simulation: a scenario (its seed already set), the parsed trace it
+/// shares with the other runs, and how to name it in an error.
 pub(super) struct Job<'a> {
     pub scenario: Scenario,
-    pub trace: &'a [u8],
+    pub trace: &'a Loaded,
     pub name: String,
 }
 
@@ -89,8 +93,7 @@ pub(super) fn run_batch(
     bar: &indicatif::ProgressBar,
 ) -> Result<Vec<Summary>, Failure> {
     let results = crate::pool::parallel(jobs, threads, |job| {
-        let mut source = TraceReader::new(job.trace, job.scenario.trace.display().to_string());
-        let result = sim::run(&job.scenario, &mut source, &mut NoObserver);
+        let result = sim::run(&job.scenario, &mut job.trace.source(), &mut NoObserver);
         bar.inc(1);
         result
     });

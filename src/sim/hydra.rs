@@ -95,10 +95,11 @@ use super::queue::{QueueKey, Runnable};
 use super::slots::{FreeMachines, MachineKey};
 use super::time::SimTime;
 use crate::metrics::WaitRecorder;
+use crate::model::{BuilderStatus, QueueHealth, QueueStatus, TypeStatus};
 use crate::trace::{Outcome, StepRow, Sym, Symbols};
 use serde_json::{Map, Value, json};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 pub use super::queue::SHARE_WINDOW_MS;
 
@@ -106,6 +107,13 @@ type IdHash = std::hash::BuildHasherDefault<crate::trace::IdHasher>;
 
 /// Attempts a step gets before Hydra gives up on it.
 pub const MAX_ATTEMPTS: u32 = 5;
+
+/// Failed steps whose ids are remembered, so that a step arriving later and
+/// depending on one never starts. Dependencies point back a few minutes
+/// (an evaluation's steps arrive together); a step depending on an older
+/// failure than the latest 65,536 runs as if its dependency had succeeded.
+/// This bounds the memory of a long trace.
+pub const FAILED_IDS_KEPT: usize = 1 << 16;
 
 /// Back-off before attempt `failed + 1`, after `failed` attempts: 60 x 3^(n-1) s.
 pub fn retry_delay_ms(failed: u32) -> i64 {
@@ -222,6 +230,8 @@ struct Step {
     /// Bumped whenever the step enters its queue again (retry, a new
     /// dependent): only the entry with the current value is live.
     queue_gen: u32,
+    /// Names the current attempt's share charge.
+    charge_ticket: u64,
     /// Steps waiting for this one: (slot, serial).
     dependents: Vec<(u32, u64)>,
     state: StepState,
@@ -325,7 +335,10 @@ pub struct Hydra {
     steps: Vec<Step>,
     free_slots: Vec<u32>,
     by_id: HashMap<u64, u32, IdHash>,
+    /// Ids of the latest [`FAILED_IDS_KEPT`] steps that failed, gave up or
+    /// never started for a failed dependency, oldest first in the queue.
     failed_ids: HashSet<u64, IdHash>,
+    failed_order: VecDeque<u64>,
     arrivals: u64,
     queued: u64,
     pub dispatch_needed: bool,
@@ -333,6 +346,8 @@ pub struct Hydra {
     pub scheduled: Vec<(SimTime, HydraEvent)>,
     /// Steps that left the model, for the per-step report.
     pub records: Vec<StepRecord>,
+    /// Whether to fill `records` (someone reads the per-step report).
+    pub keep_records: bool,
     pub waits: WaitRecorder,
     pub counters: Counters,
     /// Free slots on active machines: no dispatch is needed without one.
@@ -358,11 +373,13 @@ impl Hydra {
             free_slots: vec![],
             by_id: HashMap::default(),
             failed_ids: HashSet::default(),
+            failed_order: VecDeque::new(),
             arrivals: 0,
             queued: 0,
             dispatch_needed: false,
             scheduled: vec![],
             records: vec![],
+            keep_records: true,
             waits: WaitRecorder::default(),
             counters: Counters::default(),
             free_active_slots: 0,
@@ -628,6 +645,7 @@ impl Hydra {
             attempts: 0,
             unfinished_deps: 0,
             queue_gen: 0,
+            charge_ticket: 0,
             dependents: vec![],
             state: StepState::Waiting,
             machine: u32::MAX,
@@ -677,6 +695,9 @@ impl Hydra {
         let kind = self.kind_of(row, symbols);
         self.counters.total += 1;
         *self.counters.never_started.entry(HORIZON).or_default() += 1;
+        if !self.keep_records {
+            return;
+        }
         self.records.push(StepRecord {
             step_id: row.step_id,
             kind,
@@ -772,12 +793,19 @@ impl Hydra {
             StepEnd::RunningAtEnd => c.running_at_end += 1,
             StepEnd::RetryingAtEnd => c.retrying_at_end += 1,
         }
-        if blocks_dependents {
-            self.failed_ids.insert(s.step_id);
+        if blocks_dependents && self.failed_ids.insert(s.step_id) {
+            self.failed_order.push_back(s.step_id);
+            if self.failed_order.len() > FAILED_IDS_KEPT
+                && let Some(oldest) = self.failed_order.pop_front()
+            {
+                self.failed_ids.remove(&oldest);
+            }
         }
         self.by_id.remove(&s.step_id);
         self.steps[slot as usize].live = false;
-        self.records.push(record);
+        if self.keep_records {
+            self.records.push(record);
+        }
         self.free_slots.push(slot);
         for (d, id) in dependents {
             self.cancel_for_failed_dependency(d, id);
@@ -852,6 +880,7 @@ impl Hydra {
         s.machine = machine;
         s.attempts += 1;
         s.attempt_start = now.0;
+        s.charge_ticket = self.runnable.attempt_started(s.jobset, now.0);
         if s.first_start < 0 {
             s.first_start = now.0;
             let waited_for_boot = provisioned && requested_at > s.runnable_at;
@@ -896,7 +925,7 @@ impl Hydra {
     fn abort(&mut self, slot: u32, now: SimTime) {
         let ran = self.leave_machine(slot, now);
         let s = &self.steps[slot as usize];
-        self.runnable.charge(s.jobset, s.attempt_start, ran);
+        self.runnable.charge(s.charge_ticket, s.jobset, ran);
         self.counters.aborted += 1;
         self.back_off_or_give_up(slot, now);
     }
@@ -927,10 +956,10 @@ impl Hydra {
                 let ran = self.leave_machine(slot, now);
                 let s = &mut self.steps[slot as usize];
                 s.state = StepState::Waiting;
-                let (jobset, outcome, attempts, started_at) = (s.jobset, s.outcome, s.attempts, s.attempt_start);
+                let (jobset, outcome, attempts, ticket) = (s.jobset, s.outcome, s.attempts, s.charge_ticket);
                 self.machines[s.machine as usize].steps_done += 1;
                 self.counters.attempts_finished += 1;
-                self.runnable.charge(jobset, started_at, ran);
+                self.runnable.charge(ticket, jobset, ran);
                 match outcome {
                     Outcome::Transient if attempts == 1 => self.back_off_or_give_up(slot, now),
                     Outcome::Failure => self.resolve(slot, StepEnd::Failed, Some(now)),
@@ -992,6 +1021,38 @@ impl Hydra {
             if let Some(since) = m.busy_since.take() {
                 m.busy_ms = m.busy_ms.saturating_add(now.0.saturating_sub(since));
             }
+        }
+    }
+
+    /// What [`crate::status::parse_status_value`] makes of
+    /// [`Hydra::status_json`]'s document, built without the document: the
+    /// simulator reads this on most passes and checks it against the round
+    /// trip on the others (see `sim/mod.rs`).
+    pub fn status(&self, epoch: i64, now: SimTime, uptime_s: i64, with_last_active: bool) -> QueueStatus {
+        let unix = |ms: i64| epoch.saturating_add(ms.div_euclid(1000));
+        let mut machine_types = BTreeMap::new();
+        for k in &self.kinds {
+            let last_active =
+                k.last_active.filter(|_| with_last_active && k.running == 0).map(unix).filter(|&t| t != 0);
+            machine_types.insert(k.key.clone(), TypeStatus { runnable: k.runnable, running: k.running, last_active });
+        }
+        crate::status::squash_i686(&mut machine_types);
+        let mut machines = BTreeMap::new();
+        for m in &self.machines {
+            if m.removed || (m.provisioned && !m.alive && !m.enabled) {
+                continue;
+            }
+            let idle_since = Some(unix(m.idle_since)).filter(|&t| m.current_jobs == 0 && t != 0);
+            let builder = BuilderStatus { enabled: m.enabled, current_jobs: u64::from(m.current_jobs), idle_since };
+            machines.insert(m.host.clone(), builder);
+        }
+        QueueStatus {
+            health: QueueHealth::Up,
+            time: Some(unix(now.0)),
+            uptime: uptime_s,
+            has_machine_types: true,
+            machine_types,
+            machines,
         }
     }
 

@@ -60,6 +60,7 @@ use rand_distr::{Distribution, Exp, LogNormal};
 use shell::ShellRules;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::rc::Rc;
 
 /// A spot instance's warning before it is taken away.
 pub const SPOT_NOTICE_MS: i64 = 120_000;
@@ -99,6 +100,11 @@ pub trait Observer {
     fn wants_steps(&self) -> bool {
         true
     }
+    /// Whether [`Observer::pass`] wants every pass's status document
+    /// (building it as JSON costs time; see [`status_checked`]).
+    fn wants_passes(&self) -> bool {
+        true
+    }
     fn step(&mut self, _line: &StepLine<'_>) {}
     fn sample(&mut self, _at: SimTime, _metric: &str, _key: &str, _value: u64) {}
     fn lifecycle(&mut self, _at: SimTime, _machine: &str, _machine_type: &str, _event: &str) {}
@@ -113,6 +119,21 @@ impl Observer for NoObserver {
     fn wants_steps(&self) -> bool {
         false
     }
+    fn wants_passes(&self) -> bool {
+        false
+    }
+}
+
+/// Whether pass `index` (from 1) checks the status the simulator builds for
+/// the engine against the document Hydra would print, read back through the
+/// production parser (`status::parse_status_value`). Every pass is checked
+/// when an observer records the documents (`--record-passes`, and the
+/// tests); otherwise passes 1, 2, 4, 8, ... and every 64th, so that a run of
+/// any length checks the round trip at least 1 + 1/64 of its passes and its
+/// first ones. A difference ends the run with an internal error (exit 1): it
+/// would mean the engine was shown something production could not see.
+pub fn status_checked(index: u64) -> bool {
+    index.is_power_of_two() || index.is_multiple_of(64)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -174,6 +195,9 @@ struct PendingPass {
     write_file: bool,
 }
 
+/// A machines file as Hydra reads it: what each listed host offers.
+type Listed = BTreeMap<String, MachineSpec>;
+
 /// One simulation run.
 pub struct Simulation<'s> {
     scenario: &'s Scenario,
@@ -188,7 +212,9 @@ pub struct Simulation<'s> {
     by_name: BTreeMap<String, u32>,
     memory: BTreeMap<String, MachineMemory>,
     pending: Option<PendingPass>,
-    files: BTreeMap<u64, BTreeMap<String, MachineSpec>>,
+    files: BTreeMap<u64, Rc<Listed>>,
+    /// The listing of the last machines file rendered, and what it read as.
+    last_file: Option<(Vec<(u32, String)>, Rc<Listed>)>,
     file_version: u64,
     applied_version: u64,
     listed_hosts: BTreeSet<String>,
@@ -243,6 +269,7 @@ impl<'s> Simulation<'s> {
             memory: BTreeMap::new(),
             pending: None,
             files: BTreeMap::new(),
+            last_file: None,
             file_version: 0,
             applied_version: 0,
             listed_hosts: BTreeSet::new(),
@@ -298,6 +325,7 @@ impl<'s> Simulation<'s> {
 
     /// Runs the scenario over `source` to the end and returns the summary.
     pub fn run(mut self, source: &mut dyn StepSource, observer: &mut dyn Observer) -> Result<Summary, SimError> {
+        self.hydra.keep_records = observer.wants_steps();
         let horizon = self.scenario.horizon.map(SimTime::from_secs_f64);
         let mut limit = horizon.unwrap_or(SimTime(i64::MAX));
         self.schedule(SimTime::ZERO, Event::Pass);
@@ -421,12 +449,27 @@ impl<'s> Simulation<'s> {
         let now_s = self.engine_now();
         let uptime = self.scenario.queue_runner_uptime.saturating_add(self.now.whole_secs());
         let with_last_active = self.scenario.era == Era::WithLastActive;
-        let document = self.hydra.status_json(self.scenario.epoch, self.now, uptime, with_last_active);
-        let status = status::parse_status_value(&document)
-            .map_err(|e| SimError::Internal(format!("the simulated status does not parse: {e}")))?;
+        let status = self.hydra.status(self.scenario.epoch, self.now, uptime, with_last_active);
+        let wants_document = observer.wants_passes();
+        let document = if wants_document || status_checked(self.passes) {
+            let document = self.hydra.status_json(self.scenario.epoch, self.now, uptime, with_last_active);
+            let parsed = status::parse_status_value(&document)
+                .map_err(|e| SimError::Internal(format!("the simulated status does not parse: {e}")))?;
+            if parsed != status {
+                return Err(SimError::Internal(format!(
+                    "pass {}: the status read back from the document differs from the one the simulator built",
+                    self.passes
+                )));
+            }
+            Some(document)
+        } else {
+            None
+        };
         let observation = Observation { status, fleet: self.fleet() };
         let plan = engine::decide(&self.scenario.config, &observation, now_s);
-        observer.pass(self.passes, &document, &observation, &plan);
+        if let Some(document) = document.filter(|_| wants_document) {
+            observer.pass(self.passes, &document, &observation, &plan);
+        }
         self.sample(observer);
         self.carry_out(plan, observer);
         Ok(())
@@ -636,13 +679,29 @@ impl<'s> Simulation<'s> {
         }
         self.memory = memory;
         if write_file {
-            let fleet = self.fleet();
-            let text = plan.render_machines_file(&self.scenario.config, &fleet.deployments, &failed);
-            let listed: BTreeMap<String, MachineSpec> = text
-                .lines()
-                .filter_map(MachineSpec::parse_machines_line)
-                .map(|(uri, spec)| (crate::model::host_of_store_uri(&uri).to_string(), spec))
+            // The file is a function of which instances are listed, as which
+            // type: render and read it back only when that changed.
+            let listing: Vec<(u32, String)> = plan
+                .listings
+                .iter()
+                .filter(|l| !failed.contains(&l.deployment))
+                .filter_map(|l| self.by_name.get(&l.deployment).map(|&i| (i, l.machine_type.clone())))
                 .collect();
+            let listed = match &self.last_file {
+                Some((last, listed)) if *last == listing => Rc::clone(listed),
+                _ => {
+                    let fleet = self.fleet();
+                    let text = plan.render_machines_file(&self.scenario.config, &fleet.deployments, &failed);
+                    let listed: Rc<Listed> = Rc::new(
+                        text.lines()
+                            .filter_map(MachineSpec::parse_machines_line)
+                            .map(|(uri, spec)| (crate::model::host_of_store_uri(&uri).to_string(), spec))
+                            .collect(),
+                    );
+                    self.last_file = Some((listing, Rc::clone(&listed)));
+                    listed
+                }
+            };
             self.file_version += 1;
             self.files.insert(self.file_version, listed);
             let at = now.plus_ms(secs_ms(self.scenario.reload_delay));
@@ -704,7 +763,7 @@ impl<'s> Simulation<'s> {
             .map(|i| (self.instances[i].ip.as_str(), i))
             .collect();
         let mut newly_listed = vec![];
-        for (host, spec) in &listed {
+        for (host, spec) in listed.iter() {
             let Some(&m) = by_ip.get(host.as_str()) else { continue };
             newly_listed.push((m, spec));
         }

@@ -17,8 +17,8 @@
 //! know steps, machines or time beyond the share window.
 
 use super::time::SimTime;
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, HashMap};
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 type IdHash = std::hash::BuildHasherDefault<crate::trace::IdHasher>;
 
@@ -90,13 +90,16 @@ struct Share {
     queues: Vec<u32>,
 }
 
-/// A finished attempt's build time, charged to its jobset under the time the
-/// attempt started (as Hydra's `Jobset::addStep(startTime, duration)`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// An attempt's build time, charged to its jobset under the time the
+/// attempt started (as Hydra's `Jobset::addStep(startTime, duration)`) once
+/// it ends. Attempts start in time order, so a queue of them in start order
+/// is also the order in which their charges leave the window.
+#[derive(Debug, Clone, Copy)]
 struct Charge {
     started_at: i64,
     jobset: u32,
-    ms: i64,
+    /// `None` while the attempt runs.
+    ms: Option<i64>,
 }
 
 #[derive(Debug)]
@@ -182,8 +185,13 @@ pub struct Runnable {
     nonempty: usize,
     kinds: Vec<KindQueues>,
     jobsets: Vec<Share>,
-    /// Charges within the window, oldest start first.
-    charges: BinaryHeap<Reverse<Charge>>,
+    /// Attempts that started within the window (and earlier ones still
+    /// running), oldest first; `charges_popped` counts those gone before.
+    charges: VecDeque<Charge>,
+    charges_popped: u64,
+    /// Charges of attempts that ended after their start had left the window:
+    /// added when they end and dropped at the next expiry, as in Hydra.
+    late: Vec<(u32, i64)>,
     /// Heads compared and tree nodes replayed: work that must not grow with
     /// the number of jobsets.
     pub work: u64,
@@ -201,7 +209,9 @@ impl Default for Runnable {
             nonempty: 0,
             kinds: vec![],
             jobsets: vec![],
-            charges: BinaryHeap::new(),
+            charges: VecDeque::new(),
+            charges_popped: 0,
+            late: vec![],
             work: 0,
             rank_above: RANK_ABOVE,
             rank_below: RANK_BELOW,
@@ -330,10 +340,19 @@ impl Runnable {
         Some(top)
     }
 
-    /// Charges an attempt's build time to its jobset, under its start time.
-    pub fn charge(&mut self, jobset: u32, started_at: i64, ms: i64) {
+    /// An attempt of a step of `jobset` starts; the ticket names it when it ends.
+    pub fn attempt_started(&mut self, jobset: u32, started_at: i64) -> u64 {
+        self.charges.push_back(Charge { started_at, jobset, ms: None });
+        self.charges_popped + self.charges.len() as u64 - 1
+    }
+
+    /// Charges an ended attempt's build time to its jobset, under its start time.
+    pub fn charge(&mut self, ticket: u64, jobset: u32, ms: i64) {
         let ms = ms.max(0);
-        self.charges.push(Reverse(Charge { started_at, jobset, ms }));
+        match ticket.checked_sub(self.charges_popped).and_then(|i| self.charges.get_mut(i as usize)) {
+            Some(c) => c.ms = Some(ms),
+            None => self.late.push((jobset, ms)),
+        }
         self.jobsets[jobset as usize].window_ms += i128::from(ms);
         self.share_changed(jobset);
     }
@@ -341,14 +360,21 @@ impl Runnable {
     /// Drops the charges of attempts that started a whole window before
     /// `now` or earlier, as Hydra's `Jobset::pruneSteps` does at every dispatch.
     pub fn expire(&mut self, now: SimTime) {
+        for (jobset, ms) in std::mem::take(&mut self.late) {
+            self.jobsets[jobset as usize].window_ms -= i128::from(ms);
+            self.share_changed(jobset);
+        }
         let oldest = now.0.saturating_sub(SHARE_WINDOW_MS);
-        while let Some(Reverse(c)) = self.charges.peek().copied() {
+        while let Some(&c) = self.charges.front() {
             if c.started_at > oldest {
                 break;
             }
-            self.charges.pop();
-            self.jobsets[c.jobset as usize].window_ms -= i128::from(c.ms);
-            self.share_changed(c.jobset);
+            self.charges.pop_front();
+            self.charges_popped += 1;
+            if let Some(ms) = c.ms {
+                self.jobsets[c.jobset as usize].window_ms -= i128::from(ms);
+                self.share_changed(c.jobset);
+            }
         }
     }
 
@@ -522,8 +548,10 @@ mod tests {
                         prop_assert_eq!(a, b);
                     }
                     Op::Charge { jobset, ms } => {
-                        ranked.charge(jobset, now, ms);
-                        scanned.charge(jobset, now, ms);
+                        for q in [&mut ranked, &mut scanned] {
+                            let ticket = q.attempt_started(jobset, now);
+                            q.charge(ticket, jobset, ms);
+                        }
                     }
                     Op::Advance { ms } => {
                         now += ms;

@@ -197,6 +197,8 @@ struct PendingPass {
 
 /// A machines file as Hydra reads it: what each listed host offers.
 type Listed = BTreeMap<String, MachineSpec>;
+/// Which instances a machines file lists, as which type.
+type Listing = Vec<(u32, String)>;
 
 /// One simulation run.
 pub struct Simulation<'s> {
@@ -214,7 +216,7 @@ pub struct Simulation<'s> {
     pending: Option<PendingPass>,
     files: BTreeMap<u64, Rc<Listed>>,
     /// The listing of the last machines file rendered, and what it read as.
-    last_file: Option<(Vec<(u32, String)>, Rc<Listed>)>,
+    last_file: Option<(Listing, Rc<Listed>)>,
     file_version: u64,
     applied_version: u64,
     listed_hosts: BTreeSet<String>,
@@ -681,7 +683,7 @@ impl<'s> Simulation<'s> {
         if write_file {
             // The file is a function of which instances are listed, as which
             // type: render and read it back only when that changed.
-            let listing: Vec<(u32, String)> = plan
+            let listing: Listing = plan
                 .listings
                 .iter()
                 .filter(|l| !failed.contains(&l.deployment))

@@ -133,6 +133,35 @@ impl Loaded {
         self.rows.is_empty()
     }
 
+    /// A digest of every row and name (FNV-1a, 64 bits), to tell whether two
+    /// machines replayed the same trace. Not a defence against tampering.
+    pub fn digest(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for &b in bytes {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        for name in self.symbols.names_from(0) {
+            eat(name.as_bytes());
+            eat(&[0]);
+        }
+        for r in &self.rows {
+            for n in [r.step_id, r.submitted_ms as u64, r.duration_ms as u64, r.build_id] {
+                eat(&n.to_le_bytes());
+            }
+            for n in [r.system.0, r.features.0, r.jobset.0, r.priority as u32, r.global_priority as u32] {
+                eat(&n.to_le_bytes());
+            }
+            eat(r.outcome.as_str().as_bytes());
+            for d in &r.depends_on {
+                eat(&d.to_le_bytes());
+            }
+            eat(&[0xff]);
+        }
+        format!("{h:016x}")
+    }
+
     /// A source replaying the trace from its start.
     pub fn source(&self) -> LoadedSource<'_> {
         LoadedSource { trace: self, next: 0 }

@@ -16,9 +16,11 @@
 //! heap's events run before the trace's rows. Hydra dispatches once all
 //! events and rows of a millisecond have been handled.
 //!
-//! **Provisioner pass.** At each pass the simulator builds the status
-//! document as Hydra prints it (as JSON, read back through
-//! [`crate::status::parse_status_value`]) and the fleet as NixOps shows it,
+//! **Provisioner pass.** At each pass the simulator builds the queue status
+//! the engine sees, as [`crate::status::parse_status_value`] reads the
+//! document Hydra prints; it builds that document and checks the round trip
+//! on the passes [`status_checked`] names (all of them when an observer
+//! records passes), and the fleet as NixOps shows it,
 //! calls the engine, and carries out the plan as NixOps would: starts boot
 //! (lognormal delays); deploys run `deployConcurrency` at a time (one at a
 //! time under the original quirks, see [`shell`]), a created machine's

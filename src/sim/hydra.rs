@@ -655,8 +655,11 @@ impl Hydra {
             Some(s) => {
                 // Entries of the slot's previous step may still sit in a
                 // queue: continue its generations so that none looks live.
-                let queue_gen = self.steps[s as usize].queue_gen;
-                self.steps[s as usize] = Step { queue_gen, ..step };
+                // Its list of dependents is reused, empty, to spare an allocation.
+                let previous = &mut self.steps[s as usize];
+                let mut dependents = std::mem::take(&mut previous.dependents);
+                dependents.clear();
+                *previous = Step { queue_gen: previous.queue_gen, dependents, ..step };
                 s
             }
             None => {
@@ -964,9 +967,9 @@ impl Hydra {
                     Outcome::Transient if attempts == 1 => self.back_off_or_give_up(slot, now),
                     Outcome::Failure => self.resolve(slot, StepEnd::Failed, Some(now)),
                     _ => {
-                        let dependents = std::mem::take(&mut self.steps[slot as usize].dependents);
+                        let mut dependents = std::mem::take(&mut self.steps[slot as usize].dependents);
                         self.resolve(slot, StepEnd::Succeeded, Some(now));
-                        for (d, serial) in dependents {
+                        for &(d, serial) in &dependents {
                             let ds = &mut self.steps[d as usize];
                             if !ds.live || ds.serial != serial {
                                 continue;
@@ -976,6 +979,9 @@ impl Hydra {
                                 self.make_runnable(d, now);
                             }
                         }
+                        // Back to the (free) slot, for the next step there.
+                        dependents.clear();
+                        self.steps[slot as usize].dependents = dependents;
                     }
                 }
             }

@@ -731,6 +731,21 @@ fn drain(hydra: &mut Hydra) {
     }
 }
 
+/// A static builder with one slot, as its machines-file line.
+fn one_slot_builder() -> MachineSpec {
+    MachineSpec::parse_machines_line("s x86_64-linux - 1 1 - - -").unwrap().1
+}
+
+/// Every step of the CSV text arrives at time 0; Hydra then runs them all.
+fn arrive_all_and_run(hydra: &mut Hydra, text: &str) {
+    let (rows, symbols) = rows(text);
+    for row in &rows {
+        hydra.arrive(row, &symbols, SimTime(0)).unwrap();
+    }
+    hydra.dispatch(SimTime(0));
+    drain(hydra);
+}
+
 #[test]
 fn dispatch_work_does_not_grow_with_the_number_of_jobsets() {
     // 5,000 steps, each of its own jobset, queue at once for one slot. A
@@ -740,16 +755,10 @@ fn dispatch_work_does_not_grow_with_the_number_of_jobsets() {
     for i in 0..5_000 {
         text.push_str(&format!("{i},0,x86_64-linux,10,p:j{i}\n"));
     }
-    let (rows, symbols) = rows(&text);
     let mut hydra = Hydra::new(BTreeMap::new());
-    let spec = MachineSpec::parse_machines_line("s x86_64-linux - 1 1 - - -").unwrap().1;
-    hydra.add_machine("s".into(), spec, SimTime(0), false);
+    hydra.add_machine("s".into(), one_slot_builder(), SimTime(0), false);
     let before = hydra.work();
-    for row in &rows {
-        hydra.arrive(row, &symbols, SimTime(0)).unwrap();
-    }
-    hydra.dispatch(SimTime(0));
-    drain(&mut hydra);
+    arrive_all_and_run(&mut hydra, &text);
     assert_eq!(hydra.counters.succeeded, 5_000);
     let per_step = (hydra.work() - before) / 5_000;
     assert!(per_step <= 64, "{per_step} units of work per step");
@@ -758,9 +767,8 @@ fn dispatch_work_does_not_grow_with_the_number_of_jobsets() {
 #[test]
 fn static_machines_join_in_time_linear_in_their_count() {
     let mut hydra = Hydra::new(BTreeMap::new());
-    let spec = MachineSpec::parse_machines_line("s x86_64-linux - 1 1 - - -").unwrap().1;
     for i in 0..20_000 {
-        hydra.add_machine(format!("s{i}"), spec.clone(), SimTime(0), false);
+        hydra.add_machine(format!("s{i}"), one_slot_builder(), SimTime(0), false);
     }
     let per_machine = hydra.work() / 20_000;
     assert!(per_machine <= 64, "{per_machine} units of work per machine");
@@ -810,17 +818,11 @@ fn share_sums_of_enormous_steps_do_not_overflow() {
     for i in 0..2_100 {
         text.push_str(&format!("{i},0,x86_64-linux,8900000000000,p:j\n"));
     }
-    let (rows, symbols) = rows(&text);
     let mut hydra = Hydra::new(BTreeMap::new());
-    let spec = MachineSpec::parse_machines_line("s x86_64-linux - 1 1 - - -").unwrap().1;
     for i in 0..2_100 {
-        hydra.add_machine(format!("s{i}"), spec.clone(), SimTime(0), false);
+        hydra.add_machine(format!("s{i}"), one_slot_builder(), SimTime(0), false);
     }
-    for row in &rows {
-        hydra.arrive(row, &symbols, SimTime(0)).unwrap();
-    }
-    hydra.dispatch(SimTime(0));
-    drain(&mut hydra);
+    arrive_all_and_run(&mut hydra, &text);
     assert_eq!(hydra.counters.succeeded, 2_100);
     let status = hydra.status_json(0, SimTime(8_900_000_000_000_000), 0, false);
     assert_eq!(status["jobsets"]["p:j"]["seconds"], 18_690_000_000_000_000u64, "{}", status["jobsets"]);

@@ -621,9 +621,15 @@ impl Hydra {
 
     /// A step of the trace arrives.
     pub fn arrive(&mut self, row: &StepRow, symbols: &Symbols, now: SimTime) -> Result<(), String> {
-        if self.by_id.contains_key(&row.step_id) {
-            return Err(format!("step {} appears twice", row.step_id));
-        }
+        // The slot the step will take, known before it is taken so that
+        // the id map is probed once.
+        let next_slot = self.free_slots.last().copied().unwrap_or(self.steps.len() as u32);
+        match self.by_id.entry(row.step_id) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                return Err(format!("step {} appears twice", row.step_id));
+            }
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(next_slot),
+        };
         let kind = self.kind_of(row, symbols);
         let jobset = self.jobset_of(row.jobset, symbols);
         self.arrivals += 1;
@@ -667,7 +673,7 @@ impl Hydra {
                 (self.steps.len() - 1) as u32
             }
         };
-        self.by_id.insert(row.step_id, slot);
+        debug_assert_eq!(slot, next_slot);
         self.counters.total += 1;
         let mut dependency_failed = false;
         for dep in &row.depends_on {

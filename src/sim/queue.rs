@@ -102,11 +102,47 @@ struct Charge {
     ms: Option<i64>,
 }
 
+/// The queued entries of one (type, jobset) pair, best first. Steps mostly
+/// queue in order (build and step ids grow with time, priorities rarely
+/// differ), so entries that arrive below every earlier one go to a FIFO in
+/// descending order and cost O(1); the others go to a binary heap. The best
+/// entry is the better of the two heads.
+#[derive(Debug, Default)]
+struct Entries {
+    fifo: VecDeque<QueueKey>,
+    heap: BinaryHeap<QueueKey>,
+}
+
+impl Entries {
+    fn push(&mut self, key: QueueKey) {
+        if self.fifo.back().is_none_or(|back| key < *back) {
+            self.fifo.push_back(key);
+        } else {
+            self.heap.push(key);
+        }
+    }
+
+    fn peek(&self) -> Option<&QueueKey> {
+        match (self.fifo.front(), self.heap.peek()) {
+            (Some(f), Some(h)) => Some(if f > h { f } else { h }),
+            (f, h) => f.or(h),
+        }
+    }
+
+    fn pop(&mut self) -> Option<QueueKey> {
+        match (self.fifo.front(), self.heap.peek()) {
+            (Some(f), Some(h)) if h > f => self.heap.pop(),
+            (Some(_), _) => self.fifo.pop_front(),
+            (None, _) => self.heap.pop(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Heap {
     kind: u32,
     jobset: u32,
-    entries: BinaryHeap<QueueKey>,
+    entries: Entries,
     /// The head, copied out because the rankings read it often.
     head: Option<QueueKey>,
     /// Position in its type's and its jobset's lists of non-empty heaps.
@@ -290,7 +326,7 @@ impl Runnable {
             Some(&h) => h,
             None => {
                 let heap =
-                    Heap { kind, jobset, entries: BinaryHeap::new(), head: None, in_kind: NONE, in_jobset: NONE };
+                    Heap { kind, jobset, entries: Entries::default(), head: None, in_kind: NONE, in_jobset: NONE };
                 let h = match self.free.pop() {
                     Some(h) => {
                         self.heaps[h as usize] = heap;
@@ -459,7 +495,7 @@ impl Runnable {
         });
         self.work += self.heaps.len() as u64;
         for &h in &self.free {
-            self.heaps[h as usize].entries = BinaryHeap::new();
+            self.heaps[h as usize].entries = Entries::default();
         }
     }
 
@@ -521,6 +557,26 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn entries_come_out_best_first(ops in proptest::collection::vec(proptest::option::of(0u64..60), 1..300)) {
+            // Some(build id): push a step of that build; None: pop.
+            let mut entries = Entries::default();
+            let mut reference = std::collections::BTreeSet::new();
+            for (step, op) in ops.into_iter().enumerate() {
+                match op {
+                    Some(build) => {
+                        let key = QueueKey::new(0, 100, 0, 0, build, step as u64, 0, 0);
+                        entries.push(key);
+                        reference.insert(key);
+                    }
+                    None => {
+                        prop_assert_eq!(entries.peek().copied(), reference.last().copied());
+                        prop_assert_eq!(entries.pop(), reference.pop_last());
+                    }
+                }
+            }
+        }
+
         #[test]
         fn the_winner_tree_picks_what_the_scan_picks(ops in proptest::collection::vec(op(), 1..400)) {
             // The same operations on a queue that always ranks with a tree

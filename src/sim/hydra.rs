@@ -468,9 +468,11 @@ impl Hydra {
     }
 
     /// Whether a free-machine key is the current key of a free, active machine.
-    fn is_live_key(machines: &[Machine], key: &MachineKey) -> bool {
+    /// (A machine that moved to another class after a machines-file change
+    /// leaves stale keys in its old class.)
+    fn is_live_key(machines: &[Machine], class: u32, key: &MachineKey) -> bool {
         let m = &machines[key.machine as usize];
-        m.active && m.current_jobs < m.max_jobs && key.jobs.0 == m.current_jobs
+        m.active && m.class == class && m.current_jobs < m.max_jobs && key.jobs.0 == m.current_jobs
     }
 
     fn machine_key(&self, machine: u32) -> MachineKey {
@@ -494,7 +496,7 @@ impl Hydra {
             if free > 0 {
                 let key = self.machine_key(machine);
                 let machines = &self.machines;
-                self.free.became_free(class, key, |k| Self::is_live_key(machines, k));
+                self.free.became_free(class, key, |k| Self::is_live_key(machines, class, k));
             }
             self.dispatch_needed = true;
         } else {
@@ -518,8 +520,8 @@ impl Hydra {
         let machines = &self.machines;
         let key = MachineKey::new(now, machines[machine as usize].speed_factor, machine);
         match (was_free, is_free) {
-            (true, true) => self.free.moved(class, key, |k| Self::is_live_key(machines, k)),
-            (false, true) => self.free.became_free(class, key, |k| Self::is_live_key(machines, k)),
+            (true, true) => self.free.moved(class, key, |k| Self::is_live_key(machines, class, k)),
+            (false, true) => self.free.became_free(class, key, |k| Self::is_live_key(machines, class, k)),
             (true, false) => self.free.became_full(class),
             (false, false) => {}
         }
@@ -855,7 +857,7 @@ impl Hydra {
                     continue;
                 }
                 let machines = &self.machines;
-                let Some(key) = self.free.best(c, |k| Self::is_live_key(machines, k)) else { continue };
+                let Some(key) = self.free.best(c, |k| Self::is_live_key(machines, c, k)) else { continue };
                 let speed = self.machines[key.machine as usize].speed_factor;
                 let order = (key.load, Reverse(speed.to_bits()), key.jobs, key.machine);
                 if best.as_ref().is_none_or(|b| order < b.0) {
@@ -1181,5 +1183,28 @@ mod tests {
         assert_eq!(hydra.counters.aborted, 1);
         let status = hydra.status_json(0, SimTime(100_000), 0, false);
         assert_eq!(status["jobsets"]["p:j"]["seconds"], 100, "{status}");
+    }
+
+    #[test]
+    fn a_machine_respecified_by_the_machines_file_takes_only_what_its_new_line_offers() {
+        let plain = spec("h x86_64-linux - 1 1 - - -");
+        let kvm_only = spec("h x86_64-linux - 1 1 kvm kvm -");
+        let mut hydra = Hydra::new(BTreeMap::new());
+        hydra.add_class(plain.clone(), true);
+        let m = hydra.add_machine("h".into(), plain.clone(), SimTime(0), true);
+        let other = hydra.add_machine("g".into(), plain.clone(), SimTime(0), true);
+        hydra.apply_machines_file(&[("h".to_string(), plain.clone()), ("g".to_string(), plain.clone())].into());
+        hydra.set_alive(m, true, SimTime(0));
+        hydra.set_alive(other, true, SimTime(0));
+        hydra.apply_machines_file(&[("h".to_string(), kvm_only), ("g".to_string(), plain)].into());
+        let mut trace = crate::trace::TraceReader::new(
+            "step_id,submitted_at,system,duration\n1,0,x86_64-linux,10\n".as_bytes(),
+            "t",
+        );
+        let row = crate::trace::StepSource::next_step(&mut trace).unwrap().unwrap();
+        hydra.arrive(&row, crate::trace::StepSource::symbols(&trace), SimTime(0)).unwrap();
+        hydra.dispatch(SimTime(0));
+        assert_eq!(hydra.machines[m as usize].current_jobs, 0, "a kvm-only machine took a plain step");
+        assert_eq!(hydra.machines[other as usize].current_jobs, 1);
     }
 }

@@ -111,7 +111,7 @@ pub fn run(args: CompareArgs) -> Result<ExitCode, Failure> {
     let mut trace_iter = traces.iter();
     for (label, side) in [("baseline", &baseline), ("candidate", &candidate)] {
         if let Side::Scenario(sc) = side {
-            let trace = trace_iter.next().map(Vec::as_slice).unwrap_or_default();
+            let Some(trace) = trace_iter.next() else { continue };
             for &seed in &seeds {
                 let mut scenario = (**sc).clone();
                 scenario.seed = seed;

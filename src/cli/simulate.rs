@@ -6,6 +6,7 @@ use crate::engine::Plan;
 use crate::model::Observation;
 use crate::passes::{PassRecord, config_fingerprint};
 use crate::sim::{self, Observer, Scenario, SimError, SimTime, StepLine};
+use crate::trace::background::Background;
 use crate::trace::{StepSource, TraceReader, format_seconds};
 use anyhow::Context;
 use clap::Args;
@@ -107,6 +108,9 @@ impl Files {
 }
 
 impl Observer for Files {
+    fn wants_passes(&self) -> bool {
+        self.record_passes
+    }
     fn step(&mut self, l: &StepLine<'_>) {
         let r = self.steps.write_record([
             l.step_id.to_string().as_str(),
@@ -160,6 +164,9 @@ impl Observer for Progress<'_> {
     fn wants_steps(&self) -> bool {
         self.inner.is_some()
     }
+    fn wants_passes(&self) -> bool {
+        self.inner.as_ref().is_some_and(|f| f.wants_passes())
+    }
     fn step(&mut self, l: &StepLine<'_>) {
         if let Some(f) = self.inner.as_deref_mut() {
             f.step(l)
@@ -201,7 +208,10 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode, Failure> {
                 .with_context(|| format!("cannot open the trace {}", scenario.trace.display()))
                 .map_err(Failure::input)?;
             let name = scenario.trace.display().to_string();
-            let reader = TraceReader::new(std::io::BufReader::with_capacity(1 << 16, f), name);
+            // Parsing runs a batch ahead on a thread of its own.
+            let reader = Background::spawn(std::io::BufReader::with_capacity(1 << 16, f), name)
+                .context("cannot start the trace reader")
+                .map_err(Failure::failed)?;
             (scenario, Box::new(reader))
         }
         None => {

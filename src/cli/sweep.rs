@@ -9,13 +9,15 @@
 
 use super::Failure;
 use crate::metrics::Summary;
-use crate::policy::results::{Metrics, SweepResults};
+use crate::policy::results::{Metrics, SweepResults, quirks_name};
+use crate::policy::shard::{self, Partial, RunFigures, Shard};
 use crate::policy::sweep::{Base, Sweep};
 use crate::policy::{plot, report};
 use crate::sim::{self, NoObserver, Scenario, SimError};
 use crate::trace::TraceReader;
+use crate::trace::background::Loaded;
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, Subcommand};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,20 +27,49 @@ use std::process::ExitCode;
     long_about = "Run every combination of policy settings (the axes of a sweep file) once per seed over the \
         sweep's base scenario, and report cost and latency per run and per point, the Pareto frontier of \
         mean cost and mean p95 wait, a chart of it and an HTML report.\n\n\
-        The sweep file format is described in docs/sweep-format.md.",
-    after_help = "Example:\n  hydra-provisioner sweep scenarios/sweep-quick-start.toml --out reports/sweep-quick-start\n\n\
+        With --shard K/N only the K-th of N slices of the runs is run, and its figures are written to \
+        DIR/shard-K-of-N.json; `sweep merge` combines the N files into the files a whole sweep writes, \
+        byte for byte. The sweep file format is described in docs/sweep-format.md.",
+    after_help = "Examples:\n  hydra-provisioner sweep scenarios/sweep-quick-start.toml --out reports/sweep-quick-start\n  \
+        hydra-provisioner sweep big.toml --shard 3/8 --out parts/\n  \
+        hydra-provisioner sweep merge parts/ --out report/\n\n\
         Files written to --out: points.csv (one row per point and seed), summary.csv (mean per point), \
-        pareto.csv, pareto.svg, pareto.png, report.html."
+        pareto.csv, pareto.svg, pareto.png, report.html (or shard-K-of-N.json with --shard). \
+        contrib/ has ways to run the shards with GNU parallel over ssh and as a Kubernetes Indexed Job.",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
 pub struct SweepArgs {
+    #[command(subcommand)]
+    pub command: Option<SweepCmd>,
     /// Sweep file (TOML, docs/sweep-format.md).
-    pub sweep: PathBuf,
+    #[arg(required = true)]
+    pub sweep: Option<PathBuf>,
     /// Directory for the results (created if missing; files in it are replaced).
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    #[arg(long, value_name = "DIR", required = true)]
+    pub out: Option<PathBuf>,
     /// Simulations run at once [default: the number of available cores].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub jobs: Option<u32>,
+    /// Run only the K-th (from 1) of N disjoint slices of the runs and write DIR/shard-K-of-N.json.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SweepCmd {
+    /// Combine the shard-K-of-N.json files of all N slices of a sweep into the files a whole sweep writes.
+    Merge(MergeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Directories holding the shard files (every shard-*-of-*.json in them is read).
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Directory for the merged results (created if missing; files in it are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// A progress bar on stderr, hidden when stderr is not a terminal.
@@ -60,11 +91,14 @@ pub(super) fn threads(jobs: Option<u32>) -> usize {
     jobs.map_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()), |j| j as usize)
 }
 
-/// Reads a scenario's trace once, for all the runs that replay it.
-pub(super) fn read_trace(scenario: &Scenario) -> Result<Vec<u8>, Failure> {
-    std::fs::read(&scenario.trace)
+/// Reads and parses a scenario's trace once, for all the runs that replay it.
+pub(super) fn read_trace(scenario: &Scenario) -> Result<Loaded, Failure> {
+    let file = std::fs::File::open(&scenario.trace)
         .with_context(|| format!("cannot read the trace {}", scenario.trace.display()))
-        .map_err(Failure::input)
+        .map_err(Failure::input)?;
+    let mut reader =
+        TraceReader::new(std::io::BufReader::with_capacity(1 << 16, file), scenario.trace.display().to_string());
+    Loaded::read(&mut reader).map_err(Failure::input)
 }
 
 fn sim_failure(e: SimError, what: &str) -> Failure {
@@ -73,11 +107,11 @@ fn sim_failure(e: SimError, what: &str) -> Failure {
     if internal { Failure::failed(e) } else { Failure::input(e) }
 }
 
-/// One simulation: a scenario (its seed already set), the trace's bytes, and
-/// how to name it in an error.
+/// One simulation: a scenario (its seed already set), the parsed trace it
+/// shares with the other runs, and how to name it in an error.
 pub(super) struct Job<'a> {
     pub scenario: Scenario,
-    pub trace: &'a [u8],
+    pub trace: &'a Loaded,
     pub name: String,
 }
 
@@ -89,8 +123,7 @@ pub(super) fn run_batch(
     bar: &indicatif::ProgressBar,
 ) -> Result<Vec<Summary>, Failure> {
     let results = crate::pool::parallel(jobs, threads, |job| {
-        let mut source = TraceReader::new(job.trace, job.scenario.trace.display().to_string());
-        let result = sim::run(&job.scenario, &mut source, &mut NoObserver);
+        let result = sim::run(&job.scenario, &mut job.trace.source(), &mut NoObserver);
         bar.inc(1);
         result
     });
@@ -111,60 +144,157 @@ fn read(path: &Path, what: &str) -> Result<String, Failure> {
 }
 
 pub fn run(args: SweepArgs) -> Result<ExitCode, Failure> {
-    let origin = args.sweep.display().to_string();
-    let sweep = Sweep::parse(&read(&args.sweep, "sweep file")?, &origin, crate::config::directory_of(&args.sweep))
-        .map_err(Failure::input)?;
+    let (Some(sweep_path), Some(out)) = (&args.sweep, &args.out) else {
+        return match args.command {
+            Some(SweepCmd::Merge(m)) => merge(m),
+            None => Err(Failure::input(anyhow::anyhow!("sweep: a sweep file and --out are required"))),
+        };
+    };
+    let origin = sweep_path.display().to_string();
+    let sweep_text = read(sweep_path, "sweep file")?;
+    let sweep = Sweep::parse(&sweep_text, &origin, crate::config::directory_of(sweep_path)).map_err(Failure::input)?;
     let base_origin = sweep.scenario.display().to_string();
-    let base = Base::parse(
-        &read(&sweep.scenario, "base scenario")?,
-        &base_origin,
-        crate::config::directory_of(&sweep.scenario),
-    )
-    .map_err(Failure::input)?;
+    let base_text = read(&sweep.scenario, "base scenario")?;
+    let base =
+        Base::parse(&base_text, &base_origin, crate::config::directory_of(&sweep.scenario)).map_err(Failure::input)?;
     base.check(&sweep).map_err(Failure::input)?;
     let seeds = sweep.seeds.clone().unwrap_or_else(|| vec![base.scenario.seed]);
     let points = sweep.points();
     let trace = read_trace(&base.scenario)?;
     let mut jobs = Vec::with_capacity(points.len() * seeds.len());
+    let mut indices = Vec::with_capacity(points.len() * seeds.len());
+    let mut quirks = Vec::with_capacity(points.len());
     for point in &points {
         let scenario = base.point(&sweep, point).map_err(Failure::input)?;
-        for &seed in &seeds {
+        quirks.push(scenario.config.quirks);
+        for (s, &seed) in seeds.iter().enumerate() {
+            let run = point.index * seeds.len() + s;
+            if !args.shard.is_none_or(|shard| shard.has(run)) {
+                continue;
+            }
             let mut scenario = scenario.clone();
             scenario.seed = seed;
             let name = format!("point {} ({}) seed {seed}", point.index, sweep.label(point));
             jobs.push(Job { scenario, trace: &trace, name });
+            indices.push(run);
         }
     }
     let threads = threads(args.jobs);
     tracing::info!(
-        "sweep {}: {} point(s) x {} seed(s) = {} runs on {threads} thread(s)",
+        "sweep {}: {} point(s) x {} seed(s) = {} runs{} on {threads} thread(s)",
         sweep.name,
         points.len(),
         seeds.len(),
-        jobs.len()
+        points.len() * seeds.len(),
+        args.shard.map_or(String::new(), |s| format!(", {} of them in shard {}/{}", jobs.len(), s.index, s.count)),
     );
     let bar = progress_bar(jobs.len() as u64);
     let summaries = run_batch(&jobs, threads, &bar)?;
     bar.finish_and_clear();
-    let metrics = summaries.iter().map(Metrics::from_summary).collect();
+    let metrics: Vec<Metrics> = summaries.iter().map(Metrics::from_summary).collect();
+    let seeds_len = seeds.len();
+    if let Some(shard) = args.shard {
+        let partial = Partial {
+            format: shard::FORMAT.into(),
+            version: shard::FORMAT_VERSION,
+            program_version: env!("CARGO_PKG_VERSION").to_string(),
+            sweep_origin: origin,
+            sweep_text,
+            base_text,
+            scenario_name: base.scenario.name.clone(),
+            trace: base.scenario.trace_text.clone(),
+            trace_digest: trace.digest(),
+            seeds,
+            point_quirks: quirks.iter().map(|&q| quirks_name(q).to_string()).collect(),
+            runs_total: points.len() * seeds_len,
+            shard: shard.index,
+            shards: shard.count,
+            runs: indices
+                .into_iter()
+                .zip(&metrics)
+                .map(|(run, m)| RunFigures { run, metrics: m.to_array().to_vec() })
+                .collect(),
+        };
+        let path = out.join(shard.file_name());
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("cannot create {}", out.display()))
+            .map_err(Failure::failed)?;
+        let json = serde_json::to_vec_pretty(&partial).map_err(Failure::failed)?;
+        crate::adapters::files::write_atomically(&path, &json).map_err(Failure::failed)?;
+        writeln!(
+            std::io::stdout().lock(),
+            "shard {}/{}: {} run(s) written to {}",
+            shard.index,
+            shard.count,
+            partial.runs.len(),
+            path.display()
+        )
+        .map_err(Failure::failed)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let results = SweepResults::new(
         sweep,
         seeds,
         metrics,
+        quirks,
         base.scenario.name.clone(),
         base.scenario.trace_text.clone(),
         env!("CARGO_PKG_VERSION").to_string(),
     );
-    write_results(&args.out, &results)?;
+    finish(out, &results)
+}
+
+/// Writes a sweep's files and prints its frontier.
+fn finish(out: &Path, results: &SweepResults) -> Result<ExitCode, Failure> {
+    write_results(out, results)?;
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(results.frontier_table().as_bytes()).map_err(Failure::failed)?;
     writeln!(
         stdout,
         "\nwritten to {}: points.csv summary.csv pareto.csv pareto.svg pareto.png report.html",
-        args.out.display()
+        out.display()
     )
     .map_err(Failure::failed)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `sweep merge DIR... --out OUT`.
+fn merge(args: MergeArgs) -> Result<ExitCode, Failure> {
+    let mut partials = vec![];
+    for dir in &args.dirs {
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display())).map_err(Failure::input)?;
+        let mut names: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("shard-") && n.ends_with(".json") && n.contains("-of-"))
+            })
+            .collect();
+        names.sort();
+        for path in names {
+            let text = read(&path, "shard file")?;
+            let partial: Partial = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a shard file", path.display()))
+                .map_err(Failure::input)?;
+            partials.push((path.display().to_string(), partial));
+        }
+    }
+    let merged = shard::merge(partials).map_err(Failure::input)?;
+    let p = &merged.first;
+    let sweep = Sweep::parse(&p.sweep_text, &p.sweep_origin, Path::new(".")).map_err(Failure::input)?;
+    let results = SweepResults::new(
+        sweep,
+        p.seeds.clone(),
+        merged.metrics,
+        merged.quirks,
+        p.scenario_name.clone(),
+        p.trace.clone(),
+        p.program_version.clone(),
+    );
+    finish(&args.out, &results)
 }
 
 fn write_results(dir: &Path, r: &SweepResults) -> Result<(), Failure> {

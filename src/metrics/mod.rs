@@ -6,6 +6,7 @@
 //! This module only computes and renders numbers. It does not simulate,
 //! observe a fleet or decide anything; callers feed it what they measured.
 
+use crate::config::Quirks;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -67,6 +68,25 @@ pub fn nearest_ranks(values: &mut [i64], ps: &[f64]) -> Vec<i64> {
 }
 
 impl WaitStats {
+    /// Statistics of waits counted in a histogram (see [`WaitHistogram`]).
+    pub fn from_histogram(h: &WaitHistogram) -> WaitStats {
+        if h.count == 0 {
+            return WaitStats::default();
+        }
+        let rank = |p: f64| (((p / 100.0) * h.count as f64).ceil() as u64).clamp(1, h.count);
+        let p = h.ranks(&[rank(50.0), rank(90.0), rank(95.0), rank(99.0)]);
+        let s = |ms: i64| round3(ms as f64 / 1000.0);
+        WaitStats {
+            count: h.count,
+            mean: round3(h.sum as f64 / h.count as f64 / 1000.0),
+            p50: s(p[0]),
+            p90: s(p[1]),
+            p95: s(p[2]),
+            p99: s(p[3]),
+            max: s(h.max),
+        }
+    }
+
     /// Statistics of waits in milliseconds (reordered in place).
     pub fn from_millis(waits: &mut [i64]) -> WaitStats {
         if waits.is_empty() {
@@ -87,53 +107,230 @@ impl WaitStats {
     }
 }
 
+/// Values of one group held exactly, across all groups of a recorder,
+/// before the largest groups are folded into histograms (8 MB of waits).
+pub const EXACT_WAITS: usize = 1 << 20;
+
+/// Below this, a histogram bucket is one millisecond wide.
+const LINEAR_BELOW: u64 = 1 << 11;
+/// Buckets per power of two above [`LINEAR_BELOW`]: each is at most 2^-10
+/// of its values wide, so its midpoint is within 2^-11 (0.05%) of them.
+const SUB_BUCKETS: u64 = 1 << 10;
+
+/// Counts of waits in log-linear buckets: exact to the millisecond below
+/// 2.048 s, and within 0.05% above (the bucket's midpoint stands for its
+/// values). Memory: 8 KB plus 4 KB per power of two of milliseconds that
+/// some wait reached, whatever the number of waits.
+#[derive(Debug, Clone, Default)]
+pub struct WaitHistogram {
+    linear: Vec<u32>,
+    octaves: Vec<Option<Box<[u32]>>>,
+    count: u64,
+    sum: i128,
+    min: i64,
+    max: i64,
+}
+
+impl WaitHistogram {
+    fn bucket(v: u64) -> (usize, usize) {
+        let bits = 63 - v.leading_zeros() as u64;
+        let shift = bits - 10;
+        ((bits - 11) as usize, ((v >> shift) - SUB_BUCKETS) as usize)
+    }
+
+    /// The midpoint of a bucket of the octave `o`.
+    fn representative(octave: usize, sub: usize) -> i64 {
+        let shift = octave as u64 + 1;
+        let lo = (SUB_BUCKETS + sub as u64) << shift;
+        (lo + ((1u64 << shift) - 1) / 2) as i64
+    }
+
+    pub fn record(&mut self, wait_ms: i64) {
+        let v = wait_ms.max(0) as u64;
+        if self.count == 0 {
+            (self.min, self.max) = (wait_ms, wait_ms);
+        }
+        self.min = self.min.min(wait_ms);
+        self.max = self.max.max(wait_ms);
+        self.count += 1;
+        self.sum += i128::from(wait_ms);
+        if v < LINEAR_BELOW {
+            if self.linear.is_empty() {
+                self.linear = vec![0; LINEAR_BELOW as usize];
+            }
+            self.linear[v as usize] = self.linear[v as usize].saturating_add(1);
+            return;
+        }
+        let (o, sub) = Self::bucket(v);
+        if self.octaves.len() <= o {
+            self.octaves.resize(o + 1, None);
+        }
+        let block = self.octaves[o].get_or_insert_with(|| vec![0; SUB_BUCKETS as usize].into_boxed_slice());
+        block[sub] = block[sub].saturating_add(1);
+    }
+
+    /// The nearest-rank values for ascending ranks (1-based), clamped to the
+    /// exact smallest and largest waits.
+    fn ranks(&self, ranks: &[u64]) -> Vec<i64> {
+        let mut out = Vec::with_capacity(ranks.len());
+        let mut seen = 0u64;
+        let mut next = ranks.iter().peekable();
+        let mut emit = |count: u32, value: i64, out: &mut Vec<i64>| {
+            seen += u64::from(count);
+            while next.peek().is_some_and(|&&r| r <= seen) {
+                next.next();
+                out.push(value.clamp(self.min, self.max));
+            }
+        };
+        for (v, &c) in self.linear.iter().enumerate() {
+            if c > 0 {
+                emit(c, v as i64, &mut out);
+            }
+        }
+        for (o, block) in self.octaves.iter().enumerate() {
+            let Some(block) = block else { continue };
+            for (sub, &c) in block.iter().enumerate() {
+                if c > 0 {
+                    emit(c, Self::representative(o, sub), &mut out);
+                }
+            }
+        }
+        while out.len() < ranks.len() {
+            out.push(self.max);
+        }
+        out
+    }
+}
+
+/// One group's waits: every value while the recorder's budget allows, then
+/// a histogram.
+#[derive(Debug, Clone)]
+enum Waits {
+    Exact(Vec<i64>),
+    Histogram(WaitHistogram),
+}
+
+impl Default for Waits {
+    fn default() -> Waits {
+        Waits::Exact(vec![])
+    }
+}
+
+impl Waits {
+    fn exact_len(&self) -> usize {
+        match self {
+            Waits::Exact(v) => v.len(),
+            Waits::Histogram(_) => 0,
+        }
+    }
+
+    fn record(&mut self, wait_ms: i64) {
+        match self {
+            Waits::Exact(v) => v.push(wait_ms),
+            Waits::Histogram(h) => h.record(wait_ms),
+        }
+    }
+
+    fn fold(&mut self) {
+        if let Waits::Exact(v) = self {
+            let mut h = WaitHistogram::default();
+            v.iter().for_each(|&w| h.record(w));
+            *self = Waits::Histogram(h);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Waits::Exact(v) => v.is_empty(),
+            Waits::Histogram(h) => h.count == 0,
+        }
+    }
+
+    fn stats(&mut self) -> WaitStats {
+        match self {
+            Waits::Exact(v) => WaitStats::from_millis(v),
+            Waits::Histogram(h) => WaitStats::from_histogram(h),
+        }
+    }
+}
+
 /// Collects per-step waits with their machine type and jobset, to report
 /// them overall and per group. Groups are small integers named at the end.
+///
+/// Percentiles are exact (nearest rank, to the millisecond) as long as the
+/// values of all groups fit in [`EXACT_WAITS`]; past that, the largest
+/// groups are folded, one by one, into [`WaitHistogram`]s, whose
+/// percentiles are within 0.05% of the exact ones (exact below 2.048 s; the
+/// mean, count and maximum stay exact). So memory does not grow with the
+/// trace: at most 8 MB of exact waits plus a bounded histogram per group.
 #[derive(Debug, Clone, Default)]
 pub struct WaitRecorder {
-    waits: Vec<i64>,
-    per_type: Vec<Vec<i64>>,
-    per_jobset: Vec<Vec<i64>>,
+    overall: Waits,
+    per_type: Vec<Waits>,
+    per_jobset: Vec<Waits>,
+    /// Values held exactly, over all groups.
+    exact: usize,
     /// Steps whose first attempt started on a machine that was requested
     /// after the step became runnable.
     waited_for_boot: u64,
+    count: u64,
 }
 
 impl WaitRecorder {
     pub fn record(&mut self, wait_ms: i64, machine_type: u32, jobset: u32, waited_for_boot: bool) {
-        self.waits.push(wait_ms);
+        self.count += 1;
+        self.overall.record(wait_ms);
         for (groups, g) in [(&mut self.per_type, machine_type), (&mut self.per_jobset, jobset)] {
             let g = g as usize;
             if groups.len() <= g {
-                groups.resize_with(g + 1, Vec::new);
+                groups.resize_with(g + 1, Waits::default);
             }
-            groups[g].push(wait_ms);
+            groups[g].record(wait_ms);
         }
         self.waited_for_boot += u64::from(waited_for_boot);
+        self.exact += 3;
+        if self.exact > EXACT_WAITS {
+            self.fold_largest();
+        }
+    }
+
+    /// Folds the group holding the most exact values (the first such, in
+    /// the order overall, types, jobsets) into a histogram.
+    fn fold_largest(&mut self) {
+        while self.exact > EXACT_WAITS {
+            let largest = std::iter::once(&mut self.overall)
+                .chain(self.per_type.iter_mut())
+                .chain(self.per_jobset.iter_mut())
+                .rev()
+                .max_by_key(|w| w.exact_len());
+            let Some(group) = largest.filter(|w| w.exact_len() > 0) else { return };
+            self.exact -= group.exact_len();
+            group.fold();
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.waits.len()
+        self.count as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.waits.is_empty()
+        self.count == 0
     }
 
-    /// Latency overall and per group, groups named by the given functions.
-    /// Latency overall and per group (reorders the recorded waits).
+    /// Latency overall and per group, groups named by the given functions
+    /// (reorders the recorded waits).
     pub fn latency(&mut self, type_name: impl Fn(u32) -> String, jobset_name: impl Fn(u32) -> String) -> Latency {
-        let fraction = if self.waits.is_empty() { 0.0 } else { self.waited_for_boot as f64 / self.waits.len() as f64 };
-        let groups = |groups: &mut Vec<Vec<i64>>, name: &dyn Fn(u32) -> String| -> BTreeMap<String, WaitStats> {
+        let fraction = if self.count == 0 { 0.0 } else { self.waited_for_boot as f64 / self.count as f64 };
+        let groups = |groups: &mut Vec<Waits>, name: &dyn Fn(u32) -> String| -> BTreeMap<String, WaitStats> {
             groups
                 .iter_mut()
                 .enumerate()
                 .filter(|(_, v)| !v.is_empty())
-                .map(|(g, v)| (name(g as u32), WaitStats::from_millis(v)))
+                .map(|(g, v)| (name(g as u32), v.stats()))
                 .collect()
         };
         Latency {
-            overall: WaitStats::from_millis(&mut self.waits),
+            overall: self.overall.stats(),
             per_machine_type: groups(&mut self.per_type, &type_name),
             per_jobset: groups(&mut self.per_jobset, &jobset_name),
             waited_for_boot_fraction: round3(fraction),
@@ -172,6 +369,9 @@ pub struct Stability {
     pub creates: u64,
     pub starts: u64,
     pub stops: u64,
+    /// Stops NixOps did not carry out: the original's `stop` waited for a
+    /// confirmation nobody gave, so the machine kept running.
+    pub stops_refused: u64,
     pub destroys: u64,
     pub deploys: u64,
     pub failed_deploys: u64,
@@ -205,6 +405,8 @@ pub struct Summary {
     pub scenario: String,
     pub trace: String,
     pub config: String,
+    /// The engine's rules: the original's, defects included, or the fixed ones.
+    pub quirks: Quirks,
     pub seed: u64,
     pub program_version: String,
     /// Seconds of simulated time covered.
@@ -224,6 +426,7 @@ impl Summary {
         let _ = writeln!(o, "scenario         {}", self.scenario);
         let _ = writeln!(o, "trace            {}", self.trace);
         let _ = writeln!(o, "config           {}", self.config);
+        let _ = writeln!(o, "quirks           {}", quirks_text(self.quirks));
         let _ = writeln!(o, "seed             {}", self.seed);
         let _ = writeln!(o, "version          hydra-provisioner {}", self.program_version);
         let _ = writeln!(
@@ -274,11 +477,27 @@ impl Summary {
         let st = &self.stability;
         let _ = writeln!(
             o,
-            "\nmachines         {} creates, {} starts, {} stops, {} destroys, {} deploys ({} failed), {} spot interruptions",
-            st.creates, st.starts, st.stops, st.destroys, st.deploys, st.failed_deploys, st.spot_interruptions
+            "\nmachines         {} creates, {} starts, {} stops, {} destroys, {} spot interruptions",
+            st.creates, st.starts, st.stops, st.destroys, st.spot_interruptions
         );
+        let _ = writeln!(o, "deploys          {}, {} failed", st.deploys, st.failed_deploys);
+        if st.stops_refused > 0 {
+            let _ = writeln!(
+                o,
+                "stops refused    {} (NixOps asked for a confirmation nobody gave; the machines kept running)",
+                st.stops_refused
+            );
+        }
         let _ = writeln!(o, "steps            {} aborted, {} retries", st.aborted_steps, st.retries);
         o
+    }
+}
+
+/// The quirks mode as the summary table names it.
+pub fn quirks_text(quirks: Quirks) -> &'static str {
+    match quirks {
+        Quirks::Original => "original (the original provisioner's rules, defects included)",
+        Quirks::Fixed => "fixed (the original's known defects fixed)",
     }
 }
 
@@ -312,6 +531,42 @@ mod tests {
         let mut w: Vec<i64> = (1..=100).map(|s| s * 1000).collect();
         let s = WaitStats::from_millis(&mut w);
         assert_eq!((s.count, s.p50, s.p90, s.p99, s.max, s.mean), (100, 50.0, 90.0, 99.0, 100.0, 50.5));
+    }
+
+    #[test]
+    fn histogram_percentiles_are_within_a_twentieth_of_a_percent() {
+        use rand::{RngExt, SeedableRng};
+        use rand_distr::{Distribution, LogNormal};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let d = LogNormal::new(10.0, 2.5).unwrap();
+        for n in [1usize, 2, 10, 1000, 200_000] {
+            let mut exact: Vec<i64> = (0..n).map(|_| (d.sample(&mut rng) as i64).min(1 << 45)).collect();
+            exact.extend((0..n / 10).map(|_| rng.random_range(0..3000)));
+            let mut h = WaitHistogram::default();
+            exact.iter().for_each(|&w| h.record(w));
+            let e = WaitStats::from_millis(&mut exact.clone());
+            let a = WaitStats::from_histogram(&h);
+            assert_eq!((a.count, a.mean, a.max), (e.count, e.mean, e.max));
+            for (x, y) in [(a.p50, e.p50), (a.p90, e.p90), (a.p95, e.p95), (a.p99, e.p99)] {
+                // Seconds rounded to the millisecond: allow that rounding too.
+                assert!((x - y).abs() <= y * 0.0005 + 0.001, "n {n}: {x} vs exact {y}");
+            }
+        }
+    }
+
+    #[test]
+    fn small_waits_are_exact_in_a_histogram_and_recorders_fold_past_their_budget() {
+        let mut h = WaitHistogram::default();
+        (0..2048).rev().for_each(|w| h.record(w));
+        let mut all: Vec<i64> = (0..2048).collect();
+        assert_eq!(WaitStats::from_histogram(&h), WaitStats::from_millis(&mut all));
+        let mut r = WaitRecorder::default();
+        for i in 0..(EXACT_WAITS / 3 + 10) {
+            r.record(i as i64 % 5000, (i % 2) as u32, 0, false);
+        }
+        assert!(r.exact <= EXACT_WAITS);
+        assert!(matches!(r.overall, Waits::Histogram(_)), "the largest group folds first");
+        assert_eq!(r.latency(|t| t.to_string(), |j| j.to_string()).overall.count as usize, EXACT_WAITS / 3 + 10);
     }
 
     #[test]

@@ -191,6 +191,8 @@ pub fn metrics_from_summary_json(v: &serde_json::Value) -> Result<Metrics, Strin
         destroys: num("/stability/destroys")?,
         aborted_steps: num("/stability/aborted_steps")?,
         steps_not_started: (total - started).max(0.0),
+        // Absent from summaries written before it was reported; not gated.
+        failed_deploys: v.pointer("/stability/failed_deploys").and_then(serde_json::Value::as_f64).unwrap_or(0.0),
     })
 }
 

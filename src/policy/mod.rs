@@ -2,7 +2,8 @@
 //! a base scenario and axes (dotted paths into its provisioner configuration,
 //! each with a list of values); [`sweep`] expands them into a grid of points,
 //! [`results`] turns simulation summaries into per-run and per-point metrics
-//! and CSV, [`pareto`] finds the points no other point beats on both cost and
+//! and CSV, [`shard`] splits a sweep's runs over machines and merges them
+//! back, [`pareto`] finds the points no other point beats on both cost and
 //! latency, [`gate`] judges a candidate policy against a baseline, and
 //! [`plot`] and [`report`] draw the frontier and write the HTML report.
 //!
@@ -16,6 +17,7 @@ pub mod pareto;
 pub mod plot;
 pub mod report;
 pub mod results;
+pub mod shard;
 pub mod sweep;
 
 /// Input that cannot be used; the message names the key, path or value.

@@ -6,7 +6,7 @@
 //! the results, like the CSV files. This module renders text; it writes
 //! nothing.
 
-use super::results::{PointResult, SweepResults};
+use super::results::{PointResult, SweepResults, quirks_name};
 use super::sweep::value_text;
 use std::fmt::Write as _;
 
@@ -32,9 +32,9 @@ fn table(o: &mut String, r: &SweepResults, rows: &[&PointResult], frontier: &[us
         let _ = write!(o, "<th>{}</th>", escape(&a.path));
     }
     o.push_str(
-        "<th>cost $</th><th>billed h</th><th>busy h</th><th>idle h</th><th>utilisation %</th>\
+        "<th>quirks</th><th>cost $</th><th>billed h</th><th>busy h</th><th>idle h</th><th>utilisation %</th>\
          <th>wait mean s</th><th>p50 s</th><th>p90 s</th><th>p95 s</th><th>p99 s</th><th>max s</th>\
-         <th>waited for boot %</th><th>creates</th><th>destroys</th><th>aborted</th><th>not started</th></tr>\n",
+         <th>waited for boot %</th><th>creates</th><th>destroys</th><th>aborted</th><th>not started</th><th>failed deploys</th></tr>\n",
     );
     for p in rows {
         let on = frontier.contains(&p.point.index);
@@ -51,8 +51,9 @@ fn table(o: &mut String, r: &SweepResults, rows: &[&PointResult], frontier: &[us
         let m = &p.mean;
         let _ = writeln!(
             o,
-            "<td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td>\
-             <td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td>\
+             <td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            quirks_name(p.quirks),
             m.cost_dollars,
             m.billed_machine_hours,
             m.busy_machine_hours,
@@ -68,7 +69,8 @@ fn table(o: &mut String, r: &SweepResults, rows: &[&PointResult], frontier: &[us
             m.creates,
             m.destroys,
             m.aborted_steps,
-            m.steps_not_started
+            m.steps_not_started,
+            m.failed_deploys
         );
     }
     o.push_str("</table>\n");

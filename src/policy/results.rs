@@ -8,10 +8,19 @@
 //! rendering, so equal inputs give equal bytes.
 
 use super::sweep::{Point, Sweep, value_text};
+use crate::config::Quirks;
 use crate::metrics::{Summary, round3};
 
+/// A quirks mode as the configuration spells it.
+pub fn quirks_name(q: Quirks) -> &'static str {
+    match q {
+        Quirks::Original => "original",
+        Quirks::Fixed => "fixed",
+    }
+}
+
 /// Column names of the metrics, in [`Metrics::to_array`] order.
-pub const METRIC_NAMES: [&str; 16] = [
+pub const METRIC_NAMES: [&str; METRIC_COUNT] = [
     "cost_dollars",
     "billed_machine_hours",
     "busy_machine_hours",
@@ -28,7 +37,11 @@ pub const METRIC_NAMES: [&str; 16] = [
     "destroys",
     "aborted_steps",
     "steps_not_started",
+    "failed_deploys",
 ];
+
+/// How many figures a run has.
+pub const METRIC_COUNT: usize = 17;
 
 /// One run's (or one point's mean) figures.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -51,6 +64,10 @@ pub struct Metrics {
     /// Steps that never started (not in the wait figures: a policy that
     /// starves a type must not look fast).
     pub steps_not_started: f64,
+    /// Deploys that failed (a failed deploy leaves its machine out of the
+    /// machines file: a policy must not look cheap because its machines
+    /// never served).
+    pub failed_deploys: f64,
 }
 
 impl Metrics {
@@ -73,10 +90,11 @@ impl Metrics {
             destroys: s.stability.destroys as f64,
             aborted_steps: s.stability.aborted_steps as f64,
             steps_not_started: s.steps.total.saturating_sub(s.steps.started) as f64,
+            failed_deploys: s.stability.failed_deploys as f64,
         }
     }
 
-    pub fn to_array(&self) -> [f64; 16] {
+    pub fn to_array(&self) -> [f64; METRIC_COUNT] {
         [
             self.cost_dollars,
             self.billed_machine_hours,
@@ -94,10 +112,11 @@ impl Metrics {
             self.destroys,
             self.aborted_steps,
             self.steps_not_started,
+            self.failed_deploys,
         ]
     }
 
-    pub fn from_array(a: [f64; 16]) -> Metrics {
+    pub fn from_array(a: [f64; METRIC_COUNT]) -> Metrics {
         Metrics {
             cost_dollars: a[0],
             billed_machine_hours: a[1],
@@ -115,6 +134,7 @@ impl Metrics {
             destroys: a[13],
             aborted_steps: a[14],
             steps_not_started: a[15],
+            failed_deploys: a[16],
         }
     }
 
@@ -124,7 +144,7 @@ impl Metrics {
         if runs.is_empty() {
             return Metrics::default();
         }
-        let mut sum = [0.0; 16];
+        let mut sum = [0.0; METRIC_COUNT];
         for r in runs {
             for (s, v) in sum.iter_mut().zip(r.to_array()) {
                 *s += v;
@@ -139,6 +159,8 @@ impl Metrics {
 pub struct PointResult {
     pub point: Point,
     pub label: String,
+    /// The engine's rules at this point (it may be an axis).
+    pub quirks: Quirks,
     pub runs: Vec<(u64, Metrics)>,
     pub mean: Metrics,
 }
@@ -156,11 +178,13 @@ pub struct SweepResults {
 }
 
 impl SweepResults {
-    /// Groups per-run metrics (`runs[p * seeds + s]` is point `p`, seed `s`).
+    /// Groups per-run metrics (`runs[p * seeds + s]` is point `p`, seed
+    /// `s`); `quirks[p]` is point `p`'s quirks mode.
     pub fn new(
         sweep: Sweep,
         seeds: Vec<u64>,
         runs: Vec<Metrics>,
+        quirks: Vec<Quirks>,
         scenario_name: String,
         trace: String,
         program_version: String,
@@ -173,7 +197,8 @@ impl SweepResults {
                 let runs: Vec<(u64, Metrics)> =
                     seeds.iter().copied().zip(runs[start..start + seeds.len()].iter().copied()).collect();
                 let mean = Metrics::mean(&runs.iter().map(|(_, m)| *m).collect::<Vec<_>>());
-                PointResult { label: sweep.label(&point), point, runs, mean }
+                let quirks = quirks.get(point.index).copied().unwrap_or_default();
+                PointResult { label: sweep.label(&point), point, quirks, runs, mean }
             })
             .collect();
         SweepResults { sweep, seeds, points, scenario_name, trace, program_version }
@@ -187,6 +212,7 @@ impl SweepResults {
         let mut w = csv::Writer::from_writer(Vec::new());
         let mut header: Vec<String> = vec!["point".into()];
         header.extend(self.sweep.axes.iter().map(|a| a.path.clone()));
+        header.push("quirks_mode".into());
         header.extend(header_extra.iter().map(|s| s.to_string()));
         header.extend(METRIC_NAMES.iter().map(|s| s.to_string()));
         // Writing to a Vec cannot fail.
@@ -201,6 +227,7 @@ impl SweepResults {
     fn lead(&self, p: &PointResult) -> Vec<String> {
         let mut cells = vec![p.point.index.to_string()];
         cells.extend(self.axis_cells(p));
+        cells.push(quirks_name(p.quirks).to_string());
         cells
     }
 
@@ -264,20 +291,22 @@ impl SweepResults {
         );
         let _ = writeln!(
             o,
-            "{:>5}  {:<width$}  {:>10}  {:>10}  {:>10}  {:>8}",
-            "point", "parameters", "cost $", "p95 wait s", "mean wait s", "util %"
+            "{:>5}  {:<width$}  {:<8}  {:>10}  {:>10}  {:>10}  {:>8}  {:>14}",
+            "point", "parameters", "quirks", "cost $", "p95 wait s", "mean wait s", "util %", "failed deploys"
         );
         for i in frontier {
             let p = &self.points[i];
             let _ = writeln!(
                 o,
-                "{:>5}  {:<width$}  {:>10.2}  {:>10.1}  {:>11.1}  {:>8.1}",
+                "{:>5}  {:<width$}  {:<8}  {:>10.2}  {:>10.1}  {:>11.1}  {:>8.1}  {:>14}",
                 p.point.index,
                 p.label,
+                quirks_name(p.quirks),
                 p.mean.cost_dollars,
                 p.mean.wait_p95,
                 p.mean.wait_mean,
-                p.mean.utilisation * 100.0
+                p.mean.utilisation * 100.0,
+                p.mean.failed_deploys
             );
         }
         o
@@ -318,15 +347,17 @@ mod tests {
         let runs: Vec<Metrics> = (0..4)
             .map(|i| Metrics { cost_dollars: 10.0 - i as f64, wait_p95: i as f64, ..Metrics::default() })
             .collect();
-        let r = SweepResults::new(sweep, vec![3, 1], runs, "b".into(), "t.csv".into(), "0".into());
+        let quirks = vec![Quirks::Original, Quirks::Fixed];
+        let r = SweepResults::new(sweep, vec![3, 1], runs, quirks, "b".into(), "t.csv".into(), "0".into());
         let points = String::from_utf8(r.points_csv()).unwrap();
         let lines: Vec<&str> = points.lines().collect();
         assert_eq!(lines.len(), 5);
-        assert!(lines[0].starts_with("point,billing,seed,cost_dollars,"), "{}", lines[0]);
-        assert!(lines[1].starts_with("0,hourly,3,10,"), "{}", lines[1]);
-        assert!(lines[4].starts_with("1,per-second,1,7,"), "{}", lines[4]);
+        assert!(lines[0].starts_with("point,billing,quirks_mode,seed,cost_dollars,"), "{}", lines[0]);
+        assert!(lines[0].ends_with(",steps_not_started,failed_deploys"), "{}", lines[0]);
+        assert!(lines[1].starts_with("0,hourly,original,3,10,"), "{}", lines[1]);
+        assert!(lines[4].starts_with("1,per-second,fixed,1,7,"), "{}", lines[4]);
         let summary = String::from_utf8(r.summary_csv()).unwrap();
-        assert!(summary.lines().nth(1).unwrap().starts_with("0,hourly,2,9.5,"), "{summary}");
+        assert!(summary.lines().nth(1).unwrap().starts_with("0,hourly,original,2,9.5,"), "{summary}");
         // Point 0: cost 9.5, p95 0.5; point 1: cost 7.5, p95 2.5: neither dominates.
         assert_eq!(r.frontier(), [1, 0]);
         assert!(r.frontier_table().contains("billing=per-second"));

@@ -1,44 +1,119 @@
 //! A model of the C++ queue runner: runnable steps, build machines with
 //! slots, the dispatcher's orders, scheduling shares, retries, and the status
-//! document it reports.
+//! document it reports. Every rule below follows NixOS/hydra's
+//! `src/hydra-queue-runner` (`dispatcher.cc`, `builder.cc`, `state.hh`, as
+//! of early 2026); where the model departs from it, it says so and why.
 //!
-//! Dispatch follows Hydra's `doDispatch`. Runnable steps are ordered by
-//! global priority (desc), then the lowest `shareUsed` of the step's jobset
-//! (asc, over a sliding 24 h window of finished attempts' build time divided by
-//! the jobset's shares), then priority (desc), then the number of required
-//! features (desc), then the number of reverse dependencies (desc), then build
-//! id (asc), and finally step id (asc), a tie-break Hydra leaves to its sort.
-//! Machines with a free slot, enabled and listed, are ordered by
-//! `round(currentJobs / speedFactor)` (asc), then speedFactor (desc), then
-//! currentJobs (desc), and finally by the order in which Hydra first saw
-//! them (static machines first, in scenario order). The first machine takes
-//! the first step it supports; this repeats until no machine takes a step.
+//! **Dispatch** (`State::doDispatch`). Runnable steps are ordered by
+//! 1. global priority, higher first (`highestGlobalPriority`);
+//! 2. the `shareUsed` of the step's jobset, lower first (`lowestShareUsed`);
+//! 3. priority, higher first (`highestLocalPriority`, `meta.schedulingPriority`);
+//! 4. the number of required system features, more first;
+//! 5. the number of reverse dependencies, more first (`numRevDeps`);
+//! 6. build id, lower first (`lowestBuildID`);
+//! 7. step id, lower first. Hydra's `std::sort` leaves the order of steps
+//!    equal in 1-6 unspecified; the model needs one, and takes the trace's id.
 //!
-//! A machine supports a step when it has the step's system, supports all the
-//! step's required features, and the step requires all the machine's
-//! mandatory features. The number of reverse dependencies is the number of
-//! steps that depended on the step when it became runnable.
+//! Hydra copies these figures from each step when `doDispatch` starts, so
+//! they are read afresh at every dispatch: a queued step that gains a
+//! dependent outranks, at the next dispatch, an otherwise equal step without
+//! one. `numRevDeps` is `step->rdeps.size()`: Hydra appends a weak pointer
+//! for every step created depending on this one and never removes one, so
+//! the count is the number of steps that arrived depending on it, including
+//! those that since failed or were cancelled; the model counts the same.
 //!
-//! To be fast, runnable steps sit in one heap per (step type, jobset) keyed by
-//! everything but `shareUsed`; jobsets and step types are few, so the best
-//! step for a machine is found by scanning the heap heads. This module knows
-//! nothing of clouds, billing or the provisioner: machines come and go when
-//! the simulator says so.
+//! Machines with a free slot that are enabled (listed in the machines file
+//! Hydra last read, or static) and alive are ordered by
+//! `round(currentJobs / speedFactor)` (lower first; halves round away from
+//! zero, as `std::round`), then speedFactor (higher first), then currentJobs
+//! (higher first), and finally by the order in which Hydra first saw them
+//! (static machines first, in scenario order); Hydra leaves that last tie to
+//! `std::sort` over its `std::map` of machines. The first machine takes the
+//! first step it supports; the machines are reordered and this repeats until
+//! no machine takes a step (the `keepGoing` loop). A machine supports a step
+//! when it has the step's system, supports all the step's required features,
+//! and the step requires all the machine's mandatory features
+//! (`Machine::supportsStep`).
+//!
+//! Hydra's dispatcher runs when woken (a step became runnable, a step
+//! finished) on its own thread; the model dispatches once per simulated
+//! millisecond in which anything happened, after every event and arrival of
+//! that millisecond (see `sim/mod.rs`).
+//!
+//! **Scheduling shares** (`Jobset::addStep`, `Jobset::pruneSteps`). When an
+//! attempt ends, its build time (end minus start) is charged to the step's
+//! jobset under the time the attempt *started*, whatever its result: a
+//! failed, transiently failed or aborted attempt is charged like a
+//! successful one (`builder.cc` charges before it looks at `canRetry`).
+//! Every dispatch first drops the charges of attempts that started 24 hours
+//! ago or earlier (`startTime <= now - schedulingWindow`). `shareUsed` is the
+//! charged time divided by the jobset's `schedulingShares` (100 unless the
+//! scenario says otherwise). Departures: the model keeps milliseconds where
+//! Hydra keeps whole seconds; and Hydra stores charges in a `std::map` keyed
+//! by the start second, so of two attempts of a jobset that started in the
+//! same second only the later one's time is ever pruned while both were
+//! added (its `seconds` drift upwards), which the model does not reproduce:
+//! it keeps every charge.
+//!
+//! **Retries** (`builder.cc`). An attempt that fails transiently or is
+//! aborted (its machine stopped, was destroyed or vanished) is retried after
+//! `retryInterval * retryBackoff^(tries - 1)` = 60 x 3^(n-1) s, up to
+//! `maxTries` = 5 attempts, after which the step gives up. Hydra adds up to
+//! 9 s of random jitter to the back-off; the model does not, so that a run
+//! depends on the scenario's seed only through the cloud. A step in back-off
+//! counts as runnable in the status, as in Hydra (`runnablePerType` counts it
+//! before skipping it). A trace's `transient` outcome fails the first
+//! attempt; `failure` fails the step for good, and the steps depending on it
+//! never start.
+//!
+//! **Unsupported steps.** A step that no machine Hydra could ever have can
+//! serve (no static machine and no provisioned type supports it) never
+//! starts and is reported as such when it becomes runnable. Steps that only a
+//! provisioned type can serve wait for a machine however long it takes,
+//! which is Hydra with a large `max_unsupported_time` (hydra.nixos.org sets
+//! 86400 s; its default of 0 aborts them at once and makes scale-from-zero
+//! impossible).
+//!
+//! **Machines file.** Hydra rereads the file some seconds after it changes
+//! (the simulator's `reload_delay`); a listed machine is enabled, a machine
+//! no longer listed is disabled but finishes its running steps, and a
+//! machine whose instance goes away aborts them.
+//!
+//! **Data structures.** Runnable steps and shares are in `sim/queue.rs`
+//! (one heap per (step type, jobset), ranked per type by a scan of the
+//! non-empty heaps or, past a few dozen, a winner tree: choosing a step does
+//! not grow with the number of jobsets); machines with a free slot are in
+//! `sim/slots.rs`, per class of identical machines (so choosing a machine
+//! costs a logarithm, not a scan of the fleet). A step is known by its
+//! arrival's serial number, not its trace id, in events and in the lists of
+//! steps waiting for it, so a trace that reuses the id of a step that has
+//! left cannot touch the new step. This module knows nothing of clouds,
+//! billing or the provisioner: machines come and go when the simulator says
+//! so.
 
+use super::queue::{QueueKey, Runnable};
+use super::slots::{FreeMachines, MachineKey};
 use super::time::SimTime;
 use crate::metrics::WaitRecorder;
+use crate::model::{BuilderStatus, QueueHealth, QueueStatus, TypeStatus};
 use crate::trace::{Outcome, StepRow, Sym, Symbols};
 use serde_json::{Map, Value, json};
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+pub use super::queue::SHARE_WINDOW_MS;
 
 type IdHash = std::hash::BuildHasherDefault<crate::trace::IdHasher>;
 
 /// Attempts a step gets before Hydra gives up on it.
 pub const MAX_ATTEMPTS: u32 = 5;
-/// Length of the scheduling-share window.
-pub const SHARE_WINDOW_MS: i64 = 24 * 3_600_000;
-const MINUTE_MS: i64 = 60_000;
+
+/// Failed steps whose ids are remembered, so that a step arriving later and
+/// depending on one never starts. Dependencies point back a few minutes
+/// (an evaluation's steps arrive together); a step depending on an older
+/// failure than the latest 65,536 runs as if its dependency had succeeded.
+/// This bounds the memory of a long trace.
+pub const FAILED_IDS_KEPT: usize = 1 << 16;
 
 /// Back-off before attempt `failed + 1`, after `failed` attempts: 60 x 3^(n-1) s.
 pub fn retry_delay_ms(failed: u32) -> i64 {
@@ -117,11 +192,12 @@ pub struct StepRecord {
     pub end: StepEnd,
 }
 
-/// Something the simulator must do at a later time.
+/// Something the simulator must do at a later time. `serial` names the
+/// step's arrival (step ids may be reused once a step has left).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum HydraEvent {
-    StepDone { step_id: u64, slot: u32, attempt: u32 },
-    RetryDue { step_id: u64, slot: u32, attempt: u32 },
+    StepDone { serial: u64, slot: u32, attempt: u32 },
+    RetryDue { serial: u64, slot: u32, attempt: u32 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +211,9 @@ enum StepState {
 #[derive(Debug)]
 struct Step {
     step_id: u64,
+    /// Counts arrivals: unique for the run, where step ids are unique only
+    /// among the steps in the model.
+    serial: u64,
     kind: u32,
     jobset: u32,
     build_id: u64,
@@ -148,7 +227,12 @@ struct Step {
     attempt_start: i64,
     attempts: u32,
     unfinished_deps: u32,
-    /// Steps waiting for this one: (slot, step id).
+    /// Bumped whenever the step enters its queue again (retry, a new
+    /// dependent): only the entry with the current value is live.
+    queue_gen: u32,
+    /// Names the current attempt's share charge.
+    charge_ticket: u64,
+    /// Steps waiting for this one: (slot, serial).
     dependents: Vec<(u32, u64)>,
     state: StepState,
     machine: u32,
@@ -182,10 +266,6 @@ struct Class {
 #[derive(Debug)]
 struct Jobset {
     name: String,
-    shares: u64,
-    /// Build milliseconds charged per minute, within the window.
-    window: VecDeque<(i64, i64)>,
-    window_ms: i64,
 }
 
 /// A build machine as the queue runner sees it.
@@ -210,48 +290,16 @@ pub struct Machine {
     pub job_ms: i64,
     /// When the instance was requested (created or started), for "waited for a boot".
     pub requested_at: i64,
-    /// Index in `Hydra::active`, if active.
-    active_pos: Option<u32>,
+    /// Enabled, alive and not removed: dispatch may give it steps.
+    active: bool,
     pub provisioned: bool,
     /// Destroyed: no longer tracked by Hydra.
     pub removed: bool,
 }
 
-/// Hydra's machine order, smaller first: load, speed (desc), jobs (desc), first sight.
-type MachineOrder = (i64, Reverse<u64>, Reverse<u32>, usize);
-
-#[derive(Debug, Clone, Copy)]
-struct ActiveMachine {
-    machine: u32,
-    class: u32,
-    current_jobs: u32,
-    max_jobs: u32,
-    speed_factor: f64,
-}
-
-/// Key of a runnable step in its (type, jobset) heap: larger is better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct QueueKey {
-    /// Global priority and priority, each offset to compare as unsigned.
-    priorities: u64,
-    /// Number of required features, then reverse dependencies.
-    features_and_rdeps: u64,
-    /// Complements, so that the lower id compares greater.
-    build_id: u64,
-    step_id: u64,
-    slot: u32,
-}
-
-/// An `i32` mapped to a `u32` of the same order.
-fn ordered(x: i32) -> u32 {
-    (x as u32) ^ 0x8000_0000
-}
-
-impl QueueKey {
-    fn global_priority(&self) -> u32 {
-        (self.priorities >> 32) as u32
-    }
-}
+/// Hydra's order of machines, smaller first: load, speed factor (higher
+/// first), current jobs (more first), first sight.
+type MachineOrder = (i64, Reverse<u64>, Reverse<u32>, u32);
 
 /// Counters of attempts and outcomes.
 #[derive(Debug, Clone, Default)]
@@ -275,34 +323,37 @@ pub struct Hydra {
     kinds: Vec<Kind>,
     kind_index: HashMap<(Sym, Sym), u32, IdHash>,
     classes: Vec<Class>,
-    queues: Vec<Vec<BinaryHeap<QueueKey>>>,
+    runnable: Runnable,
     jobsets: Vec<Jobset>,
     jobset_index: HashMap<Sym, u32, IdHash>,
     shares: BTreeMap<String, u64>,
     pub machines: Vec<Machine>,
-    /// Machines that are enabled and alive, in order of first sight, with
-    /// what dispatch reads, kept compact because it is scanned often.
-    active: Vec<ActiveMachine>,
-    /// Free slots of active machines per class.
-    class_free: Vec<u64>,
+    /// Active machines with a free slot, per class, in Hydra's order.
+    free: FreeMachines,
+    /// Provisioned machines not removed, for machines-file reloads.
+    provisioned: Vec<u32>,
     steps: Vec<Step>,
     free_slots: Vec<u32>,
     by_id: HashMap<u64, u32, IdHash>,
+    /// Ids of the latest [`FAILED_IDS_KEPT`] steps that failed, gave up or
+    /// never started for a failed dependency, oldest first in the queue.
     failed_ids: HashSet<u64, IdHash>,
+    failed_order: VecDeque<u64>,
+    arrivals: u64,
     queued: u64,
     pub dispatch_needed: bool,
     /// Events for the simulator to schedule.
     pub scheduled: Vec<(SimTime, HydraEvent)>,
     /// Steps that left the model, for the per-step report.
     pub records: Vec<StepRecord>,
+    /// Whether to fill `records` (someone reads the per-step report).
+    pub keep_records: bool,
     pub waits: WaitRecorder,
     pub counters: Counters,
-    /// Per class, the best step for it in the current dispatch round.
-    class_cache: Vec<Option<(u32, u32)>>,
-    /// The minute up to which share charges have been expired.
-    expired_up_to: i64,
-    /// Free slots on enabled, alive machines: no dispatch is needed without one.
+    /// Free slots on active machines: no dispatch is needed without one.
     free_active_slots: u64,
+    /// Items visited by machine bookkeeping (see [`Hydra::work`]).
+    work: u64,
 }
 
 impl Hydra {
@@ -311,27 +362,37 @@ impl Hydra {
             kinds: vec![],
             kind_index: HashMap::default(),
             classes: vec![],
-            queues: vec![],
+            runnable: Runnable::default(),
             jobsets: vec![],
             jobset_index: HashMap::default(),
             shares,
             machines: vec![],
-            active: vec![],
-            class_free: vec![],
+            free: FreeMachines::default(),
+            provisioned: vec![],
             steps: vec![],
             free_slots: vec![],
             by_id: HashMap::default(),
             failed_ids: HashSet::default(),
+            failed_order: VecDeque::new(),
+            arrivals: 0,
             queued: 0,
             dispatch_needed: false,
             scheduled: vec![],
             records: vec![],
+            keep_records: true,
             waits: WaitRecorder::default(),
             counters: Counters::default(),
-            class_cache: vec![],
-            expired_up_to: i64::MIN,
             free_active_slots: 0,
+            work: 0,
         }
+    }
+
+    /// Items visited so far by the scans that choose steps and machines
+    /// and keep the machine lists: a measure of the model's work that does
+    /// not depend on the clock, for tests that prove it does not grow with
+    /// the number of jobsets or machines.
+    pub fn work(&self) -> u64 {
+        self.work + self.runnable.work + self.free.work
     }
 
     pub fn kinds(&self) -> &[Kind] {
@@ -373,8 +434,6 @@ impl Hydra {
             }
         }
         self.classes.push(Class { spec, can_exist, serves, served_kinds });
-        self.class_cache.push(None);
-        self.class_free.push(0);
         (self.classes.len() - 1) as u32
     }
 
@@ -399,54 +458,99 @@ impl Hydra {
             requested_at: now.0,
             provisioned,
             removed: false,
-            active_pos: None,
+            active: false,
         });
-        self.refresh_active();
+        if provisioned {
+            self.provisioned.push(i);
+        }
+        self.update_active(i);
         i
     }
 
-    fn refresh_active(&mut self) {
-        self.active.clear();
-        self.class_free.iter_mut().for_each(|f| *f = 0);
-        self.free_active_slots = 0;
-        for (i, m) in self.machines.iter_mut().enumerate() {
-            if !(m.enabled && m.alive) {
-                m.active_pos = None;
-                continue;
-            }
-            m.active_pos = Some(self.active.len() as u32);
-            self.active.push(ActiveMachine {
-                machine: i as u32,
-                class: m.class,
-                current_jobs: m.current_jobs,
-                max_jobs: m.max_jobs,
-                speed_factor: m.speed_factor,
-            });
-            let free = u64::from(m.max_jobs.saturating_sub(m.current_jobs));
-            self.class_free[m.class as usize] += free;
-            self.free_active_slots += free;
+    /// Whether a free-machine key is the current key of a free, active machine.
+    /// (A machine that moved to another class after a machines-file change
+    /// leaves stale keys in its old class.)
+    fn is_live_key(machines: &[Machine], class: u32, key: &MachineKey) -> bool {
+        let m = &machines[key.machine as usize];
+        m.active && m.class == class && m.current_jobs < m.max_jobs && key.jobs.0 == m.current_jobs
+    }
+
+    fn machine_key(&self, machine: u32) -> MachineKey {
+        let m = &self.machines[machine as usize];
+        MachineKey::new(m.current_jobs, m.speed_factor, machine)
+    }
+
+    /// Makes a machine active or not after its `enabled`, `alive` or
+    /// `removed` changed.
+    fn update_active(&mut self, machine: u32) {
+        let m = &self.machines[machine as usize];
+        let active = m.enabled && m.alive && !m.removed;
+        if active == m.active {
+            return;
         }
-        self.dispatch_needed = true;
+        self.work += 1;
+        let (class, free) = (m.class, u64::from(m.max_jobs.saturating_sub(m.current_jobs)));
+        self.machines[machine as usize].active = active;
+        if active {
+            self.free_active_slots += free;
+            if free > 0 {
+                let key = self.machine_key(machine);
+                let machines = &self.machines;
+                self.free.became_free(class, key, |k| Self::is_live_key(machines, class, k));
+            }
+            self.dispatch_needed = true;
+        } else {
+            self.free_active_slots -= free;
+            if free > 0 {
+                self.free.became_full(class);
+            }
+        }
+    }
+
+    /// An active machine's `current_jobs` goes from `before` to its current value.
+    fn jobs_changed(&mut self, machine: u32, before: u32) {
+        let m = &self.machines[machine as usize];
+        if !m.active {
+            return;
+        }
+        let (class, max, now) = (m.class, m.max_jobs, m.current_jobs);
+        let (was_free, is_free) = (before < max, now < max);
+        self.free_active_slots =
+            self.free_active_slots + u64::from(max.saturating_sub(now)) - u64::from(max.saturating_sub(before));
+        let machines = &self.machines;
+        let key = MachineKey::new(now, machines[machine as usize].speed_factor, machine);
+        match (was_free, is_free) {
+            (true, true) => self.free.moved(class, key, |k| Self::is_live_key(machines, class, k)),
+            (false, true) => self.free.became_free(class, key, |k| Self::is_live_key(machines, class, k)),
+            (true, false) => self.free.became_full(class),
+            (false, false) => {}
+        }
     }
 
     /// Hydra reread the machines file: exactly the `listed` hosts of
     /// provisioned machines are enabled (a provisioned machine's spec may change).
     pub fn apply_machines_file(&mut self, listed: &BTreeMap<String, MachineSpec>) {
-        for i in 0..self.machines.len() {
-            if !self.machines[i].provisioned || self.machines[i].removed {
-                continue;
-            }
-            let spec = listed.get(&self.machines[i].host).cloned();
-            if let Some(spec) = spec.as_ref().filter(|s| **s != self.classes[self.machines[i].class as usize].spec) {
+        let machines = &self.machines;
+        self.provisioned.retain(|&m| !machines[m as usize].removed);
+        self.work += self.provisioned.len() as u64;
+        for n in 0..self.provisioned.len() {
+            let i = self.provisioned[n];
+            let spec = listed.get(&self.machines[i as usize].host);
+            let class_spec = &self.classes[self.machines[i as usize].class as usize].spec;
+            if let Some(spec) = spec.filter(|s| *s != class_spec).cloned() {
+                // Leave the old class before joining the new one.
+                self.machines[i as usize].enabled = false;
+                self.update_active(i);
                 let class = self.add_class(spec.clone(), false);
-                let m = &mut self.machines[i];
+                let m = &mut self.machines[i as usize];
                 m.class = class;
                 m.max_jobs = spec.max_jobs.max(1);
                 m.speed_factor = spec.speed_factor;
             }
-            self.machines[i].enabled = spec.is_some();
+            self.machines[i as usize].enabled = spec.is_some();
+            self.update_active(i);
         }
-        self.refresh_active();
+        self.dispatch_needed = true;
     }
 
     /// The instance behind a machine came up (`alive`) or went away. Going
@@ -457,13 +561,14 @@ impl Hydra {
             return;
         }
         m.alive = alive;
+        self.update_active(machine);
         if !alive {
-            let running = std::mem::take(&mut m.running);
+            let running = std::mem::take(&mut self.machines[machine as usize].running);
             for slot in running {
                 self.abort(slot, now);
             }
         }
-        self.refresh_active();
+        self.dispatch_needed = true;
     }
 
     /// When the instance was requested: steps that became runnable before it
@@ -478,7 +583,7 @@ impl Hydra {
         let m = &mut self.machines[machine as usize];
         m.enabled = false;
         m.removed = true;
-        self.refresh_active();
+        self.update_active(machine);
     }
 
     fn kind_of(&mut self, row: &StepRow, symbols: &Symbols) -> u32 {
@@ -500,7 +605,6 @@ impl Hydra {
             }
         }
         self.kinds.push(Kind { key, system, features, runnable: 0, running: 0, last_active: None, servable });
-        self.queues.push((0..self.jobsets.len()).map(|_| BinaryHeap::new()).collect());
         self.kind_index.insert((row.system, row.features), k);
         k
     }
@@ -510,25 +614,31 @@ impl Hydra {
             return j;
         }
         let name = symbols.name(sym).to_string();
-        let shares = self.shares.get(&name).copied().unwrap_or(100).max(1);
-        let j = self.jobsets.len() as u32;
-        self.jobsets.push(Jobset { name, shares, window: VecDeque::new(), window_ms: 0 });
-        for q in &mut self.queues {
-            q.push(BinaryHeap::new());
-        }
+        let shares = self.shares.get(&name).copied().unwrap_or(100);
+        let j = self.runnable.add_jobset(shares);
+        self.jobsets.push(Jobset { name });
         self.jobset_index.insert(sym, j);
         j
     }
 
     /// A step of the trace arrives.
     pub fn arrive(&mut self, row: &StepRow, symbols: &Symbols, now: SimTime) -> Result<(), String> {
-        if self.by_id.contains_key(&row.step_id) {
-            return Err(format!("step {} appears twice", row.step_id));
-        }
+        // The slot the step will take, known before it is taken so that
+        // the id map is probed once.
+        let next_slot = self.free_slots.last().copied().unwrap_or(self.steps.len() as u32);
+        match self.by_id.entry(row.step_id) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                return Err(format!("step {} appears twice", row.step_id));
+            }
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(next_slot),
+        };
         let kind = self.kind_of(row, symbols);
         let jobset = self.jobset_of(row.jobset, symbols);
+        self.arrivals += 1;
+        let serial = self.arrivals;
         let step = Step {
             step_id: row.step_id,
+            serial,
             kind,
             jobset,
             build_id: row.build_id,
@@ -542,6 +652,8 @@ impl Hydra {
             attempt_start: -1,
             attempts: 0,
             unfinished_deps: 0,
+            queue_gen: 0,
+            charge_ticket: 0,
             dependents: vec![],
             state: StepState::Waiting,
             machine: u32::MAX,
@@ -549,7 +661,13 @@ impl Hydra {
         };
         let slot = match self.free_slots.pop() {
             Some(s) => {
-                self.steps[s as usize] = step;
+                // Entries of the slot's previous step may still sit in a
+                // queue: continue its generations so that none looks live.
+                // Its list of dependents is reused, empty, to spare an allocation.
+                let previous = &mut self.steps[s as usize];
+                let mut dependents = std::mem::take(&mut previous.dependents);
+                dependents.clear();
+                *previous = Step { queue_gen: previous.queue_gen, dependents, ..step };
                 s
             }
             None => {
@@ -557,21 +675,26 @@ impl Hydra {
                 (self.steps.len() - 1) as u32
             }
         };
-        self.by_id.insert(row.step_id, slot);
+        debug_assert_eq!(slot, next_slot);
         self.counters.total += 1;
         let mut dependency_failed = false;
         for dep in &row.depends_on {
             if let Some(&d) = self.by_id.get(dep) {
                 let ds = &mut self.steps[d as usize];
-                ds.dependents.push((slot, row.step_id));
-                ds.rdeps += 1;
+                ds.dependents.push((slot, serial));
+                ds.rdeps = ds.rdeps.saturating_add(1);
+                if ds.state == StepState::Queued {
+                    // Hydra reads `rdeps.size()` at every dispatch: requeue
+                    // the step under its new count.
+                    self.push_queue_entry(d);
+                }
                 self.steps[slot as usize].unfinished_deps += 1;
             } else if self.failed_ids.contains(dep) {
                 dependency_failed = true;
             }
         }
         if dependency_failed {
-            self.cancel_for_failed_dependency(slot, row.step_id);
+            self.cancel_for_failed_dependency(slot, serial);
         } else if self.steps[slot as usize].unfinished_deps == 0 {
             self.make_runnable(slot, now);
         }
@@ -583,6 +706,9 @@ impl Hydra {
         let kind = self.kind_of(row, symbols);
         self.counters.total += 1;
         *self.counters.never_started.entry(HORIZON).or_default() += 1;
+        if !self.keep_records {
+            return;
+        }
         self.records.push(StepRecord {
             step_id: row.step_id,
             kind,
@@ -612,25 +738,35 @@ impl Hydra {
             self.kinds[s.kind as usize].runnable += 1;
         }
         s.state = StepState::Queued;
-        let k = &self.kinds[s.kind as usize];
-        let key = QueueKey {
-            priorities: u64::from(ordered(s.global_priority)) << 32 | u64::from(ordered(s.priority)),
-            features_and_rdeps: (k.features.len() as u64) << 32 | u64::from(s.rdeps),
-            build_id: !s.build_id,
-            step_id: !s.step_id,
-            slot,
-        };
-        self.queues[s.kind as usize][s.jobset as usize].push(key);
+        self.push_queue_entry(slot);
         self.queued += 1;
         self.dispatch_needed = true;
     }
 
+    /// Pushes the queued step's entry with its current key; an earlier entry
+    /// of the same step becomes stale.
+    fn push_queue_entry(&mut self, slot: u32) {
+        let s = &mut self.steps[slot as usize];
+        s.queue_gen = s.queue_gen.wrapping_add(1);
+        let features = self.kinds[s.kind as usize].features.len();
+        let key =
+            QueueKey::new(s.global_priority, s.priority, features, s.rdeps, s.build_id, s.step_id, slot, s.queue_gen);
+        self.runnable.push(s.kind, s.jobset, key);
+        self.dispatch_needed = true;
+    }
+
+    /// Whether a queue entry is the live entry of a queued step.
+    fn is_live_entry(steps: &[Step], key: &QueueKey) -> bool {
+        let s = &steps[key.slot as usize];
+        s.live && s.state == StepState::Queued && s.queue_gen == key.queue_gen
+    }
+
     /// Steps that can never run because a dependency failed, transitively.
-    fn cancel_for_failed_dependency(&mut self, slot: u32, step_id: u64) {
-        let mut stack = vec![(slot, step_id)];
-        while let Some((s, id)) = stack.pop() {
+    fn cancel_for_failed_dependency(&mut self, slot: u32, serial: u64) {
+        let mut stack = vec![(slot, serial)];
+        while let Some((s, serial)) = stack.pop() {
             let step = &mut self.steps[s as usize];
-            if !step.live || step.step_id != id {
+            if !step.live || step.serial != serial {
                 continue;
             }
             stack.append(&mut step.dependents);
@@ -668,75 +804,36 @@ impl Hydra {
             StepEnd::RunningAtEnd => c.running_at_end += 1,
             StepEnd::RetryingAtEnd => c.retrying_at_end += 1,
         }
-        if blocks_dependents {
-            self.failed_ids.insert(s.step_id);
+        if blocks_dependents && self.failed_ids.insert(s.step_id) {
+            self.failed_order.push_back(s.step_id);
+            if self.failed_order.len() > FAILED_IDS_KEPT
+                && let Some(oldest) = self.failed_order.pop_front()
+            {
+                self.failed_ids.remove(&oldest);
+            }
         }
         self.by_id.remove(&s.step_id);
         self.steps[slot as usize].live = false;
-        self.records.push(record);
+        if self.keep_records {
+            self.records.push(record);
+        }
         self.free_slots.push(slot);
         for (d, id) in dependents {
             self.cancel_for_failed_dependency(d, id);
         }
     }
 
-    /// Drops charges older than the window. Only whole minutes expire, so
-    /// this does something at most once per simulated minute.
-    fn expire_shares(&mut self, now: SimTime) {
-        let minute = now.0.div_euclid(MINUTE_MS);
-        if minute == self.expired_up_to {
-            return;
-        }
-        self.expired_up_to = minute;
-        let oldest = (now.0 - SHARE_WINDOW_MS).div_euclid(MINUTE_MS);
-        for j in &mut self.jobsets {
-            while let Some(&(minute, ms)) = j.window.front() {
-                if minute > oldest {
-                    break;
-                }
-                j.window.pop_front();
-                j.window_ms -= ms;
+    /// The heap holding the best queued step a machine of `class` supports.
+    fn best_for_class(&mut self, class: u32) -> Option<u32> {
+        let mut best: Option<u32> = None;
+        for i in 0..self.classes[class as usize].served_kinds.len() {
+            let k = self.classes[class as usize].served_kinds[i];
+            let Some(h) = self.runnable.best(k) else { continue };
+            if best.is_none_or(|b| self.runnable.better(h, b)) {
+                best = Some(h);
             }
         }
-    }
-
-    /// Orders jobsets by `shareUsed = window_ms / shares`, compared exactly.
-    fn share_cmp(&self, a: usize, b: usize) -> Ordering {
-        let (ja, jb) = (&self.jobsets[a], &self.jobsets[b]);
-        (i128::from(ja.window_ms) * i128::from(jb.shares)).cmp(&(i128::from(jb.window_ms) * i128::from(ja.shares)))
-    }
-
-    fn charge(&mut self, jobset: u32, now: SimTime, ms: i64) {
-        let j = &mut self.jobsets[jobset as usize];
-        let minute = now.0.div_euclid(MINUTE_MS);
-        match j.window.back_mut() {
-            Some((m, total)) if *m == minute => *total += ms,
-            _ => j.window.push_back((minute, ms)),
-        }
-        j.window_ms += ms;
-    }
-
-    /// The best runnable step a machine of `class` supports: (kind, jobset).
-    fn best_for_class(&self, class: u32) -> Option<(u32, u32)> {
-        let mut best: Option<(QueueKey, u32, usize)> = None;
-        for &k in &self.classes[class as usize].served_kinds {
-            for (j, heap) in self.queues[k as usize].iter().enumerate() {
-                let Some(head) = heap.peek() else { continue };
-                let better = match &best {
-                    None => true,
-                    Some((b, _, bj)) => head
-                        .global_priority()
-                        .cmp(&b.global_priority())
-                        .then_with(|| self.share_cmp(*bj, j))
-                        .then_with(|| head.cmp(b))
-                        .is_gt(),
-                };
-                if better {
-                    best = Some((*head, k, j));
-                }
-            }
-        }
-        best.map(|(_, k, j)| (k, j as u32))
+        best
     }
 
     /// Assigns runnable steps to free slots until no machine takes one.
@@ -745,37 +842,33 @@ impl Hydra {
         if self.queued == 0 || self.free_active_slots == 0 {
             return;
         }
-        self.expire_shares(now);
+        self.runnable.expire(now);
         while self.free_active_slots > 0 && self.queued > 0 {
-            // The best step per class of machine with a free slot; a machine
-            // takes its class's best step, so no machine is asked twice.
-            let mut any = false;
-            for c in 0..self.classes.len() {
-                let head = if self.class_free[c] > 0 { self.best_for_class(c as u32) } else { None };
-                any |= head.is_some();
-                self.class_cache[c] = head;
-            }
-            if !any {
-                break;
-            }
-            let mut best: Option<(MachineOrder, u32, (u32, u32))> = None;
-            for (order, a) in self.active.iter().enumerate() {
-                if a.current_jobs >= a.max_jobs {
+            // The first free machine in Hydra's order among the classes that
+            // support a queued step; it takes its class's best step.
+            let mut best: Option<(MachineOrder, u32)> = None;
+            self.work += self.classes.len() as u64;
+            for c in 0..self.classes.len() as u32 {
+                if self.free.free(c) == 0 {
                     continue;
                 }
-                let Some(head) = self.class_cache[a.class as usize] else { continue };
-                let key = (
-                    (f64::from(a.current_jobs) / a.speed_factor).round() as i64,
-                    Reverse(a.speed_factor.to_bits()),
-                    Reverse(a.current_jobs),
-                    order,
-                );
-                if best.as_ref().is_none_or(|b| key < b.0) {
-                    best = Some((key, a.machine, head));
+                let class = &self.classes[c as usize];
+                if !class.served_kinds.iter().any(|&k| self.runnable.has(k)) {
+                    continue;
+                }
+                let machines = &self.machines;
+                let Some(key) = self.free.best(c, |k| Self::is_live_key(machines, c, k)) else { continue };
+                let speed = self.machines[key.machine as usize].speed_factor;
+                let order = (key.load, Reverse(speed.to_bits()), key.jobs, key.machine);
+                if best.as_ref().is_none_or(|b| order < b.0) {
+                    best = Some((order, c));
                 }
             }
-            let Some((_, machine, (kind, jobset))) = best else { break };
-            let Some(entry) = self.queues[kind as usize][jobset as usize].pop() else { break };
+            let Some(((_, _, _, machine), class)) = best else { break };
+            let Some(heap) = self.best_for_class(class) else { break };
+            let steps = &self.steps;
+            let Some(entry) = self.runnable.pop(heap, |k| Self::is_live_entry(steps, k)) else { break };
+            debug_assert!(Self::is_live_entry(&self.steps, &entry), "dispatch popped a stale entry");
             self.queued -= 1;
             self.start(entry.slot, machine, now);
         }
@@ -786,23 +879,19 @@ impl Hydra {
         if m.current_jobs == 0 {
             m.busy_since = Some(now.0);
         }
+        let before = m.current_jobs;
         m.current_jobs += 1;
-        // Only active machines are dispatched to.
-        if let Some(pos) = m.active_pos {
-            let a = &mut self.active[pos as usize];
-            a.current_jobs += 1;
-            self.class_free[a.class as usize] -= 1;
-            self.free_active_slots -= 1;
-        }
         m.running.push(slot);
         let run_ms = ((self.steps[slot as usize].duration_ms as f64) / m.speed_factor).round() as i64;
         let requested_at = m.requested_at;
         let provisioned = m.provisioned;
+        self.jobs_changed(machine, before);
         let s = &mut self.steps[slot as usize];
         s.state = StepState::Running;
         s.machine = machine;
         s.attempts += 1;
         s.attempt_start = now.0;
+        s.charge_ticket = self.runnable.attempt_started(s.jobset, now.0);
         if s.first_start < 0 {
             s.first_start = now.0;
             let waited_for_boot = provisioned && requested_at > s.runnable_at;
@@ -813,8 +902,8 @@ impl Hydra {
         kind.runnable -= 1;
         kind.running += 1;
         self.counters.attempts_started += 1;
-        let (attempt, step_id) = (s.attempts, s.step_id);
-        self.scheduled.push((now.plus_ms(run_ms), HydraEvent::StepDone { step_id, slot, attempt }));
+        let (attempt, serial) = (s.attempts, s.serial);
+        self.scheduled.push((now.plus_ms(run_ms), HydraEvent::StepDone { serial, slot, attempt }));
     }
 
     /// Takes a step off its machine (finished or aborted); returns its run time.
@@ -822,26 +911,21 @@ impl Hydra {
         let s = &self.steps[slot as usize];
         let ran = now.0 - s.attempt_start;
         let kind = s.kind as usize;
-        let m = &mut self.machines[s.machine as usize];
+        let machine = s.machine;
+        let m = &mut self.machines[machine as usize];
         if let Some(i) = m.running.iter().position(|&r| r == slot) {
             m.running.swap_remove(i);
         }
+        let before = m.current_jobs;
         m.current_jobs = m.current_jobs.saturating_sub(1);
-        m.job_ms += ran;
-        if let Some(pos) = m.active_pos {
-            let a = &mut self.active[pos as usize];
-            a.current_jobs = m.current_jobs;
-            if a.current_jobs < a.max_jobs {
-                self.class_free[a.class as usize] += 1;
-                self.free_active_slots += 1;
-            }
-        }
+        m.job_ms = m.job_ms.saturating_add(ran);
         if m.current_jobs == 0 {
             m.idle_since = now.0;
             if let Some(since) = m.busy_since.take() {
-                m.busy_ms += now.0 - since;
+                m.busy_ms = m.busy_ms.saturating_add(now.0.saturating_sub(since));
             }
         }
+        self.jobs_changed(machine, before);
         let k = &mut self.kinds[kind];
         k.running -= 1;
         k.last_active = Some(now.0);
@@ -850,7 +934,9 @@ impl Hydra {
     }
 
     fn abort(&mut self, slot: u32, now: SimTime) {
-        self.leave_machine(slot, now);
+        let ran = self.leave_machine(slot, now);
+        let s = &self.steps[slot as usize];
+        self.runnable.charge(s.charge_ticket, s.jobset, ran);
         self.counters.aborted += 1;
         self.back_off_or_give_up(slot, now);
     }
@@ -861,10 +947,10 @@ impl Hydra {
             return self.give_up(slot, now);
         }
         s.state = StepState::Backoff;
-        let (attempt, step_id) = (s.attempts, s.step_id);
+        let (attempt, serial) = (s.attempts, s.serial);
         self.kinds[s.kind as usize].runnable += 1;
         let due = now.plus_ms(retry_delay_ms(attempt));
-        self.scheduled.push((due, HydraEvent::RetryDue { step_id, slot, attempt }));
+        self.scheduled.push((due, HydraEvent::RetryDue { serial, slot, attempt }));
     }
 
     fn give_up(&mut self, slot: u32, now: SimTime) {
@@ -874,26 +960,26 @@ impl Hydra {
     /// Handles an event scheduled earlier; stale ones are ignored.
     pub fn handle(&mut self, event: HydraEvent, now: SimTime) {
         match event {
-            HydraEvent::StepDone { step_id, slot, attempt } => {
-                if !self.is_current(slot, step_id, attempt, StepState::Running) {
+            HydraEvent::StepDone { serial, slot, attempt } => {
+                if !self.is_current(slot, serial, attempt, StepState::Running) {
                     return;
                 }
                 let ran = self.leave_machine(slot, now);
                 let s = &mut self.steps[slot as usize];
                 s.state = StepState::Waiting;
-                let (jobset, outcome, attempts) = (s.jobset, s.outcome, s.attempts);
+                let (jobset, outcome, attempts, ticket) = (s.jobset, s.outcome, s.attempts, s.charge_ticket);
                 self.machines[s.machine as usize].steps_done += 1;
                 self.counters.attempts_finished += 1;
-                self.charge(jobset, now, ran);
+                self.runnable.charge(ticket, jobset, ran);
                 match outcome {
                     Outcome::Transient if attempts == 1 => self.back_off_or_give_up(slot, now),
                     Outcome::Failure => self.resolve(slot, StepEnd::Failed, Some(now)),
                     _ => {
-                        let dependents = std::mem::take(&mut self.steps[slot as usize].dependents);
+                        let mut dependents = std::mem::take(&mut self.steps[slot as usize].dependents);
                         self.resolve(slot, StepEnd::Succeeded, Some(now));
-                        for (d, id) in dependents {
+                        for &(d, serial) in &dependents {
                             let ds = &mut self.steps[d as usize];
-                            if !ds.live || ds.step_id != id {
+                            if !ds.live || ds.serial != serial {
                                 continue;
                             }
                             ds.unfinished_deps -= 1;
@@ -901,11 +987,14 @@ impl Hydra {
                                 self.make_runnable(d, now);
                             }
                         }
+                        // Back to the (free) slot, for the next step there.
+                        dependents.clear();
+                        self.steps[slot as usize].dependents = dependents;
                     }
                 }
             }
-            HydraEvent::RetryDue { step_id, slot, attempt } => {
-                if !self.is_current(slot, step_id, attempt, StepState::Backoff) {
+            HydraEvent::RetryDue { serial, slot, attempt } => {
+                if !self.is_current(slot, serial, attempt, StepState::Backoff) {
                     return;
                 }
                 self.counters.retries += 1;
@@ -915,9 +1004,9 @@ impl Hydra {
     }
 
     /// Whether an event scheduled for this attempt still applies (lazy cancellation).
-    fn is_current(&self, slot: u32, step_id: u64, attempt: u32, state: StepState) -> bool {
+    fn is_current(&self, slot: u32, serial: u64, attempt: u32, state: StepState) -> bool {
         let s = &self.steps[slot as usize];
-        s.live && s.step_id == step_id && s.attempts == attempt && s.state == state
+        s.live && s.serial == serial && s.attempts == attempt && s.state == state
     }
 
     /// Ends the run: every step still in the model is reported.
@@ -938,14 +1027,46 @@ impl Hydra {
                 // Count its time so far as busy time.
                 let ran = now.0 - s.attempt_start;
                 let m = &mut self.machines[s.machine as usize];
-                m.job_ms += ran;
+                m.job_ms = m.job_ms.saturating_add(ran);
             }
             self.resolve(slot, end, None);
         }
         for m in &mut self.machines {
             if let Some(since) = m.busy_since.take() {
-                m.busy_ms += now.0 - since;
+                m.busy_ms = m.busy_ms.saturating_add(now.0.saturating_sub(since));
             }
+        }
+    }
+
+    /// What [`crate::status::parse_status_value`] makes of
+    /// [`Hydra::status_json`]'s document, built without the document: the
+    /// simulator reads this on most passes and checks it against the round
+    /// trip on the others (see `sim/mod.rs`).
+    pub fn status(&self, epoch: i64, now: SimTime, uptime_s: i64, with_last_active: bool) -> QueueStatus {
+        let unix = |ms: i64| epoch.saturating_add(ms.div_euclid(1000));
+        let mut machine_types = BTreeMap::new();
+        for k in &self.kinds {
+            let last_active =
+                k.last_active.filter(|_| with_last_active && k.running == 0).map(unix).filter(|&t| t != 0);
+            machine_types.insert(k.key.clone(), TypeStatus { runnable: k.runnable, running: k.running, last_active });
+        }
+        crate::status::squash_i686(&mut machine_types);
+        let mut machines = BTreeMap::new();
+        for m in &self.machines {
+            if m.removed || (m.provisioned && !m.alive && !m.enabled) {
+                continue;
+            }
+            let idle_since = Some(unix(m.idle_since)).filter(|&t| m.current_jobs == 0 && t != 0);
+            let builder = BuilderStatus { enabled: m.enabled, current_jobs: u64::from(m.current_jobs), idle_since };
+            machines.insert(m.host.clone(), builder);
+        }
+        QueueStatus {
+            health: QueueHealth::Up,
+            time: Some(unix(now.0)),
+            uptime: uptime_s,
+            has_machine_types: true,
+            machine_types,
+            machines,
         }
     }
 
@@ -953,7 +1074,7 @@ impl Hydra {
     /// `now`, with times in Unix seconds (`epoch` is the Unix time of the
     /// trace's zero).
     pub fn status_json(&self, epoch: i64, now: SimTime, uptime_s: i64, with_last_active: bool) -> Value {
-        let unix = |ms: i64| epoch + ms.div_euclid(1000);
+        let unix = |ms: i64| epoch.saturating_add(ms.div_euclid(1000));
         let now_s = unix(now.0);
         let mut types = Map::new();
         let mut runnable_total = 0;
@@ -985,11 +1106,13 @@ impl Hydra {
             machines.insert(format!("ssh://root@{}", m.host), Value::Object(o));
         }
         let mut jobsets = Map::new();
-        for j in &self.jobsets {
-            let used = j.window_ms as f64 / 1000.0 / j.shares as f64;
+        for (i, j) in self.jobsets.iter().enumerate() {
+            let (window_ms, shares) = self.runnable.share(i as u32);
+            let used = window_ms as f64 / 1000.0 / shares as f64;
+            let seconds = i64::try_from(window_ms / 1000).unwrap_or(i64::MAX);
             jobsets.insert(
                 j.name.clone(),
-                json!({"shareUsed": crate::metrics::round3(used), "seconds": j.window_ms / 1000, "shares": j.shares}),
+                json!({"shareUsed": crate::metrics::round3(used), "seconds": seconds, "shares": shares}),
             );
         }
         json!({
@@ -1041,5 +1164,47 @@ mod tests {
         assert!(static_builder.supports("x86_64-linux", &kvm_bp));
         assert_eq!(static_builder.speed_factor, 2.0);
         assert!(MachineSpec::parse_machines_line("  # comment").is_none());
+    }
+
+    #[test]
+    fn an_aborted_attempt_is_charged_to_its_jobset_like_a_finished_one() {
+        // Hydra's builder charges `stopTime - startTime` whatever the result,
+        // aborts included (builder.cc, before `if (result.canRetry)`).
+        let mut hydra = Hydra::new(BTreeMap::new());
+        let m = hydra.add_machine("static".into(), spec("static x86_64-linux - 1 1 - - -"), SimTime(0), false);
+        let mut trace = crate::trace::TraceReader::new(
+            "step_id,submitted_at,system,duration,jobset\n1,0,x86_64-linux,1000,p:j\n".as_bytes(),
+            "t",
+        );
+        let row = crate::trace::StepSource::next_step(&mut trace).unwrap().unwrap();
+        hydra.arrive(&row, crate::trace::StepSource::symbols(&trace), SimTime(0)).unwrap();
+        hydra.dispatch(SimTime(0));
+        hydra.set_alive(m, false, SimTime(100_000));
+        assert_eq!(hydra.counters.aborted, 1);
+        let status = hydra.status_json(0, SimTime(100_000), 0, false);
+        assert_eq!(status["jobsets"]["p:j"]["seconds"], 100, "{status}");
+    }
+
+    #[test]
+    fn a_machine_respecified_by_the_machines_file_takes_only_what_its_new_line_offers() {
+        let plain = spec("h x86_64-linux - 1 1 - - -");
+        let kvm_only = spec("h x86_64-linux - 1 1 kvm kvm -");
+        let mut hydra = Hydra::new(BTreeMap::new());
+        hydra.add_class(plain.clone(), true);
+        let m = hydra.add_machine("h".into(), plain.clone(), SimTime(0), true);
+        let other = hydra.add_machine("g".into(), plain.clone(), SimTime(0), true);
+        hydra.apply_machines_file(&[("h".to_string(), plain.clone()), ("g".to_string(), plain.clone())].into());
+        hydra.set_alive(m, true, SimTime(0));
+        hydra.set_alive(other, true, SimTime(0));
+        hydra.apply_machines_file(&[("h".to_string(), kvm_only), ("g".to_string(), plain)].into());
+        let mut trace = crate::trace::TraceReader::new(
+            "step_id,submitted_at,system,duration\n1,0,x86_64-linux,10\n".as_bytes(),
+            "t",
+        );
+        let row = crate::trace::StepSource::next_step(&mut trace).unwrap().unwrap();
+        hydra.arrive(&row, crate::trace::StepSource::symbols(&trace), SimTime(0)).unwrap();
+        hydra.dispatch(SimTime(0));
+        assert_eq!(hydra.machines[m as usize].current_jobs, 0, "a kvm-only machine took a plain step");
+        assert_eq!(hydra.machines[other as usize].current_jobs, 1);
     }
 }

@@ -16,31 +16,40 @@
 //! heap's events run before the trace's rows. Hydra dispatches once all
 //! events and rows of a millisecond have been handled.
 //!
-//! **Provisioner pass.** At each pass the simulator builds the status
-//! document as Hydra prints it (as JSON, read back through
-//! [`crate::status::parse_status_value`]) and the fleet as NixOps shows it,
-//! calls the engine, and carries out the plan: starts boot (lognormal
-//! delays); deploys run `deployConcurrency` at a time (one at a time under the
-//! original quirks), a created machine's instance being launched, and
-//! billed, from its first deploy as `nixops deploy` does; the pass ends when
+//! **Provisioner pass.** At each pass the simulator builds the queue status
+//! the engine sees, as [`crate::status::parse_status_value`] reads the
+//! document Hydra prints; it builds that document and checks the round trip
+//! on the passes [`status_checked`] names (all of them when an observer
+//! records passes), and the fleet as NixOps shows it,
+//! calls the engine, and carries out the plan as NixOps would: starts boot
+//! (lognormal delays); deploys run `deployConcurrency` at a time (one at a
+//! time under the original quirks, see [`shell`]), a created machine's
+//! instance being launched, and billed, from its first deploy as `nixops
+//! deploy` does, and a stopped machine being started by its deploy before
+//! it is deployed (a vanished one fails); the pass ends when
 //! the last deploy ends; then the machines file rendered from
 //! `plan.listings` (failed deploys left out) is written and Hydra rereads it
 //! `reload_delay` later, and stops and destroys take effect (aborting
-//! running steps, which Hydra retries after its back-off). The next pass
+//! running steps, which Hydra retries after its back-off). Under the
+//! original quirks a stop does nothing: the original's `stop` waited for a
+//! confirmation nobody gave, so the machine keeps running and billing, and
+//! the summary counts the refused stops. The next pass
 //! starts `interval` after the end of this one, like the original's loop.
 //!
 //! This module does no I/O: results go to an [`Observer`] and a
 //! [`Summary`]; files, terminals and progress bars belong to the CLI.
 
 pub mod hydra;
+mod queue;
 pub mod scenario;
+pub mod shell;
+mod slots;
 pub mod time;
 
 pub use scenario::{CloudType, Era, Market, Scenario, ScenarioError, StaticMachine};
 pub use time::SimTime;
 
 use crate::billing::BillingModel;
-use crate::config::Quirks;
 use crate::engine::{self, Command, Plan};
 use crate::metrics::{self, Cost, Stability, StepCounts, Summary};
 use crate::model::{Deployment, Fleet, MachineMemory, MachineState, Observation};
@@ -50,8 +59,10 @@ use hydra::{Hydra, HydraEvent, MachineSpec, StepEnd};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, LogNormal};
+use shell::ShellRules;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::rc::Rc;
 
 /// A spot instance's warning before it is taken away.
 pub const SPOT_NOTICE_MS: i64 = 120_000;
@@ -91,6 +102,11 @@ pub trait Observer {
     fn wants_steps(&self) -> bool {
         true
     }
+    /// Whether [`Observer::pass`] wants every pass's status document
+    /// (building it as JSON costs time; see [`status_checked`]).
+    fn wants_passes(&self) -> bool {
+        true
+    }
     fn step(&mut self, _line: &StepLine<'_>) {}
     fn sample(&mut self, _at: SimTime, _metric: &str, _key: &str, _value: u64) {}
     fn lifecycle(&mut self, _at: SimTime, _machine: &str, _machine_type: &str, _event: &str) {}
@@ -105,6 +121,21 @@ impl Observer for NoObserver {
     fn wants_steps(&self) -> bool {
         false
     }
+    fn wants_passes(&self) -> bool {
+        false
+    }
+}
+
+/// Whether pass `index` (from 1) checks the status the simulator builds for
+/// the engine against the document Hydra would print, read back through the
+/// production parser (`status::parse_status_value`). Every pass is checked
+/// when an observer records the documents (`--record-passes`, and the
+/// tests); otherwise passes 1, 2, 4, 8, ... and every 64th, so that a run of
+/// any length checks the round trip at least 1 + 1/64 of its passes and its
+/// first ones. A difference ends the run with an internal error (exit 1): it
+/// would mean the engine was shown something production could not see.
+pub fn status_checked(index: u64) -> bool {
+    index.is_power_of_two() || index.is_multiple_of(64)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -166,6 +197,11 @@ struct PendingPass {
     write_file: bool,
 }
 
+/// A machines file as Hydra reads it: what each listed host offers.
+type Listed = BTreeMap<String, MachineSpec>;
+/// Which instances a machines file lists, as which type.
+type Listing = Vec<(u32, String)>;
+
 /// One simulation run.
 pub struct Simulation<'s> {
     scenario: &'s Scenario,
@@ -180,7 +216,9 @@ pub struct Simulation<'s> {
     by_name: BTreeMap<String, u32>,
     memory: BTreeMap<String, MachineMemory>,
     pending: Option<PendingPass>,
-    files: BTreeMap<u64, BTreeMap<String, MachineSpec>>,
+    files: BTreeMap<u64, Rc<Listed>>,
+    /// The listing of the last machines file rendered, and what it read as.
+    last_file: Option<(Listing, Rc<Listed>)>,
     file_version: u64,
     applied_version: u64,
     listed_hosts: BTreeSet<String>,
@@ -235,6 +273,7 @@ impl<'s> Simulation<'s> {
             memory: BTreeMap::new(),
             pending: None,
             files: BTreeMap::new(),
+            last_file: None,
             file_version: 0,
             applied_version: 0,
             listed_hosts: BTreeSet::new(),
@@ -290,6 +329,7 @@ impl<'s> Simulation<'s> {
 
     /// Runs the scenario over `source` to the end and returns the summary.
     pub fn run(mut self, source: &mut dyn StepSource, observer: &mut dyn Observer) -> Result<Summary, SimError> {
+        self.hydra.keep_records = observer.wants_steps();
         let horizon = self.scenario.horizon.map(SimTime::from_secs_f64);
         let mut limit = horizon.unwrap_or(SimTime(i64::MAX));
         self.schedule(SimTime::ZERO, Event::Pass);
@@ -380,7 +420,7 @@ impl<'s> Simulation<'s> {
     }
 
     fn engine_now(&self) -> i64 {
-        self.scenario.epoch + self.now.whole_secs()
+        self.scenario.epoch.saturating_add(self.now.whole_secs())
     }
 
     fn deployment(&self, inst: &Instance) -> Deployment {
@@ -412,14 +452,29 @@ impl<'s> Simulation<'s> {
     fn pass(&mut self, observer: &mut dyn Observer) -> Result<(), SimError> {
         self.passes += 1;
         let now_s = self.engine_now();
-        let uptime = self.scenario.queue_runner_uptime + self.now.whole_secs();
+        let uptime = self.scenario.queue_runner_uptime.saturating_add(self.now.whole_secs());
         let with_last_active = self.scenario.era == Era::WithLastActive;
-        let document = self.hydra.status_json(self.scenario.epoch, self.now, uptime, with_last_active);
-        let status = status::parse_status_value(&document)
-            .map_err(|e| SimError::Internal(format!("the simulated status does not parse: {e}")))?;
+        let status = self.hydra.status(self.scenario.epoch, self.now, uptime, with_last_active);
+        let wants_document = observer.wants_passes();
+        let document = if wants_document || status_checked(self.passes) {
+            let document = self.hydra.status_json(self.scenario.epoch, self.now, uptime, with_last_active);
+            let parsed = status::parse_status_value(&document)
+                .map_err(|e| SimError::Internal(format!("the simulated status does not parse: {e}")))?;
+            if parsed != status {
+                return Err(SimError::Internal(format!(
+                    "pass {}: the status read back from the document differs from the one the simulator built",
+                    self.passes
+                )));
+            }
+            Some(document)
+        } else {
+            None
+        };
         let observation = Observation { status, fleet: self.fleet() };
         let plan = engine::decide(&self.scenario.config, &observation, now_s);
-        observer.pass(self.passes, &document, &observation, &plan);
+        if let Some(document) = document.filter(|_| wants_document) {
+            observer.pass(self.passes, &document, &observation, &plan);
+        }
         self.sample(observer);
         self.carry_out(plan, observer);
         Ok(())
@@ -450,10 +505,10 @@ impl<'s> Simulation<'s> {
 
     /// The instance starts running at `now` (a launch or a start from stopped).
     fn begin_run(&mut self, machine: u32, now: SimTime, ready_in_ms: i64) {
-        let launch_s = self.scenario.epoch + now.whole_secs();
+        let launch_s = self.scenario.epoch.saturating_add(now.whole_secs());
         let inst = &mut self.instances[machine as usize];
         if let Some(since) = inst.stopped_since.take() {
-            inst.storage_ms += now.0 - since.0;
+            inst.storage_ms = inst.storage_ms.saturating_add(now.0 - since.0);
         }
         inst.state = InstanceState::Running;
         inst.run_start = Some(now);
@@ -472,17 +527,29 @@ impl<'s> Simulation<'s> {
         }
     }
 
+    /// Starts a stopped instance at `at` (`nixops start`, or the start a
+    /// `nixops deploy` of a stopped machine does first).
+    fn start_instance(&mut self, machine: u32, at: SimTime, observer: &mut dyn Observer) {
+        let c = &self.instances[machine as usize].cloud;
+        let (median, spread) = (c.start_median, c.start_spread);
+        let delay = lognormal_ms(&mut self.rng, median, spread);
+        self.begin_run(machine, at, delay);
+        self.stability.starts += 1;
+        let inst = &self.instances[machine as usize];
+        observer.lifecycle(at, &inst.name, &inst.machine_type, "start");
+    }
+
     /// The instance stops running (stop, interruption or destruction).
     fn end_run(&mut self, machine: u32, state: InstanceState) {
         let now = self.now;
         let inst = &mut self.instances[machine as usize];
         if let Some(start) = inst.run_start.take() {
-            inst.billed_ms += inst.billing.billed_millis(start.0, now.0);
+            inst.billed_ms = inst.billed_ms.saturating_add(inst.billing.billed_millis(start.0, now.0));
         }
         if state == InstanceState::Stopped {
             inst.stopped_since = Some(now);
         } else if let Some(since) = inst.stopped_since.take() {
-            inst.storage_ms += now.0 - since.0;
+            inst.storage_ms = inst.storage_ms.saturating_add(now.0 - since.0);
         }
         inst.state = state;
         inst.generation += 1;
@@ -500,11 +567,10 @@ impl<'s> Simulation<'s> {
         let mut pass_end = now;
         let mut deploys = vec![];
         let mut write_file = false;
-        // Deploys run in parallel up to deployConcurrency; the original ran
-        // them one after another.
-        let config = &self.scenario.config;
-        let parallel = if config.quirks == Quirks::Original { 1 } else { config.deploy_concurrency.max(1) };
-        let mut deployers = vec![now; parallel as usize];
+        let slots = ShellRules::of(&self.scenario.config).deploy_slots as usize;
+        // When the deploys in progress end; never more entries than deploys,
+        // however many slots the configuration allows.
+        let mut deploying: BinaryHeap<Reverse<SimTime>> = BinaryHeap::new();
         for command in &plan.commands {
             match command {
                 Command::Create { deployment, machine_type, .. } => {
@@ -545,25 +611,23 @@ impl<'s> Simulation<'s> {
                 }
                 Command::Start { deployment } => {
                     let Some(&m) = self.by_name.get(deployment) else { continue };
-                    if self.instances[m as usize].state != InstanceState::Stopped {
-                        continue;
+                    if self.instances[m as usize].state == InstanceState::Stopped {
+                        self.start_instance(m, now, observer);
                     }
-                    let c = &self.instances[m as usize].cloud;
-                    let (median, spread) = (c.start_median, c.start_spread);
-                    let delay = lognormal_ms(&mut self.rng, median, spread);
-                    self.begin_run(m, now, delay);
-                    self.stability.starts += 1;
-                    let inst = &self.instances[m as usize];
-                    observer.lifecycle(now, &inst.name, &inst.machine_type, "start");
                 }
                 Command::Deploy { deployment, fingerprint, .. } => {
                     let Some(&m) = self.by_name.get(deployment) else { continue };
                     self.stability.deploys += 1;
-                    // The earliest free deploy slot (the first, on a tie).
-                    let (slot, start) =
-                        deployers.iter().copied().enumerate().min_by_key(|&(i, t)| (t, i)).unwrap_or((0, now));
+                    // The earliest free deploy slot.
+                    let start = match deploying.len() < slots {
+                        true => now,
+                        false => deploying.pop().map_or(now, |Reverse(t)| t),
+                    };
                     if let Some(boot) = self.instances[m as usize].launch_pending.take() {
                         self.begin_run(m, start, boot);
+                    } else if self.instances[m as usize].state == InstanceState::Stopped {
+                        // `nixops deploy` starts a stopped EC2 machine first.
+                        self.start_instance(m, start, observer);
                     }
                     let inst = &self.instances[m as usize];
                     let (done_at, ok) = if inst.state == InstanceState::Running {
@@ -575,9 +639,7 @@ impl<'s> Simulation<'s> {
                     } else {
                         (start, false)
                     };
-                    if let Some(d) = deployers.get_mut(slot) {
-                        *d = done_at;
-                    }
+                    deploying.push(Reverse(done_at));
                     pass_end = pass_end.max(done_at);
                     deploys.push(DeployResult { machine: m, fingerprint: fingerprint.clone(), done_at, ok });
                 }
@@ -611,7 +673,7 @@ impl<'s> Simulation<'s> {
                 failed.insert(inst.name.clone());
                 self.stability.failed_deploys += 1;
             }
-            let done_s = self.scenario.epoch + d.done_at.whole_secs();
+            let done_s = self.scenario.epoch.saturating_add(d.done_at.whole_secs());
             memory.entry(inst.name.clone()).or_default().record_deploy(ok, &d.fingerprint, done_s);
             observer.lifecycle(
                 d.done_at,
@@ -622,19 +684,36 @@ impl<'s> Simulation<'s> {
         }
         self.memory = memory;
         if write_file {
-            let fleet = self.fleet();
-            let text = plan.render_machines_file(&self.scenario.config, &fleet.deployments, &failed);
-            let listed: BTreeMap<String, MachineSpec> = text
-                .lines()
-                .filter_map(MachineSpec::parse_machines_line)
-                .map(|(uri, spec)| (crate::model::host_of_store_uri(&uri).to_string(), spec))
+            // The file is a function of which instances are listed, as which
+            // type: render and read it back only when that changed.
+            let listing: Listing = plan
+                .listings
+                .iter()
+                .filter(|l| !failed.contains(&l.deployment))
+                .filter_map(|l| self.by_name.get(&l.deployment).map(|&i| (i, l.machine_type.clone())))
                 .collect();
+            let listed = match &self.last_file {
+                Some((last, listed)) if *last == listing => Rc::clone(listed),
+                _ => {
+                    let fleet = self.fleet();
+                    let text = plan.render_machines_file(&self.scenario.config, &fleet.deployments, &failed);
+                    let listed: Rc<Listed> = Rc::new(
+                        text.lines()
+                            .filter_map(MachineSpec::parse_machines_line)
+                            .map(|(uri, spec)| (crate::model::host_of_store_uri(&uri).to_string(), spec))
+                            .collect(),
+                    );
+                    self.last_file = Some((listing, Rc::clone(&listed)));
+                    listed
+                }
+            };
             self.file_version += 1;
             self.files.insert(self.file_version, listed);
             let at = now.plus_ms(secs_ms(self.scenario.reload_delay));
             let version = self.file_version;
             self.schedule(at, Event::MachinesFileRead { version });
         }
+        let stop_confirmed = ShellRules::of(&self.scenario.config).stop_confirmed;
         for command in &plan.commands {
             let (deployment, state, verb) = match command {
                 Command::Stop { deployment } => (deployment, InstanceState::Stopped, "stop"),
@@ -650,6 +729,12 @@ impl<'s> Simulation<'s> {
             }
             if state == InstanceState::Stopped {
                 if current == InstanceState::Missing {
+                    continue;
+                }
+                if !stop_confirmed {
+                    self.stability.stops_refused += 1;
+                    let inst = &self.instances[m as usize];
+                    observer.lifecycle(now, &inst.name, &inst.machine_type, "stop refused (no confirmation)");
                     continue;
                 }
                 self.stability.stops += 1;
@@ -683,7 +768,7 @@ impl<'s> Simulation<'s> {
             .map(|i| (self.instances[i].ip.as_str(), i))
             .collect();
         let mut newly_listed = vec![];
-        for (host, spec) in &listed {
+        for (host, spec) in listed.iter() {
             let Some(&m) = by_ip.get(host.as_str()) else { continue };
             newly_listed.push((m, spec));
         }
@@ -723,21 +808,21 @@ impl<'s> Simulation<'s> {
         let mut alive = 0;
         for inst in &mut self.instances {
             if let Some(start) = inst.run_start.take() {
-                inst.billed_ms += inst.billing.billed_millis(start.0, now.0);
+                inst.billed_ms = inst.billed_ms.saturating_add(inst.billing.billed_millis(start.0, now.0));
                 alive += 1;
             }
             if let Some(since) = inst.stopped_since.take() {
-                inst.storage_ms += now.0 - since.0;
+                inst.storage_ms = inst.storage_ms.saturating_add(now.0 - since.0);
             }
             cost.dollars +=
                 metrics::dollars(inst.billed_ms, inst.price) + metrics::dollars(inst.storage_ms, inst.storage_price);
             cost.storage_dollars += metrics::dollars(inst.storage_ms, inst.storage_price);
-            billed_total += inst.billed_ms;
+            billed_total = billed_total.saturating_add(inst.billed_ms);
             slot_ms += i128::from(inst.billed_ms) * i128::from(inst.max_jobs);
             if let Some(h) = inst.hydra {
                 let m = &self.hydra.machines[h as usize];
-                busy_ms += m.busy_ms;
-                job_ms += m.job_ms;
+                busy_ms = busy_ms.saturating_add(m.busy_ms);
+                job_ms = job_ms.saturating_add(m.job_ms);
             }
         }
         let hours = |ms: i64| metrics::round3(ms as f64 / 3_600_000.0);
@@ -745,7 +830,7 @@ impl<'s> Simulation<'s> {
         cost.storage_dollars = metrics::round3(cost.storage_dollars);
         cost.billed_machine_hours = hours(billed_total);
         cost.busy_machine_hours = hours(busy_ms);
-        cost.idle_machine_hours = hours((billed_total - busy_ms).max(0));
+        cost.idle_machine_hours = hours(billed_total.saturating_sub(busy_ms).max(0));
         cost.busy_job_hours = hours(job_ms);
         cost.utilisation = if slot_ms > 0 { metrics::round3(job_ms as f64 / slot_ms as f64) } else { 0.0 };
         let kinds: Vec<String> = self.hydra.kinds().iter().map(|k| k.key.clone()).collect();
@@ -772,6 +857,7 @@ impl<'s> Simulation<'s> {
             scenario: self.scenario.name.clone(),
             trace: self.scenario.trace_text.clone(),
             config: self.scenario.config_origin.clone(),
+            quirks: self.scenario.config.quirks,
             seed: self.scenario.seed,
             program_version: env!("CARGO_PKG_VERSION").to_string(),
             simulated_seconds: metrics::round3(now.0 as f64 / 1000.0),
@@ -788,4 +874,58 @@ impl<'s> Simulation<'s> {
 /// Runs `scenario` over `source`.
 pub fn run(scenario: &Scenario, source: &mut dyn StepSource, observer: &mut dyn Observer) -> Result<Summary, SimError> {
     Simulation::new(scenario).run(source, observer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::TraceReader;
+    use std::path::Path;
+
+    #[test]
+    fn a_deploy_of_a_stopped_machine_starts_it_first() {
+        // The original reuses a STOPPED deployment by deploying it, without a
+        // start: NixOps's deploy starts the EC2 machine (40 s here) and then
+        // deploys it as after a boot (120 s). It must not fail.
+        let scenario = Scenario::parse(
+            r#"
+trace = "unused.csv"
+[provisioner]
+quirks = "original"
+billing = "per-second"
+[provisioner.systemTypes."x86_64-linux"]
+maxMachines = 1
+runnablesPerMachine = 1
+[cloud."x86_64-linux"]
+boot_spread = 0
+start_median = 40
+start_spread = 0
+deploy = 120
+"#,
+            "t.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        let mut sim = Simulation::new(&scenario);
+        let mut trace =
+            TraceReader::new("step_id,submitted_at,system,duration\n1,0,x86_64-linux,60\n".as_bytes(), "t.csv");
+        let row = trace.next_step().unwrap().unwrap();
+        sim.hydra.arrive(&row, trace.symbols(), SimTime::ZERO).unwrap();
+        sim.pass(&mut NoObserver).unwrap();
+        assert_eq!(sim.instances.len(), 1, "the first pass creates the machine");
+        // Stopped behind the provisioner's back (the original itself never could).
+        sim.pending = None;
+        sim.now = SimTime(1_000_000);
+        sim.end_run(0, InstanceState::Stopped);
+        sim.pass(&mut NoObserver).unwrap();
+        let pending = sim.pending.as_ref().unwrap();
+        assert!(!pending.plan.commands.iter().any(|c| matches!(c, Command::Start { .. })), "{:?}", pending.plan);
+        let inst = &sim.instances[0];
+        assert_eq!(inst.state, InstanceState::Running);
+        assert_eq!(inst.ready_at, SimTime(1_040_000));
+        assert_eq!(sim.stability.starts, 1);
+        let deploy = &pending.deploys[0];
+        assert!(deploy.ok);
+        assert_eq!(deploy.done_at, SimTime(1_160_000));
+    }
 }

@@ -7,6 +7,7 @@
 //! sorted by `submitted_at`; the simulator merges them with its own events.
 //! This module does not simulate anything and knows nothing of machines.
 
+pub mod background;
 pub mod import;
 pub mod stats;
 pub mod synth;
@@ -79,6 +80,21 @@ impl Symbols {
 
     pub fn name(&self, s: Sym) -> &str {
         &self.names[s.0 as usize]
+    }
+
+    /// How many names are interned.
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    /// The names interned from the `from`-th on, in the order they were
+    /// interned: interning them in that order elsewhere gives the same symbols.
+    pub fn names_from(&self, from: usize) -> &[String] {
+        self.names.get(from..).unwrap_or(&[])
     }
 }
 
@@ -280,6 +296,9 @@ impl<R: Read> TraceReader<R> {
                 .map_err(|_| self.error(line, Some(i), format!("expected a non-negative integer, got `{text}`")))
         };
         let seconds = |i: usize, text: &str| -> Result<i64, TraceError> {
+            if let Some(ms) = decimal_millis(text) {
+                return Ok(ms);
+            }
             match text.parse::<f64>() {
                 Ok(s) if (0.0..9.0e12).contains(&s) => Ok((s * 1000.0).round() as i64),
                 _ => Err(self.error(line, Some(i), format!("expected non-negative seconds, got `{text}`"))),
@@ -300,13 +319,19 @@ impl<R: Read> TraceReader<R> {
         }
         let duration_ms = seconds(c.duration, field(c.duration)?)?;
         let features_text = opt(c.features)?;
-        let mut features: Vec<&str> = features_text.split(',').map(str::trim).filter(|f| !f.is_empty()).collect();
-        if features.iter().any(|f| f.contains(char::is_whitespace)) {
-            return Err(self.error(line, c.features, "a feature contains white space"));
-        }
-        features.sort_unstable();
-        features.dedup();
-        let features = features.join(",");
+        // Most rows name no feature or one: no need to split, sort and join.
+        let single = !features_text.contains(',') && !features_text.contains(char::is_whitespace);
+        let features = if single {
+            std::borrow::Cow::Borrowed(features_text)
+        } else {
+            let mut features: Vec<&str> = features_text.split(',').map(str::trim).filter(|f| !f.is_empty()).collect();
+            if features.iter().any(|f| f.contains(char::is_whitespace)) {
+                return Err(self.error(line, c.features, "a feature contains white space"));
+            }
+            features.sort_unstable();
+            features.dedup();
+            std::borrow::Cow::Owned(features.join(","))
+        };
         let jobset = opt(c.jobset)?;
         let build_id = match opt(c.build_id)? {
             "" => step_id,
@@ -406,6 +431,18 @@ impl<R: Read> StepSource for TraceReader<R> {
     }
 }
 
+/// Milliseconds of a plain decimal of at most three fractional digits
+/// below 10^12 s (`123`, `0.250`), exactly what rounding the `f64` it reads as
+/// would give, without the floating point; `None` for anything else.
+fn decimal_millis(text: &str) -> Option<i64> {
+    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+    if int.is_empty() || int.len() > 12 || frac.len() > 3 {
+        return None;
+    }
+    let digits = |t: &str| t.bytes().try_fold(0i64, |n, b| b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0')));
+    Some(digits(int)? * 1000 + digits(frac)? * 10i64.pow(3 - frac.len() as u32))
+}
+
 /// Seconds with millisecond precision, as the format writes them.
 pub fn format_seconds(ms: i64) -> String {
     let sign = if ms < 0 { "-" } else { "" };
@@ -493,6 +530,18 @@ mod tests {
             read_all("step_id,submitted_at,system,duration,features\n1,0,x86_64-linux,1,\"kvm,big-parallel\"\n")
                 .unwrap();
         assert_eq!(sym.name(rows[0].features), "big-parallel,kvm");
+    }
+
+    #[test]
+    fn plain_decimals_read_exactly_as_their_floating_point_reading_rounds() {
+        for text in ["0", "1", "0.250", "0.25", "7.5", "123.456", "999999999999.999", "86400.249", "12345.6789"] {
+            let via_float = (text.parse::<f64>().unwrap() * 1000.0).round() as i64;
+            assert_eq!(decimal_millis(text).unwrap_or(via_float), via_float, "{text}");
+        }
+        for text in ["", ".5", "1e3", "-1", "+1", "1.2.3", "1000000000000", "0x10", " 1"] {
+            assert_eq!(decimal_millis(text), None, "{text}");
+        }
+        assert_eq!(decimal_millis("12.5"), Some(12_500));
     }
 
     #[test]

@@ -234,3 +234,114 @@ fn compare_refuses_bad_input_with_exit_2() {
     let (code, _, stderr) = compare(&[base.as_os_str(), base.as_os_str(), "--wait-metric".as_ref(), "p42".as_ref()]);
     assert_eq!(code, Some(2), "{stderr}");
 }
+
+/// The files of a finished sweep, by name.
+fn outputs(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
+    FILES.iter().map(|&f| (f, std::fs::read(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}")))).collect()
+}
+
+/// A tiny sweep over the quick-start in `dir`, and its single-machine output.
+fn tiny_sweep_and_single_run(dir: &Path) -> (PathBuf, Vec<(&'static str, Vec<u8>)>) {
+    quick_start_copy(dir, "base.toml", |t| t);
+    let file = write(dir, "tiny.toml", TINY_SWEEP);
+    let single = dir.join("single");
+    let out = sweep(&file, &single, "2");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (file, outputs(&single))
+}
+
+fn merge(dirs: &[&Path], out: &Path) -> std::process::Output {
+    bin().args(["sweep", "merge"]).args(dirs).arg("--out").arg(out).output().unwrap()
+}
+
+#[test]
+fn shards_merged_are_byte_identical_to_a_single_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, single) = tiny_sweep_and_single_run(dir.path());
+    // Three shards of 8 runs, written to two directories as two machines would.
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for (k, out) in [(1, &a), (2, &b), (3, &a)] {
+        let o = bin().arg("sweep").arg(&file).args(["--shard", &format!("{k}/3"), "--out"]).arg(out).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let partial: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(format!("shard-{k}-of-3.json"))).unwrap()).unwrap();
+        let runs: Vec<u64> = partial["runs"].as_array().unwrap().iter().map(|r| r["run"].as_u64().unwrap()).collect();
+        assert_eq!(runs, (0..8).filter(|r| r % 3 == k - 1).collect::<Vec<u64>>(), "shard {k}/3 runs every third run");
+    }
+    let merged = dir.path().join("merged");
+    let o = merge(&[&a, &b], &merged);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for ((name, x), (_, y)) in outputs(&merged).iter().zip(&single) {
+        assert!(x == y, "{name} differs between the merged shards and the single run");
+    }
+    // A missing or doubled shard, or one of another sweep, is refused by name.
+    let o = merge(&[&b], &dir.path().join("x"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("missing shard(s) 1/3, 3/3"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = merge(&[&a, &b, &b], &dir.path().join("x"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is also in"), "{}", String::from_utf8_lossy(&o.stderr));
+    let other = write(dir.path(), "other.toml", &TINY_SWEEP.replace("[1, 2]", "[1, 3]"));
+    let c = dir.path().join("c");
+    bin().arg("sweep").arg(&other).args(["--shard", "2/3", "--out"]).arg(&c).assert().success();
+    let o = merge(&[&a, &c], &dir.path().join("x"));
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("not a slice of the same sweep"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    bin().arg("sweep").arg(&file).args(["--shard", "4/3", "--out"]).arg(&c).assert().code(2);
+}
+
+#[test]
+fn shards_run_with_gnu_parallel_over_ssh_and_as_an_indexed_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file, single) = tiny_sweep_and_single_run(dir.path());
+    let script = |name: &str| root().join("contrib/sweep-shards").join(name);
+    let binary = assert_cmd::cargo::cargo_bin("hydra-provisioner");
+    // A Kubernetes Indexed Job: pod i has JOB_COMPLETION_INDEX=i.
+    let parts = dir.path().join("job-results");
+    for index in 0..4 {
+        let o = std::process::Command::new("sh")
+            .arg(script("shard-from-index.sh"))
+            .arg(&file)
+            .arg(&parts)
+            .env("JOB_COMPLETION_INDEX", index.to_string())
+            .env("SHARDS", "4")
+            .env("HYDRA_PROVISIONER", &binary)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let merged = dir.path().join("job-report");
+    assert!(merge(&[&parts], &merged).status.success());
+    assert!(outputs(&merged) == single, "the Indexed Job's merge differs from the single run");
+    // GNU parallel over ssh, every host being this one (tests/fakes/ssh).
+    let has_parallel =
+        std::process::Command::new("parallel").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !has_parallel {
+        assert!(std::env::var("CI").is_err(), "GNU parallel is missing on CI; .ci/run must install it");
+        eprintln!("skipped the GNU parallel half: parallel not installed (.ci/run installs it)");
+        return;
+    }
+    let out = dir.path().join("ssh-report");
+    let o = std::process::Command::new("sh")
+        .arg(script("sweep-over-ssh.sh"))
+        .arg(&file)
+        .arg(&out)
+        .args(["1/builder-a", "1/builder-b"])
+        .env("PARALLEL_SSH", root().join("tests/fakes/ssh"))
+        .env("HYDRA_PROVISIONER", &binary)
+        .env("SHARDS", "3")
+        .env("PARALLEL_HOME", dir.path().join("parallel-home"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(outputs(&out) == single, "the ssh shards' merge differs from the single run");
+    assert!(out.join("shards/shard-3-of-3.json").exists());
+}

@@ -582,3 +582,264 @@ deploy = 120
     assert_eq!(billed_sequential, round3(1560.0 / 3600.0));
     assert_eq!(lifecycle(3, "fixed").1, round3(2100.0 / 3600.0));
 }
+
+/// One static builder with one slot, no provisioned types: dispatch order is
+/// all that decides when a step starts.
+const ONE_STATIC_SLOT: &str = r#"
+trace = "unused.csv"
+provisioner = { systemTypes = {} }
+[[static_machines]]
+name = "only-builder"
+systems = ["x86_64-linux"]
+"#;
+
+fn started_at(c: &Collect, id: u64) -> i64 {
+    c.lines.iter().find(|l| l.id == id).and_then(|l| l.started).unwrap_or_else(|| panic!("step {id} never started"))
+}
+
+#[test]
+fn a_step_that_gained_a_dependent_while_queued_outranks_an_equal_one() {
+    // Step 1 holds the only slot from 0 to 100 s. Steps 2 and 3 queue at 1 s,
+    // equal but for the build id, so 2 would go first. At 2 s step 4
+    // arrives depending on step 3: Hydra counts `rdeps` when it dispatches, at
+    // 100 s, so 3 now outranks 2 (100-110 s) and 2 follows (110-130 s).
+    let trace = "step_id,submitted_at,system,duration,build_id,depends_on\n\
+                 1,0,x86_64-linux,100,1,\n\
+                 2,1,x86_64-linux,20,2,\n\
+                 3,1,x86_64-linux,10,3,\n\
+                 4,2,x86_64-linux,5,4,3\n";
+    let (summary, c) = simulate(ONE_STATIC_SLOT, trace);
+    assert_eq!(summary.steps.succeeded, 4);
+    assert_eq!(started_at(&c, 3), 100_000);
+    assert_eq!(started_at(&c, 2), 110_000);
+    // Step 4 became runnable when 3 finished, and queued behind 2.
+    assert_eq!(started_at(&c, 4), 130_000);
+    // Without the dependent, the lower build id goes first.
+    let (_, c) = simulate(ONE_STATIC_SLOT, &trace.replace("4,2,x86_64-linux,5,4,3\n", ""));
+    assert_eq!((started_at(&c, 2), started_at(&c, 3)), (100_000, 120_000));
+}
+
+#[test]
+fn share_charges_leave_the_window_24_hours_after_the_attempt_started() {
+    // Step 1 (p:a) runs 0-7200 s, step 2 (p:b) 7200-10800 s, step 3 (p:c)
+    // 86000-86500 s while steps 4 (p:b) and 5 (p:a) queue at 86100 s. When
+    // the slot frees at 86500 s, p:a's 7200 s were charged at its start, 0 s,
+    // and left the window at 86400 s; p:b's 3600 s, charged at 7200 s, are
+    // still in it. So p:a, now below its share, goes first. (Keyed by the
+    // minute the attempt finished, p:a's charge would last until 93600 s and
+    // p:b would go first.)
+    let trace = "step_id,submitted_at,system,duration,jobset\n\
+                 1,0,x86_64-linux,7200,p:a\n\
+                 2,0,x86_64-linux,3600,p:b\n\
+                 3,86000,x86_64-linux,500,p:c\n\
+                 4,86100,x86_64-linux,60,p:b\n\
+                 5,86100,x86_64-linux,60,p:a\n";
+    let (_, c) = simulate(ONE_STATIC_SLOT, trace);
+    assert_eq!((started_at(&c, 1), started_at(&c, 2), started_at(&c, 3)), (0, 7_200_000, 86_000_000));
+    assert_eq!(started_at(&c, 5), 86_500_000);
+    assert_eq!(started_at(&c, 4), 86_560_000);
+}
+
+#[test]
+fn share_charges_expire_to_the_millisecond() {
+    // As above with a start at 0.250 s: p:a's charge leaves the window at
+    // 86400.250 s, so a slot freed at 86400.249 s still goes to p:b and one
+    // freed at 86400.250 s goes to p:a.
+    for (blocker_ends, first) in [("86400.249", 4), ("86400.250", 5)] {
+        let duration = format!("{:.3}", blocker_ends.parse::<f64>().unwrap() - 86000.0);
+        let trace = format!(
+            "step_id,submitted_at,system,duration,jobset\n\
+             0,0,x86_64-linux,0.250,p:c\n\
+             1,0.250,x86_64-linux,7200,p:a\n\
+             2,0.250,x86_64-linux,3600,p:b\n\
+             3,86000,x86_64-linux,{duration},p:c\n\
+             4,86100,x86_64-linux,60,p:b\n\
+             5,86100,x86_64-linux,60,p:a\n"
+        );
+        let (_, c) = simulate(ONE_STATIC_SLOT, &trace);
+        assert_eq!(started_at(&c, 1), 250, "{trace}");
+        let freed = (blocker_ends.parse::<f64>().unwrap() * 1000.0).round() as i64;
+        assert_eq!(started_at(&c, first), freed, "slot freed at {blocker_ends}");
+    }
+}
+
+#[test]
+fn the_original_never_stops_a_machine_and_keeps_paying_for_it() {
+    // As `stopped_machines_pay_storage_and_start_again`, under the original's
+    // rules: every pass from 600 s asks NixOps to stop the idle machine, and
+    // NixOps asks for a confirmation nobody gives. The machine keeps running
+    // (billed per second from its launch at 300 s to the end), and step 2 is
+    // served by the same machine without a start.
+    let scenario = r#"
+trace = "unused.csv"
+horizon = 21000
+[provisioner]
+quirks = "original"
+billing = "per-second"
+[provisioner.systemTypes."x86_64-linux"]
+maxMachines = 1
+runnablesPerMachine = 1
+stopOnIdle = true
+[cloud."x86_64-linux"]
+on_demand_price = 3.6
+storage_price = 0.5
+boot_spread = 0
+"#;
+    let trace = "step_id,submitted_at,system,duration\n1,0,x86_64-linux,60\n2,20000,x86_64-linux,60\n";
+    let (summary, c) = simulate(scenario, trace);
+    assert_eq!(summary.quirks, hydra_provisioner::config::Quirks::Original);
+    assert_eq!(summary.steps.succeeded, 2);
+    let st = &summary.stability;
+    assert_eq!((st.creates, st.starts, st.stops, st.destroys, st.failed_deploys), (1, 0, 0, 0, 0), "{st:?}");
+    assert!(st.stops_refused >= 60, "a refused stop every pass while idle: {st:?}");
+    assert_eq!(summary.cost.billed_machine_hours, round3((21000.0 - 300.0) / 3600.0));
+    assert_eq!(summary.cost.storage_dollars, 0.0);
+    assert_eq!(summary.machines_alive_at_end, 1);
+    assert_eq!(c.lines[1].machine, c.lines[0].machine);
+    let events: Vec<&str> = c.lifecycle.iter().map(|(_, _, e)| e.as_str()).collect();
+    assert!(events.contains(&"stop refused (no confirmation)"), "{events:?}");
+    assert!(!events.contains(&"stop") && !events.contains(&"deploy failed"), "{events:?}");
+    let table = summary.to_table();
+    assert!(table.contains("quirks           original"), "{table}");
+    assert!(table.contains("deploys          "), "{table}");
+    assert!(table.contains("stops refused"), "{table}");
+}
+
+/// A step of the trace, as a row read from CSV text.
+fn rows(text: &str) -> (Vec<hydra_provisioner::trace::StepRow>, hydra_provisioner::trace::Symbols) {
+    let mut reader = TraceReader::new(text.as_bytes(), "t.csv");
+    let mut out = vec![];
+    while let Some(row) = reader.next_step() {
+        out.push(row.unwrap());
+    }
+    (out, reader.symbols().clone())
+}
+
+/// Runs Hydra alone until nothing is left to do: handles its events in time
+/// order and dispatches after each.
+fn drain(hydra: &mut Hydra) {
+    let mut pending: std::collections::BinaryHeap<std::cmp::Reverse<(SimTime, u64, HydraEvent)>> = Default::default();
+    let mut seq = 0;
+    loop {
+        for (at, e) in hydra.scheduled.drain(..) {
+            seq += 1;
+            pending.push(std::cmp::Reverse((at, seq, e)));
+        }
+        let Some(std::cmp::Reverse((at, _, e))) = pending.pop() else { break };
+        hydra.handle(e, at);
+        hydra.dispatch(at);
+    }
+}
+
+/// A static builder with one slot, as its machines-file line.
+fn one_slot_builder() -> MachineSpec {
+    MachineSpec::parse_machines_line("s x86_64-linux - 1 1 - - -").unwrap().1
+}
+
+/// Every step of the CSV text arrives at time 0; Hydra then runs them all.
+fn arrive_all_and_run(hydra: &mut Hydra, text: &str) {
+    let (rows, symbols) = rows(text);
+    for row in &rows {
+        hydra.arrive(row, &symbols, SimTime(0)).unwrap();
+    }
+    hydra.dispatch(SimTime(0));
+    drain(hydra);
+}
+
+#[test]
+fn dispatch_work_does_not_grow_with_the_number_of_jobsets() {
+    // 5,000 steps, each of its own jobset, queue at once for one slot. A
+    // dispatch that scans every jobset does about 5,000 x 5,000 / 2 units
+    // of work here; a few dozen per step is the budget.
+    let mut text = String::from("step_id,submitted_at,system,duration,jobset\n");
+    for i in 0..5_000 {
+        text.push_str(&format!("{i},0,x86_64-linux,10,p:j{i}\n"));
+    }
+    let mut hydra = Hydra::new(BTreeMap::new());
+    hydra.add_machine("s".into(), one_slot_builder(), SimTime(0), false);
+    let before = hydra.work();
+    arrive_all_and_run(&mut hydra, &text);
+    assert_eq!(hydra.counters.succeeded, 5_000);
+    let per_step = (hydra.work() - before) / 5_000;
+    assert!(per_step <= 64, "{per_step} units of work per step");
+}
+
+#[test]
+fn static_machines_join_in_time_linear_in_their_count() {
+    let mut hydra = Hydra::new(BTreeMap::new());
+    for i in 0..20_000 {
+        hydra.add_machine(format!("s{i}"), one_slot_builder(), SimTime(0), false);
+    }
+    let per_machine = hydra.work() / 20_000;
+    assert!(per_machine <= 64, "{per_machine} units of work per machine");
+}
+
+#[test]
+fn a_step_id_reused_while_a_dependency_of_its_first_use_runs() {
+    // Step 5 first arrives depending on 7 (running) and 8 (failed), so it
+    // never starts; its id is then reused by a step without dependencies.
+    // When 7 finishes it must release only the steps still waiting for it.
+    let trace = "step_id,submitted_at,system,duration,depends_on,outcome\n\
+                 8,0,x86_64-linux,1,,failure\n\
+                 7,0,x86_64-linux,1000,,success\n\
+                 5,10,x86_64-linux,30,7 8,success\n\
+                 5,20,x86_64-linux,2000,,success\n\
+                 6,30,x86_64-linux,30,7,success\n";
+    let scenario =
+        ONE_STATIC_SLOT.replace("systems = [\"x86_64-linux\"]", "systems = [\"x86_64-linux\"]\nmax_jobs = 2");
+    let (summary, c) = simulate(&scenario, trace);
+    assert_eq!(summary.steps.total, 5);
+    assert_eq!((summary.steps.succeeded, summary.steps.failed), (3, 1), "{:?}", summary.steps);
+    assert_eq!(summary.steps.never_started.get("a dependency failed"), Some(&1));
+    // Step 6 waited for 7 (done at 1000 s) and ran on the slot 7 freed.
+    let six = c.lines.iter().find(|l| l.id == 6).unwrap();
+    assert_eq!((six.runnable, six.started), (Some(1_000_000), Some(1_000_000)));
+}
+
+#[test]
+fn an_epoch_at_the_limits_of_time_does_not_overflow() {
+    // A static builder only: the engine, with nothing to bill, is not
+    // the subject here; the simulator's own clock arithmetic is.
+    for epoch in [i64::MIN, i64::MAX] {
+        let text = format!("era = \"with-last-active\"\n{ONE_STATIC_SLOT}");
+        let mut scenario = Scenario::parse(&text, "t.toml", Path::new(".")).unwrap();
+        scenario.epoch = epoch;
+        let mut source = TraceReader::new(TWO_STEPS.as_bytes(), "t.csv");
+        let summary = sim::run(&scenario, &mut source, &mut Collect::default()).unwrap();
+        assert_eq!(summary.steps.total, 2, "epoch {epoch}");
+    }
+}
+
+#[test]
+fn share_sums_of_enormous_steps_do_not_overflow() {
+    // 2,100 steps of 8.9e12 s each on 2,100 machines, charged to one jobset
+    // within one window: 1.9e19 ms, more than an i64 holds.
+    let mut text = String::from("step_id,submitted_at,system,duration,jobset\n");
+    for i in 0..2_100 {
+        text.push_str(&format!("{i},0,x86_64-linux,8900000000000,p:j\n"));
+    }
+    let mut hydra = Hydra::new(BTreeMap::new());
+    for i in 0..2_100 {
+        hydra.add_machine(format!("s{i}"), one_slot_builder(), SimTime(0), false);
+    }
+    arrive_all_and_run(&mut hydra, &text);
+    assert_eq!(hydra.counters.succeeded, 2_100);
+    let status = hydra.status_json(0, SimTime(8_900_000_000_000_000), 0, false);
+    assert_eq!(status["jobsets"]["p:j"]["seconds"], 18_690_000_000_000_000u64, "{}", status["jobsets"]);
+}
+
+#[test]
+fn an_enormous_deploy_concurrency_deploys_like_enough_of_it() {
+    // deployConcurrency is a u32; 4294967295 must behave like any number of
+    // slots at least as large as the deploys of a pass, without allocating
+    // per slot.
+    let with = |concurrency: &str| {
+        let scenario = std::fs::read_to_string(root().join("scenarios/quick-start.toml")).unwrap().replace(
+            "billing = \"per-second\"",
+            &format!("billing = \"per-second\"\ndeployConcurrency = {concurrency}"),
+        );
+        let trace = std::fs::read_to_string(root().join("traces/quick-start.csv")).unwrap();
+        simulate(&scenario, &trace).0
+    };
+    assert_eq!(with("4294967295"), with("64"));
+}

@@ -269,6 +269,16 @@ pub struct QueueStatus {
     pub has_machine_types: bool,
     pub machine_types: BTreeMap<String, TypeStatus>,
     pub machines: BTreeMap<String, BuilderStatus>,
+    /// Whether `machines` describes every machine the queue runner has. A
+    /// `machines` section that is absent, `null` or `{}` (late-2022 to
+    /// mid-2023 dumps have them while machines build) cannot: a machine
+    /// absent from it is *unknown*, not idle (see `engine::activity`).
+    #[serde(default = "yes")]
+    pub machines_known: bool,
+    /// Steps being built right now (`nrActiveSteps`; the Rust runner's
+    /// `activeRunnable` summed), if the status says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_steps: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -285,6 +295,10 @@ impl QueueStatus {
             has_machine_types: true,
             machine_types: BTreeMap::new(),
             machines: BTreeMap::new(),
+            // Nothing to doubt: a down status stops nothing in fixed mode,
+            // and the original read it as an empty queue of idle machines.
+            machines_known: true,
+            active_steps: None,
         }
     }
 

@@ -203,6 +203,18 @@ fn looks_like_error(stderr: &str) -> bool {
     stderr.lines().any(|l| l.starts_with("error:") || l.starts_with("Traceback (most recent call last)"))
 }
 
+/// What a finished `nixops check` said, from its exit code (`None`: killed
+/// by a signal), whether it timed out, and its output: `None` when the check
+/// itself failed (the caller names the command).
+pub fn classify_check(code: Option<i32>, timed_out: bool, _stdout: &str, stderr: &str) -> Option<CheckOutcome> {
+    match code {
+        _ if timed_out => None,
+        Some(0) => Some(CheckOutcome::Healthy),
+        Some(code @ 1..=31) if !looks_like_error(stderr) => Some(CheckOutcome::Problems(code as u8)),
+        _ => None,
+    }
+}
+
 impl NixOps {
     fn argv_for(&self, args: &[&str]) -> Vec<String> {
         self.argv.iter().cloned().chain(args.iter().map(|a| a.to_string())).collect()
@@ -237,14 +249,9 @@ impl NixOps {
             Ok(out) => out,
             Err(e) => return CheckOutcome::Failed(e),
         };
-        if out.success() {
-            return CheckOutcome::Healthy;
-        }
-        match out.status.and_then(|s| s.code()) {
-            Some(code @ 1..=31) if !out.timed_out && !looks_like_error(&out.stderr) => {
-                CheckOutcome::Problems(code as u8)
-            }
-            _ => CheckOutcome::Failed(failure(&self.argv_for(&args), &out)),
+        match classify_check(out.status.and_then(|s| s.code()), out.timed_out, &out.stdout, &out.stderr) {
+            Some(outcome) => outcome,
+            None => CheckOutcome::Failed(failure(&self.argv_for(&args), &out)),
         }
     }
 

@@ -145,7 +145,18 @@ pub fn parse_rust_status(text: &str) -> Result<QueueStatus, String> {
         }
         Some(_) => return Err("`machines` is not an object".into()),
     }
-    Ok(QueueStatus { health: QueueHealth::Up, time, uptime, has_machine_types, machine_types, machines })
+    let machines_known = !machines.is_empty();
+    let active_steps = has_machine_types.then(|| machine_types.values().fold(0u64, |n, t| n.saturating_add(t.running)));
+    Ok(QueueStatus {
+        health: QueueHealth::Up,
+        time,
+        uptime,
+        has_machine_types,
+        machine_types,
+        machines,
+        machines_known,
+        active_steps,
+    })
 }
 
 /// An RFC 3339 time (`2023-11-14T22:13:20Z`, `...+02:00`, fractions

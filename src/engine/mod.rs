@@ -13,6 +13,7 @@
 //! period) and expire the rest, minding paid time before stopping or
 //! destroying anything.
 
+pub mod activity;
 pub mod plan;
 pub mod reason;
 
@@ -21,6 +22,7 @@ pub use reason::{ActivitySource, Reason, TypeNote};
 
 use crate::config::{Config, Quirks, TypeConfig};
 use crate::model::{Deployment, MachineMemory, MachineState, Observation, QueueHealth, Seconds};
+use activity::{Activity, could_be_building};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The original's fallback for a missing `lastActive`: the queue runner's
@@ -338,7 +340,9 @@ impl<'a> Pass<'a> {
         let current = m.deployed_fingerprint.as_deref() == Some(self.fingerprint(tc));
         let due = match m.deployed_at {
             None => true,
-            Some(at) => self.config.redeploy_interval > 0 && self.now - at >= self.config.redeploy_interval,
+            Some(at) => {
+                self.config.redeploy_interval > 0 && self.now.saturating_sub(at) >= self.config.redeploy_interval
+            }
         };
         !current || due
     }
@@ -391,8 +395,14 @@ impl<'a> Pass<'a> {
         });
     }
 
-    fn jobs(&self, d: &Deployment) -> u64 {
-        d.host().and_then(|h| self.obs.status.builder(h)).map_or(0, |b| b.current_jobs)
+    fn activity(&self, d: &Deployment) -> Activity {
+        activity::activity(&self.obs.status, d, self.type_of(d), self.config.drain_delay)
+    }
+
+    /// Whether the machine's activity is unknown while it may be building:
+    /// such a machine is never stopped or destroyed.
+    fn maybe_building(&self, d: &Deployment) -> bool {
+        could_be_building(d.state) && self.activity(d) == Activity::Unknown
     }
 
     /// Whether Hydra currently has the machine enabled (i.e. in its file).
@@ -403,11 +413,14 @@ impl<'a> Pass<'a> {
     fn next_memory(&self, d: &Deployment, action: Action, listing: Option<&Listing>) -> MachineMemory {
         let mut m = d.memory.clone();
         if self.obs.status.is_up() {
-            if self.jobs(d) > 0 {
-                m.idle_since = None;
-            } else if m.idle_since.is_none() {
-                let reported = d.host().and_then(|h| self.obs.status.builder(h)).and_then(|b| b.idle_since);
-                m.idle_since = Some(reported.unwrap_or(self.now));
+            match self.activity(d) {
+                // Not seen idle: it may have worked since it last was.
+                Activity::Busy(_) | Activity::Unknown => m.idle_since = None,
+                Activity::Idle if m.idle_since.is_none() => {
+                    let reported = d.host().and_then(|h| self.obs.status.builder(h)).and_then(|b| b.idle_since);
+                    m.idle_since = Some(reported.unwrap_or(self.now));
+                }
+                Activity::Idle => {}
             }
         }
         if action == Action::Hold {
@@ -421,7 +434,9 @@ impl<'a> Pass<'a> {
                 m.delisted_at = None;
             }
         } else {
-            if m.delisted_at.is_none() && (m.listed || self.in_hydra(d)) {
+            // A machine in the last file is delisted now, whatever an older
+            // record says (a pass killed before saving its state leaves one).
+            if m.listed || (m.delisted_at.is_none() && self.in_hydra(d)) {
                 m.delisted_at = Some(self.now);
             }
             m.listed = false;
@@ -466,12 +481,11 @@ impl<'a> Pass<'a> {
         if left >= threshold {
             return self.original_keep_listed(d, Reason::PaidTimeLeft { left, threshold });
         }
-        let Some(host) = d.host() else {
+        if d.host().is_none() {
             let why = "a running machine without a public IP".to_string();
             return self.record(d, Action::Hold, Reason::OriginalWouldCrash { why });
-        };
-        let jobs = self.obs.status.builder(host).map_or(0, |b| b.current_jobs);
-        if jobs > 0 {
+        }
+        if let Activity::Busy(jobs) = self.activity(d) {
             // The original's comment says "don't list it if there is no grace
             // period", and its code does the opposite.
             if grace > 0 {
@@ -482,11 +496,14 @@ impl<'a> Pass<'a> {
         let status = &self.obs.status;
         let (last_active, source) = match tc.and_then(|t| status.machine_types.get(&t.canonical)) {
             Some(ts) if ts.last_active.is_some() => (ts.last_active.unwrap_or(0), ActivitySource::TypeLastActive),
-            _ => (self.now - status.uptime + UPTIME_FALLBACK_PAD, ActivitySource::UptimeFallback),
+            _ => (
+                self.now.saturating_sub(status.uptime).saturating_add(UPTIME_FALLBACK_PAD),
+                ActivitySource::UptimeFallback,
+            ),
         };
-        if self.now - last_active < grace {
-            return self
-                .original_keep_listed(d, Reason::InGracePeriod { last_active, until: last_active + grace, source });
+        if self.now.saturating_sub(last_active) < grace {
+            let until = last_active.saturating_add(grace);
+            return self.original_keep_listed(d, Reason::InGracePeriod { last_active, until, source });
         }
         self.original_expire(d, Reason::Idle { last_active: Some(last_active), source: Some(source) })
     }
@@ -507,6 +524,9 @@ impl<'a> Pass<'a> {
         if d.state.is_running() && left >= threshold {
             return self.record(d, Action::Leave, Reason::PaidTimeLeftBeforeStop { left, threshold });
         }
+        if self.maybe_building(d) {
+            return self.record(d, Action::Drain, Reason::ActivityUnknown);
+        }
         let stop_on_idle = self.type_of(d).is_some_and(|t| t.stop_on_idle);
         if !stop_on_idle {
             self.record(d, Action::Destroy, reason)
@@ -520,8 +540,7 @@ impl<'a> Pass<'a> {
 
     /// Our keep rules: the original's, with its defects fixed.
     fn fixed_keep_rules(&mut self, d: &'a Deployment) {
-        let jobs = self.jobs(d);
-        if jobs > 0 {
+        if let Activity::Busy(jobs) = self.activity(d) {
             return self.record(d, Action::Drain, Reason::Busy { jobs });
         }
         let tc = self.type_of(d);
@@ -551,8 +570,8 @@ impl<'a> Pass<'a> {
             return self.record(d, Action::Keep, Reason::PaidTimeLeft { left, threshold });
         }
         let (last_active, source) = self.last_active(d, tc);
-        if self.now - last_active < tc.grace_period {
-            let until = last_active + tc.grace_period;
+        if self.now.saturating_sub(last_active) < tc.grace_period {
+            let until = last_active.saturating_add(tc.grace_period);
             return self.record(d, Action::Keep, Reason::InGracePeriod { last_active, until, source });
         }
         let uptime = self.obs.status.uptime;
@@ -589,20 +608,29 @@ impl<'a> Pass<'a> {
         if d.state.is_running() && left >= threshold {
             return self.record(d, Action::Leave, Reason::PaidTimeLeftBeforeStop { left, threshold });
         }
+        if self.maybe_building(d) {
+            return self.record(d, Action::Drain, Reason::ActivityUnknown);
+        }
         if self.config.drain_before_destroy && d.state != MachineState::Missing {
             let delay = self.config.drain_delay;
+            // A machine in the last file Hydra was given starts its drain
+            // now: never delisted and stopped in the same pass, whatever an
+            // older (possibly stale) record of its delisting says.
             let delisted_at = match d.memory.delisted_at {
+                _ if d.memory.listed => Some(self.now),
                 Some(at) => Some(at),
-                None if d.memory.listed || self.in_hydra(d) => Some(self.now),
+                None if self.in_hydra(d) => Some(self.now),
                 None => None,
             };
             if let Some(at) = delisted_at {
-                if self.now - at < delay {
-                    return self.record(d, Action::Drain, Reason::Draining { delisted_at: at, until: at + delay });
+                let delisted_for = self.now.saturating_sub(at);
+                if at == self.now || delisted_for < delay {
+                    let until = at.saturating_add(delay);
+                    return self.record(d, Action::Drain, Reason::Draining { delisted_at: at, until });
                 }
                 // Hydra should have reread the file by now; if it still has
                 // the machine enabled, give it a while longer.
-                if self.in_hydra(d) && self.now - at < 10 * delay.max(30) {
+                if self.in_hydra(d) && delisted_for < delay.max(activity::HYDRA_RELOAD).saturating_mul(10) {
                     return self.record(d, Action::Drain, Reason::WaitingForReload { delisted_at: at });
                 }
             }

@@ -72,6 +72,10 @@ pub enum Reason {
     QueueStatusUnavailable { detail: String },
     /// Running but without a known address; it cannot be listed or matched.
     NoAddress,
+    /// Unneeded, but the status cannot say whether it is building (no
+    /// `machines` section): delisted, never stopped or destroyed until it is
+    /// shown idle.
+    ActivityUnknown,
     /// Input on which the original provisioner crashed; the fleet is left alone.
     OriginalWouldCrash { why: String },
 }
@@ -110,6 +114,9 @@ impl fmt::Display for Reason {
                 write!(f, "queue status unavailable ({detail}), fleet left alone")
             }
             Reason::NoAddress => write!(f, "running but has no public address yet"),
+            Reason::ActivityUnknown => {
+                write!(f, "unneeded, but the status cannot say whether it is building; drained, not stopped")
+            }
             Reason::OriginalWouldCrash { why } => write!(f, "the original provisioner would crash here: {why}"),
         }
     }

@@ -4,6 +4,7 @@
 
 mod common;
 mod engine;
+mod fuzz;
 mod policy;
 mod production;
 mod simulation;

@@ -99,8 +99,10 @@ impl World {
                 .entry(format!("ssh://root@{ip}"))
                 .or_insert_with(|| json!({"enabled": false, "currentJobs": jobs}));
         }
+        let running: u64 = busy.iter().map(|(_, j)| j).sum();
         let doc = json!({"status": "up", "time": now, "uptime": 86400, "nrRunnableSteps": runnable,
-            "machineTypes": {TYPE: {"runnable": runnable, "running": 0}}, "machines": machines, "jobsets": {}});
+            "nrActiveSteps": running, "machineTypes": {TYPE: {"runnable": runnable, "running": running}},
+            "machines": machines, "jobsets": {}});
         self.set_status_text(&doc.to_string());
     }
 
@@ -759,4 +761,35 @@ fn auto_shutdown_powers_off_only_after_an_hour_without_keep_alive() {
     assert_eq!(run(), None, "50 minutes old");
     file.set_modified(std::time::SystemTime::now() - Duration::from_secs(3700)).unwrap();
     assert_eq!(run().as_deref(), Some("poweroff\n"), "over an hour old");
+}
+
+/// Hydra's dumps of late 2022 to mid 2023 have `machines` (and
+/// `machineTypes`) as `null` or `{}` while machines build: a listed machine
+/// absent from such a status is unknown, not idle, and is never destroyed
+/// on that evidence, in either mode; once nothing runs, it goes.
+#[test]
+fn a_status_without_machines_never_gets_a_building_machine_destroyed() {
+    for (quirks, section) in [("fixed", "null"), ("fixed", "{}"), ("original", "null"), ("original", "{}")] {
+        let w = World::new(json!({"maxMachines": 1, "gracePeriod": 0}), json!({"quirks": quirks}));
+        w.scale_to(1);
+        let null_era = |now: i64, active: u64| {
+            w.set_status_text(&format!(
+                r#"{{"status": "up", "time": {now}, "uptime": 86400, "nrRunnableSteps": 0, "nrActiveSteps": {active},
+                    "machines": {section}, "jobsets": {section}, "machineTypes": {section}}}"#
+            ));
+        };
+        // Unneeded, idle type, hour nearly over, long past grace and drain:
+        // it may be building, so it is drained and kept.
+        for now in [T0 + 3500, T0 + 3560, T0 + 7100, T0 + 10_700] {
+            null_era(now, 4);
+            w.ok_pass(now);
+            assert_eq!(w.names(), vec![provisioned(0)], "{quirks} {section} at {now}");
+        }
+        assert!(w.listed_ips().is_empty(), "{quirks} {section}: drained");
+        assert!(w.calls_of("destroy").is_empty() && w.calls_of("stop").is_empty(), "{quirks} {section}");
+        // Nothing runs any more: the machine is idle and goes.
+        null_era(T0 + 14_300, 0);
+        w.ok_pass(T0 + 14_300);
+        assert!(w.names().is_empty(), "{quirks} {section}: destroyed once nothing runs");
+    }
 }

@@ -90,10 +90,13 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
     };
 
     let (mut state, warning) = state::load(&state_path);
-    if let Some(w) = warning {
-        tracing::warn!("{w}");
-    }
     let mut failures: Vec<String> = vec![];
+    // The memory is rebuilt safely, but someone should look: the pass fails.
+    let state_rebuilt = warning.is_some();
+    if let Some(w) = warning {
+        tracing::error!("{w}");
+        failures.push(w);
+    }
 
     let reading = queue::read_status(config, seconds(config.command_timeout));
     match &reading.status.health {
@@ -164,6 +167,7 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
             fleet: &observation.fleet,
             plan: &plan,
             command_failures: failures.len(),
+            state_rebuilt,
             duration: started.elapsed(),
         };
         if let Err(e) = files::write_atomically(path, metrics::render(&figures).as_bytes()) {

@@ -793,3 +793,24 @@ fn a_status_without_machines_never_gets_a_building_machine_destroyed() {
         assert!(w.names().is_empty(), "{quirks} {section}: destroyed once nothing runs");
     }
 }
+
+/// A corrupt state file is set aside and the memory rebuilt safely, but the
+/// pass says so: exit 1 and a metric, so that an alert fires.
+#[test]
+fn a_corrupt_state_file_fails_the_pass_and_sets_a_metric() {
+    let w = World::new(json!({"maxMachines": 1}), json!({"prometheusTextfile": "metrics.prom"}));
+    w.scale_to(1);
+    let metrics = || std::fs::read_to_string(w.path().join("metrics.prom")).unwrap();
+    assert!(metrics().contains("hydra_provisioner_state_rebuilt 0"), "{}", metrics());
+    common::write(&w.path().join("state"), "state.json", "{\"deployments\": {\"hydra-provisioned-0\": [");
+    w.set_status(1000, &[], T0 + 300);
+    let p = w.pass(T0 + 300);
+    assert_eq!(p.code, 1, "{}", p.stderr);
+    assert!(p.stderr.contains("corrupt") && p.stderr.contains("state.json.corrupt"), "{}", p.stderr);
+    assert!(metrics().contains("hydra_provisioner_state_rebuilt 1"), "{}", metrics());
+    assert_eq!(w.names(), vec![provisioned(0)], "nothing lost");
+    // The next pass has a good state file again.
+    w.set_status(1000, &[], T0 + 600);
+    w.ok_pass(T0 + 600);
+    assert!(metrics().contains("hydra_provisioner_state_rebuilt 0"), "{}", metrics());
+}

@@ -7,6 +7,7 @@
 //! problem names its key path; all problems are reported at once.
 
 use crate::billing::BillingModel;
+pub use crate::model::machines_file_word;
 use crate::model::{MachineType, Seconds};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -344,13 +345,6 @@ pub fn valid_tag(tag: &str) -> bool {
     let mut chars = tag.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
-}
-
-/// A word that fits in one column of Hydra's machines file: not empty, no
-/// white space (the column separator), no `#` (a comment to the end of the
-/// line) and no control characters.
-pub fn machines_file_word(word: &str) -> bool {
-    !word.is_empty() && !word.chars().any(|c| c.is_whitespace() || c.is_control() || c == '#')
 }
 
 fn join(path: &str, key: &str) -> String {

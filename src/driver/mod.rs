@@ -124,6 +124,17 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
     for d in &mut fleet.deployments {
         d.memory = state.deployments.get(&d.name).cloned().unwrap_or_default();
     }
+    for d in &fleet.deployments {
+        if let Some(address) = d.unusable_address() {
+            let problem = format!(
+                "{}: address {address:?} cannot be written to the machines file; it is not listed and does not \
+                 count as serving (a replacement is created)",
+                d.name
+            );
+            tracing::error!("{problem}");
+            failures.push(problem);
+        }
+    }
     tracing::info!(
         "inventory: {} provisioned deployment(s), {} other deployment(s)",
         fleet.deployments.len(),

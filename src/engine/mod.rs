@@ -244,6 +244,8 @@ impl<'a> Pass<'a> {
                 .copied()
                 .filter(|d| !self.ambiguous.contains(&d.name))
                 .filter(|d| d.state != MachineState::Missing)
+                // It could never be listed: counting it would leave demand unserved.
+                .filter(|d| d.unusable_address().is_none())
                 .collect();
             if self.original {
                 candidates.sort_by_key(|d| d.state != MachineState::Up);
@@ -554,6 +556,10 @@ impl<'a> Pass<'a> {
             let machine_type = d.machine_type.clone();
             return self.fixed_expire(d, Reason::TypeNotConfigured { machine_type });
         };
+        if let Some(address) = d.unusable_address() {
+            let address = address.to_string();
+            return self.fixed_expire(d, Reason::UnusableAddress { address });
+        }
         if d.host().is_none() {
             return self.record(d, Action::Hold, Reason::NoAddress);
         }

@@ -72,6 +72,9 @@ pub enum Reason {
     QueueStatusUnavailable { detail: String },
     /// Running but without a known address; it cannot be listed or matched.
     NoAddress,
+    /// Its address cannot be written to the machines file, so it can never
+    /// serve; it is replaced and goes like an idle machine.
+    UnusableAddress { address: String },
     /// Unneeded, but the status cannot say whether it is building (no
     /// `machines` section): delisted, never stopped or destroyed until it is
     /// shown idle.
@@ -114,6 +117,9 @@ impl fmt::Display for Reason {
                 write!(f, "queue status unavailable ({detail}), fleet left alone")
             }
             Reason::NoAddress => write!(f, "running but has no public address yet"),
+            Reason::UnusableAddress { address } => {
+                write!(f, "address {address:?} cannot be written to the machines file; replaced")
+            }
             Reason::ActivityUnknown => {
                 write!(f, "unneeded, but the status cannot say whether it is building; drained, not stopped")
             }

@@ -814,3 +814,26 @@ fn a_corrupt_state_file_fails_the_pass_and_sets_a_metric() {
     w.ok_pass(T0 + 600);
     assert!(metrics().contains("hydra_provisioner_state_rebuilt 0"), "{}", metrics());
 }
+
+/// An address that cannot be written to the machines file (a `#`, a control
+/// character) is reported, the pass fails, and the machine neither counts
+/// as serving nor is recorded as listed, so a replacement is created.
+#[test]
+fn a_machine_whose_address_cannot_be_listed_is_reported_and_replaced() {
+    for address in ["10.0.0.9#x", "10.0.0.9\u{1}", "10.0.0.9 x86_64-linux"] {
+        let w = World::new(json!({"maxMachines": 1}), json!({}));
+        w.knob("address-hydra-provisioned-0", address);
+        w.set_status(100, &[], T0);
+        w.pass(T0);
+        assert!(w.listed_ips().is_empty(), "{address:?}: {:?}", w.machines_file());
+        assert_eq!(w.state()["deployments"][provisioned(0)]["listed"], false, "{address:?}");
+        w.set_status(100, &[], T0 + 300);
+        let p = w.pass(T0 + 300);
+        assert_eq!(p.code, 1, "{address:?}: {}", p.stderr);
+        assert!(p.stderr.contains("cannot be written to the machines file"), "{address:?}: {}", p.stderr);
+        assert_eq!(w.names(), vec![provisioned(0), provisioned(1)], "{address:?}: replaced");
+        assert_eq!(w.listed_ips(), vec![w.ip_of(&provisioned(1))], "{address:?}");
+        let text = w.machines_file().unwrap();
+        assert!(!text.contains("10.0.0.9"), "{address:?}: {text:?}");
+    }
+}

@@ -50,6 +50,8 @@ pub fn settle(
     let mut unnamed: Vec<&Untagged> =
         inventory.untagged.iter().filter(|u| u.name.is_none() && !u.has_args && !u.has_resources).collect();
     let mut awaited = false;
+    // Adopted (or being adopted) here: no longer leftovers.
+    let mut handled: BTreeSet<String> = BTreeSet::new();
     let pending: Vec<_> = state.pending_creations.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     for (name, p) in pending {
         let named = inventory.untagged.iter().find(|u| u.name.as_deref() == Some(name.as_str()));
@@ -59,6 +61,7 @@ pub fn settle(
             tracing::info!("{name}: creation recorded by an earlier pass is complete");
             state.pending_creations.remove(&name);
         } else if let Some(u) = named {
+            handled.insert(u.uuid.clone());
             if dry_run {
                 tracing::info!("{name}: would adopt: created by an earlier pass that stopped before tagging it");
                 continue;
@@ -82,6 +85,7 @@ pub fn settle(
             }
         } else if let Some(i) = unnamed_match {
             let u = unnamed.remove(i);
+            handled.insert(u.uuid.clone());
             if dry_run {
                 tracing::info!(
                     "{name}: would adopt unnamed deployment {}: its create stopped before naming it",
@@ -122,7 +126,7 @@ pub fn settle(
     }
     let ours: BTreeSet<&str> = config.system_types.values().map(|t| t.nixops_expr.as_str()).collect();
     let claimed: BTreeSet<&str> = state.pending_creations.keys().map(String::as_str).collect();
-    for u in &inventory.untagged {
+    for u in inventory.untagged.iter().filter(|u| !handled.contains(&u.uuid)) {
         let looks_ours = !u.has_args
             && !u.has_resources
             && !u.nix_exprs.is_empty()

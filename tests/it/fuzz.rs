@@ -28,8 +28,10 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeSet;
 use std::path::Path;
 
+/// `n` cases, or `PROPTEST_CASES` for a longer run.
 fn cases(n: u32) -> ProptestConfig {
-    ProptestConfig { cases: n, failure_persistence: None, ..ProptestConfig::default() }
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(n);
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 /// Numbers where arithmetic goes wrong.
@@ -606,5 +608,62 @@ fn the_i686_squash_saturates() {
         let rust = json!({"queueRunner": {"status": "up", "queueStats": {
             "x86_64-linux": {"totalRunnable": x86, "activeRunnable": 0}, "i686-linux": {"totalRunnable": i686, "activeRunnable": 0}}}});
         assert_eq!(parse_rust_status(&rust.to_string()).unwrap().machine_types["x86_64-linux"].runnable, u64::MAX);
+    }
+}
+
+const SIM_SCENARIO: &str = "trace = \"t.csv\"\nhorizon = 20000\n[provisioner.systemTypes.\"x86_64-linux\"]\nmaxMachines = 3\n\
+[cloud.\"x86_64-linux\"]\nmarket = \"spot\"\nspot_price = 0.1\nspot_interruptions_per_hour = 2\ndeploy_failure_rate = 0.2\n\
+[[static_machines]]\nname = \"s\"\nsystems = [\"x86_64-linux\"]\ncount = 2\n";
+
+/// One trace row: (step id, submitted at, duration, depends on, outcome, jobset).
+fn sim_row() -> impl Strategy<Value = (u64, u32, u32, Option<u64>, u8, u8)> {
+    (0u64..6, 0u32..3000, 0u32..2000, proptest::option::of(0u64..6), 0u8..3, 0u8..3)
+}
+
+fn sim_trace(rows: &[(u64, u32, u32, Option<u64>, u8, u8)]) -> String {
+    let mut rows = rows.to_vec();
+    rows.sort_by_key(|r| r.1);
+    let mut text = String::from("step_id,submitted_at,system,duration,depends_on,outcome,jobset\n");
+    for (id, at, duration, dep, outcome, jobset) in rows {
+        let dep = dep.filter(|d| *d != id).map_or(String::new(), |d| d.to_string());
+        let outcome = ["success", "failure", "transient"][usize::from(outcome)];
+        text.push_str(&format!("{id},{at},x86_64-linux,{duration},{dep},{outcome},p:j{jobset}\n"));
+    }
+    text
+}
+
+fn simulate(trace: &str) -> Result<(), String> {
+    let scenario = Scenario::parse(SIM_SCENARIO, "fuzz.toml", Path::new("/fuzz")).unwrap();
+    let mut reader = TraceReader::new(trace.as_bytes(), "fuzz.csv");
+    hydra_provisioner::sim::run(&scenario, &mut reader, &mut hydra_provisioner::sim::NoObserver)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+proptest! {
+    #![proptest_config(cases(300))]
+
+    /// Tiny simulations of fuzzed traces (reused step ids, dependencies,
+    /// retries, spot interruptions, failed deploys): a summary or an error,
+    /// never a panic.
+    #[test]
+    fn simulations_of_fuzzed_traces(rows in proptest::collection::vec(sim_row(), 0..10)) {
+        let _ = simulate(&sim_trace(&rows));
+    }
+}
+
+/// Traces the simulator must take without panicking; each found by fuzzing
+/// or named in the issue.
+#[test]
+fn simulations_of_hand_made_traces() {
+    let traces = [
+        // A reused step id whose dependency still runs.
+        "step_id,submitted_at,system,duration,depends_on\n1,0,x86_64-linux,1000,\n2,10,x86_64-linux,10,1\n2,20,x86_64-linux,10,1\n",
+        "step_id,submitted_at,system,duration,depends_on\n1,0,x86_64-linux,1000,\n1,5,x86_64-linux,10,\n2,10,x86_64-linux,10,1\n",
+        // Huge durations and times.
+        "step_id,submitted_at,system,duration\n1,0,x86_64-linux,8999999999999\n2,8999999999,x86_64-linux,1\n",
+    ];
+    for t in traces {
+        let _ = simulate(t);
     }
 }

@@ -4,6 +4,7 @@
 
 mod common;
 mod engine;
+mod faults;
 mod fuzz;
 mod policy;
 mod production;

@@ -299,10 +299,10 @@ impl Run {
         let fakes = self.fakes();
         let mut names = BTreeSet::new();
         for f in &fakes {
-            if let Some(n) = &f.name {
-                if !names.insert(n.clone()) {
-                    self.fail(format!("two deployments are named {n}: {fakes:?}"));
-                }
+            if let Some(n) = &f.name
+                && !names.insert(n.clone())
+            {
+                self.fail(format!("two deployments are named {n}: {fakes:?}"));
             }
             if quiet && (f.name.is_none() || !f.tagged) {
                 self.fail(format!("a deployment is left unnamed or untagged after a whole pass: {fakes:?}"));

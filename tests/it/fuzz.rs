@@ -616,11 +616,13 @@ const SIM_SCENARIO: &str = "trace = \"t.csv\"\nhorizon = 20000\n[provisioner.sys
 [[static_machines]]\nname = \"s\"\nsystems = [\"x86_64-linux\"]\ncount = 2\n";
 
 /// One trace row: (step id, submitted at, duration, depends on, outcome, jobset).
-fn sim_row() -> impl Strategy<Value = (u64, u32, u32, Option<u64>, u8, u8)> {
+type SimRow = (u64, u32, u32, Option<u64>, u8, u8);
+
+fn sim_row() -> impl Strategy<Value = SimRow> {
     (0u64..6, 0u32..3000, 0u32..2000, proptest::option::of(0u64..6), 0u8..3, 0u8..3)
 }
 
-fn sim_trace(rows: &[(u64, u32, u32, Option<u64>, u8, u8)]) -> String {
+fn sim_trace(rows: &[SimRow]) -> String {
     let mut rows = rows.to_vec();
     rows.sort_by_key(|r| r.1);
     let mut text = String::from("step_id,submitted_at,system,duration,depends_on,outcome,jobset\n");

@@ -265,16 +265,16 @@ impl<'a> Pass<'a> {
             }
             let reused = have;
             let short = allowed - have;
-            let creating = short.min(u64::from(tc.max_creations_per_pass));
+            // Validation bounds the setting; the engine holds to the bound
+            // whatever built the config, so it never allocates per machine wanted.
+            let per_pass = tc.max_creations_per_pass.min(crate::config::MAX_CREATIONS_PER_PASS);
+            let creating = short.min(u64::from(per_pass));
             for _ in 0..creating {
                 have += 1;
                 self.create(tc, Reason::CreatedForDemand { rank: have, allowed });
             }
             if short > creating {
-                notes.push(TypeNote::CreationLimitReached {
-                    per_pass: tc.max_creations_per_pass,
-                    short_by: short - creating,
-                });
+                notes.push(TypeNote::CreationLimitReached { per_pass, short_by: short - creating });
             }
             self.types.push(TypeDecision {
                 machine_type: key,

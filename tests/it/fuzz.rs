@@ -669,3 +669,23 @@ fn simulations_of_hand_made_traces() {
         let _ = simulate(t);
     }
 }
+
+/// `maxMachines` and `maxCreationsPerPass` at u32::MAX made `decide`
+/// allocate one creation per machine wanted. Validation bounds them, and the
+/// engine holds to the bound even for a configuration built in code.
+#[test]
+fn decide_allocates_no_more_than_the_creation_bound() {
+    let mut config = widest_config("fixed", true);
+    for t in config.system_types.values_mut() {
+        t.max_machines = u32::MAX;
+        t.max_creations_per_pass = 10_000_000;
+    }
+    let mut status = QueueStatus::down("");
+    status.health = QueueHealth::Up;
+    status
+        .machine_types
+        .insert("x86_64-linux".into(), TypeStatus { runnable: u64::MAX, running: 0, last_active: None });
+    let plan = decide(&config, &Observation { status, fleet: Fleet::default() }, 1_700_000_000);
+    let creates = plan.commands.iter().filter(|c| matches!(c, Command::Create { .. })).count();
+    assert!(creates <= 2 * config::MAX_CREATIONS_PER_PASS as usize, "{creates} creations");
+}

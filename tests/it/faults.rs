@@ -108,7 +108,7 @@ impl Run {
             // Per-second billing keeps no idle machine for its paid hour, so
             // scale-in (and its hazards) comes often.
             "billing": "per-second",
-            "systemTypes": {TYPE: {"nixopsExpr": "deployment.nix", "maxMachines": 3, "runnablesPerMachine": 4,
+            "systemTypes": {TYPE: {"nixopsExpr": "deployment.nix", "maxMachines": 4, "runnablesPerMachine": 3,
                                    "maxJobs": MAX_JOBS, "gracePeriod": 300, "maxCreationsPerPass": 2}},
         });
         common::write(run.path(), "conf.json", &config.to_string());
@@ -211,7 +211,7 @@ impl Run {
                 }
                 self.hydra.waiting -= 1;
                 self.steps += 1;
-                let until = t + self.rng.random_range(60..900);
+                let until = t + self.rng.random_range(120..1500);
                 self.hydra.running.push(Running { host: host.clone(), until });
             }
         }
@@ -220,7 +220,7 @@ impl Run {
     /// The status the next pass reads; now and then, for a few passes in a
     /// row, of the late-2022 era whose `machines` and `machineTypes` are null.
     fn write_status(&mut self) {
-        self.null_era = self.rng.random_bool(if self.null_era { 0.7 } else { 0.1 });
+        self.null_era = self.rng.random_bool(if self.null_era { 0.75 } else { 0.1 });
         self.write_status_of(self.null_era);
     }
 
@@ -350,7 +350,7 @@ impl Run {
     fn run(&mut self, passes: usize) {
         for _ in 0..passes {
             // Builds arrive in bursts.
-            if self.rng.random_bool(0.3) {
+            if self.rng.random_bool(0.4) {
                 self.hydra.waiting += self.rng.random_range(0..12);
             }
             self.faults();

@@ -689,3 +689,27 @@ fn decide_allocates_no_more_than_the_creation_bound() {
     let creates = plan.commands.iter().filter(|c| matches!(c, Command::Create { .. })).count();
     assert!(creates <= 2 * config::MAX_CREATIONS_PER_PASS as usize, "{creates} creations");
 }
+
+/// `epoch = -9223372036854775808` overflowed in the scenario's own check
+/// (`abs()`); every bound names its key.
+#[test]
+fn scenario_bounds_name_their_key() {
+    for (line, key) in [
+        ("epoch = -9223372036854775808", "epoch"),
+        ("interval = 1e300", "interval"),
+        ("reload_delay = 1e300", "reload_delay"),
+        ("provisioner.drainDelay = nan", "provisioner.drainDelay"),
+        ("cloud.\"x86_64-linux\".boot_spread = 1e300", "boot_spread"),
+        ("cloud.\"x86_64-linux\".deploy = 1e300", "deploy"),
+    ] {
+        let text = scenario_text(&[], &[]).replace("trace = \"t.csv\"\n", &format!("trace = \"t.csv\"\n{line}\n"));
+        let e = Scenario::parse(&text, "s.toml", Path::new("/")).unwrap_err().to_string();
+        assert!(e.contains(key), "{line}: {e}");
+    }
+    let text = format!(
+        "{}[[static_machines]]\nname = \"big\"\nsystems = [\"x86_64-linux\"]\ncount = 4294967295\n",
+        scenario_text(&[], &[])
+    );
+    let e = Scenario::parse(&text, "s.toml", Path::new("/")).unwrap_err().to_string();
+    assert!(e.contains("static_machines[0].count"), "{e}");
+}

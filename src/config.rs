@@ -171,7 +171,8 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-const TOP_KEYS: &[&str] = &[
+/// The top-level keys a configuration may have.
+pub const TOP_KEYS: &[&str] = &[
     "tag",
     "statusCommand",
     "sshCommand",
@@ -197,7 +198,8 @@ const TOP_KEYS: &[&str] = &[
     "systemTypes",
 ];
 
-const TYPE_KEYS: &[&str] = &[
+/// The keys of one `systemTypes.<T>` entry.
+pub const TYPE_KEYS: &[&str] = &[
     "nixopsExpr",
     "nixPath",
     "minMachines",

@@ -102,12 +102,25 @@ pub fn parse_status_value(value: &Value) -> Result<QueueStatus, String> {
         machines.insert(host_of_store_uri(key).to_string(), bs);
     }
 
-    let machines_known = !machines.is_empty();
     let active_steps = match top.get("nrActiveSteps") {
         None | Some(Value::Null) => None,
         Some(_) => Some(count(top, "nrActiveSteps").map_err(|e| format!("nrActiveSteps: {e}"))?),
     };
-    Ok(QueueStatus {
+    let types = (has_machine_types, machine_types);
+    Ok(up(time, uptime, types, machines, active_steps))
+}
+
+/// An "up" status. Its machines are known only if it lists any: an empty
+/// (or absent) section cannot tell an idle machine from one it leaves out.
+pub fn up(
+    time: Option<Seconds>,
+    uptime: Seconds,
+    (has_machine_types, machine_types): (bool, BTreeMap<String, TypeStatus>),
+    machines: BTreeMap<String, BuilderStatus>,
+    active_steps: Option<u64>,
+) -> QueueStatus {
+    let machines_known = !machines.is_empty();
+    QueueStatus {
         health: QueueHealth::Up,
         time,
         uptime,
@@ -116,7 +129,7 @@ pub fn parse_status_value(value: &Value) -> Result<QueueStatus, String> {
         machines,
         machines_known,
         active_steps,
-    })
+    }
 }
 
 /// The original's i686 squash: runnables of `i686-linux...` are added to the

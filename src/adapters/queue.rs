@@ -21,7 +21,7 @@
 
 use super::process;
 use crate::config::Config;
-use crate::model::{BuilderStatus, QueueHealth, QueueStatus, Seconds, TypeStatus, host_of_store_uri};
+use crate::model::{BuilderStatus, QueueStatus, Seconds, TypeStatus, host_of_store_uri};
 use crate::status::{parse_status, squash_i686};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -145,18 +145,8 @@ pub fn parse_rust_status(text: &str) -> Result<QueueStatus, String> {
         }
         Some(_) => return Err("`machines` is not an object".into()),
     }
-    let machines_known = !machines.is_empty();
     let active_steps = has_machine_types.then(|| machine_types.values().fold(0u64, |n, t| n.saturating_add(t.running)));
-    Ok(QueueStatus {
-        health: QueueHealth::Up,
-        time,
-        uptime,
-        has_machine_types,
-        machine_types,
-        machines,
-        machines_known,
-        active_steps,
-    })
+    Ok(crate::status::up(time, uptime, (has_machine_types, machine_types), machines, active_steps))
 }
 
 /// An RFC 3339 time (`2023-11-14T22:13:20Z`, `...+02:00`, fractions
@@ -273,6 +263,7 @@ fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::QueueHealth;
 
     #[test]
     fn rfc3339_times() {

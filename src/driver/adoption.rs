@@ -23,7 +23,7 @@
 //! deleted while a recorded creation is still awaited.
 
 use super::state::State;
-use crate::adapters::nixops::{Inventory, NixOps, Untagged};
+use crate::adapters::nixops::{CommandError, Inventory, NixOps, Untagged};
 use crate::config::Config;
 use crate::model::Seconds;
 use std::collections::BTreeSet;
@@ -62,57 +62,31 @@ pub fn settle(
             state.pending_creations.remove(&name);
         } else if let Some(u) = named {
             handled.insert(u.uuid.clone());
+            let how = format!(
+                "adopted as type {} ({}): created by an earlier pass (at {}) that stopped before tagging it",
+                p.machine_type, u.uuid, p.since
+            );
             if dry_run {
-                tracing::info!("{name}: would adopt: created by an earlier pass that stopped before tagging it");
+                tracing::info!("{name}: would be {how}");
                 continue;
             }
-            match nixops.set_args(&name, &p.machine_type, &config.tag) {
-                Ok(()) => {
-                    tracing::warn!(
-                        "{name}: adopted as type {} ({}): created by an earlier pass (at {}) that stopped before tagging it",
-                        p.machine_type,
-                        u.uuid,
-                        p.since
-                    );
-                    state.pending_creations.remove(&name);
-                    changed = true;
-                }
-                Err(e) => {
-                    tracing::error!("{name}: cannot adopt an untagged deployment of an earlier pass: {e}");
-                    failures.push(e.to_string());
-                    awaited = true;
-                }
-            }
+            let result = nixops.set_args(&name, &p.machine_type, &config.tag);
+            adopted(&name, &how, result, state, failures, &mut changed, &mut awaited);
         } else if let Some(i) = unnamed_match {
             let u = unnamed.remove(i);
             handled.insert(u.uuid.clone());
+            let how = format!(
+                "adopted unnamed deployment {} as type {}: its create (at {}) stopped before naming it",
+                u.uuid, p.machine_type, p.since
+            );
             if dry_run {
-                tracing::info!(
-                    "{name}: would adopt unnamed deployment {}: its create stopped before naming it",
-                    u.uuid
-                );
+                tracing::info!("{name}: would be {how}");
                 continue;
             }
             let result = nixops
                 .name_deployment(&u.uuid, &name, &expr, &p.nix_path)
                 .and_then(|()| nixops.set_args(&name, &p.machine_type, &config.tag));
-            match result {
-                Ok(()) => {
-                    tracing::warn!(
-                        "{name}: adopted unnamed deployment {} as type {}: its create (at {}) stopped before naming it",
-                        u.uuid,
-                        p.machine_type,
-                        p.since
-                    );
-                    state.pending_creations.remove(&name);
-                    changed = true;
-                }
-                Err(e) => {
-                    tracing::error!("{name}: cannot adopt unnamed deployment {}: {e}", u.uuid);
-                    failures.push(e.to_string());
-                    awaited = true;
-                }
-            }
+            adopted(&name, &how, result, state, failures, &mut changed, &mut awaited);
         } else if now.saturating_sub(p.since) >= pending_window(config) {
             tracing::info!("{name}: creation recorded at {} never happened; forgetting it", p.since);
             state.pending_creations.remove(&name);
@@ -152,6 +126,31 @@ pub fn settle(
         }
     }
     changed
+}
+
+/// Books an adoption's result: the record goes once it succeeded; a failed
+/// one keeps it (and everything else) for the next pass.
+fn adopted(
+    name: &str,
+    how: &str,
+    result: Result<(), CommandError>,
+    state: &mut State,
+    failures: &mut Vec<String>,
+    changed: &mut bool,
+    awaited: &mut bool,
+) {
+    match result {
+        Ok(()) => {
+            tracing::warn!("{name}: {how}");
+            state.pending_creations.remove(name);
+            *changed = true;
+        }
+        Err(e) => {
+            tracing::error!("{name}: cannot be {how}: {e}");
+            failures.push(e.to_string());
+            *awaited = true;
+        }
+    }
 }
 
 /// `<tag>-<n>`: a name we give.

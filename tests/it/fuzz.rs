@@ -122,44 +122,10 @@ fn arb_json(keys: &'static [&'static str]) -> impl Strategy<Value = Value> {
     })
 }
 
-const CONFIG_KEYS: &[&str] = &[
-    "tag",
-    "statusCommand",
-    "sshCommand",
-    "statusUrl",
-    "updateCommand",
-    "machinesFile",
-    "stateDir",
-    "nixopsCommand",
-    "quirks",
-    "billing",
-    "keepPaidThreshold",
-    "destroyPaidThreshold",
-    "maxCreationsPerPass",
-    "maxDeployFailures",
-    "drainBeforeDestroy",
-    "drainDelay",
-    "restartGuard",
-    "redeployInterval",
-    "deployConcurrency",
-    "deployTimeout",
-    "commandTimeout",
-    "prometheusTextfile",
-    "systemTypes",
-    "x86_64-linux",
-    "x86_64-linux:kvm",
-    "nixopsExpr",
-    "nixPath",
-    "minMachines",
-    "maxMachines",
-    "ignoredRunnables",
-    "runnablesPerMachine",
-    "maxJobs",
-    "speedFactor",
-    "sshKey",
-    "stopOnIdle",
-    "gracePeriod",
-];
+/// Every key a configuration knows, and two machine types.
+static CONFIG_KEYS: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    config::TOP_KEYS.iter().chain(config::TYPE_KEYS).copied().chain(["x86_64-linux", "x86_64-linux:kvm"]).collect()
+});
 
 const STATUS_KEYS: &[&str] = &[
     "status",
@@ -292,7 +258,7 @@ proptest! {
     /// Config validation: an answer for any JSON, and whatever it accepts
     /// is within the documented bounds.
     #[test]
-    fn config_json(value in arb_json(CONFIG_KEYS)) {
+    fn config_json(value in arb_json(&CONFIG_KEYS)) {
         if let Ok((c, _)) = config::parse(&value, "fuzz", None) {
             prop_assert!(config::valid_tag(&c.tag));
             prop_assert!((1..=config::MAX_DEPLOY_CONCURRENCY).contains(&c.deploy_concurrency));

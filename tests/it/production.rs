@@ -1023,10 +1023,13 @@ fn an_unnamed_deployment_left_by_a_killed_create_is_adopted() {
         w.set_status(100, &[], now);
         w.ok_pass(now);
     }
+    let modify = w.calls_of("modify");
+    assert!(modify.len() == 1 && modify[0][3..5] == ["--name".to_string(), provisioned(0)], "{modify:?}");
+    // Adopted, it never deployed: MISSING, so it went and a new one serves.
     let deployments = w.deployments();
     assert_eq!(deployments.len(), 1, "{deployments:?}");
-    assert!(deployments[0].tagged && deployments[0].name == provisioned(0), "{deployments:?}");
-    assert_eq!(w.listed_ips(), vec![w.ip_of(&provisioned(0))]);
+    assert!(deployments[0].tagged && !deployments[0].name.is_empty(), "{deployments:?}");
+    assert_eq!(w.listed_ips(), vec![deployments[0].ip.clone().unwrap()]);
 }
 
 /// A `create` that outlives its pass (a wrapper's child) and inserts the

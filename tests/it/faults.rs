@@ -100,8 +100,8 @@ impl Run {
             "statusCommand": ["cat", run.path().join("status.json").display().to_string()],
             "machinesFile": run.path().join("machines").display().to_string(),
             "stateDir": run.path().join("state").display().to_string(),
-            "commandTimeout": 2,
-            "deployTimeout": 4,
+            "commandTimeout": 4,
+            "deployTimeout": 6,
             "deployConcurrency": 1,
             "drainDelay": 60,
             "maxDeployFailures": 2,
@@ -339,7 +339,7 @@ impl Run {
             if self.rng.random_bool(0.5) {
                 self.knob(&format!("fail-{command}-{name}"), "1");
             } else {
-                self.knob(&format!("sleep-{command}-{name}"), "3");
+                self.knob(&format!("sleep-{command}-{name}"), "7");
             }
         }
         if self.rng.random_bool(0.05) {

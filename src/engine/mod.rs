@@ -519,15 +519,26 @@ impl<'a> Pass<'a> {
         self.record(d, Action::Keep, reason)
     }
 
-    /// Step 7 of the original.
-    fn original_expire(&mut self, d: &'a Deployment, reason: Reason) {
+    /// The guards before any stop or destroy, in both modes: a running
+    /// machine with paid time left is left alone (delisted), and one that
+    /// may be building is drained. Records the decision if one applies.
+    fn spared(&mut self, d: &'a Deployment) -> bool {
         let left = self.paid_time_left(d);
         let threshold = self.config.destroy_paid_threshold;
         if d.state.is_running() && left >= threshold {
-            return self.record(d, Action::Leave, Reason::PaidTimeLeftBeforeStop { left, threshold });
+            self.record(d, Action::Leave, Reason::PaidTimeLeftBeforeStop { left, threshold });
+        } else if self.maybe_building(d) {
+            self.record(d, Action::Drain, Reason::ActivityUnknown);
+        } else {
+            return false;
         }
-        if self.maybe_building(d) {
-            return self.record(d, Action::Drain, Reason::ActivityUnknown);
+        true
+    }
+
+    /// Step 7 of the original.
+    fn original_expire(&mut self, d: &'a Deployment, reason: Reason) {
+        if self.spared(d) {
+            return;
         }
         let stop_on_idle = self.type_of(d).is_some_and(|t| t.stop_on_idle);
         if !stop_on_idle {
@@ -609,13 +620,8 @@ impl<'a> Pass<'a> {
     /// that Hydra may still dispatch to is delisted first and stopped or
     /// destroyed only once Hydra has reread the file.
     fn fixed_expire(&mut self, d: &'a Deployment, reason: Reason) {
-        let left = self.paid_time_left(d);
-        let threshold = self.config.destroy_paid_threshold;
-        if d.state.is_running() && left >= threshold {
-            return self.record(d, Action::Leave, Reason::PaidTimeLeftBeforeStop { left, threshold });
-        }
-        if self.maybe_building(d) {
-            return self.record(d, Action::Drain, Reason::ActivityUnknown);
+        if self.spared(d) {
+            return;
         }
         if self.config.drain_before_destroy && d.state != MachineState::Missing {
             let delay = self.config.drain_delay;

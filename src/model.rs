@@ -335,9 +335,16 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// The host part Hydra uses for this machine (`root@<host>` / `ssh://root@<host>`).
+    /// The host part Hydra uses for this machine (`root@<host>` / `ssh://root@<host>`),
+    /// if it has an address a machines file can carry.
     pub fn host(&self) -> Option<&str> {
-        self.public_ip.as_deref().filter(|ip| !ip.is_empty())
+        self.public_ip.as_deref().filter(|ip| machines_file_host(ip))
+    }
+
+    /// An address that is set but cannot be written to the machines file:
+    /// such a machine can never be listed, so it must not count as serving.
+    pub fn unusable_address(&self) -> Option<&str> {
+        self.public_ip.as_deref().filter(|ip| !ip.is_empty() && !machines_file_host(ip))
     }
 
     /// Launch time if known: NixOps treats 0 as "unknown" too.
@@ -410,6 +417,16 @@ pub struct QueueStatus {
     pub has_machine_types: bool,
     pub machine_types: BTreeMap<String, TypeStatus>,
     pub machines: BTreeMap<String, BuilderStatus>,
+    /// Whether `machines` describes every machine the queue runner has. A
+    /// `machines` section that is absent, `null` or `{}` (late-2022 to
+    /// mid-2023 dumps have them while machines build) cannot: a machine
+    /// absent from it is *unknown*, not idle (see `engine::activity`).
+    #[serde(default = "yes")]
+    pub machines_known: bool,
+    /// Steps being built right now (`nrActiveSteps`; the Rust runner's
+    /// `activeRunnable` summed), if the status says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_steps: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -426,6 +443,10 @@ impl QueueStatus {
             has_machine_types: true,
             machine_types: BTreeMap::new(),
             machines: BTreeMap::new(),
+            // Nothing to doubt: a down status stops nothing in fixed mode,
+            // and the original read it as an empty queue of idle machines.
+            machines_known: true,
+            active_steps: None,
         }
     }
 
@@ -441,6 +462,20 @@ impl QueueStatus {
     pub fn builder(&self, host: &str) -> Option<&BuilderStatus> {
         self.machines.get(host)
     }
+}
+
+/// A word that fits in one column of Hydra's machines file: not empty, no
+/// white space (the column separator), no `#` (a comment to the end of the
+/// line) and no control characters.
+pub fn machines_file_word(word: &str) -> bool {
+    !word.is_empty() && !word.chars().any(|c| c.is_whitespace() || c.is_control() || c == '#')
+}
+
+/// A host name or IP address as `root@<host>` in a machines file takes it:
+/// letters, digits and `.-_:[]%` (IPv6 with a zone) only.
+pub fn machines_file_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '%'))
 }
 
 /// Strips a machines-file store URI down to its host: `ssh://root@1.2.3.4`

@@ -21,7 +21,7 @@
 
 use super::process;
 use crate::config::Config;
-use crate::model::{BuilderStatus, QueueHealth, QueueStatus, Seconds, TypeStatus, host_of_store_uri};
+use crate::model::{BuilderStatus, QueueStatus, Seconds, TypeStatus, host_of_store_uri};
 use crate::status::{parse_status, squash_i686};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -160,60 +160,20 @@ pub fn parse_rust_status(text: &str) -> Result<QueueStatus, String> {
         }
         Some(_) => return Err("`machines` is not an object".into()),
     }
-    Ok(QueueStatus { health: QueueHealth::Up, time, uptime, has_machine_types, machine_types, machines })
+    let active_steps = has_machine_types.then(|| machine_types.values().fold(0u64, |n, t| n.saturating_add(t.running)));
+    Ok(crate::status::up(time, uptime, (has_machine_types, machine_types), machines, active_steps))
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)` to Unix seconds.
+/// An RFC 3339 time (`2023-11-14T22:13:20Z`, `...+02:00`, fractions
+/// allowed) to Unix seconds, rounded down; `None` for anything else. Parsed
+/// by jiff, so no input can make it panic.
 pub fn parse_rfc3339(s: &str) -> Option<Seconds> {
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    // jiff also reads a few ISO 8601 forms RFC 3339 does not have (a space
+    // instead of `T`, no offset for a civil time); a Timestamp needs an offset.
+    if !s.as_bytes().get(10).is_some_and(|b| matches!(b, b'T' | b't')) {
         return None;
     }
-    let num = |from: usize, to: usize| -> Option<i64> {
-        let part = s.get(from..to)?;
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
-    };
-    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
-            let h: i64 = rest[1..3].parse().ok()?;
-            let m: i64 = rest[4..6].parse().ok()?;
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (h * 3600 + m * 60)
-        }
-        _ => return None,
-    };
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    s.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
 }
 
 /// A plain-HTTP GET of `url`, returning the body of a 200 answer. Small on
@@ -318,6 +278,7 @@ fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::QueueHealth;
 
     #[test]
     fn rfc3339_times() {
@@ -327,6 +288,18 @@ mod tests {
         assert_eq!(parse_rfc3339("2023-11-15T00:13:20+02:00"), Some(1_700_000_000));
         assert_eq!(parse_rfc3339("2023-11-14 22:13:20"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn a_time_with_a_multibyte_character_is_an_error_not_a_panic() {
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:00+1\u{e9}00"), None);
+        let doc = r#"{"queueRunner": {"status": "up", "time": "2024-01-01T00:00:00+1\u00e900"}}"#;
+        assert!(parse_rust_status(doc).unwrap_err().contains("RFC 3339"));
+        for s in
+            ["2024-01-01T00:00:00.\u{e9}Z", "\u{e9}\u{e9}\u{e9}\u{e9}-01-01T00:00:00Z", "2024-01-01T00:00:00+\u{e9}"]
+        {
+            assert_eq!(parse_rfc3339(s), None, "{s}");
+        }
     }
 
     #[test]

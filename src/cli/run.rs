@@ -56,6 +56,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             .map_err(|e| Failure::failed(anyhow::anyhow!("the system clock is before 1970: {e}")))?,
     };
     let opts = PassOptions { now, dry_run: args.dry_run, config_dir };
+    // NixOps runs in process groups of its own, out of reach of a terminal's
+    // Ctrl-C or a service manager's SIGTERM: pass those on and wait for them.
+    if let Err(e) = crate::adapters::process::forward_termination_signals() {
+        tracing::warn!("cannot handle SIGINT/SIGTERM ({e}); a signal ends the pass without its commands");
+    }
     let outcome = driver::run_pass(&config, &opts).map_err(Failure::failed)?;
     let mut record_failure = None;
     if let (Some(dir), PassOutcome::Done { plan, observation, status_document, .. }) =

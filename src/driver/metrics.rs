@@ -18,6 +18,9 @@ pub struct PassFigures<'a> {
     pub fleet: &'a Fleet,
     pub plan: &'a Plan,
     pub command_failures: usize,
+    /// The state file was corrupt, unreadable or too new, and the memory was
+    /// rebuilt from observation.
+    pub state_rebuilt: bool,
     pub duration: Duration,
 }
 
@@ -73,6 +76,12 @@ pub fn render(f: &PassFigures<'_>) -> String {
     let _ = writeln!(out, "hydra_provisioner_queue_up {}", u8::from(f.status.is_up()));
     family(&mut out, "hydra_provisioner_command_failures", "Commands that failed in the last pass.");
     let _ = writeln!(out, "hydra_provisioner_command_failures {}", f.command_failures);
+    family(
+        &mut out,
+        "hydra_provisioner_state_rebuilt",
+        "1 if the last pass found its state file corrupt or unreadable and rebuilt its memory.",
+    );
+    let _ = writeln!(out, "hydra_provisioner_state_rebuilt {}", u8::from(f.state_rebuilt));
     family(&mut out, "hydra_provisioner_pass_duration_seconds", "Wall time of the last pass.");
     let _ = writeln!(out, "hydra_provisioner_pass_duration_seconds {:.3}", f.duration.as_secs_f64());
     family(&mut out, "hydra_provisioner_last_pass_timestamp_seconds", "When the last pass ran (Unix time).");

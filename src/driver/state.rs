@@ -37,6 +37,12 @@ pub struct PendingCreation {
     pub machine_type: String,
     /// The pass that started it.
     pub since: Seconds,
+    /// The expression and path it was created with, to recognise it if the
+    /// `create` stopped before naming it.
+    #[serde(default)]
+    pub nixops_expr: Option<String>,
+    #[serde(default)]
+    pub nix_path: Vec<String>,
 }
 
 /// Reads the state at `path`. A missing file is an empty state; a corrupt
@@ -101,7 +107,15 @@ mod tests {
         assert_eq!(load(&path), (State::default(), None));
         let mut state = State::default();
         state.deployments.insert("t-0".into(), MachineMemory { deploy_failures: 2, ..Default::default() });
-        state.pending_creations.insert("t-1".into(), PendingCreation { machine_type: "x86_64-linux".into(), since: 5 });
+        state.pending_creations.insert(
+            "t-1".into(),
+            PendingCreation {
+                machine_type: "x86_64-linux".into(),
+                since: 5,
+                nixops_expr: Some("/d.nix".into()),
+                nix_path: vec![],
+            },
+        );
         save(&path, &state).unwrap();
         let (back, warning) = load(&path);
         assert!(warning.is_none());

@@ -6,6 +6,7 @@
 //! original's own rules are in `original.rs`; the pass both share is
 //! `mod.rs`.
 
+use super::activity::{self, Activity};
 use super::{Action, ActivitySource, Pass, Reason};
 use crate::config::TypeConfig;
 use crate::model::{Deployment, MachineState, Seconds};
@@ -52,15 +53,14 @@ impl<'a> Pass<'a> {
         // while the hour is paid anyway. Not one whose deploys keep failing:
         // keeping it listed means deploying it again. (A machine without an
         // address yet gets one from that deploy, as a reused one does.)
-        if tc.is_some() && d.state.is_running() && !self.deploys_failing(d) {
+        if tc.is_some() && d.state.is_running() && d.unusable_address().is_none() && !self.deploys_failing(d) {
             let left = self.paid_time_left(d);
             let threshold = self.config.keep_paid_threshold;
             if left >= threshold {
                 return self.record(d, Action::Keep, Reason::PaidTimeLeft { left, threshold });
             }
         }
-        let jobs = self.jobs(d);
-        if jobs > 0 {
+        if let Activity::Busy(jobs) = self.activity(d) {
             return self.record(d, Action::Drain, Reason::Busy { jobs });
         }
         if !d.state.is_running() {
@@ -73,6 +73,10 @@ impl<'a> Pass<'a> {
             let type_argument = d.machine_type.clone();
             return self.fixed_expire(d, Reason::TypeNotConfigured { type_argument });
         };
+        if let Some(address) = d.unusable_address() {
+            let address = address.to_string();
+            return self.fixed_expire(d, Reason::UnusableAddress { address });
+        }
         if d.host().is_none() {
             return self.no_address(d);
         }
@@ -82,8 +86,8 @@ impl<'a> Pass<'a> {
             return self.fixed_expire(d, Reason::DeployFailedRepeatedly { failures, limit });
         }
         let (last_active, source) = self.last_active(d, tc);
-        if self.now - last_active < tc.grace_period {
-            let until = last_active + tc.grace_period;
+        if self.now.saturating_sub(last_active) < tc.grace_period {
+            let until = last_active.saturating_add(tc.grace_period);
             return self.record(d, Action::Keep, Reason::InGracePeriod { last_active, until, source });
         }
         let uptime = self.obs.status.uptime;
@@ -117,7 +121,7 @@ impl<'a> Pass<'a> {
     fn no_address(&mut self, d: &'a Deployment) {
         let since = self.no_address_since(d);
         let timeout = self.config.address_timeout;
-        if self.now - since < timeout {
+        if self.now.saturating_sub(since) < timeout {
             return self.record(d, Action::Hold, Reason::NoAddress { since, until: since.saturating_add(timeout) });
         }
         self.expire_as(d, Reason::NoAddressTimedOut { since, timeout }, false)
@@ -149,25 +153,29 @@ impl<'a> Pass<'a> {
     /// destroyed only once Hydra has reread the file. `stop_allowed`: whether
     /// `stopOnIdle` may stop it instead of destroying it.
     fn expire_as(&mut self, d: &'a Deployment, reason: Reason, stop_allowed: bool) {
-        let left = self.paid_time_left(d);
-        let threshold = self.config.destroy_paid_threshold;
-        if may_be_billed(d.state) && left >= threshold {
-            return self.record(d, Action::Leave, Reason::PaidTimeLeftBeforeStop { left, threshold });
+        if self.spared(d, may_be_billed(d.state)) {
+            return;
         }
         if self.config.drain_before_destroy && d.state != MachineState::Missing {
             let delay = self.config.drain_delay;
+            // A machine in the last file Hydra was given starts its drain
+            // now: never delisted and stopped in the same pass, whatever an
+            // older (possibly stale) record of its delisting says.
             let delisted_at = match d.memory.delisted_at {
+                _ if d.memory.listed => Some(self.now),
                 Some(at) => Some(at),
-                None if d.memory.listed || self.in_hydra(d) => Some(self.now),
+                None if self.in_hydra(d) => Some(self.now),
                 None => None,
             };
             if let Some(at) = delisted_at {
-                if self.now - at < delay {
-                    return self.record(d, Action::Drain, Reason::Draining { delisted_at: at, until: at + delay });
+                let delisted_for = self.now.saturating_sub(at);
+                if at == self.now || delisted_for < delay {
+                    let until = at.saturating_add(delay);
+                    return self.record(d, Action::Drain, Reason::Draining { delisted_at: at, until });
                 }
                 // Hydra should have reread the file by now; if it still has
                 // the machine enabled, give it a while longer.
-                if self.in_hydra(d) && self.now - at < 10 * delay.max(30) {
+                if self.in_hydra(d) && delisted_for < delay.max(activity::HYDRA_RELOAD).saturating_mul(10) {
                     return self.record(d, Action::Drain, Reason::WaitingForReload { delisted_at: at });
                 }
             }

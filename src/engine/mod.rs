@@ -15,6 +15,7 @@
 //! that differ live in one file per mode, `original.rs` (`quirks =
 //! "original"`, defects included) and `fixed.rs` (the default).
 
+pub mod activity;
 mod fixed;
 mod original;
 pub mod plan;
@@ -25,6 +26,7 @@ pub use reason::{ActivitySource, Reason, TypeNote};
 
 use crate::config::{Config, Quirks, TypeConfig};
 use crate::model::{Deployment, MachineMemory, MachineState, Observation, QueueHealth, Seconds, Timestamp};
+use activity::{Activity, could_be_building};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The original's fallback for a missing `lastActive`: the queue runner's
@@ -228,6 +230,8 @@ impl<'a> Pass<'a> {
                 .flatten()
                 .copied()
                 .filter(|d| !self.ambiguous.contains(&d.name))
+                // It could never be listed: counting it would leave demand unserved.
+                .filter(|d| d.unusable_address().is_none())
                 .collect();
             let chosen = if self.original {
                 let (chosen, checked) = original::reuse(&candidates, allowed);
@@ -244,16 +248,16 @@ impl<'a> Pass<'a> {
             }
             let reused = have;
             let short = allowed - have;
-            let creating = short.min(u64::from(tc.max_creations_per_pass));
+            // Validation bounds the setting; the engine holds to the bound
+            // whatever built the config, so it never allocates per machine wanted.
+            let per_pass = tc.max_creations_per_pass.min(crate::config::MAX_CREATIONS_PER_PASS);
+            let creating = short.min(u64::from(per_pass));
             for _ in 0..creating {
                 have += 1;
                 self.create(tc, Reason::CreatedForDemand { rank: have, allowed });
             }
             if short > creating {
-                notes.push(TypeNote::CreationLimitReached {
-                    per_pass: tc.max_creations_per_pass,
-                    short_by: short - creating,
-                });
+                notes.push(TypeNote::CreationLimitReached { per_pass, short_by: short - creating });
             }
             self.types.push(TypeDecision {
                 machine_type: key,
@@ -327,7 +331,9 @@ impl<'a> Pass<'a> {
         let current = m.deployed_fingerprint.as_deref() == Some(self.fingerprint(tc));
         let due = match m.deployed_at {
             None => true,
-            Some(at) => self.config.redeploy_interval > 0 && self.now - at >= self.config.redeploy_interval,
+            Some(at) => {
+                self.config.redeploy_interval > 0 && self.now.saturating_sub(at) >= self.config.redeploy_interval
+            }
         };
         !current || due
     }
@@ -409,8 +415,31 @@ impl<'a> Pass<'a> {
         });
     }
 
-    fn jobs(&self, d: &Deployment) -> u64 {
-        d.host().and_then(|h| self.obs.status.builder(h)).map_or(0, |b| b.current_jobs)
+    fn activity(&self, d: &Deployment) -> Activity {
+        activity::activity(&self.obs.status, d, self.type_of(d), self.config.drain_delay)
+    }
+
+    /// Whether the machine's activity is unknown while it may be building:
+    /// such a machine is never stopped or destroyed.
+    fn maybe_building(&self, d: &Deployment) -> bool {
+        could_be_building(d.state) && self.activity(d) == Activity::Unknown
+    }
+
+    /// The guards before any stop or destroy, in both modes: a machine EC2
+    /// may still bill (`billed`, each mode's own reading of its state) with
+    /// paid time left is left alone (delisted), and one that may be building
+    /// is drained. Records the decision if one applies.
+    fn spared(&mut self, d: &'a Deployment, billed: bool) -> bool {
+        let left = self.paid_time_left(d);
+        let threshold = self.config.destroy_paid_threshold;
+        if billed && left >= threshold {
+            self.record(d, Action::Leave, Reason::PaidTimeLeftBeforeStop { left, threshold });
+        } else if self.maybe_building(d) {
+            self.record(d, Action::Drain, Reason::ActivityUnknown);
+        } else {
+            return false;
+        }
+        true
     }
 
     /// Whether Hydra currently has the machine enabled (i.e. in its file).
@@ -422,11 +451,14 @@ impl<'a> Pass<'a> {
         let state = self.state_of(d);
         let mut m = d.memory.clone();
         if self.obs.status.is_up() {
-            if self.jobs(d) > 0 {
-                m.idle_since = None;
-            } else if m.idle_since.is_none() {
-                let reported = d.host().and_then(|h| self.obs.status.builder(h)).and_then(|b| b.idle_since);
-                m.idle_since = Some(reported.unwrap_or(self.now));
+            match self.activity(d) {
+                // Not seen idle: it may have worked since it last was.
+                Activity::Busy(_) | Activity::Unknown => m.idle_since = None,
+                Activity::Idle if m.idle_since.is_none() => {
+                    let reported = d.host().and_then(|h| self.obs.status.builder(h)).and_then(|b| b.idle_since);
+                    m.idle_since = Some(reported.unwrap_or(self.now));
+                }
+                Activity::Idle => {}
             }
         }
         m.no_address_since = match d.host() {
@@ -448,7 +480,9 @@ impl<'a> Pass<'a> {
                 m.delisted_at = None;
             }
         } else {
-            if m.delisted_at.is_none() && (m.listed || self.in_hydra(d)) {
+            // A machine in the last file is delisted now, whatever an older
+            // record says (a pass killed before saving its state leaves one).
+            if m.listed || (m.delisted_at.is_none() && self.in_hydra(d)) {
                 m.delisted_at = Some(self.now);
             }
             m.listed = false;

@@ -269,7 +269,7 @@ pub(crate) fn render_machines_file(
         let Some(tc) = config.system_types.get(&l.machine_type) else { continue };
         let machine = by_name.get(l.deployment.as_str());
         match machine.and_then(|d| d.host().map(|h| (h, d.host_key.as_deref()))) {
-            Some((host, key)) if valid_host(host) => {
+            Some((host, key)) => {
                 out.push_str(&line(tc, host, key));
                 out.push('\n');
             }
@@ -280,11 +280,6 @@ pub(crate) fn render_machines_file(
         }
     }
     out
-}
-
-/// A host that cannot break a machines-file line.
-fn valid_host(host: &str) -> bool {
-    !host.is_empty() && !host.contains(|c: char| c.is_whitespace() || c == '#')
 }
 
 impl MachineMemory {

@@ -80,6 +80,13 @@ pub enum Reason {
     /// may be wrong: SSH fails now and then, EC2 answers late); delisted and
     /// left alone until `until` (`notRunningTimeout`).
     NotRunningSince { machine_state: MachineState, since: Seconds, until: Seconds },
+    /// Its address cannot be written to the machines file, so it can never
+    /// serve; it is replaced and goes like an idle machine.
+    UnusableAddress { address: String },
+    /// Unneeded, but the status cannot say whether it is building (no
+    /// `machines` section): delisted, never stopped or destroyed until it is
+    /// shown idle.
+    ActivityUnknown,
     /// Input on which the original provisioner crashed; the fleet is left alone.
     OriginalWouldCrash { why: String },
 }
@@ -127,6 +134,12 @@ impl fmt::Display for Reason {
             }
             Reason::NotRunningSince { machine_state, since, until } => {
                 write!(f, "not running (state {machine_state}) since {since}; delisted and left alone until {until}")
+            }
+            Reason::UnusableAddress { address } => {
+                write!(f, "address {address:?} cannot be written to the machines file; replaced")
+            }
+            Reason::ActivityUnknown => {
+                write!(f, "unneeded, but the status cannot say whether it is building; drained, not stopped")
             }
             Reason::OriginalWouldCrash { why } => write!(f, "the original provisioner would crash here: {why}"),
         }

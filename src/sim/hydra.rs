@@ -95,7 +95,7 @@ use super::queue::{QueueKey, Runnable};
 use super::slots::{FreeMachines, MachineKey};
 use super::time::SimTime;
 use crate::metrics::WaitRecorder;
-use crate::model::{BuilderStatus, QueueHealth, QueueStatus, TypeStatus};
+use crate::model::{BuilderStatus, QueueStatus, TypeStatus};
 use crate::trace::{Outcome, StepRow, Sym, Symbols};
 use serde_json::{Map, Value, json};
 use std::cmp::Reverse;
@@ -1060,14 +1060,8 @@ impl Hydra {
             let builder = BuilderStatus { enabled: m.enabled, current_jobs: u64::from(m.current_jobs), idle_since };
             machines.insert(m.host.clone(), builder);
         }
-        QueueStatus {
-            health: QueueHealth::Up,
-            time: Some(unix(now.0)),
-            uptime: uptime_s,
-            has_machine_types: true,
-            machine_types,
-            machines,
-        }
+        let active_steps: u64 = self.kinds.iter().map(|k| k.running).sum();
+        crate::status::up(Some(unix(now.0)), uptime_s, (true, machine_types), machines, Some(active_steps))
     }
 
     /// The status document as `hydra-queue-runner --status` prints it at

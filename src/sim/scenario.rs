@@ -14,6 +14,16 @@ use std::path::{Path, PathBuf};
 /// simulator never evaluates it, but the configuration schema requires one.
 pub const SIMULATED_NIXOPS_EXPR: &str = "/simulated/machine.nix";
 
+/// The longest delay a scenario may give (boot, start, deploy, interval,
+/// reload): about 11 days, far beyond any real one.
+pub const MAX_DELAY: f64 = 1e6;
+/// The largest lognormal spread (sigma): e^(2 * 6) is a 160 000-fold delay.
+pub const MAX_SPREAD: f64 = 2.0;
+/// Dollars per hour; only a bound against typos and overflowing sums.
+pub const MAX_PRICE: f64 = 1e6;
+/// The most identical machines one static machine entry may stand for.
+pub const MAX_STATIC_COUNT: u32 = 10_000;
+
 /// A scenario that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("scenario {origin}: {message}")]
@@ -222,6 +232,10 @@ impl Scenario {
                 (None, path.display().to_string(), config)
             }
             toml::Value::Table(_) => {
+                // `nan` and `inf` would turn into JSON null, which reads as "the default".
+                if let Some(problem) = config::non_finite_numbers(&file.provisioner).into_iter().next() {
+                    return Err(err(format!("provisioner.{problem}")));
+                }
                 let mut json = serde_json::to_value(&file.provisioner).map_err(|e| err(format!("provisioner: {e}")))?;
                 if let Some(types) = json.get_mut("systemTypes").and_then(|t| t.as_object_mut()) {
                     for t in types.values_mut() {
@@ -255,10 +269,12 @@ impl Scenario {
                 return Err(err(format!("cloud.\"{key}\": no such machine type in the provisioner configuration")));
             };
             let at = |what: &str| format!("cloud.\"{key}\".{what}");
-            let check = |v: f64, what: &str, positive: bool| {
-                if !v.is_finite() || v < 0.0 || (positive && v == 0.0) {
+            // Upper bounds keep every drawn delay (median * e^(spread * z))
+            // and every sum of them far inside the simulator's millisecond clock.
+            let check = |v: f64, what: &str, positive: bool, max: f64| {
+                if !v.is_finite() || v < 0.0 || (positive && v == 0.0) || v > max {
                     Err(err(format!(
-                        "{}: must be {}, got {v}",
+                        "{}: must be {} and at most {max}, got {v}",
                         at(what),
                         if positive { "positive" } else { "zero or more" }
                     )))
@@ -266,15 +282,15 @@ impl Scenario {
                     Ok(())
                 }
             };
-            check(c.on_demand_price, "on_demand_price", false)?;
-            check(c.storage_price, "storage_price", false)?;
-            check(c.boot_median, "boot_median", true)?;
-            check(c.boot_spread, "boot_spread", false)?;
-            check(c.start_median, "start_median", true)?;
-            check(c.start_spread, "start_spread", false)?;
-            check(c.deploy, "deploy", false)?;
-            check(c.redeploy, "redeploy", false)?;
-            check(c.spot_interruptions_per_hour, "spot_interruptions_per_hour", false)?;
+            check(c.on_demand_price, "on_demand_price", false, MAX_PRICE)?;
+            check(c.storage_price, "storage_price", false, MAX_PRICE)?;
+            check(c.boot_median, "boot_median", true, MAX_DELAY)?;
+            check(c.boot_spread, "boot_spread", false, MAX_SPREAD)?;
+            check(c.start_median, "start_median", true, MAX_DELAY)?;
+            check(c.start_spread, "start_spread", false, MAX_SPREAD)?;
+            check(c.deploy, "deploy", false, MAX_DELAY)?;
+            check(c.redeploy, "redeploy", false, MAX_DELAY)?;
+            check(c.spot_interruptions_per_hour, "spot_interruptions_per_hour", false, 3600.0)?;
             if !(0.0..=1.0).contains(&c.deploy_failure_rate) {
                 return Err(err(format!("{}: must be between 0 and 1", at("deploy_failure_rate"))));
             }
@@ -282,7 +298,7 @@ impl Scenario {
                 (Market::Spot, None) => {
                     return Err(err(format!("{}: required when market = \"spot\"", at("spot_price"))));
                 }
-                (_, Some(p)) => check(p, "spot_price", false)?,
+                (_, Some(p)) => check(p, "spot_price", false, MAX_PRICE)?,
                 _ => {}
             }
             if c.market != Market::Spot && c.spot_interruptions_per_hour > 0.0 {
@@ -312,20 +328,34 @@ impl Scenario {
             if m.max_jobs == 0 || !(m.speed_factor.is_finite() && m.speed_factor > 0.0) {
                 return Err(err(format!("{at}: max_jobs and speed_factor must be positive")));
             }
+            if m.max_jobs > config::MAX_JOBS {
+                return Err(err(format!("{at}.max_jobs: must be at most {}, got {}", config::MAX_JOBS, m.max_jobs)));
+            }
+            if !config::SPEED_FACTOR_RANGE.contains(&m.speed_factor) {
+                return Err(err(format!(
+                    "{at}.speed_factor: must be from {} to {}, got {}",
+                    config::SPEED_FACTOR_RANGE.start(),
+                    config::SPEED_FACTOR_RANGE.end(),
+                    m.speed_factor
+                )));
+            }
+            if !(1..=MAX_STATIC_COUNT).contains(&m.count) {
+                return Err(err(format!("{at}.count: must be from 1 to {MAX_STATIC_COUNT}, got {}", m.count)));
+            }
         }
         for (jobset, shares) in &file.shares {
             if *shares == 0 {
                 return Err(err(format!("shares.\"{jobset}\": must be positive")));
             }
         }
-        if !(file.interval.is_finite() && file.interval >= 1.0) {
-            return Err(err(format!("interval: must be at least 1 second, got {}", file.interval)));
+        if !(file.interval.is_finite() && (1.0..=MAX_DELAY).contains(&file.interval)) {
+            return Err(err(format!("interval: must be from 1 to {MAX_DELAY} seconds, got {}", file.interval)));
         }
-        if !(file.reload_delay.is_finite() && file.reload_delay >= 0.0) {
-            return Err(err(format!("reload_delay: must be zero or more, got {}", file.reload_delay)));
+        if !(file.reload_delay.is_finite() && (0.0..=MAX_DELAY).contains(&file.reload_delay)) {
+            return Err(err(format!("reload_delay: must be from 0 to {MAX_DELAY} seconds, got {}", file.reload_delay)));
         }
         const TEN_THOUSAND_YEARS: i64 = 315_360_000_000;
-        if file.epoch.abs() > TEN_THOUSAND_YEARS {
+        if !(-TEN_THOUSAND_YEARS..=TEN_THOUSAND_YEARS).contains(&file.epoch) {
             return Err(err(format!("epoch: must be a Unix time, got {}", file.epoch)));
         }
         if !(0..=TEN_THOUSAND_YEARS).contains(&file.queue_runner_uptime) {

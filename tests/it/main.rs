@@ -4,6 +4,8 @@
 
 mod common;
 mod engine;
+mod faults;
+mod fuzz;
 mod import;
 mod oracle;
 mod pg;

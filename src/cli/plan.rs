@@ -17,24 +17,25 @@ pub const LONG_ABOUT: &str = "Show what the engine would do for a given config, 
     deployments, format in README.md), then prints the plan: per machine type the demand, per machine \
     the action and its reason, the ordered commands and the machines file. Nothing is changed.";
 
-pub const AFTER_HELP: &str = "Example:\n  hydra-provisioner plan --config scenarios/example/conf.json \\\n    \
-    --status scenarios/example/status.json --fleet scenarios/example/fleet.json";
+pub const AFTER_HELP: &str = "Examples:\n  hydra-provisioner plan --config scenarios/example/conf.json \\\n    \
+    --status scenarios/example/status.json --fleet scenarios/example/fleet.json\n  \
+    ssh hydra hydra-queue-runner --status | hydra-provisioner plan -c conf.nix -s -";
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
     /// Configuration: conf.nix, or .json/.toml with the same schema.
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: PathBuf,
-    /// Queue runner status JSON, as `hydra-queue-runner --status` prints it.
+    /// Queue runner status JSON, as `hydra-queue-runner --status` prints it (`-` reads standard input).
     #[arg(long, short = 's', value_name = "FILE")]
     pub status: PathBuf,
-    /// Fleet JSON: the provisioned deployments (omit for an empty fleet).
+    /// Fleet JSON: the provisioned deployments (omit for an empty fleet; `-` reads standard input).
     #[arg(long, short = 'f', value_name = "FILE")]
     pub fleet: Option<PathBuf>,
     /// The time of the pass, Unix seconds [default: the status's `time`].
     #[arg(long, value_name = "EPOCH")]
     pub now: Option<i64>,
-    /// Print the plan as JSON instead of text.
+    /// Print the plan as JSON instead of text (times stay Unix seconds).
     #[arg(long)]
     pub json: bool,
 }
@@ -44,18 +45,16 @@ pub fn run(args: PlanArgs) -> Result<ExitCode, Failure> {
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    let text = std::fs::read_to_string(&args.status)
-        .with_context(|| format!("cannot read status file {}", args.status.display()))
-        .map_err(Failure::input)?;
-    let status = status::parse_status(&text, &args.status.display().to_string()).map_err(Failure::input)?;
+    let inputs = [("--status", args.status.as_path())].into_iter().chain(args.fleet.as_deref().map(|f| ("--fleet", f)));
+    super::stdin_at_most_once(inputs)?;
+    let text = super::read_input(&args.status, "status file")?;
+    let status = status::parse_status(&text, &super::input_name(&args.status)).map_err(Failure::input)?;
     let fleet = match &args.fleet {
         None => Fleet::default(),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read fleet file {}", path.display()))
-                .map_err(Failure::input)?;
+            let text = super::read_input(path, "fleet file")?;
             serde_json::from_str(&text)
-                .with_context(|| format!("fleet file {} is not valid", path.display()))
+                .with_context(|| format!("fleet file {} is not valid", super::input_name(path)))
                 .map_err(Failure::input)?
         }
     };
@@ -66,9 +65,9 @@ pub fn run(args: PlanArgs) -> Result<ExitCode, Failure> {
     let plan = engine::decide(&config, &Observation { status, fleet }, now);
     if args.json {
         let json = serde_json::to_string_pretty(&plan).map_err(Failure::failed)?;
-        println!("{json}");
+        super::write_stdout(json + "\n")?;
     } else {
-        print!("{}", plan.to_text());
+        super::write_stdout(plan.to_text())?;
     }
     Ok(ExitCode::SUCCESS)
 }

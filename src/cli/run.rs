@@ -24,7 +24,8 @@ pub const LONG_ABOUT: &str = "Run one pass against the live system: read the que
 #[derive(Args, Debug)]
 #[command(after_help = "Exit codes: 0 everything succeeded (or another pass holds the lock), 1 a command \
         failed or the fleet could not be observed, 2 bad config.\n\n\
-        Example:\n  hydra-provisioner run /etc/hydra-provisioner/conf.nix --dry-run")]
+        Examples:\n  hydra-provisioner run /etc/hydra-provisioner/conf.nix --dry-run\n  \
+        hydra-provisioner run /etc/hydra-provisioner/conf.nix --dry-run --json | jq '.commands'")]
 pub struct RunArgs {
     /// Configuration: conf.nix (evaluated with nix-instantiate), or .json/.toml with the same schema.
     #[arg(value_name = "CONFIG")]
@@ -32,6 +33,9 @@ pub struct RunArgs {
     /// Print the plan with its reasons and change nothing (no NixOps changes, no file writes).
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: print the plan as JSON (the same document as `plan --json`) instead of text.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
     /// Run the pass as if it were this Unix time [default: the system clock]. For tests and replays.
     #[arg(long, value_name = "EPOCH")]
     pub now: Option<i64>,
@@ -70,8 +74,13 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             tracing::info!("another pass holds {}; this one does nothing", lock_file.display());
             Ok(ExitCode::SUCCESS)
         }
+        PassOutcome::DryRun { plan } if args.json => {
+            let json = serde_json::to_string_pretty(&plan).map_err(Failure::failed)?;
+            super::write_stdout(json + "\n")?;
+            Ok(ExitCode::SUCCESS)
+        }
         PassOutcome::DryRun { plan } => {
-            print!("{}", plan.to_text());
+            super::write_stdout(plan.to_text())?;
             Ok(ExitCode::SUCCESS)
         }
         PassOutcome::Done { failures, .. } if failures.is_empty() && record_failure.is_none() => Ok(ExitCode::SUCCESS),

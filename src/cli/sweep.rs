@@ -16,7 +16,7 @@ use crate::sim::{self, NoObserver, Scenario, SimError};
 use crate::trace::TraceReader;
 use anyhow::Context;
 use clap::Args;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -156,14 +156,11 @@ pub fn run(args: SweepArgs) -> Result<ExitCode, Failure> {
         env!("CARGO_PKG_VERSION").to_string(),
     );
     write_results(&args.out, &results)?;
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(results.frontier_table().as_bytes()).map_err(Failure::failed)?;
-    writeln!(
-        stdout,
-        "\nwritten to {}: points.csv summary.csv pareto.csv pareto.svg pareto.png report.html",
+    super::write_stdout(format!(
+        "{}\nwritten to {}: points.csv summary.csv pareto.csv pareto.svg pareto.png report.html\n",
+        results.frontier_table(),
         args.out.display()
-    )
-    .map_err(Failure::failed)?;
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,6 +5,7 @@
 mod common;
 mod engine;
 mod import;
+mod operators;
 mod pg;
 mod policy;
 mod production;

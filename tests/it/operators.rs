@@ -414,3 +414,304 @@ fn plan_text_shows_times_for_people_and_leaves_out_idle_unconfigured_types() {
     assert_eq!(machine["delisted_at"], json!(T0 - 30), "JSON keeps numbers");
     assert!(json["types"].as_array().unwrap().iter().any(|t| t["machine_type"] == "aarch64-darwin"));
 }
+
+// --- The Nix package and the NixOS module --------------------------------
+
+/// Evaluates a harness of tests/nix/ strictly to JSON with `args` (as
+/// `--argstr`); the error text when the evaluation fails.
+fn eval_nix(file: &str, args: &[(&str, &str)]) -> Result<Value, String> {
+    let mut cmd = std::process::Command::new("nix-instantiate");
+    cmd.args(["--eval", "--strict", "--json", "--store", "dummy://"]).arg(common::root().join("tests/nix").join(file));
+    for (k, v) in args {
+        cmd.args(["--argstr", k, v]);
+    }
+    let out = cmd.output().unwrap();
+    if out.status.success() { Ok(serde_json::from_slice(&out.stdout).unwrap()) } else { Err(stderr_of(&out)) }
+}
+
+/// The harness's arguments with `hydraEnabled` set unless given: an
+/// argument makes nix-instantiate call the harness's function.
+fn module_args<'a>(args: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut all = args.to_vec();
+    if !all.iter().any(|(k, _)| *k == "hydraEnabled") {
+        all.push(("hydraEnabled", "true"));
+    }
+    all
+}
+
+fn eval_module(args: &[(&str, &str)]) -> Value {
+    eval_nix("eval-module.nix", &module_args(args)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs a build script the way a builder would, with `out` and the given
+/// environment, stub functions of nixpkgs' setup hooks in `prelude`, and
+/// every store path of a file of this repository mapped back to the file.
+fn run_build_script(script: &str, prelude: &str, cwd: &Path, env: &[(&str, &Path)]) {
+    let mut script = script.to_string();
+    if let Some(store) = store_path_of(&script, "auto-shutdown.nix") {
+        script = script.replace(&store, &common::root().join("nix/auto-shutdown.nix").display().to_string());
+    }
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("-euo").arg("pipefail").arg("-c").arg(format!("{prelude}\n{script}")).current_dir(cwd);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "build script failed: {}\n{script}", stderr_of(&out));
+}
+
+/// The `/nix/store/<hash>-<name>` path in `text`, if any.
+fn store_path_of(text: &str, name: &str) -> Option<String> {
+    let end = text.find(&format!("-{name}"))? + name.len() + 1;
+    let start = text[..end].rfind("/nix/store/")?;
+    Some(text[start..end].to_string())
+}
+
+#[test]
+fn the_package_installs_completions_man_pages_and_auto_shutdown() {
+    if !common::have_nix() {
+        return;
+    }
+    let p = eval_nix("eval-package.nix", &[]).unwrap();
+    assert_eq!(p["pname"], "hydra-provisioner");
+    assert_eq!(p["version"], env!("CARGO_PKG_VERSION"), "nix/package.nix reads the version from Cargo.toml");
+    assert_eq!(p["lockFileExists"], true, "{}", p["lockFile"]);
+    assert_eq!(p["mainProgram"], "hydra-provisioner");
+    assert_eq!(p["nativeBuildInputs"], json!(["installShellFiles"]));
+
+    // Run the install phase against the real binary, with installShellFiles'
+    // two functions reduced to where they put files.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("nix")).unwrap();
+    std::fs::copy(common::root().join("nix/auto-shutdown.nix"), src.join("nix/auto-shutdown.nix")).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(out.join("bin")).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_hydra-provisioner"), out.join("bin/hydra-provisioner")).unwrap();
+    let prelude = r#"
+installShellCompletion() {
+  local name=""
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --cmd) name="$2"; shift 2 ;;
+      --bash) install -Dm644 "$2" "$out/share/bash-completion/completions/$name.bash"; shift 2 ;;
+      --zsh) install -Dm644 "$2" "$out/share/zsh/site-functions/_$name"; shift 2 ;;
+      --fish) install -Dm644 "$2" "$out/share/fish/vendor_completions.d/$name.fish"; shift 2 ;;
+      *) echo "unexpected $1" >&2; return 1 ;;
+    esac
+  done
+}
+installManPage() { for page in "$@"; do install -Dm644 "$page" "$out/share/man/man1/$(basename "$page")"; done; }
+"#;
+    run_build_script(p["postInstall"].as_str().unwrap(), prelude, &src, &[("out", &out)]);
+    let installed = |rel: &str| std::fs::read_to_string(out.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    assert!(installed("share/bash-completion/completions/hydra-provisioner.bash").contains("_hydra__provisioner"));
+    assert!(installed("share/zsh/site-functions/_hydra-provisioner").contains("#compdef hydra-provisioner"));
+    assert!(
+        installed("share/fish/vendor_completions.d/hydra-provisioner.fish").contains("complete -c hydra-provisioner")
+    );
+    assert!(installed("share/man/man1/hydra-provisioner.1").contains(".TH hydra-provisioner 1"));
+    assert!(installed("share/man/man1/hydra-provisioner-run.1").contains("dry\\-run"));
+    assert!(installed("share/hydra-provisioner/auto-shutdown.nix").contains("keep-alive"));
+}
+
+#[test]
+fn the_nixos_module_renders_a_service_timer_and_config_the_binary_accepts() {
+    if !common::have_nix() {
+        return;
+    }
+    let m = eval_module(&[]);
+    assert_eq!(m["enabled"], true);
+    assert_eq!(m["failedAssertions"], json!([]));
+    let service = &m["service"]["serviceConfig"];
+    assert_eq!(service["Type"], "oneshot");
+    assert_eq!(service["StateDirectory"], "hydra-provisioner");
+    assert_eq!(service["User"], "hydra-provisioner");
+    assert_eq!(m["timer"]["timerConfig"]["OnUnitInactiveSec"], "7min");
+    assert_eq!(m["timer"]["wantedBy"], json!(["timers.target"]));
+    assert_eq!(m["users"]["hydra-provisioner"]["isSystemUser"], true);
+    assert_eq!(m["tmpfiles"], json!(["d /var/lib/hydra/provisioner 0755 hydra-provisioner hydra-provisioner -"]));
+    let config_dir = m["configDir"]["path"].as_str().unwrap();
+    assert_eq!(
+        service["ExecStart"],
+        format!("/nix/store/hydra-provisioner/bin/hydra-provisioner run {config_dir}/conf.json")
+    );
+    let rendered: Value = serde_json::from_str(m["configDir"]["json"].as_str().unwrap()).unwrap();
+    assert_eq!(rendered["stateDir"], "/var/lib/hydra-provisioner");
+    assert_eq!(
+        rendered["systemTypes"],
+        json!({"x86_64-linux": {"nixopsExpr": "/etc/hydra-provisioner/deployment.nix"}}),
+        "unset options are left out, for the provisioner's own defaults"
+    );
+    // The config directory, built, is one the binary accepts as it is.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("config");
+    let json_path = common::write(dir.path(), "json", m["configDir"]["json"].as_str().unwrap());
+    run_build_script(
+        m["configDir"]["script"].as_str().unwrap(),
+        "",
+        dir.path(),
+        &[("out", &out), ("jsonPath", &json_path)],
+    );
+    let status_file = common::write(dir.path(), "status.json", &status(T0, 0, json!({})).to_string());
+    let plan =
+        common::bin().args(["plan", "-c"]).arg(out.join("conf.json")).arg("-s").arg(&status_file).output().unwrap();
+    assert!(plan.status.success(), "{}", stderr_of(&plan));
+    assert!(!stderr_of(&plan).contains("unknown key"), "{}", stderr_of(&plan));
+}
+
+#[test]
+fn the_nixos_module_rejects_unknown_keys_and_wrong_types_at_evaluation() {
+    if !common::have_nix() {
+        return;
+    }
+    let rejected =
+        |settings: Value| match eval_nix("eval-module.nix", &module_args(&[("settings", &settings.to_string())])) {
+            Ok(v) => panic!("{settings} was accepted: {v}"),
+            Err(e) => e,
+        };
+    let typo = rejected(json!({"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d.nix", "maxMachine": 4}}}));
+    assert!(
+        typo.contains(
+            "The option `services.hydra-provisioner.settings.systemTypes.x86_64-linux.maxMachine' does not exist"
+        ),
+        "{typo}"
+    );
+    let top_typo = rejected(json!({"stateDirectory": "/var/lib/x"}));
+    assert!(top_typo.contains("settings.stateDirectory' does not exist"), "{top_typo}");
+    let wrong_type = rejected(json!({"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d.nix", "maxMachines": "4"}}}));
+    assert!(wrong_type.contains("x86_64-linux.maxMachines' is not of type `null or unsigned integer"), "{wrong_type}");
+    let zero = rejected(json!({"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d.nix", "runnablesPerMachine": 0}}}));
+    assert!(zero.contains("runnablesPerMachine' is not of type `null or positive integer"), "{zero}");
+    let bad_enum = rejected(json!({"quirks": "fixd"}));
+    assert!(
+        bad_enum.contains("settings.quirks' is not of type `null or one of \"fixed\", \"original\"'"),
+        "{bad_enum}"
+    );
+    let bad_list = rejected(json!({"statusCommand": "hydra-queue-runner --status"}));
+    assert!(bad_list.contains("settings.statusCommand' is not of type `null or list of string'"), "{bad_list}");
+    let missing = rejected(json!({"systemTypes": {"x86_64-linux": {"maxMachines": 4}}}));
+    assert!(missing.contains("x86_64-linux.nixopsExpr' is used but not defined"), "{missing}");
+    // The escape hatch takes what the types do not know.
+    let m = eval_module(&[("options", &json!({"extraSettings": {"futureKey": 1}}).to_string())]);
+    let rendered: Value = serde_json::from_str(m["configDir"]["json"].as_str().unwrap()).unwrap();
+    assert_eq!(rendered["futureKey"], 1);
+}
+
+#[test]
+fn every_key_the_module_types_is_one_the_provisioner_knows() {
+    if !common::have_nix() {
+        return;
+    }
+    let m = eval_module(&[]);
+    let nulls = |keys: &Value| -> serde_json::Map<String, Value> {
+        keys.as_array().unwrap().iter().map(|k| (k.as_str().unwrap().to_string(), Value::Null)).collect()
+    };
+    let mut type_config = nulls(&m["typeKeys"]);
+    type_config.insert("nixopsExpr".into(), json!("/d.nix"));
+    let mut config = nulls(&m["settingsKeys"]);
+    config.remove("sshCommand"); // the old name of statusCommand: both at once are refused
+    config.insert("systemTypes".into(), json!({"x86_64-linux": type_config}));
+    let dir = tempfile::tempdir().unwrap();
+    let conf = common::write(dir.path(), "conf.json", &Value::Object(config).to_string());
+    let status_file = common::write(dir.path(), "status.json", &status(T0, 0, json!({})).to_string());
+    let out = common::bin().args(["plan", "-c"]).arg(&conf).arg("-s").arg(&status_file).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        !stderr_of(&out).contains("unknown key"),
+        "the module types a key the provisioner does not know: {}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn the_nixos_module_adds_its_machines_file_to_hydra() {
+    if !common::have_nix() {
+        return;
+    }
+    let m = eval_module(&[]);
+    assert_eq!(m["hydraMachinesFiles"], json!(["/var/lib/hydra/provisioner/machines"]));
+    // nix.buildMachines' file would drop out of Hydra's default list: it stays.
+    let m = eval_module(&[("buildMachines", r#"[{"hostName": "mac"}]"#)]);
+    assert_eq!(m["hydraMachinesFiles"], json!(["/var/lib/hydra/provisioner/machines", "/etc/nix/machines"]));
+    // Without Hydra on this host, or with updateCommand, Hydra is left alone...
+    assert_eq!(eval_module(&[("hydraEnabled", "false")])["hydraMachinesFiles"], Value::Null);
+    let update = json!({"updateCommand": ["ssh", "hydra", "tee /var/lib/hydra/machines"]}).to_string();
+    let m = eval_module(&[("settings", &update)]);
+    assert_eq!(m["hydraMachinesFiles"], Value::Null);
+    assert_eq!(m["failedAssertions"], json!([]));
+    // ...and asking for both is an assertion, not a silent no-op.
+    let m = eval_module(&[("settings", &update), ("options", r#"{"addToHydra": true}"#)]);
+    assert!(m["failedAssertions"][0].as_str().unwrap().contains("addToHydra needs the machines file"), "{m}");
+}
+
+#[test]
+fn the_nixos_module_gives_write_access_to_the_textfile_directory() {
+    if !common::have_nix() {
+        return;
+    }
+    let m =
+        eval_module(&[("options", r#"{"prometheus": {"enable": true, "textfileDirectory": "/var/lib/node-text"}}"#)]);
+    let tmpfiles: Vec<&str> = m["tmpfiles"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    assert!(tmpfiles.contains(&"a+ /var/lib/node-text - - - - u:hydra-provisioner:rwx"), "{tmpfiles:?}");
+    assert_eq!(m["service"]["serviceConfig"]["ReadWritePaths"], json!(["/var/lib/node-text"]));
+    let rendered: Value = serde_json::from_str(m["configDir"]["json"].as_str().unwrap()).unwrap();
+    assert_eq!(rendered["prometheusTextfile"], "/var/lib/node-text/hydra-provisioner.prom");
+    assert_eq!(m["nodeExporter"]["enabledCollectors"], json!(["textfile"]));
+    assert_eq!(m["nodeExporter"]["extraFlags"], json!(["--collector.textfile.directory=/var/lib/node-text"]));
+    // Off by default.
+    let m = eval_module(&[]);
+    assert_eq!(m["nodeExporter"], Value::Null);
+    assert_eq!(m["service"]["serviceConfig"]["ReadWritePaths"], json!([]));
+}
+
+#[test]
+fn network_expressions_import_auto_shutdown_from_a_config_in_the_store() {
+    if !common::have_nix() {
+        return;
+    }
+    // A config directory built as the module builds it, wired to the fakes.
+    let site = Site::new(json!({}));
+    let settings = json!({
+        "nixopsCommand": [python(), fake("nixops")],
+        "statusCommand": [python(), fake("hydra-queue-runner"), "--status"],
+        "machinesFile": site.path().join("machines").display().to_string(),
+        "stateDir": site.path().join("state").display().to_string(),
+        "systemTypes": {"x86_64-linux": {"nixopsExpr": site.path().join("deployment.nix").display().to_string(),
+                                          "maxMachines": 1}},
+    });
+    let m = eval_module(&[("settings", &settings.to_string())]);
+    let store = site.path().join("store-config");
+    let json_path = common::write(site.path(), "json", m["configDir"]["json"].as_str().unwrap());
+    run_build_script(
+        m["configDir"]["script"].as_str().unwrap(),
+        "",
+        site.path(),
+        &[("out", &store), ("jsonPath", &json_path)],
+    );
+
+    site.set_status(&status(T0, 5, json!({})));
+    let out = common::bin()
+        .arg("run")
+        .arg(store.join("conf.json"))
+        .args(["--now", &T0.to_string()])
+        .env("FAKE_NIXOPS_DIR", site.path().join("nixops"))
+        .env("FAKE_QUEUE_DIR", site.path().join("queue"))
+        .env("FAKE_NOW", T0.to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let calls = std::fs::read_to_string(site.path().join("nixops/calls")).unwrap();
+    let deploy: Vec<String> =
+        calls.lines().map(|l| serde_json::from_str::<Vec<String>>(l).unwrap()).find(|c| c[0] == "deploy").unwrap();
+    let include = deploy.iter().find(|a| a.starts_with("hydra-provisioner=")).unwrap();
+    let include_dir = include.strip_prefix("hydra-provisioner=").unwrap();
+    assert_eq!(Path::new(include_dir), std::fs::canonicalize(&store).unwrap());
+    // What a network expression writes resolves to the builders' module.
+    let eval = std::process::Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--store", "dummy://", "-I", include, "-E"])
+        .arg("builtins.isFunction (import <hydra-provisioner/auto-shutdown.nix>)")
+        .output()
+        .unwrap();
+    assert_eq!(stdout_of(&eval).trim(), "true", "{}", stderr_of(&eval));
+}

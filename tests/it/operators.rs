@@ -715,3 +715,31 @@ fn network_expressions_import_auto_shutdown_from_a_config_in_the_store() {
         .unwrap();
     assert_eq!(stdout_of(&eval).trim(), "true", "{}", stderr_of(&eval));
 }
+
+// --- Alert rules and dashboard --------------------------------------------
+
+/// Whether `promtool` is on PATH (.ci/run installs Debian's `prometheus`,
+/// which ships it). Without it the rules' test says so and passes, except
+/// on CI (`CI=true`), where its absence is a failure.
+fn have_promtool() -> bool {
+    let found =
+        std::process::Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var("CI").is_err(), "promtool is missing on CI; .ci/run must install it");
+        eprintln!("skipped: promtool not installed (.ci/run installs Debian's prometheus package)");
+    }
+    found
+}
+
+#[test]
+fn the_alert_rules_pass_promtools_checks_and_unit_tests() {
+    if !have_promtool() {
+        return;
+    }
+    let dir = common::root().join("contrib/prometheus");
+    for args in [["check", "rules", "hydra-provisioner.rules.yml"], ["test", "rules", "hydra-provisioner.rules.test.yml"]]
+    {
+        let out = std::process::Command::new("promtool").args(args).current_dir(&dir).output().unwrap();
+        assert!(out.status.success(), "promtool {args:?}:\n{}{}", stdout_of(&out), stderr_of(&out));
+    }
+}

@@ -28,11 +28,11 @@ use crate::adapters::nixops::{CheckOutcome, CommandError, NixOps};
 use crate::adapters::{files, machines_file, queue};
 use crate::config::Config;
 use crate::engine::{self, Command, Plan};
-use crate::model::{Fleet, MachineMemory, MachineState, Observation, QueueHealth, Seconds};
+use crate::model::{Fleet, MachineMemory, MachineState, Observation, QueueHealth, QueueStatus, Seconds};
 use anyhow::Context;
 use state::{PendingCreation, State};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How a pass is run.
@@ -97,10 +97,12 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
     };
 
     let (mut state, warning) = state::load(&state_path);
+    let state_rebuilt = warning.is_some();
     if let Some(w) = warning {
         tracing::warn!("{w}");
     }
     let mut failures: Vec<String> = vec![];
+    let books = Books { config, state_path: &state_path, now, started, state_rebuilt, dry_run: opts.dry_run };
 
     let reading = queue::read_status(config, seconds(config.command_timeout));
     match &reading.status.health {
@@ -118,9 +120,21 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
         failures.push(problem);
     }
 
-    let mut fleet = nixops.inventory(&config.tag).context("cannot take the NixOps inventory; nothing was changed")?;
+    let mut fleet = match nixops.inventory(&config.tag) {
+        Ok(fleet) => fleet,
+        Err(e) => {
+            let e = anyhow::Error::new(e).context("cannot take the NixOps inventory; nothing was changed");
+            return Err(books.unobserved(&mut state, failures, &reading.status, e));
+        }
+    };
     if resolve_pending_creations(config, &nixops, &mut state, &fleet, opts.dry_run, &mut failures) {
-        fleet = nixops.inventory(&config.tag).context("cannot take the NixOps inventory after adopting deployments")?;
+        fleet = match nixops.inventory(&config.tag) {
+            Ok(fleet) => fleet,
+            Err(e) => {
+                let e = anyhow::Error::new(e).context("cannot take the NixOps inventory after adopting deployments");
+                return Err(books.unobserved(&mut state, failures, &reading.status, e));
+            }
+        };
     }
     if !opts.dry_run {
         fleet = check_up_machines(config, &nixops, fleet, &mut failures);
@@ -150,6 +164,7 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
         memory: plan.memory.clone(),
         left_out: BTreeSet::new(),
         failures,
+        counters: state.counters.clone(),
     };
     actuator.create(&plan, &mut state);
     actuator.start(&plan);
@@ -158,25 +173,13 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
     actuator.scale_in(&plan, file_written);
 
     state.deployments = actuator.memory;
-    if let Err(e) = state::save(&state_path, &state) {
-        let problem = format!("cannot write state file {}: {e:#}", state_path.display());
-        tracing::error!("{problem}");
-        actuator.failures.push(problem);
-    }
-    let failures = actuator.failures;
-    if let Some(path) = &config.prometheus_textfile {
-        let figures = metrics::PassFigures {
-            now,
-            status: &observation.status,
-            fleet: &observation.fleet,
-            plan: &plan,
-            command_failures: failures.len(),
-            duration: started.elapsed(),
-        };
-        if let Err(e) = files::write_atomically(path, metrics::render(&figures).as_bytes()) {
-            tracing::warn!("cannot write the Prometheus textfile {}: {e:#}", path.display());
-        }
-    }
+    state.counters = actuator.counters;
+    let mut failures = actuator.failures;
+    let outcome = if failures.is_empty() { metrics::Outcome::Success } else { metrics::Outcome::Failure };
+    let listed: BTreeSet<String> =
+        state.deployments.iter().filter(|(_, m)| m.listed).map(|(name, _)| name.clone()).collect();
+    let decided = metrics::Decided { fleet: &observation.fleet, plan: &plan, listed: &listed };
+    books.close(&mut state, outcome, &mut failures, &observation.status, Some(decided));
     tracing::info!("pass finished in {:.1?}: {} command(s) failed", started.elapsed(), failures.len());
     Ok(PassOutcome::Done {
         plan: Box::new(plan),
@@ -188,6 +191,74 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
 
 fn seconds(s: Seconds) -> Duration {
     Duration::from_secs(u64::try_from(s).unwrap_or(0))
+}
+
+/// Closes a pass's books: counts it, saves the state file with the
+/// counters, and writes the Prometheus textfile. Passes that change nothing
+/// (`--dry-run`) are not counted.
+struct Books<'a> {
+    config: &'a Config,
+    state_path: &'a Path,
+    now: Seconds,
+    started: Instant,
+    state_rebuilt: bool,
+    dry_run: bool,
+}
+
+impl Books<'_> {
+    /// Counts the pass as `outcome` and publishes; a state file that cannot
+    /// be written is one more failure, and the textfile then counts the pass
+    /// as failed (its counts are lost with the write).
+    fn close(
+        &self,
+        state: &mut State,
+        outcome: metrics::Outcome,
+        failures: &mut Vec<String>,
+        status: &QueueStatus,
+        decided: Option<metrics::Decided<'_>>,
+    ) {
+        if self.dry_run {
+            return;
+        }
+        let before = state.counters.clone();
+        state.counters.record_pass(outcome, failures.len(), self.now);
+        if let Err(e) = state::save(self.state_path, state) {
+            let problem = format!("cannot write state file {}: {e:#}", self.state_path.display());
+            tracing::error!("{problem}");
+            failures.push(problem);
+            state.counters = before;
+            let outcome = if outcome == metrics::Outcome::Success { metrics::Outcome::Failure } else { outcome };
+            state.counters.record_pass(outcome, failures.len(), self.now);
+        }
+        let Some(path) = &self.config.prometheus_textfile else { return };
+        let figures = metrics::PassFigures {
+            now: self.now,
+            config: self.config,
+            status,
+            decided,
+            command_failures: failures.len(),
+            state_rebuilt: self.state_rebuilt,
+            duration: self.started.elapsed(),
+            counters: &state.counters,
+        };
+        if let Err(e) = files::write_atomically(path, metrics::render(&figures).as_bytes()) {
+            tracing::warn!("cannot write the Prometheus textfile {}: {e:#}", path.display());
+        }
+    }
+
+    /// A pass that could not observe the fleet: counted as `unobserved`
+    /// (with `error` as one more failure), nothing else changed. Returns `error`.
+    fn unobserved(
+        &self,
+        state: &mut State,
+        mut failures: Vec<String>,
+        status: &QueueStatus,
+        error: anyhow::Error,
+    ) -> anyhow::Error {
+        failures.push(format!("{error:#}"));
+        self.close(state, metrics::Outcome::Unobserved, &mut failures, status, None);
+        error
+    }
 }
 
 /// Settles creations a previous pass recorded but may not have finished:
@@ -311,7 +382,7 @@ fn log_plan(plan: &Plan) {
     for m in &plan.machines {
         let state = m.state.map_or("new".to_string(), |s| s.to_string());
         let listed = if m.listed { "listed" } else { "not listed" };
-        tracing::info!("{}: {:?} ({state}, {listed}): {}", m.deployment, m.action, m.reason);
+        tracing::info!("{}: {:?} ({state}, {listed}): {}", m.deployment, m.action, m.reason.at(plan.now));
     }
 }
 
@@ -329,9 +400,17 @@ struct Actuator<'a> {
     /// Machines that must not be listed: their create or deploy failed.
     left_out: BTreeSet<String>,
     failures: Vec<String>,
+    /// The state file's counters, with what this pass did.
+    counters: metrics::Counters,
 }
 
 impl Actuator<'_> {
+    /// Counts `event` for a deployment under its type in the plan.
+    fn count(&mut self, plan: &Plan, event: metrics::Event, deployment: &str) {
+        let machine_type = plan.decision(deployment).map_or("unknown", |d| d.machine_type.as_str());
+        self.counters.record(event, machine_type);
+    }
+
     fn fail(&mut self, deployment: &str, e: impl std::fmt::Display) {
         tracing::error!("{deployment}: {e}");
         self.failures.push(format!("{deployment}: {e}"));
@@ -363,6 +442,7 @@ impl Actuator<'_> {
             match result {
                 Ok(()) => {
                     state.pending_creations.remove(deployment);
+                    self.counters.record(metrics::Event::Created, machine_type);
                     tracing::info!("{deployment}: created and tagged");
                 }
                 Err(e) => {
@@ -431,6 +511,7 @@ impl Actuator<'_> {
                 }
                 (Job::Deploy { deployment, fingerprint, .. }, Err(e)) => {
                     self.memory.entry(deployment.to_string()).or_default().record_deploy(false, fingerprint, self.now);
+                    self.count(plan, metrics::Event::DeployFailed, deployment);
                     self.left_out.insert(deployment.to_string());
                     self.fail(deployment, format!("deploy failed, left out of the machines file: {e}"));
                 }
@@ -525,10 +606,14 @@ impl Actuator<'_> {
         for (c, result) in commands.iter().zip(results) {
             let name = c.deployment().unwrap_or_default();
             match (c, result) {
-                (Command::Stop { .. }, Ok(())) => tracing::info!("{name}: stopped"),
+                (Command::Stop { .. }, Ok(())) => {
+                    tracing::info!("{name}: stopped");
+                    self.count(plan, metrics::Event::Stopped, name);
+                }
                 (Command::Destroy { .. }, Ok(())) => {
                     tracing::info!("{name}: destroyed and deleted");
                     self.memory.remove(name);
+                    self.count(plan, metrics::Event::Destroyed, name);
                 }
                 (_, Err(e)) => {
                     self.keep_memory_of(name, file_written);

@@ -78,6 +78,14 @@ impl Site {
         common::write(&self.path().join("queue"), "status.json", &doc.to_string());
     }
 
+    fn knob(&self, name: &str) {
+        common::write(&self.path().join("nixops/knobs"), name, "1");
+    }
+
+    fn clear_knob(&self, name: &str) {
+        std::fs::remove_file(self.path().join("nixops/knobs").join(name)).unwrap();
+    }
+
     /// `hydra-provisioner run CONFIG --now NOW EXTRA...` with the fakes wired in.
     fn run(&self, now: i64, extra: &[&str]) -> std::process::Output {
         let out = common::bin()
@@ -95,6 +103,27 @@ impl Site {
             .unwrap();
         eprintln!("--- pass at {now} {extra:?}: {}\n{}", out.status, stderr_of(&out));
         out
+    }
+
+    /// The IPs the machines file lists.
+    fn listed_ips(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.path().join("machines")).unwrap_or_default();
+        text.lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .filter_map(|l| l.split_whitespace().next()?.strip_prefix("root@").map(String::from))
+            .collect()
+    }
+
+    /// The Prometheus textfile, parsed: `name{labels}` -> value.
+    fn metrics(&self) -> std::collections::BTreeMap<String, f64> {
+        let text = std::fs::read_to_string(self.path().join("metrics/provisioner.prom")).unwrap();
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(|l| {
+                let (series, value) = l.rsplit_once(' ').unwrap();
+                (series.to_string(), value.parse().unwrap_or_else(|_| panic!("bad sample `{l}`")))
+            })
+            .collect()
     }
 }
 
@@ -722,8 +751,7 @@ fn network_expressions_import_auto_shutdown_from_a_config_in_the_store() {
 /// which ships it). Without it the rules' test says so and passes, except
 /// on CI (`CI=true`), where its absence is a failure.
 fn have_promtool() -> bool {
-    let found =
-        std::process::Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success());
+    let found = std::process::Command::new("promtool").arg("--version").output().is_ok_and(|o| o.status.success());
     if !found {
         assert!(std::env::var("CI").is_err(), "promtool is missing on CI; .ci/run must install it");
         eprintln!("skipped: promtool not installed (.ci/run installs Debian's prometheus package)");
@@ -737,9 +765,175 @@ fn the_alert_rules_pass_promtools_checks_and_unit_tests() {
         return;
     }
     let dir = common::root().join("contrib/prometheus");
-    for args in [["check", "rules", "hydra-provisioner.rules.yml"], ["test", "rules", "hydra-provisioner.rules.test.yml"]]
+    for args in
+        [["check", "rules", "hydra-provisioner.rules.yml"], ["test", "rules", "hydra-provisioner.rules.test.yml"]]
     {
         let out = std::process::Command::new("promtool").args(args).current_dir(&dir).output().unwrap();
         assert!(out.status.success(), "promtool {args:?}:\n{}{}", stdout_of(&out), stderr_of(&out));
+    }
+}
+
+// --- Prometheus counters ---------------------------------------------------
+
+fn metric(metrics: &std::collections::BTreeMap<String, f64>, series: &str) -> f64 {
+    *metrics.get(series).unwrap_or_else(|| panic!("no sample {series} in {metrics:#?}"))
+}
+
+/// The sum of every sample of `name`, whatever its labels.
+fn total(metrics: &std::collections::BTreeMap<String, f64>, name: &str) -> f64 {
+    metrics.iter().filter(|(k, _)| k.split('{').next() == Some(name)).map(|(_, v)| v).sum()
+}
+
+const X86: &str = "{type=\"x86_64-linux\"}";
+
+#[test]
+fn counters_survive_passes_and_restart_after_a_corrupt_state_file() {
+    let site = Site::new(json!({"prometheusTextfile": "metrics/provisioner.prom", "billing": "per-second"}));
+    // Three passes under load: one creation each; the third machine's first
+    // deploy fails.
+    for (i, now) in [T0, T0 + 300, T0 + 600].into_iter().enumerate() {
+        if i == 2 {
+            site.knob("fail-deploy-hydra-provisioned-2");
+        }
+        site.set_status(&status(now, 25, json!({})));
+        let out = site.run(now, &[]);
+        assert_eq!(out.status.code(), Some(if i == 2 { 1 } else { 0 }), "{}", stderr_of(&out));
+    }
+    let m = site.metrics();
+    assert_eq!(metric(&m, &format!("hydra_provisioner_machines_created_total{X86}")), 3.0);
+    assert_eq!(metric(&m, &format!("hydra_provisioner_deploy_failures_total{X86}")), 1.0);
+    assert_eq!(metric(&m, "hydra_provisioner_passes_total{outcome=\"success\"}"), 2.0);
+    assert_eq!(metric(&m, "hydra_provisioner_passes_total{outcome=\"failure\"}"), 1.0);
+    assert_eq!(metric(&m, "hydra_provisioner_passes_total{outcome=\"unobserved\"}"), 0.0);
+    assert!(metric(&m, "hydra_provisioner_command_failures_total") >= 1.0);
+    assert_eq!(metric(&m, "hydra_provisioner_last_success_timestamp_seconds"), (T0 + 300) as f64);
+    assert_eq!(metric(&m, "hydra_provisioner_last_pass_timestamp_seconds"), (T0 + 600) as f64);
+    assert_eq!(metric(&m, &format!("hydra_provisioner_wanted_machines{X86}")), 3.0);
+    assert_eq!(metric(&m, &format!("hydra_provisioner_allowed_machines{X86}")), 3.0);
+    assert_eq!(metric(&m, &format!("hydra_provisioner_serving_machines{X86}")), 2.0, "the failed one is not listed");
+    assert_eq!(site.listed_ips().len(), 2);
+    assert_eq!(metric(&m, &format!("hydra_provisioner_max_machines{X86}")), 3.0);
+    assert_eq!(metric(&m, &format!("hydra_provisioner_runnable{X86}")), 25.0);
+    assert_eq!(metric(&m, "hydra_provisioner_state_rebuilt"), 0.0);
+
+    // Demand drops to nothing: the idle machines drain, then go.
+    site.clear_knob("fail-deploy-hydra-provisioned-2");
+    let mut now = T0 + 600;
+    for _ in 0..4 {
+        now += 300;
+        site.set_status(&status(now, 0, json!({})));
+        site.run(now, &[]);
+    }
+    let m = site.metrics();
+    let gone = metric(&m, &format!("hydra_provisioner_machines_destroyed_total{X86}"));
+    assert!(gone >= 1.0, "{m:#?}");
+    assert_eq!(total(&m, "hydra_provisioner_passes_total"), 7.0);
+    assert_eq!(metric(&m, &format!("hydra_provisioner_machines_created_total{X86}")), 3.0, "counters only grow");
+
+    // The state file is garbled: the pass rebuilds its memory, the counters
+    // restart from zero and say so...
+    std::fs::write(site.path().join("state/state.json"), "{\"deployments\": [").unwrap();
+    now += 300;
+    site.set_status(&status(now, 25, json!({})));
+    site.run(now, &[]);
+    let m = site.metrics();
+    assert_eq!(metric(&m, "hydra_provisioner_state_rebuilt"), 1.0);
+    assert_eq!(total(&m, "hydra_provisioner_passes_total"), 1.0, "{m:#?}");
+    assert_eq!(metric(&m, &format!("hydra_provisioner_machines_destroyed_total{X86}")), 0.0);
+    assert!(site.path().join("state/state.json.corrupt").exists());
+    // ...and go on counting.
+    now += 300;
+    site.set_status(&status(now, 25, json!({})));
+    site.run(now, &[]);
+    let m = site.metrics();
+    assert_eq!(metric(&m, "hydra_provisioner_state_rebuilt"), 0.0);
+    assert_eq!(total(&m, "hydra_provisioner_passes_total"), 2.0);
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(site.path().join("state/state.json")).unwrap()).unwrap();
+    assert_eq!(state["counters"]["passes"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum::<u64>(), 2);
+}
+
+#[test]
+fn demand_has_no_sample_while_the_queue_runner_is_down() {
+    let site = Site::new(json!({"prometheusTextfile": "metrics/provisioner.prom"}));
+    site.set_status(&status(T0, 25, json!({})));
+    assert!(site.run(T0, &[]).status.success());
+    assert_eq!(metric(&site.metrics(), &format!("hydra_provisioner_runnable{X86}")), 25.0);
+    common::write(&site.path().join("queue"), "down", "");
+    site.run(T0 + 300, &[]);
+    let m = site.metrics();
+    assert_eq!(metric(&m, "hydra_provisioner_queue_up"), 0.0);
+    for name in ["hydra_provisioner_runnable", "hydra_provisioner_wanted_machines"] {
+        assert!(!m.keys().any(|k| k.starts_with(&format!("{name}{{"))), "{name} has a sample: {m:#?}");
+    }
+    // What the provisioner did is still known.
+    assert_eq!(metric(&m, &format!("hydra_provisioner_allowed_machines{X86}")), 0.0);
+    assert_eq!(metric(&m, &format!("hydra_provisioner_serving_machines{X86}")), 1.0);
+    assert_eq!(metric(&m, "hydra_provisioner_passes_total{outcome=\"failure\"}"), 1.0);
+}
+
+#[test]
+fn a_pass_that_cannot_observe_the_fleet_is_counted_and_changes_nothing() {
+    let site = Site::new(json!({"prometheusTextfile": "metrics/provisioner.prom"}));
+    site.set_status(&status(T0, 25, json!({})));
+    assert!(site.run(T0, &[]).status.success());
+    site.knob("fail-export");
+    let out = site.run(T0 + 300, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_of(&out).contains("cannot take the NixOps inventory"), "{}", stderr_of(&out));
+    let m = site.metrics();
+    assert_eq!(metric(&m, "hydra_provisioner_passes_total{outcome=\"unobserved\"}"), 1.0);
+    assert_eq!(metric(&m, "hydra_provisioner_passes_total{outcome=\"success\"}"), 1.0);
+    assert_eq!(metric(&m, "hydra_provisioner_last_success_timestamp_seconds"), T0 as f64);
+    assert_eq!(metric(&m, &format!("hydra_provisioner_machines_created_total{X86}")), 1.0);
+    assert!(!m.keys().any(|k| k.starts_with("hydra_provisioner_machines{")), "nothing observed: {m:#?}");
+    assert_eq!(site.listed_ips().len(), 1, "the machines file is left as it was");
+}
+
+/// Every `hydra_provisioner_*` name in `text`, with `_total`, `_bucket`
+/// and similar suffixes kept.
+fn metric_names_in(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("hydra_provisioner_") {
+        let tail = &rest[i..];
+        let end = tail.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(tail.len());
+        names.insert(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[test]
+fn the_alert_rules_and_dashboard_use_only_metrics_the_provisioner_writes() {
+    let site = Site::new(json!({"prometheusTextfile": "metrics/provisioner.prom"}));
+    site.set_status(&status(T0, 25, json!({})));
+    assert!(site.run(T0, &[]).status.success());
+    let textfile = std::fs::read_to_string(site.path().join("metrics/provisioner.prom")).unwrap();
+    let written: std::collections::BTreeSet<String> = textfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect();
+    for file in ["contrib/prometheus/hydra-provisioner.rules.yml", "contrib/grafana/hydra-provisioner.json"] {
+        let text = std::fs::read_to_string(common::root().join(file)).unwrap();
+        let used = metric_names_in(&text);
+        assert!(used.len() >= 5, "{file} uses {used:?}");
+        let unknown: Vec<&String> = used.difference(&written).collect();
+        assert!(unknown.is_empty(), "{file} uses metrics the provisioner does not write: {unknown:?}");
+    }
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(common::root().join("contrib/grafana/hydra-provisioner.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(dashboard["panels"].as_array().unwrap().iter().all(|p| !p["targets"].as_array().unwrap().is_empty()));
+    // The textfile itself passes Prometheus's own linter.
+    if have_promtool() {
+        let out = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::fs::File::open(site.path().join("metrics/provisioner.prom")).unwrap())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}{}", stdout_of(&out), stderr_of(&out));
     }
 }

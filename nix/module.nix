@@ -71,7 +71,9 @@ let
       tag = optional types.str "Marks the NixOps deployments this provisioner owns; prefix of their names.";
       statusCommand = argv "Command printing the queue runner's status JSON (default `hydra-queue-runner --status`).";
       sshCommand = argv "Old name of statusCommand.";
-      statusUrl = optional types.str "The Rust queue runner's `/status` URL, instead of statusCommand.";
+      statusUrl = optional types.str "The Rust queue runner's `/status` URL (http or https), instead of statusCommand.";
+      statusTokenFile = optional types.str "File holding a bearer token sent with statusUrl requests (read by the service's user).";
+      statusCaFile = optional types.str "PEM file of the certificate authorities trusted for an https statusUrl (instead of the built-in roots).";
       updateCommand = argv "Command receiving the machines file on stdin, instead of writing machinesFile.";
       machinesFile = optional types.str "Where the machines file is written (default /var/lib/hydra/provisioner/machines).";
       stateDir = optional types.str "Lock and state file (default /var/lib/hydra-provisioner).";

@@ -62,11 +62,13 @@ pub struct Verbosity {
 
 impl Verbosity {
     /// The level the flags ask for, or `None` to leave it to `RUST_LOG`.
+    /// `-v` and `-vv` raise our own logs only: the libraries' debug output
+    /// is noise to an operator.
     fn level(self) -> Option<&'static str> {
         match (self.verbose, self.quiet) {
             (0, 0) => None,
-            (1, _) => Some("debug"),
-            (v, _) if v >= 2 => Some("trace"),
+            (1, _) => Some("info,hydra_provisioner=debug"),
+            (v, _) if v >= 2 => Some("info,hydra_provisioner=trace"),
             (_, 1) => Some("warn"),
             _ => Some("error"),
         }
@@ -146,10 +148,17 @@ impl Failure {
 
 fn init_logging(verbosity: Verbosity) {
     use tracing_subscriber::EnvFilter;
-    let filter = match verbosity.level() {
+    let mut filter = match verbosity.level() {
         Some(level) => EnvFilter::new(level),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
+    // The HTTP client's debug and trace output dumps requests byte for byte,
+    // the status URL's bearer token included: never, whatever RUST_LOG says.
+    for quiet in ["ureq=warn", "ureq_proto=warn"] {
+        if let Ok(directive) = quiet.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     // The rules of no-color.org and bixense.com/clicolors, as clap's own
     // help and errors follow them.
     let colour = anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never;
@@ -400,8 +409,8 @@ mod tests {
     fn verbosity_flags_set_the_level() {
         let level = |list: &[&str]| Cli::try_parse_from(args(list)).unwrap().verbosity.level();
         assert_eq!(level(&["hp", "simulate"]), None);
-        assert_eq!(level(&["hp", "-v", "simulate"]), Some("debug"));
-        assert_eq!(level(&["hp", "simulate", "-vv"]), Some("trace"));
+        assert_eq!(level(&["hp", "-v", "simulate"]), Some("info,hydra_provisioner=debug"));
+        assert_eq!(level(&["hp", "simulate", "-vv"]), Some("info,hydra_provisioner=trace"));
         assert_eq!(level(&["hp", "-q", "simulate"]), Some("warn"));
         assert_eq!(level(&["hp", "simulate", "-qq"]), Some("error"));
         assert!(Cli::try_parse_from(args(&["hp", "-v", "-q", "simulate"])).is_err());

@@ -937,3 +937,163 @@ fn the_alert_rules_and_dashboard_use_only_metrics_the_provisioner_writes() {
         assert!(out.status.success(), "{}{}", stdout_of(&out), stderr_of(&out));
     }
 }
+
+// --- /status over https ------------------------------------------------------
+
+/// A `/status` endpoint on 127.0.0.1 over TLS with a self-signed
+/// certificate, answering 200 with `body` to requests bearing `token`, 401 to
+/// others. Every request's head is kept. Stopped (and joined) on drop.
+struct TlsStatusServer {
+    port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TlsStatusServer {
+    fn start(certified: &rcgen::CertifiedKey<rcgen::KeyPair>, token: &str, body: &str) -> TlsStatusServer {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+        use std::io::{Read, Write};
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
+        let config =
+            rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![certified.cert.der().clone()], key)
+                .unwrap();
+        let config = std::sync::Arc::new(config);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (seen, stopped, token, body) = (requests.clone(), stop.clone(), token.to_string(), body.to_string());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(sock) = conn else { continue };
+                sock.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+                let tls = rustls::ServerConnection::new(config.clone()).unwrap();
+                let mut stream = rustls::StreamOwned::new(tls, sock);
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                // A client that rejects the certificate ends the handshake: read fails.
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+                    match stream.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                if !head.ends_with(b"\r\n\r\n") {
+                    continue;
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let authorised = head.lines().any(|l| {
+                    l.to_ascii_lowercase().starts_with("authorization:") && l[14..].trim() == format!("Bearer {token}")
+                });
+                seen.lock().unwrap().push(head);
+                let answer = if authorised {
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_string()
+                };
+                let _ = stream.write_all(answer.as_bytes());
+                stream.conn.send_close_notify();
+                let _ = stream.flush();
+            }
+        });
+        TlsStatusServer { port, requests, stop, thread: Some(thread) }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TlsStatusServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn status_over_https_with_a_bearer_token_and_a_trusted_self_signed_certificate() {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let token = "s3cret-t0ken";
+    let body = r#"{"queueRunner": {"status": "up", "time": "2023-11-14T22:13:20Z", "uptime": 90000.5,
+        "queueStats": {"x86_64-linux": {"activeRunnable": 5, "totalRunnable": 30}}}, "machines": {}}"#;
+    let server = TlsStatusServer::start(&certified, token, body);
+    let site = Site::new(json!({}));
+    let ca = common::write(site.path(), "runner-ca.pem", &certified.cert.pem());
+    let token_file = common::write(site.path(), "status-token", &format!("{token}\n"));
+    let configure = |top: Value| {
+        let mut config: Value = serde_json::from_str(&std::fs::read_to_string(site.config()).unwrap()).unwrap();
+        let base = config.as_object_mut().unwrap();
+        base.remove("statusTokenFile");
+        base.remove("statusCaFile");
+        base.extend(top.as_object().unwrap().clone());
+        common::write(site.path(), "conf.json", &config.to_string());
+    };
+    let url = format!("https://127.0.0.1:{}/status", server.port);
+    configure(json!({"statusUrl": url, "statusCaFile": ca, "statusTokenFile": token_file}));
+
+    // Trusted CA and the right token: the runner's demand is seen.
+    let out = site.run(T0, &["--dry-run", "--json", "-vv"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let plan: Plan = serde_json::from_slice(&out.stdout).unwrap();
+    let x86 = plan.types.iter().find(|t| t.machine_type == "x86_64-linux").unwrap();
+    assert_eq!((x86.runnable, x86.wanted), (25, 3), "{}", stdout_of(&out));
+    assert_eq!(plan.now, T0);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(requests[0].starts_with("GET /status HTTP/1.1\r\n"), "{}", requests[0]);
+    assert!(requests[0].contains(&format!("Bearer {token}")));
+    assert!(!stderr_of(&out).contains(token), "the token is never logged");
+    // Not even when RUST_LOG asks every library for everything.
+    let traced = common::bin()
+        .arg("run")
+        .arg(site.config())
+        .args(["--dry-run", "--now", &T0.to_string()])
+        .env("FAKE_NIXOPS_DIR", site.path().join("nixops"))
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
+    assert!(traced.status.success(), "{}", stderr_of(&traced));
+    assert!(!stderr_of(&traced).contains(token), "the token is never logged");
+    let hex_dump = |l: &str| {
+        l.split_once(" TRACE ").is_some_and(|(_, m)| {
+            m.split(' ').take(4).all(|w| w.len() == 4 && w.chars().all(|c| c.is_ascii_hexdigit() || c == '-'))
+        })
+    };
+    assert!(!stderr_of(&traced).lines().any(hex_dump), "nor the request dumped as hex: {}", stderr_of(&traced));
+
+    // A wrong token: the runner answers 401 and the status counts as down.
+    let wrong = common::write(site.path(), "wrong-token", "nope\n");
+    configure(json!({"statusUrl": url, "statusCaFile": ca, "statusTokenFile": wrong}));
+    let out = site.run(T0, &["--dry-run"]);
+    assert!(stderr_of(&out).contains("answered HTTP 401"), "{}", stderr_of(&out));
+    assert!(stdout_of(&out).contains("queue status unavailable") || !stdout_of(&out).contains("25 runnable"));
+
+    // Without the CA file the self-signed certificate is not trusted.
+    configure(json!({"statusUrl": url, "statusTokenFile": token_file}));
+    let out = site.run(T0, &["--dry-run"]);
+    let err = stderr_of(&out);
+    assert!(err.contains("queue runner down") && err.to_lowercase().contains("certificate"), "{err}");
+    assert_eq!(server.requests().len(), 3, "no request was sent over the untrusted connection");
+
+    // A CA file that is not PEM is named as the problem.
+    let garbage = common::write(site.path(), "garbage.pem", "not a certificate\n");
+    configure(json!({"statusUrl": url, "statusCaFile": garbage}));
+    let out = site.run(T0, &["--dry-run"]);
+    assert!(stderr_of(&out).contains("holds no certificate"), "{}", stderr_of(&out));
+}

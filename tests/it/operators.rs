@@ -489,6 +489,20 @@ fn run_build_script(script: &str, prelude: &str, cwd: &Path, env: &[(&str, &Path
     assert!(out.status.success(), "build script failed: {}\n{script}", stderr_of(&out));
 }
 
+/// Builds the module's config directory (its `configDir` output) in
+/// `dir/config`, as the store would, and returns it.
+fn build_config_dir(module: &Value, dir: &Path) -> PathBuf {
+    let out = dir.join("config");
+    let json_path = common::write(dir, "json", module["configDir"]["json"].as_str().unwrap());
+    run_build_script(
+        module["configDir"]["script"].as_str().unwrap(),
+        "",
+        dir,
+        &[("out", &out), ("jsonPath", &json_path)],
+    );
+    out
+}
+
 /// The `/nix/store/<hash>-<name>` path in `text`, if any.
 fn store_path_of(text: &str, name: &str) -> Option<String> {
     let end = text.find(&format!("-{name}"))? + name.len() + 1;
@@ -574,14 +588,7 @@ fn the_nixos_module_renders_a_service_timer_and_config_the_binary_accepts() {
     );
     // The config directory, built, is one the binary accepts as it is.
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("config");
-    let json_path = common::write(dir.path(), "json", m["configDir"]["json"].as_str().unwrap());
-    run_build_script(
-        m["configDir"]["script"].as_str().unwrap(),
-        "",
-        dir.path(),
-        &[("out", &out), ("jsonPath", &json_path)],
-    );
+    let out = build_config_dir(&m, dir.path());
     let status_file = common::write(dir.path(), "status.json", &status(T0, 0, json!({})).to_string());
     let plan =
         common::bin().args(["plan", "-c"]).arg(out.join("conf.json")).arg("-s").arg(&status_file).output().unwrap();
@@ -710,14 +717,7 @@ fn network_expressions_import_auto_shutdown_from_a_config_in_the_store() {
                                           "maxMachines": 1}},
     });
     let m = eval_module(&[("settings", &settings.to_string())]);
-    let store = site.path().join("store-config");
-    let json_path = common::write(site.path(), "json", m["configDir"]["json"].as_str().unwrap());
-    run_build_script(
-        m["configDir"]["script"].as_str().unwrap(),
-        "",
-        site.path(),
-        &[("out", &store), ("jsonPath", &json_path)],
-    );
+    let store = build_config_dir(&m, site.path());
 
     site.set_status(&status(T0, 5, json!({})));
     let out = common::bin()

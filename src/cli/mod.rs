@@ -339,8 +339,9 @@ pub fn read_input(path: &Path, what: &str) -> Result<String, Failure> {
 pub fn stdin_at_most_once<'a>(paths: impl IntoIterator<Item = (&'a str, &'a Path)>) -> Result<(), Failure> {
     let from_stdin: Vec<&str> = paths.into_iter().filter(|(_, p)| is_stdin(p)).map(|(flag, _)| flag).collect();
     if from_stdin.len() > 1 {
+        let all = if from_stdin.len() == 2 { "both" } else { "all" };
         return Err(Failure::input(anyhow::anyhow!(
-            "{} all read standard input (`-`); only one can",
+            "{} {all} read standard input (`-`); only one can",
             from_stdin.join(" and ")
         )));
     }

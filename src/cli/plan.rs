@@ -19,11 +19,13 @@ pub const LONG_ABOUT: &str = "Show what the engine would do for a given config, 
 
 pub const AFTER_HELP: &str = "Examples:\n  hydra-provisioner plan --config scenarios/example/conf.json \\\n    \
     --status scenarios/example/status.json --fleet scenarios/example/fleet.json\n  \
-    ssh hydra hydra-queue-runner --status | hydra-provisioner plan -c conf.nix -s -";
+    ssh hydra hydra-queue-runner --status | hydra-provisioner plan -c conf.nix -s -\n  \
+    nix-instantiate --eval --strict --json conf.nix | hydra-provisioner plan -c - -s status.json";
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
-    /// Configuration: conf.nix, or .json/.toml with the same schema.
+    /// Configuration: conf.nix, or .json/.toml with the same schema; `-` reads its evaluated JSON
+    /// from standard input (relative paths in it resolve against the current directory).
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: PathBuf,
     /// Queue runner status JSON, as `hydra-queue-runner --status` prints it (`-` reads standard input).
@@ -41,12 +43,22 @@ pub struct PlanArgs {
 }
 
 pub fn run(args: PlanArgs) -> Result<ExitCode, Failure> {
-    let (config, warnings) = config::load(&args.config).map_err(Failure::input)?;
+    let inputs = [("--config", args.config.as_path()), ("--status", args.status.as_path())]
+        .into_iter()
+        .chain(args.fleet.as_deref().map(|f| ("--fleet", f)));
+    super::stdin_at_most_once(inputs)?;
+    let (config, warnings) = if super::is_stdin(&args.config) {
+        // What `nix-instantiate --eval --strict --json conf.nix` prints.
+        let text = super::read_input(&args.config, "config")?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).context("the config on standard input is not JSON").map_err(Failure::input)?;
+        config::parse(&value, "<stdin>", std::env::current_dir().ok().as_deref()).map_err(Failure::input)?
+    } else {
+        config::load(&args.config).map_err(Failure::input)?
+    };
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    let inputs = [("--status", args.status.as_path())].into_iter().chain(args.fleet.as_deref().map(|f| ("--fleet", f)));
-    super::stdin_at_most_once(inputs)?;
     let text = super::read_input(&args.status, "status file")?;
     let status = status::parse_status(&text, &super::input_name(&args.status)).map_err(Failure::input)?;
     let fleet = match &args.fleet {

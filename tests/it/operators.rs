@@ -342,7 +342,9 @@ fn a_dash_reads_standard_input() {
         .output()
         .unwrap();
     assert_eq!(both.status.code(), Some(2));
-    assert!(stderr_of(&both).contains("--status and --fleet all read standard input"), "{}", stderr_of(&both));
+    assert!(stderr_of(&both).contains("--status and --fleet both read standard input"), "{}", stderr_of(&both));
+    let both = common::bin().args(["plan", "-c", "-", "-s", "-"]).write_stdin("{}").output().unwrap();
+    assert!(stderr_of(&both).contains("--config and --status both read standard input"), "{}", stderr_of(&both));
 
     // Garbage on standard input is named as such.
     let garbage = common::bin()
@@ -354,6 +356,24 @@ fn a_dash_reads_standard_input() {
         .unwrap();
     assert_eq!(garbage.status.code(), Some(2));
     assert!(stderr_of(&garbage).contains("<stdin>"), "{}", stderr_of(&garbage));
+
+    // The config as JSON, e.g. from nix-instantiate.
+    let conf_text = std::fs::read_to_string(example("conf.json")).unwrap();
+    let conf_from_stdin = common::bin()
+        .args(["plan", "--json", "-c", "-", "-s"])
+        .arg(example("status.json"))
+        .arg("-f")
+        .arg(example("fleet.json"))
+        .current_dir(common::root().join("scenarios/example"))
+        .write_stdin(conf_text)
+        .output()
+        .unwrap();
+    assert!(conf_from_stdin.status.success(), "{}", stderr_of(&conf_from_stdin));
+    assert_eq!(
+        stdout_of(&conf_from_stdin),
+        stdout_of(&from_file),
+        "relative paths resolve against the current directory"
+    );
 
     // Traces too.
     let trace = common::bin().args(["trace", "synth", "--hours", "1"]).output().unwrap();

@@ -4,8 +4,8 @@
 //! conf.nix`), sets up logging on stderr (level from `-v`/`-q` or
 //! `RUST_LOG`, colour by `NO_COLOR`/`CLICOLOR`/a terminal), prints shell
 //! completions and man pages, and maps outcomes to exit codes (0 success,
-//! 1 a command or check failed, 2 bad input). The work itself lives in the
-//! library modules each subcommand calls.
+//! 1 a command or check failed, 2 bad input, 141 the reader of stdout went
+//! away). The work itself lives in the library modules each subcommand calls.
 
 mod compare;
 mod plan;
@@ -129,11 +129,10 @@ pub struct Failure {
     pub error: anyhow::Error,
 }
 
-/// Standard output's reader went away (`... | head`): the output was not
-/// wanted any more, which is no failure.
-#[derive(Debug, thiserror::Error)]
-#[error("standard output was closed")]
-struct StdoutClosed;
+/// The exit status of a command whose stdout reader went away (`| head`):
+/// the status of a process ended by SIGPIPE, which is what `cat` or `grep`
+/// report there. Not 0: a truncated report, e.g. of `compare`, is no success.
+pub const CLOSED_STDOUT: u8 = 128 + 13;
 
 impl Failure {
     /// Bad input: config, status, fleet, trace or scenario files.
@@ -231,7 +230,8 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(f) if f.error.is::<StdoutClosed>() => ExitCode::SUCCESS,
+        // The reader has all it wanted; saying so on stderr would only be noise.
+        Err(f) if is_closed_stdout(&f.error) => ExitCode::from(CLOSED_STDOUT),
         Err(f) => {
             eprintln!("error: {:#}", f.error);
             ExitCode::from(f.code)
@@ -242,12 +242,13 @@ pub fn main() -> ExitCode {
 fn completions(args: &CompletionsArgs) -> Result<ExitCode, Failure> {
     let mut cmd = Cli::command();
     let name = cmd.get_name().to_string();
-    let mut script = Vec::new();
-    clap_complete::generate(args.shell, &mut cmd, name.clone(), &mut script);
+    let mut generated = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, name.clone(), &mut generated);
+    let mut script = String::from_utf8_lossy(&generated).into_owned();
     if args.shell == clap_complete::Shell::Bash {
-        script = fix_bash_states(&String::from_utf8_lossy(&script), &name).into_bytes();
+        script = fix_bash_states(&script, &name);
     }
-    write_stdout(script)?;
+    write_stdout(&script)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -269,7 +270,7 @@ fn man(args: &ManArgs) -> Result<ExitCode, Failure> {
         None => {
             let mut page = Vec::new();
             clap_mangen::Man::new(cmd).render(&mut page).map_err(Failure::failed)?;
-            write_stdout(page)?;
+            write_stdout(&String::from_utf8_lossy(&page))?;
         }
         Some(dir) => std::fs::create_dir_all(dir)
             .and_then(|()| clap_mangen::generate_to(cmd, dir))
@@ -284,29 +285,24 @@ pub fn is_stdin(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
-/// Writes `text` to standard output. A closed pipe ends the command
-/// quietly (exit 0) instead of panicking as `print!` does.
-pub fn write_stdout(text: impl AsRef<[u8]>) -> Result<(), Failure> {
+/// Writes a command's output to stdout. Every subcommand prints through
+/// this or propagates its own write errors, so a closed stdout reaches
+/// [`main`] as an error instead of a panic in `print!`.
+pub(crate) fn write_stdout(text: &str) -> Result<(), Failure> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_ref()).and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) => Err(stdout_failure(e)),
-    }
+    out.write_all(text.as_bytes()).and_then(|()| out.flush()).map_err(Failure::failed)
 }
 
-/// The failure of a write to standard output (see [`write_stdout`]).
-pub fn stdout_failure(e: std::io::Error) -> Failure {
-    // csv's writer wraps the io::Error it met (and hides it from `source`).
-    let broken_pipe = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
-    let inner_csv = e.get_ref().and_then(|inner| inner.downcast_ref::<csv::Error>());
-    let broken_pipe =
-        broken_pipe(&e) || inner_csv.is_some_and(|c| matches!(c.kind(), csv::ErrorKind::Io(io) if broken_pipe(io)));
-    if broken_pipe {
-        Failure { code: 0, error: StdoutClosed.into() }
-    } else {
-        Failure::failed(anyhow::Error::new(e).context("cannot write to standard output"))
-    }
+/// Whether an error comes from writing to a pipe nobody reads any more.
+fn is_closed_stdout(error: &anyhow::Error) -> bool {
+    let broken_pipe = |io: &std::io::Error| io.kind() == std::io::ErrorKind::BrokenPipe;
+    error.chain().any(|e| {
+        let Some(io) = e.downcast_ref::<std::io::Error>() else { return false };
+        // csv's writer wraps the io::Error it met, and hides it from `source`.
+        let in_csv = io.get_ref().and_then(|inner| inner.downcast_ref::<csv::Error>());
+        broken_pipe(io) || in_csv.is_some_and(|c| matches!(c.kind(), csv::ErrorKind::Io(inner) if broken_pipe(inner)))
+    })
 }
 
 /// A file's name in messages; standard input is `<stdin>`.

@@ -77,9 +77,9 @@ pub fn run(args: PlanArgs) -> Result<ExitCode, Failure> {
     let plan = engine::decide(&config, &Observation { status, fleet }, now);
     if args.json {
         let json = serde_json::to_string_pretty(&plan).map_err(Failure::failed)?;
-        super::write_stdout(json + "\n")?;
+        super::write_stdout(&(json + "\n"))?;
     } else {
-        super::write_stdout(plan.to_text())?;
+        super::write_stdout(&plan.to_text())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -76,11 +76,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         }
         PassOutcome::DryRun { plan } if args.json => {
             let json = serde_json::to_string_pretty(&plan).map_err(Failure::failed)?;
-            super::write_stdout(json + "\n")?;
+            super::write_stdout(&(json + "\n"))?;
             Ok(ExitCode::SUCCESS)
         }
         PassOutcome::DryRun { plan } => {
-            super::write_stdout(plan.to_text())?;
+            super::write_stdout(&plan.to_text())?;
             Ok(ExitCode::SUCCESS)
         }
         PassOutcome::Done { failures, .. } if failures.is_empty() && record_failure.is_none() => Ok(ExitCode::SUCCESS),

@@ -253,6 +253,6 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode, Failure> {
     } else {
         summary.to_table()
     };
-    super::write_stdout(text)?;
+    super::write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }

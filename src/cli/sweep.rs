@@ -156,7 +156,7 @@ pub fn run(args: SweepArgs) -> Result<ExitCode, Failure> {
         env!("CARGO_PKG_VERSION").to_string(),
     );
     write_results(&args.out, &results)?;
-    super::write_stdout(format!(
+    super::write_stdout(&format!(
         "{}\nwritten to {}: points.csv summary.csv pareto.csv pareto.svg pareto.png report.html\n",
         results.frontier_table(),
         args.out.display()

@@ -157,7 +157,7 @@ fn stats_cmd(args: StatsArgs) -> Result<ExitCode, Failure> {
     let stats = trace_stats(&args.file, args.bursts.rule()?)?;
     let text =
         if args.json { serde_json::to_string_pretty(&stats).map_err(Failure::failed)? + "\n" } else { stats.to_text() };
-    super::write_stdout(text)?;
+    super::write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -187,7 +187,7 @@ fn synth(args: SynthArgs) -> Result<ExitCode, Failure> {
         let header = "# Fitted by `hydra-provisioner trace synth --like`; reuse with --params FILE.\n";
         // The parameters go to stdout unless the trace does.
         if args.fit_only || args.out.as_deref().is_some_and(|p| !super::is_stdin(p)) {
-            super::write_stdout(format!("{header}{text}"))?;
+            super::write_stdout(&format!("{header}{text}"))?;
         } else {
             eprint!("{header}{text}");
         }
@@ -204,16 +204,14 @@ fn synth(args: SynthArgs) -> Result<ExitCode, Failure> {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let to_stdout = args.out.as_deref().is_none_or(super::is_stdin);
-    let write_failure = |e: std::io::Error| if to_stdout { super::stdout_failure(e) } else { Failure::failed(e) };
-    let mut writer = TraceWriter::new(out).map_err(write_failure)?;
+    let mut writer = TraceWriter::new(out).map_err(Failure::failed)?;
     let mut n = 0u64;
     while let Some(row) = synth.next_step() {
         let row = row.map_err(Failure::failed)?;
-        writer.write(&row, synth.symbols()).map_err(write_failure)?;
+        writer.write(&row, synth.symbols()).map_err(Failure::failed)?;
         n += 1;
     }
-    writer.finish().map_err(write_failure)?.flush().map_err(write_failure)?;
+    writer.finish().map_err(Failure::failed)?.flush().map_err(Failure::failed)?;
     tracing::info!("wrote {n} steps");
     Ok(ExitCode::SUCCESS)
 }
@@ -232,7 +230,7 @@ fn check(file: PathBuf) -> Result<ExitCode, Failure> {
         deps += row.depends_on.len() as u64;
     }
     let mean = if n > 0 { (work / i128::from(n)) as i64 } else { 0 };
-    super::write_stdout(format!(
+    super::write_stdout(&format!(
         "{name}: format v{}, {n} steps, arrivals {}..{} s, mean duration {} s, {deps} dependencies\n",
         crate::trace::FORMAT_VERSION,
         format_seconds(first.unwrap_or(0)),

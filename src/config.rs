@@ -162,7 +162,8 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-const TOP_KEYS: &[&str] = &[
+/// Every top-level key of the configuration (others are warned about).
+pub const TOP_KEYS: &[&str] = &[
     "tag",
     "statusCommand",
     "sshCommand",
@@ -193,7 +194,8 @@ const TOP_KEYS: &[&str] = &[
     "systemTypes",
 ];
 
-const TYPE_KEYS: &[&str] = &[
+/// Every key of a `systemTypes.<T>` entry.
+pub const TYPE_KEYS: &[&str] = &[
     "nixopsExpr",
     "nixPath",
     "minMachines",

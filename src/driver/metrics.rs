@@ -241,7 +241,7 @@ fn render_decided(out: &mut String, f: &PassFigures<'_>, d: &Decided<'_>) {
         if d.listed.contains(&m.deployment) {
             *serving.entry(m.machine_type.clone()).or_default() += 1;
         }
-        if m.reason == Reason::NoAddress {
+        if matches!(m.reason, Reason::NoAddress) {
             *without_address.entry(m.machine_type.clone()).or_default() += 1;
         }
     }

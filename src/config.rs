@@ -104,6 +104,10 @@ pub struct Config {
     pub status_command: Vec<String>,
     /// Rust queue runner's `/status` URL; when set it replaces `statusCommand`.
     pub status_url: Option<String>,
+    /// File holding a bearer token sent with `statusUrl` requests.
+    pub status_token_file: Option<PathBuf>,
+    /// PEM file of the certificate authorities trusted for an https `statusUrl`.
+    pub status_ca_file: Option<PathBuf>,
     pub update_command: Option<Vec<String>>,
     pub machines_file: PathBuf,
     pub state_dir: PathBuf,
@@ -185,12 +189,14 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// The top-level keys a configuration may have.
+/// Every top-level key of the configuration (others are warned about).
 pub const TOP_KEYS: &[&str] = &[
     "tag",
     "statusCommand",
     "sshCommand",
     "statusUrl",
+    "statusTokenFile",
+    "statusCaFile",
     "updateCommand",
     "machinesFile",
     "stateDir",
@@ -217,7 +223,7 @@ pub const TOP_KEYS: &[&str] = &[
     "systemTypes",
 ];
 
-/// The keys of one `systemTypes.<T>` entry.
+/// Every key of a `systemTypes.<T>` entry.
 pub const TYPE_KEYS: &[&str] = &[
     "nixopsExpr",
     "nixPath",
@@ -414,6 +420,21 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
         (None, None) => vec!["hydra-queue-runner".into(), "--status".into()],
     };
     let status_url = r.string(top, "statusUrl", "");
+    if let Some(url) = &status_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        r.problem("statusUrl", format!("must be an http:// or https:// URL, got `{url}`"));
+    }
+    let status_token_file = r.string(top, "statusTokenFile", "").map(|p| PathBuf::from(r.path(p)));
+    let status_ca_file = r.string(top, "statusCaFile", "").map(|p| PathBuf::from(r.path(p)));
+    if status_url.is_none() {
+        for (key, set) in [("statusTokenFile", status_token_file.is_some()), ("statusCaFile", status_ca_file.is_some())]
+        {
+            if set {
+                r.warnings.push(format!("{key}: only used with statusUrl, ignored"));
+            }
+        }
+    }
     let update_command = r.argv(top, "updateCommand", "");
     let machines_file =
         PathBuf::from(r.string(top, "machinesFile", "").map_or(DEFAULT_MACHINES_FILE.into(), |p| r.path(p)));
@@ -559,6 +580,8 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
         tag,
         status_command,
         status_url,
+        status_token_file,
+        status_ca_file,
         update_command,
         machines_file,
         state_dir,
@@ -692,6 +715,23 @@ mod tests {
         let (c, w) = parse_ok(json!({"sshCommand": ["ssh", "hydra", "hydra-queue-runner", "--status"], "colour": 1}));
         assert_eq!(c.status_command[0], "ssh");
         assert!(w.iter().any(|w| w.contains("colour: unknown key")), "{w:?}");
+    }
+
+    #[test]
+    fn status_url_takes_http_or_https_with_token_and_ca_files_beside_the_config() {
+        let (c, w) = parse(
+            &json!({"statusUrl": "https://runner:8080/status", "statusTokenFile": "token", "statusCaFile": "/etc/ca.pem"}),
+            "c",
+            Some(Path::new("/etc/hp")),
+        )
+        .unwrap();
+        assert!(!w.iter().any(|w| w.starts_with("status")), "{w:?}");
+        assert_eq!(c.status_token_file.as_deref(), Some(Path::new("/etc/hp/token")));
+        assert_eq!(c.status_ca_file.as_deref(), Some(Path::new("/etc/ca.pem")));
+        let e = parse(&json!({"statusUrl": "runner:8080/status"}), "c", None).unwrap_err();
+        assert!(e.problems[0].starts_with("statusUrl: must be an http:// or https:// URL"), "{e}");
+        let (_, w) = parse_ok(json!({"statusTokenFile": "/t"}));
+        assert!(w.contains(&"statusTokenFile: only used with statusUrl, ignored".to_string()), "{w:?}");
     }
 
     #[test]

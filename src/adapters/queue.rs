@@ -1,6 +1,8 @@
 //! Reading the queue runner's status: the C++ runner's `statusCommand`
 //! (e.g. `hydra-queue-runner --status`, possibly wrapped in `ssh`), or the
-//! Rust runner's HTTP `/status` (`statusUrl`).
+//! Rust runner's `/status` (`statusUrl`) over http or https, with ureq and
+//! rustls, an optional bearer token (`statusTokenFile`) and CA file
+//! (`statusCaFile`).
 //!
 //! Failures are data here, as they were for the original: a command that
 //! exits non-zero, times out or cannot start, an unreachable URL, and a
@@ -25,9 +27,8 @@ use crate::model::{BuilderStatus, QueueStatus, Seconds, TypeStatus, host_of_stor
 use crate::status::{parse_status, squash_i686};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 /// The status of one pass and, if reading it went wrong, what went wrong
 /// (the pass then counts as not fully successful).
@@ -42,7 +43,14 @@ pub struct StatusReading {
 /// Reads the status the way the config says: `statusUrl` if set, else `statusCommand`.
 pub fn read_status(config: &Config, timeout: Duration) -> StatusReading {
     match &config.status_url {
-        Some(url) => read_http(url, timeout),
+        Some(url) => read_http(
+            &StatusEndpoint {
+                url,
+                token_file: config.status_token_file.as_deref(),
+                ca_file: config.status_ca_file.as_deref(),
+            },
+            timeout,
+        ),
         None => read_command(&config.status_command, timeout),
     }
 }
@@ -73,8 +81,9 @@ pub fn read_command(argv: &[String], timeout: Duration) -> StatusReading {
 }
 
 /// Fetches the Rust runner's `/status` and maps it.
-pub fn read_http(url: &str, timeout: Duration) -> StatusReading {
-    match http_get(url, timeout) {
+pub fn read_http(endpoint: &StatusEndpoint<'_>, timeout: Duration) -> StatusReading {
+    let url = endpoint.url;
+    match http_get(endpoint, timeout) {
         Err(e) => {
             let problem = format!("status URL {url}: {e}");
             StatusReading { status: QueueStatus::down(problem.clone()), problem: Some(problem), document: None }
@@ -176,103 +185,79 @@ pub fn parse_rfc3339(s: &str) -> Option<Seconds> {
     s.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
 }
 
-/// A plain-HTTP GET of `url`, returning the body of a 200 answer. Small on
-/// purpose: the status endpoint is on the local network or behind an ssh
-/// tunnel, so TLS and redirects are out of scope.
-pub fn http_get(url: &str, timeout: Duration) -> Result<String, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| "only http:// URLs are supported (use a local tunnel or proxy for TLS)".to_string())?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() {
-        return Err("the URL names no host".into());
-    }
-    let with_port =
-        if authority.rsplit_once(':').is_some_and(|(_, p)| p.bytes().all(|c| c.is_ascii_digit()) && !p.is_empty())
-            && !authority.ends_with(']')
-        {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
-        };
-    let deadline = Instant::now() + timeout;
-    let addr = with_port
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{authority} resolves to no address"))?;
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let remaining = |d: Instant| d.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-    stream.set_write_timeout(Some(remaining(deadline))).map_err(|e| e.to_string())?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\nUser-Agent: hydra-provisioner/{}\r\nConnection: close\r\n\r\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    stream.write_all(request.as_bytes()).map_err(|e| format!("cannot send the request: {e}"))?;
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        if Instant::now() >= deadline {
-            return Err(format!("no complete answer within {timeout:?}"));
-        }
-        stream.set_read_timeout(Some(remaining(deadline))).map_err(|e| e.to_string())?;
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("reading the answer: {e}")),
-        }
-    }
-    parse_http_response(&raw)
+/// The largest status document read (Hydra's `/status` of a big instance,
+/// with every jobset, is a few megabytes).
+const MAX_STATUS_BYTES: u64 = 64 << 20;
+
+/// How to reach the Rust runner's `/status`: the URL (`http://` or
+/// `https://`), a file holding a bearer token, and a PEM file of the
+/// certificate authorities to trust instead of the built-in (Mozilla) roots.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusEndpoint<'a> {
+    pub url: &'a str,
+    pub token_file: Option<&'a Path>,
+    pub ca_file: Option<&'a Path>,
 }
 
-/// The body of a complete HTTP/1.x response if its status is 200.
-fn parse_http_response(raw: &[u8]) -> Result<String, String> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("the answer has no complete header")?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let body = &raw[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let code = status_line.split_whitespace().nth(1).unwrap_or("");
-    if code != "200" {
-        return Err(format!("answered `{status_line}`"));
+/// A GET of the endpoint through ureq (rustls for https), returning the
+/// body of a 200 answer. The token and CA files are read on every call, so
+/// a rotated token needs no restart; the token is never logged. Redirects
+/// are followed without the token.
+pub fn http_get(endpoint: &StatusEndpoint<'_>, timeout: Duration) -> Result<String, String> {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(path) = endpoint.ca_file {
+        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&trusted_certificates(path)?));
     }
-    let header = |name: &str| {
-        head.split("\r\n").skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    };
-    let body = if header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
-        dechunk(body)?
-    } else if let Some(len) = header("content-length") {
-        let len: usize = len.parse().map_err(|_| format!("bad Content-Length `{len}`"))?;
-        body.get(..len).ok_or("the answer is shorter than its Content-Length")?.to_vec()
-    } else {
-        body.to_vec()
-    };
-    String::from_utf8(body).map_err(|_| "the body is not UTF-8".to_string())
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .user_agent(concat!("hydra-provisioner/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls.build())
+        .build()
+        .into();
+    let mut request = agent.get(endpoint.url).header("Accept", "application/json");
+    if let Some(path) = endpoint.token_file {
+        request = request.header("Authorization", format!("Bearer {}", bearer_token(path)?));
+    }
+    let mut response = request.call().map_err(|e| e.to_string())?;
+    let status = response.status();
+    if status != ureq::http::StatusCode::OK {
+        return Err(format!("answered HTTP {status}"));
+    }
+    response
+        .body_mut()
+        .with_config()
+        .limit(MAX_STATUS_BYTES)
+        .read_to_string()
+        .map_err(|e| format!("reading the answer: {e}"))
 }
 
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n").ok_or("truncated chunked body")?;
-        let size_text = String::from_utf8_lossy(&body[..line_end]);
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| format!("bad chunk size `{size_text}`"))?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
-        }
-        let chunk = body.get(..size).ok_or("truncated chunk")?;
-        out.extend_from_slice(chunk);
-        body = body.get(size + 2..).ok_or("truncated chunk")?;
+/// The token in `path`, without surrounding white space (a trailing newline).
+fn bearer_token(path: &Path) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read statusTokenFile {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        return Err(format!("statusTokenFile {} must hold one token (it is empty or has spaces)", path.display()));
     }
+    Ok(token.to_string())
+}
+
+/// Every certificate of the PEM file `path`.
+fn trusted_certificates(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read statusCaFile {}: {e}", path.display()))?;
+    let mut certificates = vec![];
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certificates.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(format!("statusCaFile {} is not valid PEM: {e}", path.display())),
+        }
+    }
+    if certificates.is_empty() {
+        return Err(format!("statusCaFile {} holds no certificate", path.display()));
+    }
+    Ok(certificates)
 }
 
 #[cfg(test)]
@@ -321,20 +306,6 @@ mod tests {
                 .is_err()
         );
         assert!(parse_rust_status("{}").is_err());
-    }
-
-    #[test]
-    fn http_responses_plain_and_chunked() {
-        assert_eq!(parse_http_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}junk").unwrap(), "{}");
-        assert_eq!(
-            parse_http_response(
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n"
-            )
-            .unwrap(),
-            "{\"a\":1}"
-        );
-        assert!(parse_http_response(b"HTTP/1.1 503 Service Unavailable\r\n\r\n").unwrap_err().contains("503"));
-        assert!(parse_http_response(b"HTTP/1.1 200 OK\r\n").is_err());
     }
 
     #[test]

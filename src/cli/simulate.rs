@@ -11,7 +11,7 @@ use crate::trace::{StepSource, TraceReader, format_seconds};
 use anyhow::Context;
 use clap::Args;
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -258,12 +258,11 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode, Failure> {
             .with_context(|| format!("cannot write {}", dir.join("summary.json").display()))
             .map_err(Failure::failed)?;
     }
-    let mut stdout = std::io::stdout().lock();
     let text = if args.json {
         serde_json::to_string_pretty(&summary).map_err(Failure::failed)? + "\n"
     } else {
         summary.to_table()
     };
-    stdout.write_all(text.as_bytes()).map_err(Failure::failed)?;
+    super::write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -247,14 +247,11 @@ pub fn run(args: SweepArgs) -> Result<ExitCode, Failure> {
 /// Writes a sweep's files and prints its frontier.
 fn finish(out: &Path, results: &SweepResults) -> Result<ExitCode, Failure> {
     write_results(out, results)?;
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(results.frontier_table().as_bytes()).map_err(Failure::failed)?;
-    writeln!(
-        stdout,
-        "\nwritten to {}: points.csv summary.csv pareto.csv pareto.svg pareto.png report.html",
+    super::write_stdout(&format!(
+        "{}\nwritten to {}: points.csv summary.csv pareto.csv pareto.svg pareto.png report.html\n",
+        results.frontier_table(),
         out.display()
-    )
-    .map_err(Failure::failed)?;
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 

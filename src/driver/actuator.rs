@@ -27,8 +27,8 @@
 //! `commandTimeout`, not `deployTimeout`. After SIGINT or SIGTERM no new
 //! command starts; what ran is recorded, and the rest is skipped.
 
-use super::PassOptions;
 use super::state::{self, PendingCreation, State};
+use super::{PassOptions, metrics};
 use crate::adapters::nixops::{CommandError, NixOps};
 use crate::adapters::{machines_file, process};
 use crate::config::Config;
@@ -81,6 +81,8 @@ pub struct Actuator<'a> {
     left_out: BTreeSet<String>,
     pub failures: Vec<String>,
     interrupted: bool,
+    /// Each decided deployment's machine type, for the counters.
+    machine_types: BTreeMap<String, String>,
 }
 
 impl<'a> Actuator<'a> {
@@ -120,10 +122,12 @@ impl<'a> Actuator<'a> {
             left_out: BTreeSet::new(),
             failures: vec![],
             interrupted: false,
+            machine_types: plan.machines.iter().map(|m| (m.deployment.clone(), m.machine_type.clone())).collect(),
         }
     }
 
-    /// Runs every phase of `plan`, then saves the state file.
+    /// Runs every phase of `plan`; [`Actuator::finish`] hands back the state
+    /// to save.
     pub fn carry_out(&mut self, plan: &Plan, opts: &PassOptions) {
         let file_planned = plan.commands.contains(&Command::WriteMachinesFile);
         self.create(plan);
@@ -143,11 +147,17 @@ impl<'a> Actuator<'a> {
             }
         }
         self.state.deployments = self.memory.clone();
-        if let Err(e) = state::save(self.state_path, &self.state) {
-            let problem = format!("cannot write state file {}: {e:#}", self.state_path.display());
-            tracing::error!("{problem}");
-            self.failures.push(problem);
-        }
+    }
+
+    /// The state file's new contents (memory and counters) and the failures.
+    pub fn finish(self) -> (State, Vec<String>) {
+        (self.state, self.failures)
+    }
+
+    /// Counts `event` for a deployment under its type.
+    fn count(&mut self, event: metrics::Event, deployment: &str) {
+        let machine_type = self.machine_types.get(deployment).map_or("unknown", String::as_str);
+        self.state.counters.record(event, machine_type);
     }
 
     fn fail(&mut self, deployment: &str, e: impl std::fmt::Display) {
@@ -206,6 +216,7 @@ impl<'a> Actuator<'a> {
             match result {
                 Ok(()) => {
                     self.state.pending_creations.remove(deployment);
+                    self.state.counters.record(metrics::Event::Created, machine_type);
                     tracing::info!("{deployment}: created and tagged");
                 }
                 Err(e) => {
@@ -349,10 +360,14 @@ impl<'a> Actuator<'a> {
         for (c, result) in go.iter().zip(results) {
             let name = c.deployment().unwrap_or_default();
             match (c, result) {
-                (Command::Stop { .. }, Ok(())) => tracing::info!("{name}: stopped"),
+                (Command::Stop { .. }, Ok(())) => {
+                    tracing::info!("{name}: stopped");
+                    self.count(metrics::Event::Stopped, name);
+                }
                 (Command::Destroy { .. }, Ok(())) => {
                     tracing::info!("{name}: destroyed and deleted");
                     self.memory.remove(name);
+                    self.count(metrics::Event::Destroyed, name);
                 }
                 (_, Err(e)) => {
                     self.keep_memory_of(name);
@@ -455,6 +470,7 @@ impl<'a> Actuator<'a> {
                 m.listed = listed;
                 m.delisted_at = delisted_at;
                 self.left_out.insert(name.clone());
+                self.count(metrics::Event::DeployFailed, &name);
                 self.fail(&name, format!("deploy failed, left out of the machines file: {e}"));
             }
             (Job::Touch { .. }, Ok(())) => {

@@ -30,12 +30,12 @@ use crate::adapters::nixops::{CheckOutcome, NixOps};
 use crate::adapters::{files, queue};
 use crate::config::Config;
 use crate::engine::{self, Plan};
-use crate::model::{Fleet, MachineState, Observation, QueueHealth, Seconds, Timestamp, host_of_store_uri};
+use crate::model::{Fleet, MachineState, Observation, QueueHealth, QueueStatus, Seconds, Timestamp, host_of_store_uri};
 use actuator::Actuator;
 use anyhow::Context;
 use state::State;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How a pass is run.
@@ -101,6 +101,7 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
         tracing::error!("{w}");
         failures.push(w);
     }
+    let books = Books { config, state_path: &state_path, now, started, state_rebuilt, dry_run: opts.dry_run };
 
     let reading = queue::read_status(config, seconds(config.command_timeout));
     match &reading.status.health {
@@ -118,10 +119,21 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
         failures.push(problem);
     }
 
-    let what = "cannot take the NixOps inventory; nothing was changed";
-    let mut inventory = nixops.full_inventory(&config.tag).context(what)?;
+    let mut inventory = match nixops.full_inventory(&config.tag) {
+        Ok(inventory) => inventory,
+        Err(e) => {
+            let e = anyhow::Error::new(e).context("cannot take the NixOps inventory; nothing was changed");
+            return Err(books.unobserved(&mut state, failures, &reading.status, e));
+        }
+    };
     if adoption::settle(config, &nixops, &mut state, &inventory, now, opts.dry_run, &mut failures) {
-        inventory = nixops.full_inventory(&config.tag).context("cannot take the NixOps inventory after adoptions")?;
+        inventory = match nixops.full_inventory(&config.tag) {
+            Ok(inventory) => inventory,
+            Err(e) => {
+                let e = anyhow::Error::new(e).context("cannot take the NixOps inventory after adoptions");
+                return Err(books.unobserved(&mut state, failures, &reading.status, e));
+            }
+        };
     }
     let mut fleet = inventory.fleet;
     if !opts.dry_run {
@@ -159,21 +171,12 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
     let mut actuator = Actuator::new(config, &nixops, now, &state_path, state, &observation.fleet, &plan);
     actuator.failures = failures;
     actuator.carry_out(&plan, opts);
-    let failures = std::mem::take(&mut actuator.failures);
-    if let Some(path) = &config.prometheus_textfile {
-        let figures = metrics::PassFigures {
-            now,
-            status: &observation.status,
-            fleet: &observation.fleet,
-            plan: &plan,
-            command_failures: failures.len(),
-            state_rebuilt,
-            duration: started.elapsed(),
-        };
-        if let Err(e) = files::write_atomically(path, metrics::render(&figures).as_bytes()) {
-            tracing::warn!("cannot write the Prometheus textfile {}: {e:#}", path.display());
-        }
-    }
+    let (mut state, mut failures) = actuator.finish();
+    let outcome = if failures.is_empty() { metrics::Outcome::Success } else { metrics::Outcome::Failure };
+    let listed: BTreeSet<String> =
+        state.deployments.iter().filter(|(_, m)| m.listed).map(|(name, _)| name.clone()).collect();
+    let decided = metrics::Decided { fleet: &observation.fleet, plan: &plan, listed: &listed };
+    books.close(&mut state, outcome, &mut failures, &observation.status, Some(decided));
     tracing::info!("pass finished in {:.1?}: {} command(s) failed", started.elapsed(), failures.len());
     Ok(PassOutcome::Done {
         plan: Box::new(plan),
@@ -213,6 +216,74 @@ fn mark_what_the_file_lists(config: &Config, fleet: &Fleet, state: &mut State) {
 
 fn seconds(s: Seconds) -> Duration {
     actuator::seconds(s)
+}
+
+/// Closes a pass's books: counts it, saves the state file with the
+/// counters, and writes the Prometheus textfile. Passes that change nothing
+/// (`--dry-run`) are not counted.
+struct Books<'a> {
+    config: &'a Config,
+    state_path: &'a Path,
+    now: Seconds,
+    started: Instant,
+    state_rebuilt: bool,
+    dry_run: bool,
+}
+
+impl Books<'_> {
+    /// Counts the pass as `outcome` and publishes; a state file that cannot
+    /// be written is one more failure, and the textfile then counts the pass
+    /// as failed (its counts are lost with the write).
+    fn close(
+        &self,
+        state: &mut State,
+        outcome: metrics::Outcome,
+        failures: &mut Vec<String>,
+        status: &QueueStatus,
+        decided: Option<metrics::Decided<'_>>,
+    ) {
+        if self.dry_run {
+            return;
+        }
+        let before = state.counters.clone();
+        state.counters.record_pass(outcome, failures.len(), self.now);
+        if let Err(e) = state::save(self.state_path, state) {
+            let problem = format!("cannot write state file {}: {e:#}", self.state_path.display());
+            tracing::error!("{problem}");
+            failures.push(problem);
+            state.counters = before;
+            let outcome = if outcome == metrics::Outcome::Success { metrics::Outcome::Failure } else { outcome };
+            state.counters.record_pass(outcome, failures.len(), self.now);
+        }
+        let Some(path) = &self.config.prometheus_textfile else { return };
+        let figures = metrics::PassFigures {
+            now: self.now,
+            config: self.config,
+            status,
+            decided,
+            command_failures: failures.len(),
+            state_rebuilt: self.state_rebuilt,
+            duration: self.started.elapsed(),
+            counters: &state.counters,
+        };
+        if let Err(e) = files::write_atomically(path, metrics::render(&figures).as_bytes()) {
+            tracing::warn!("cannot write the Prometheus textfile {}: {e:#}", path.display());
+        }
+    }
+
+    /// A pass that could not observe the fleet: counted as `unobserved`
+    /// (with `error` as one more failure), nothing else changed. Returns `error`.
+    fn unobserved(
+        &self,
+        state: &mut State,
+        mut failures: Vec<String>,
+        status: &QueueStatus,
+        error: anyhow::Error,
+    ) -> anyhow::Error {
+        failures.push(format!("{error:#}"));
+        self.close(state, metrics::Outcome::Unobserved, &mut failures, status, None);
+        error
+    }
 }
 
 /// Runs `nixops check` on every machine NixOps records as up (in parallel),
@@ -292,6 +363,6 @@ fn log_plan(plan: &Plan) {
     for m in &plan.machines {
         let state = m.state.map_or("new".to_string(), |s| s.to_string());
         let listed = if m.listed { "listed" } else { "not listed" };
-        tracing::info!("{}: {:?} ({state}, {listed}): {}", m.deployment, m.action, m.reason);
+        tracing::info!("{}: {:?} ({state}, {listed}): {}", m.deployment, m.action, m.reason.at(plan.now.secs()));
     }
 }

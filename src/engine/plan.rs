@@ -155,12 +155,17 @@ impl Plan {
     /// commands and the machines file.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "plan at {} (quirks: {})", self.now, self.quirks);
+        let when = super::reason::When { t: self.now.secs(), now: None };
+        let _ = writeln!(out, "plan at {when} ({}) (quirks: {})", self.now, self.quirks);
         for w in &self.warnings {
             let _ = writeln!(out, "warning: {w}");
         }
         let _ = writeln!(out, "\nmachine types:");
-        for t in &self.types {
+        // Types the status reports but the config does not provision (other
+        // builders' types) get one line between them, and only if they have work.
+        let (unconfigured, configured): (Vec<&TypeDecision>, Vec<&TypeDecision>) =
+            self.types.iter().partition(|t| t.notes.iter().any(|n| matches!(n, TypeNote::NotConfigured { .. })));
+        for t in configured {
             let _ = writeln!(
                 out,
                 "  {}: {} runnable, wants {}, allowed {}, reuses {}, creates {}",
@@ -169,6 +174,14 @@ impl Plan {
             for n in &t.notes {
                 let _ = writeln!(out, "    - {n}");
             }
+        }
+        let waiting: Vec<String> = unconfigured
+            .iter()
+            .filter(|t| t.runnable > 0)
+            .map(|t| format!("{} ({} runnable)", t.machine_type, t.runnable))
+            .collect();
+        if !waiting.is_empty() {
+            let _ = writeln!(out, "  not configured, left to other machines: {}", waiting.join(", "));
         }
         let _ = writeln!(out, "\nmachines:");
         if self.machines.is_empty() {
@@ -180,7 +193,10 @@ impl Plan {
             let _ = writeln!(
                 out,
                 "  {} [{}, {state}]: {:?}, {listed}: {}",
-                m.deployment, m.machine_type, m.action, m.reason
+                m.deployment,
+                m.machine_type,
+                m.action,
+                m.reason.at(self.now.secs())
             );
         }
         let _ = writeln!(out, "\ncommands:");

@@ -7,6 +7,7 @@ mod engine;
 mod faults;
 mod fuzz;
 mod import;
+mod operators;
 mod oracle;
 mod pg;
 mod policy;

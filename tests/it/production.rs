@@ -700,51 +700,6 @@ fn eval_test_nix(file: &str, args: &[(&str, &str)]) -> Value {
 }
 
 #[test]
-fn the_package_expression_builds_this_crate_from_its_lock_file() {
-    if !common::have_nix() {
-        return;
-    }
-    let p = eval_test_nix("eval-package.nix", &[]);
-    assert_eq!(p["pname"], "hydra-provisioner");
-    assert_eq!(p["version"], env!("CARGO_PKG_VERSION"), "nix/package.nix reads the version from Cargo.toml");
-    assert_eq!(p["lockFileExists"], true, "{}", p["lockFile"]);
-    assert_eq!(p["mainProgram"], "hydra-provisioner");
-}
-
-#[test]
-fn the_nixos_module_renders_a_usable_config_service_and_timer() {
-    if !common::have_nix() {
-        eprintln!("notice: nix-instantiate is not installed; skipping the NixOS module test");
-        return;
-    }
-    let m = eval_test_nix("eval-module.nix", &[]);
-    assert_eq!(m["enabled"], true);
-    let service = &m["service"]["serviceConfig"];
-    assert_eq!(service["Type"], "oneshot");
-    assert_eq!(service["StateDirectory"], "hydra-provisioner");
-    assert_eq!(service["User"], "hydra-provisioner");
-    assert_eq!(m["timer"]["timerConfig"]["OnUnitInactiveSec"], "7min");
-    assert_eq!(m["timer"]["wantedBy"], json!(["timers.target"]));
-    assert_eq!(m["users"]["hydra-provisioner"]["isSystemUser"], true);
-    assert_eq!(m["tmpfiles"], json!(["d /var/lib/hydra/provisioner 0755 hydra-provisioner hydra-provisioner -"]));
-    // The settings, rendered to JSON, are a config the binary accepts.
-    let exec = service["ExecStart"].as_str().unwrap();
-    let (program, rendered) = exec.split_once(" run WRITETEXT:").unwrap();
-    assert_eq!(program, "/nix/store/hydra-provisioner/bin/hydra-provisioner");
-    let dir = tempfile::tempdir().unwrap();
-    let conf = common::write(dir.path(), "conf.json", rendered);
-    let status = common::write(
-        dir.path(),
-        "status.json",
-        r#"{"status": "up", "time": 1700000000, "uptime": 1, "machineTypes": {}}"#,
-    );
-    let out = common::bin().args(["plan", "-c"]).arg(&conf).arg("-s").arg(&status).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let config: Value = serde_json::from_str(rendered).unwrap();
-    assert_eq!(config["stateDir"], "/var/lib/hydra-provisioner");
-}
-
-#[test]
 fn auto_shutdown_powers_off_only_after_an_hour_without_keep_alive() {
     if !common::have_nix() {
         eprintln!("notice: nix-instantiate is not installed; skipping the auto-shutdown test");

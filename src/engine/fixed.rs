@@ -22,6 +22,16 @@ fn reuse_rank(state: MachineState) -> u8 {
     }
 }
 
+/// Sort key that orders `tag-2` before `tag-10`.
+fn natural_key(name: &str) -> (&str, u64, &str) {
+    match name.rsplit_once('-') {
+        Some((prefix, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            (prefix, n.parse().unwrap_or(u64::MAX), name)
+        }
+        _ => (name, 0, name),
+    }
+}
+
 /// Whether EC2 may still be billing the machine: every state but a
 /// vanished or a stopped one. `nixops check` reads an unreachable machine
 /// over SSH, so an unreachable machine is usually still running.
@@ -30,13 +40,17 @@ fn may_be_billed(state: MachineState) -> bool {
 }
 
 impl<'a> Pass<'a> {
-    /// Reuse candidates by readiness, the inventory's order among equals;
-    /// MISSING ones and those whose deploys keep failing are skipped.
+    /// Reuse candidates by readiness, then by name (`tag-2` before
+    /// `tag-10`), so which machine serves does not hang on the order NixOps
+    /// happens to print (`export` sorts by UUID); MISSING ones and those
+    /// whose deploys keep failing are skipped.
     pub(super) fn fixed_reuse_order(&self, mut candidates: Vec<&'a Deployment>) -> Vec<&'a Deployment> {
         let limit = self.config.max_deploy_failures;
         candidates.retain(|d| d.state != MachineState::Missing);
         candidates.retain(|d| limit == 0 || d.memory.deploy_failures < limit);
-        candidates.sort_by_key(|d| reuse_rank(d.state));
+        candidates.sort_by(|a, b| {
+            (reuse_rank(a.state), natural_key(&a.name)).cmp(&(reuse_rank(b.state), natural_key(&b.name)))
+        });
         candidates
     }
 

@@ -111,7 +111,7 @@ fn a_sweep_row_agrees_with_simulate() {
         .find(|r| r[column(h, "point")] == *"1" && r[column(h, "seed")] == *"2")
         .expect("point 1 seed 2 is in points.csv");
     assert_eq!(&row[column(h, "billing")], "per-second");
-    assert_eq!(&row[column(h, "systemTypes.\"x86_64-linux\".runnablesPerMachine")], "5");
+    assert_eq!(&row[column(h, "systemTypes.x86_64-linux.runnablesPerMachine")], "5");
     let num = |name: &str| row[column(h, name)].parse::<f64>().unwrap();
     assert_eq!(num("cost_dollars"), summary["cost"]["dollars"].as_f64().unwrap());
     assert_eq!(num("wait_p95_s"), summary["latency"]["overall"]["p95"].as_f64().unwrap());

@@ -190,6 +190,8 @@ pub struct Evaluation {
     pub wait_cost: f64,
     /// What is minimised: machine cost plus wait cost, mean over samples.
     pub objective: f64,
+    /// The objective in each sample.
+    pub per_sample: Vec<f64>,
     pub targets: Vec<TargetOutcome>,
     /// Samples in which it left no more steps never started than the best candidate.
     pub started_enough: usize,
@@ -291,6 +293,7 @@ pub fn recommend(candidates: &[Candidate], targets: &[Target], objective: Object
                 machine_cost_max: c.samples.iter().map(|s| s.cost).fold(0.0, f64::max),
                 wait_cost: objective_mean - machine_cost,
                 objective: objective_mean,
+                per_sample: c.samples.iter().map(|s| objective.of(s)).collect(),
                 targets: outcomes,
                 started_enough,
                 meets,
@@ -340,6 +343,12 @@ impl Recommendation {
         out
     }
 
+    /// The next candidate by the objective that also meets every target.
+    pub fn runner_up(&self) -> Option<&Evaluation> {
+        let chosen = self.chosen?;
+        self.evaluations.iter().skip_while(|e| e.index != chosen).skip(1).find(|e| e.meets)
+    }
+
     /// The candidate nearest to meeting every target: the smallest largest
     /// ratio of worst value to target.
     pub fn closest(&self, targets: &[Target]) -> Option<&Evaluation> {
@@ -378,7 +387,7 @@ impl Recommendation {
         let _ = writeln!(o, "Recommended: #{} {}", chosen.index, chosen.label);
         let _ = writeln!(
             o,
-            "  mean cost ${:.2} per run (largest ${:.2}){}; minimising {minimised}",
+            "  mean cost ${:.2} per sample run (largest ${:.2}){}; minimising {minimised}",
             chosen.machine_cost,
             chosen.machine_cost_max,
             if objective.wait_cost_per_hour.is_some() {
@@ -395,16 +404,34 @@ impl Recommendation {
             let _ = writeln!(o, "  {}: met in all {} samples, {worst}", t.describe(), self.samples);
         }
         let bound = self.miss_rate_bound.unwrap_or(1.0);
-        let _ = writeln!(
-            o,
-            "Confidence: it met every target in all {} samples ({samples_text}). With no miss in {} samples, \
-             the chance that it misses a target in a further sample like these is below {:.1}% \
-             (95% upper bound, 1 - 0.05^(1/{})).",
-            self.samples,
-            self.samples,
-            bound * 100.0,
-            self.samples
-        );
+        if !targets.is_empty() {
+            let _ = writeln!(
+                o,
+                "Confidence: it met every target in all {} samples ({samples_text}). With no miss in {} samples, \
+                 the chance that it misses a target in a further sample like these is below {:.1}% \
+                 (95% upper bound, 1 - 0.05^(1/{})).",
+                self.samples,
+                self.samples,
+                bound * 100.0,
+                self.samples
+            );
+        }
+        if let Some(r) = self.runner_up() {
+            let diffs: Vec<f64> = r.per_sample.iter().zip(&chosen.per_sample).map(|(a, b)| a - b).collect();
+            let more = diffs.iter().filter(|d| **d > 0.0).count();
+            let less = diffs.iter().filter(|d| **d < 0.0).count();
+            let (lo, hi) = diffs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), d| (l.min(*d), h.max(*d)));
+            let _ = writeln!(
+                o,
+                "Runner-up: #{} {} at ${:.2}; sample by sample it costs {lo:+.2} to {hi:+.2} dollars more: \
+                 more in {more}, less in {less}, as much in {} of {} samples.",
+                r.index,
+                r.label,
+                r.objective,
+                diffs.len() - more - less,
+                diffs.len()
+            );
+        }
         let rejected = self.rejected_cheaper();
         if rejected.is_empty() {
             let _ = writeln!(o, "Binding: none; it is the cheapest policy in the grid.");

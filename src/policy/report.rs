@@ -24,10 +24,41 @@ pub const SWEEP_FILES: [&str; 6] =
 pub const STYLE: &str = "body { font-family: \"DejaVu Sans\", sans-serif; margin: 2em; color: #222; max-width: 1450px; }\n\
     table { border-collapse: collapse; font-size: 0.85em; margin-bottom: 1.5em; }\n\
     th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; }\n\
+    td { white-space: nowrap; }\n\
     th { background: #f4f4f4; }\n td.l, th.l { text-align: left; }\n\
     tr.f td { background: #fde8e8; }\n dt { font-weight: bold; }\n\
     .note { background: #fff6d6; border-left: 4px solid #e6a700; padding: 0.4em 0.8em; margin: 0.5em 0; }\n\
     svg { max-width: 100%; height: auto; }\n";
+
+/// A whole page: the shared style, the title as heading, then `body`.
+pub fn page(title: &str, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { (title) }
+                (body)
+            }
+        }
+    }
+    .into_string()
+}
+
+/// Links to the data files beside a report, and where they are described.
+pub fn file_links(files: &[&str], described_in: &str) -> Markup {
+    html! {
+        p {
+            "Files: "
+            @for (k, f) in files.iter().enumerate() { @if k > 0 { ", " } a href=(f) { (f) } }
+            " (" (described_in) " describes them)."
+        }
+    }
+}
 
 /// `mean (min-max)`.
 pub fn spread(mean: f64, min: f64, max: f64, decimals: usize) -> String {
@@ -71,13 +102,17 @@ fn notes(r: &SweepResults) -> Markup {
     let original: Vec<&PointResult> = r.points.iter().filter(|p| p.quirks == Quirks::Original).collect();
     let refused: Vec<&PointResult> = r.points.iter().filter(|p| p.mean.stops_refused > 0.0).collect();
     let failed: Vec<&PointResult> = r.points.iter().filter(|p| p.mean.failed_deploys > 0.0).collect();
-    let unstarted: Vec<&PointResult> = r.points.iter().filter(|p| p.mean.steps_not_started > 0.0).collect();
+    // Steps that no point starts (a failed dependency, no machine type, the horizon) are no policy's fault.
+    let fewest_unstarted = r.points.iter().map(|p| p.mean.steps_not_started).fold(f64::INFINITY, f64::min);
+    let unstarted: Vec<&PointResult> =
+        r.points.iter().filter(|p| p.mean.steps_not_started > fewest_unstarted).collect();
     let aborted: Vec<&PointResult> = r.points.iter().filter(|p| p.mean.aborted_steps > 0.0).collect();
     let names = |ps: &[&PointResult]| -> String {
         let shown: Vec<String> = ps.iter().take(12).map(|p| format!("#{}", p.index)).collect();
         if ps.len() > 12 { format!("{} and {} more", shown.join(" "), ps.len() - 12) } else { shown.join(" ") }
     };
-    let most = |ps: &[&PointResult], f: fn(&PointResult) -> f64| ps.iter().map(|p| f(p)).fold(0.0, f64::max);
+    let most =
+        |ps: &[&PointResult], f: fn(&PointResult) -> f64| format!("{:.1}", ps.iter().map(|p| f(p)).fold(0.0, f64::max));
     html! {
         h2 { "Read this first" }
         @if !original.is_empty() {
@@ -98,9 +133,15 @@ fn notes(r: &SweepResults) -> Markup {
                 " per run, mean over runs): a machine whose deploy failed is paid for but left out of the machines file."
             }
         }
+        @if fewest_unstarted > 0.0 && fewest_unstarted.is_finite() {
+            p {
+                "Every point leaves at least " (format!("{fewest_unstarted:.1}")) " steps per run never started: steps no policy "
+                "can start (a dependency failed, no machine type serves them, or the horizon came first)."
+            }
+        }
         @if !unstarted.is_empty() {
             p.note {
-                "Steps never started at " (names(&unstarted)) " (up to " (most(&unstarted, |p| p.mean.steps_not_started))
+                "More steps never started at " (names(&unstarted)) " (up to " (most(&unstarted, |p| p.mean.steps_not_started))
                 " per run): they are not in the wait figures, so a point that starves a machine type looks faster than it is. "
                 "points.csv has them per run."
             }
@@ -118,22 +159,24 @@ fn notes(r: &SweepResults) -> Markup {
             }
         }
         @if original.is_empty() && failed.is_empty() && unstarted.is_empty() && aborted.is_empty() && r.samples() >= 5 {
-            p { "Every point ran the fixed rules, every deploy succeeded, and every step started; nothing was aborted." }
+            p {
+                "Every point ran the fixed rules, every deploy succeeded, nothing was aborted, and no point left more "
+                "steps never started than another."
+            }
         }
     }
 }
 
 fn point_table(r: &SweepResults, rows: &[&PointResult], frontiers: &[Vec<usize>]) -> Markup {
-    let axes: Vec<&super::sweep::Axis> = r.sweep.axes.iter().filter(|a| a.role != Role::Sample).collect();
+    let names = r.sweep.axis_names();
     let axis_indices: Vec<usize> = (0..r.sweep.axes.len()).filter(|&i| r.sweep.axes[i].role != Role::Sample).collect();
     html! {
         table {
             tr {
                 th { "point" }
-                @for a in &axes { th.l { (a.path) } }
-                th { "quirks" } th { "cost $ (range)" } th { "p95 wait s (range)" } th { "mean wait s (range)" }
-                th { "p99 wait s" } th { "max wait s" } th { "billed h" } th { "idle h" } th { "utilisation %" }
-                th { "waited for boot %" } th { "creates" } th { "destroys" } th { "aborted steps" }
+                @for &i in &axis_indices { th.l title=(r.sweep.axes[i].path) { (names[i]) } }
+                th { "quirks mode" } th { "cost $ (range)" } th { "p95 wait s (range)" } th { "mean wait s (range)" }
+                th { "max wait s" } th { "idle h" } th { "util. %" } th { "creates" } th { "aborted steps" }
                 th { "never started" } th { "failed deploys" } th { "stops refused" }
             }
             @for p in rows {
@@ -145,13 +188,10 @@ fn point_table(r: &SweepResults, rows: &[&PointResult], frontiers: &[Vec<usize>]
                     td { (spread(p.mean.cost_dollars, p.min.cost_dollars, p.max.cost_dollars, 2)) }
                     td { (spread(p.mean.wait_p95, p.min.wait_p95, p.max.wait_p95, 0)) }
                     td { (spread(p.mean.wait_mean, p.min.wait_mean, p.max.wait_mean, 0)) }
-                    td { (format!("{:.0}", p.mean.wait_p99)) }
                     td { (format!("{:.0}", p.mean.wait_max)) }
-                    td { (format!("{:.2}", p.mean.billed_machine_hours)) }
                     td { (format!("{:.2}", p.mean.idle_machine_hours)) }
                     td { (format!("{:.1}", p.mean.utilisation * 100.0)) }
-                    td { (format!("{:.1}", p.mean.waited_for_boot_fraction * 100.0)) }
-                    td { (p.mean.creates) } td { (p.mean.destroys) } td { (p.mean.aborted_steps) }
+                    td { (p.mean.creates) } td { (p.mean.aborted_steps) }
                     td { (p.mean.steps_not_started) } td { (p.mean.failed_deploys) } td { (p.mean.stops_refused) }
                 }
             }
@@ -219,31 +259,19 @@ pub fn html(r: &SweepResults) -> Result<String, plot::PlotError> {
         });
     }
     let all: Vec<&PointResult> = r.points.iter().collect();
-    let page = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                title { (title) }
-                style { (PreEscaped(STYLE)) }
-            }
-            body {
-                h1 { (title) }
-                (provenance(r))
-                p {
-                    "Files: "
-                    @for (k, f) in SWEEP_FILES.iter().enumerate() { @if k > 0 { ", " } a href=(f) { (f) } }
-                    " (docs/sweep-format.md describes them)."
-                }
-                (notes(r))
-                @for s in &sections { (s) }
-                h2 { "All points" }
-                p { "Frontier points are marked *. Per-run figures are in points.csv, per type and jobset in groups.csv." }
-                (point_table(r, &all, &frontiers))
-            }
+    let body = html! {
+        (provenance(r))
+        (file_links(&SWEEP_FILES, "docs/sweep-format.md"))
+        (notes(r))
+        @for s in &sections { (s) }
+        h2 { "All points" }
+        p {
+            "Frontier points are marked *. Per-run figures (billed hours, p99, waits for a boot, destroys, ...) "
+            "are in points.csv, means per point in summary.csv, per type and jobset in groups.csv."
         }
+        (point_table(r, &all, &frontiers))
     };
-    Ok(page.into_string())
+    Ok(page(&title, body))
 }
 
 #[cfg(test)]

@@ -12,16 +12,22 @@
 //! it runs nothing and writes no file. Same data, same bytes.
 
 use super::plot::{self, Chart, GREY, LegendEntry, Mark, PALETTE, PANEL_WIDTH, WIDTH, err, legend};
-use super::report::STYLE;
+use super::report::{file_links, page};
 use crate::metrics::{Summary, WaitHistogram, WaitStats, quirks_text};
 use crate::sim::SERIES_FIGURES;
-use maud::{DOCTYPE, Markup, PreEscaped, html};
+use maud::{Markup, PreEscaped, html};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 
 /// The files `simulate --out` writes beside the report, which it links to.
 pub const RUN_FILES: [&str; 4] = ["summary.json", "steps.csv", "series.csv", "machines.csv"];
+
+/// One pass's figures of one type, in [`SERIES_FIGURES`] order.
+pub type SeriesRow = [u64; SERIES_FIGURES.len()];
+
+/// A layer of the stacked machines panel: its value, name and colour.
+type Layer<'a> = (fn(&SeriesRow) -> u64, &'a str, RGBColor);
 
 /// Points of each cumulative wait curve.
 const CDF_POINTS: usize = 400;
@@ -30,7 +36,7 @@ const CDF_POINTS: usize = 400;
 #[derive(Debug, Default, Clone)]
 pub struct RunData {
     /// Per type, in time order: (ms, figures in [`SERIES_FIGURES`] order).
-    pub series: BTreeMap<String, Vec<(i64, [u64; SERIES_FIGURES.len()])>>,
+    pub series: BTreeMap<String, Vec<(i64, SeriesRow)>>,
     pub waits_by_type: BTreeMap<String, WaitHistogram>,
     pub waits_by_jobset: BTreeMap<String, WaitHistogram>,
 }
@@ -41,7 +47,7 @@ impl RunData {
         let Some(k) = SERIES_FIGURES.iter().position(|f| *f == figure) else { return };
         let rows = self.series.entry(machine_type.to_string()).or_default();
         if rows.last().is_none_or(|(t, _)| *t != at_ms) {
-            rows.push((at_ms, [0; SERIES_FIGURES.len()]));
+            rows.push((at_ms, SeriesRow::default()));
         }
         if let Some((_, row)) = rows.last_mut() {
             row[k] = value;
@@ -66,13 +72,13 @@ const SLOTS: usize = 7;
 const BUSY: usize = 8;
 
 /// A step function through the samples: each value holds until the next sample.
-fn steps(rows: &[(i64, [u64; 9])], value: fn(&[u64; 9]) -> u64, end_h: f64) -> Vec<(f64, f64)> {
+fn steps(rows: &[(i64, SeriesRow)], k: usize, end_h: f64) -> Vec<(f64, f64)> {
     let mut out = Vec::with_capacity(rows.len() * 2);
     for (i, (t, row)) in rows.iter().enumerate() {
         let x = *t as f64 / 3_600_000.0;
         let next = rows.get(i + 1).map_or(end_h, |(t, _)| *t as f64 / 3_600_000.0);
-        out.push((x, value(row) as f64));
-        out.push((next, value(row) as f64));
+        out.push((x, row[k] as f64));
+        out.push((next, row[k] as f64));
     }
     out
 }
@@ -80,18 +86,9 @@ fn steps(rows: &[(i64, [u64; 9])], value: fn(&[u64; 9]) -> u64, end_h: f64) -> V
 /// One machine type's timeline: the queue and slots above, machines below.
 pub struct Timeline<'a> {
     pub machine_type: &'a str,
-    pub rows: &'a [(i64, [u64; 9])],
+    pub rows: &'a [(i64, SeriesRow)],
     /// Hours covered by the run.
     pub end_h: f64,
-}
-
-/// A series of a timeline panel: a figure of the row (or, for a stacked
-/// layer, a function of the row), its name, colour and line width.
-struct Series<'a> {
-    value: fn(&[u64; 9]) -> u64,
-    label: &'a str,
-    colour: RGBColor,
-    width: u32,
 }
 
 /// Labels for counts: whole numbers only, so a small range shows no repeats.
@@ -100,72 +97,105 @@ fn count_label(v: &f64) -> String {
 }
 
 impl Timeline<'_> {
-    /// A panel of lines (`stacked` false) or of stacked areas, bottom layer first.
-    fn panel<DB: DrawingBackend>(
-        &self,
-        area: &DrawingArea<DB, Shift>,
-        caption: &str,
-        y_desc: &str,
-        series: &[Series<'_>],
-        stacked: bool,
-        x_desc: &str,
-    ) -> Result<(), String> {
+    fn x_range(&self) -> std::ops::Range<f64> {
+        0f64..self.end_h.max(0.01)
+    }
+
+    /// The queue (runnable steps, left axis) against what serves it
+    /// (slots, busy slots and running steps, right axis): the queue can be a
+    /// hundred times the fleet, and both must stay readable.
+    fn queue_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, x_desc: &str) -> Result<(), String> {
         let (plot, side) = area.split_horizontally(WIDTH - PANEL_WIDTH);
-        let top = |r: &[u64; 9]| -> u64 {
-            if stacked {
-                series.iter().map(|s| (s.value)(r)).sum()
-            } else {
-                series.iter().map(|s| (s.value)(r)).max().unwrap_or(0)
-            }
+        let top = |values: &[usize]| {
+            let max = self.rows.iter().flat_map(|(_, r)| values.iter().map(|&k| r[k])).max().unwrap_or(0) as f64;
+            (max * 1.1).max(max + 1.0)
         };
-        let ymax = self.rows.iter().map(|(_, r)| top(r)).max().unwrap_or(0);
-        let ymax = (ymax as f64 * 1.1).max(ymax as f64 + 1.0);
         let mut chart = ChartBuilder::on(&plot)
-            .caption(caption, (plot::FAMILY, 18))
+            .caption(format!("{}: queue and slots", self.machine_type), (plot::FAMILY, 18))
             .margin(10)
-            .x_label_area_size(if x_desc.is_empty() { 30 } else { 50 })
+            .x_label_area_size(50)
             .y_label_area_size(70)
-            .build_cartesian_2d(0f64..self.end_h.max(0.01), 0f64..ymax)
-            .map_err(err)?;
-        chart
-            .configure_mesh()
+            .right_y_label_area_size(70)
+            .build_cartesian_2d(self.x_range(), 0f64..top(&[RUNNABLE]))
+            .map_err(err)?
+            .set_secondary_coord(self.x_range(), 0f64..top(&[SLOTS, BUSY, RUNNING]));
+        plot::styled(&mut chart.configure_mesh())
             .x_desc(x_desc)
-            .y_desc(y_desc)
-            .label_style((plot::FAMILY, 14))
-            .axis_desc_style((plot::FAMILY, 15))
-            .light_line_style(RGBColor(235, 235, 235))
+            .y_desc("runnable steps (left)")
             .y_label_formatter(&count_label)
             .draw()
             .map_err(err)?;
-        if stacked {
-            let mut below = vec![0u64; self.rows.len()];
-            for s in series {
-                let mut upper = vec![];
-                let mut lower = vec![];
-                for (i, (t, row)) in self.rows.iter().enumerate() {
-                    let x0 = *t as f64 / 3_600_000.0;
-                    let x1 = self.rows.get(i + 1).map_or(self.end_h, |(t, _)| *t as f64 / 3_600_000.0);
-                    let (b, v) = (below[i] as f64, (s.value)(row) as f64);
-                    upper.extend([(x0, b + v), (x1, b + v)]);
-                    lower.extend([(x0, b), (x1, b)]);
-                    below[i] += (s.value)(row);
-                }
-                lower.reverse();
-                upper.extend(lower);
-                chart.draw_series([Polygon::new(upper, s.colour.mix(0.85).filled())]).map_err(err)?;
-            }
-        } else {
-            for s in series {
-                let points = steps(self.rows, s.value, self.end_h);
-                chart.draw_series(LineSeries::new(points, s.colour.stroke_width(s.width))).map_err(err)?;
-            }
+        chart
+            .configure_secondary_axes()
+            .y_desc("running steps or slots (right)")
+            .label_style((plot::FAMILY, 14))
+            .axis_desc_style((plot::FAMILY, 15))
+            .y_label_formatter(&count_label)
+            .draw()
+            .map_err(err)?;
+        let right = [
+            (SLOTS, "slots of listed machines (right)", GREY, 2),
+            (BUSY, "busy slots (right)", PALETTE[1], 4),
+            (RUNNING, "running steps, any machine (right)", PALETTE[2], 2),
+        ];
+        for &(k, _, colour, width) in &right {
+            let points = steps(self.rows, k, self.end_h);
+            chart.draw_secondary_series(LineSeries::new(points, colour.stroke_width(width))).map_err(err)?;
         }
-        let mark = if stacked { Mark::Bar } else { Mark::Line };
-        let mut entries: Vec<LegendEntry> = series.iter().map(|s| LegendEntry::new(s.label, s.colour, mark)).collect();
-        if stacked {
-            // Read top to bottom, as the layers lie.
-            entries.reverse();
+        let runnable = steps(self.rows, RUNNABLE, self.end_h);
+        chart.draw_series(LineSeries::new(runnable, PALETTE[0].stroke_width(2))).map_err(err)?;
+        let mut entries = vec![LegendEntry::new("runnable steps (left)", PALETTE[0], Mark::Line)];
+        entries.extend(right.iter().map(|&(_, l, c, _)| LegendEntry::new(l, c, Mark::Line)));
+        legend(&side, "", &entries, 40)?;
+        Ok(())
+    }
+
+    /// Provisioned machines by state, stacked (bottom layer first).
+    fn machines_panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let layers: [Layer<'_>; 5] = [
+            (|r| r[LISTED], "up and listed in the machines file", PALETTE[2]),
+            (|r| r[UP].saturating_sub(r[LISTED]), "up, not listed", PALETTE[0]),
+            (|r| r[STARTING], "starting", PALETTE[4]),
+            (|r| r[STOPPED], "stopped", PALETTE[3]),
+            (|r| r[MISSING], "missing (interrupted)", PALETTE[5]),
+        ];
+        let (plot, side) = area.split_horizontally(WIDTH - PANEL_WIDTH);
+        let total = |r: &SeriesRow| -> u64 { layers.iter().map(|l| (l.0)(r)).sum() };
+        let ymax = self.rows.iter().map(|(_, r)| total(r)).max().unwrap_or(0) as f64;
+        let mut chart = ChartBuilder::on(&plot)
+            .caption(format!("{}: provisioned machines by state (stacked)", self.machine_type), (plot::FAMILY, 18))
+            .margin(10)
+            // As wide as the queue panel's right axis, so that the two time axes line up.
+            .margin_right(80)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(self.x_range(), 0f64..(ymax * 1.1).max(ymax + 1.0))
+            .map_err(err)?;
+        plot::styled(&mut chart.configure_mesh())
+            .x_desc("time since the start of the run (h)")
+            .y_desc("machines")
+            .y_label_formatter(&count_label)
+            .draw()
+            .map_err(err)?;
+        let mut below = vec![0u64; self.rows.len()];
+        for (value, _, colour) in layers {
+            let mut upper = vec![];
+            let mut lower = vec![];
+            for (i, (t, row)) in self.rows.iter().enumerate() {
+                let x0 = *t as f64 / 3_600_000.0;
+                let x1 = self.rows.get(i + 1).map_or(self.end_h, |(t, _)| *t as f64 / 3_600_000.0);
+                let (b, v) = (below[i] as f64, value(row) as f64);
+                upper.extend([(x0, b + v), (x1, b + v)]);
+                lower.extend([(x0, b), (x1, b)]);
+                below[i] += value(row);
+            }
+            lower.reverse();
+            upper.extend(lower);
+            chart.draw_series([Polygon::new(upper, colour.mix(0.85).filled())]).map_err(err)?;
         }
+        // Read top to bottom, as the layers lie.
+        let entries: Vec<LegendEntry> =
+            layers.iter().rev().map(|&(_, l, c)| LegendEntry::new(l, c, Mark::Bar)).collect();
         legend(&side, "", &entries, 40)?;
         Ok(())
     }
@@ -184,42 +214,12 @@ impl Chart for Timeline<'_> {
     }
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        let (top, bottom) = root.split_vertically(300);
-        let line = |value: fn(&[u64; 9]) -> u64, label, colour, width| Series { value, label, colour, width };
-        self.panel(
-            &top,
-            &format!("{}: queue and slots", self.machine_type),
-            "steps or slots",
-            &[
-                line(|r| r[SLOTS], "slots of listed machines", GREY, 2),
-                line(|r| r[BUSY], "busy slots", PALETTE[1], 4),
-                line(|r| r[RUNNING], "running steps (any machine)", PALETTE[2], 2),
-                line(|r| r[RUNNABLE], "runnable steps", PALETTE[0], 2),
-            ],
-            false,
-            if self.has_machines() {
-                ""
-            } else {
-                "time since the start of the run (h); no provisioned machines of this type"
-            },
-        )?;
         if !self.has_machines() {
-            return Ok(());
+            return self.queue_panel(root, "time since the start of the run (h); no provisioned machines of this type");
         }
-        self.panel(
-            &bottom,
-            &format!("{}: provisioned machines by state (stacked)", self.machine_type),
-            "machines",
-            &[
-                line(|r| r[LISTED], "up and listed in the machines file", PALETTE[2], 0),
-                line(|r| r[UP].saturating_sub(r[LISTED]), "up, not listed", PALETTE[0], 0),
-                line(|r| r[STARTING], "starting", PALETTE[4], 0),
-                line(|r| r[STOPPED], "stopped", PALETTE[3], 0),
-                line(|r| r[MISSING], "missing (interrupted)", PALETTE[5], 0),
-            ],
-            true,
-            "time since the start of the run (h)",
-        )
+        let (top, bottom) = root.split_vertically(300);
+        self.queue_panel(&top, "")?;
+        self.machines_panel(&bottom)
     }
 }
 
@@ -252,13 +252,9 @@ impl Chart for Cdf<'_> {
             .y_label_area_size(70)
             .build_cartesian_2d((1f64..xmax).log_scale(), 0f64..100.5)
             .map_err(err)?;
-        chart
-            .configure_mesh()
+        plot::styled(&mut chart.configure_mesh())
             .x_desc("wait from runnable to start (s, log scale; waits under 1 s at 1 s)")
             .y_desc("started steps waiting at most this long (%)")
-            .label_style((plot::FAMILY, 14))
-            .axis_desc_style((plot::FAMILY, 15))
-            .light_line_style(RGBColor(235, 235, 235))
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&|v| format!("{v:.0}"))
             .draw()
@@ -314,12 +310,8 @@ impl Chart for CostSplit<'_> {
                 String::new()
             }
         };
-        chart
-            .configure_mesh()
+        plot::styled(&mut chart.configure_mesh())
             .x_desc("dollars for the run")
-            .label_style((plot::FAMILY, 14))
-            .axis_desc_style((plot::FAMILY, 15))
-            .light_line_style(RGBColor(235, 235, 235))
             // Ticks at least every half row, so every row's whole number gets a name.
             .y_labels(2 * n + 2)
             .y_label_formatter(&label)
@@ -395,77 +387,62 @@ pub fn html(summary: &Summary, data: &RunData, scenario_file: &str) -> Result<St
     let s = &summary.steps;
     let st = &summary.stability;
     let title = format!("Simulation {} (seed {})", summary.scenario, summary.seed);
-    let page = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                title { (title) }
-                style { (PreEscaped(STYLE)) }
+    let body = html! {
+        h2 { "Provenance" }
+        dl {
+            dt { "scenario" } dd { (summary.scenario) " (" (scenario_file) ")" }
+            dt { "trace" } dd {
+                (summary.trace)
+                @if let Some(w) = &summary.inputs.window { ", window " (w) " (times below count from its start)" }
+                " (rows digest " code { (summary.inputs.trace_digest) } ")"
             }
-            body {
-                h1 { (title) }
-                h2 { "Provenance" }
-                dl {
-                    dt { "scenario" } dd { (summary.scenario) " (" (scenario_file) ")" }
-                    dt { "trace" } dd {
-                        (summary.trace)
-                        @if let Some(w) = &summary.inputs.window { ", window " (w) " (times below count from its start)" }
-                        " (rows digest " code { (summary.inputs.trace_digest) } ")"
-                    }
-                    dt { "configuration" } dd { (summary.config) }
-                    dt { "quirks mode" } dd { (quirks_text(summary.quirks)) }
-                    dt { "seed" } dd { (summary.seed) }
-                    dt { "world" } dd { "cloud, static machines and the rest of the scenario: digest " code { (summary.inputs.world_digest) } }
-                    dt { "program" } dd { "hydra-provisioner " (summary.program_version) }
-                }
-                p {
-                    "Files: "
-                    @for (k, f) in RUN_FILES.iter().enumerate() { @if k > 0 { ", " } a href=(f) { (f) } }
-                    " (docs/scenario-format.md describes them)."
-                }
-                h2 { "Figures" }
-                table {
-                    tr { th.l { "cost" } td.l { (format!("${:.2} (storage ${:.2})", c.dollars, c.storage_dollars)) } }
-                    tr { th.l { "machine-hours" } td.l { (format!("billed {:.2}, busy {:.2}, idle {:.2}; utilisation {:.1}%", c.billed_machine_hours, c.busy_machine_hours, c.idle_machine_hours, c.utilisation * 100.0)) } }
-                    tr { th.l { "simulated" } td.l { (format!("{:.1} h, {} provisioner passes", end_h, summary.passes)) } }
-                    tr { th.l { "steps" } td.l { (format!("{} total, {} started, {} succeeded, {} failed, {} gave up, {} running at end", s.total, s.started, s.succeeded, s.failed, s.gave_up, s.running_at_end)) } }
-                    @for (reason, n) in &s.never_started { tr { th.l { "never started" } td.l { (n) " (" (reason) ")" } } }
-                    tr { th.l { "wait" } td.l { (format!("mean {:.1} s, p50 {:.1} s, p95 {:.1} s, p99 {:.1} s, max {:.1} s; {:.1}% waited for a boot", summary.latency.overall.mean, summary.latency.overall.p50, summary.latency.overall.p95, summary.latency.overall.p99, summary.latency.overall.max, summary.latency.waited_for_boot_fraction * 100.0)) } }
-                    tr { th.l { "machines" } td.l { (format!("{} creates, {} starts, {} stops, {} destroys, {} spot interruptions; {} deploys, {} failed; {} stops refused", st.creates, st.starts, st.stops, st.destroys, st.spot_interruptions, st.deploys, st.failed_deploys, st.stops_refused)) } }
-                    tr { th.l { "aborted steps" } td.l { (format!("{} aborted, {} retries", st.aborted_steps, st.retries)) } }
-                }
-                h2 { "Timeline per machine type" }
-                p {
-                    "Sampled at every provisioner pass; each value holds until the next pass. Runnable steps include those in retry back-off, "
-                    "as Hydra counts them. Slots are those of listed provisioned machines (machines times maxJobs); "
-                    "running steps count every machine, static ones included. The data are in series.csv."
-                }
-                @for (t, svg) in &timelines {
-                    h3 { (t) }
-                    div.chart { (PreEscaped(svg)) }
-                }
-                h2 { "Waits" }
-                p { "For each group, the share of its started steps whose wait (runnable to first start) was at most the value on the horizontal axis. Steps that never started are not in it." }
-                div.chart { (PreEscaped(cdf_type)) }
-                (wait_table("machine type", &summary.latency.per_machine_type))
-                div.chart { (PreEscaped(cdf_jobset)) }
-                (wait_table("jobset", &summary.latency.per_jobset))
-                h2 { "Cost per machine type" }
-                p { "Billed time with at least one job running (busy), billed without one (idle but paid, billing rounding included), and the disks of stopped instances (storage)." }
-                div.chart { (PreEscaped(cost)) }
-                table {
-                    tr { th.l { "machine type" } th { "instances" } th { "cost $" } th { "busy $" } th { "idle but paid $" } th { "storage $" } th { "billed h" } th { "busy h" } th { "idle h" } }
-                    @for (t, tc) in &c.per_machine_type {
-                        tr {
-                            td.l { (t) } td { (tc.instances) }
-                            @for v in [tc.dollars, tc.busy_dollars, tc.idle_dollars, tc.storage_dollars] { td { (format!("{v:.2}")) } }
-                            @for v in [tc.billed_machine_hours, tc.busy_machine_hours, tc.idle_machine_hours] { td { (format!("{v:.2}")) } }
-                        }
-                    }
+            dt { "configuration" } dd { (summary.config) }
+            dt { "quirks mode" } dd { (quirks_text(summary.quirks)) }
+            dt { "seed" } dd { (summary.seed) }
+            dt { "world" } dd { "cloud, static machines and the rest of the scenario: digest " code { (summary.inputs.world_digest) } }
+            dt { "program" } dd { "hydra-provisioner " (summary.program_version) }
+        }
+        (file_links(&RUN_FILES, "docs/scenario-format.md"))
+        h2 { "Figures" }
+        table {
+            tr { th.l { "cost" } td.l { (format!("${:.2} (storage ${:.2})", c.dollars, c.storage_dollars)) } }
+            tr { th.l { "machine-hours" } td.l { (format!("billed {:.2}, busy {:.2}, idle {:.2}; utilisation {:.1}%", c.billed_machine_hours, c.busy_machine_hours, c.idle_machine_hours, c.utilisation * 100.0)) } }
+            tr { th.l { "simulated" } td.l { (format!("{:.1} h, {} provisioner passes", end_h, summary.passes)) } }
+            tr { th.l { "steps" } td.l { (format!("{} total, {} started, {} succeeded, {} failed, {} gave up, {} running at end", s.total, s.started, s.succeeded, s.failed, s.gave_up, s.running_at_end)) } }
+            @for (reason, n) in &s.never_started { tr { th.l { "never started" } td.l { (n) " (" (reason) ")" } } }
+            tr { th.l { "wait" } td.l { (format!("mean {:.1} s, p50 {:.1} s, p95 {:.1} s, p99 {:.1} s, max {:.1} s; {:.1}% waited for a boot", summary.latency.overall.mean, summary.latency.overall.p50, summary.latency.overall.p95, summary.latency.overall.p99, summary.latency.overall.max, summary.latency.waited_for_boot_fraction * 100.0)) } }
+            tr { th.l { "machines" } td.l { (format!("{} creates, {} starts, {} stops, {} destroys, {} spot interruptions; {} deploys, {} failed; {} stops refused", st.creates, st.starts, st.stops, st.destroys, st.spot_interruptions, st.deploys, st.failed_deploys, st.stops_refused)) } }
+            tr { th.l { "aborted steps" } td.l { (format!("{} aborted, {} retries", st.aborted_steps, st.retries)) } }
+        }
+        h2 { "Timeline per machine type" }
+        p {
+            "Sampled at every provisioner pass; each value holds until the next pass. Runnable steps include those in retry back-off, "
+            "as Hydra counts them. Slots are those of listed provisioned machines (machines times maxJobs); "
+            "running steps count every machine, static ones included. The data are in series.csv."
+        }
+        @for (t, svg) in &timelines {
+            h3 { (t) }
+            div.chart { (PreEscaped(svg)) }
+        }
+        h2 { "Waits" }
+        p { "For each group, the share of its started steps whose wait (runnable to first start) was at most the value on the horizontal axis. Steps that never started are not in it." }
+        div.chart { (PreEscaped(cdf_type)) }
+        (wait_table("machine type", &summary.latency.per_machine_type))
+        div.chart { (PreEscaped(cdf_jobset)) }
+        (wait_table("jobset", &summary.latency.per_jobset))
+        h2 { "Cost per machine type" }
+        p { "Billed time with at least one job running (busy), billed without one (idle but paid, billing rounding included), and the disks of stopped instances (storage)." }
+        div.chart { (PreEscaped(cost)) }
+        table {
+            tr { th.l { "machine type" } th { "instances" } th { "cost $" } th { "busy $" } th { "idle but paid $" } th { "storage $" } th { "billed h" } th { "busy h" } th { "idle h" } }
+            @for (t, tc) in &c.per_machine_type {
+                tr {
+                    td.l { (t) } td { (tc.instances) }
+                    @for v in [tc.dollars, tc.busy_dollars, tc.idle_dollars, tc.storage_dollars] { td { (format!("{v:.2}")) } }
+                    @for v in [tc.billed_machine_hours, tc.busy_machine_hours, tc.idle_machine_hours] { td { (format!("{v:.2}")) } }
                 }
             }
         }
     };
-    Ok(page.into_string())
+    Ok(page(&title, body))
 }

@@ -528,6 +528,35 @@ on_demand_price = 0.5
     }
 
     #[test]
+    fn windows_and_durations_read_with_units() {
+        assert_eq!(parse_duration("90s"), Ok(90.0));
+        assert_eq!(parse_duration("15m"), Ok(900.0));
+        assert_eq!(parse_duration("1.5h"), Ok(5400.0));
+        assert_eq!(parse_duration("2d"), Ok(172_800.0));
+        assert_eq!(parse_duration(" 30 "), Ok(30.0));
+        for bad in ["", "m", "5 weeks", "-1m", "1e400"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            (duration_text(86400.0), duration_text(5400.0), duration_text(61.0)),
+            ("1d".into(), "90m".into(), "61s".into())
+        );
+        let s = Scenario::parse(&format!("window = \"1d..36h\"\n{GOOD}"), "s.toml", Path::new(".")).unwrap();
+        assert_eq!(s.window, Some(Window { start: 86400.0, end: 129_600.0 }));
+        assert_eq!(s.window.unwrap().label(), "1d..36h");
+        let s = Scenario::parse(&format!("window = [0, 3600]\n{GOOD}"), "s.toml", Path::new(".")).unwrap();
+        assert_eq!(s.at_window_start().epoch, s.epoch);
+        let s = Scenario::parse(&format!("window = [7200, 9000]\n{GOOD}"), "s.toml", Path::new(".")).unwrap();
+        let moved = s.at_window_start();
+        assert_eq!((moved.epoch - s.epoch, moved.queue_runner_uptime - s.queue_runner_uptime), (7200, 7200));
+        assert_ne!(s.world_digest(), Scenario::parse(GOOD, "s.toml", Path::new(".")).unwrap().world_digest());
+        for bad in ["[5, 1]", "[0.5, 10]", "\"1h\"", "[1, 2, 3]", "\"1x..2h\""] {
+            let e = Scenario::parse(&format!("window = {bad}\n{GOOD}"), "s.toml", Path::new(".")).unwrap_err();
+            assert!(e.to_string().contains("window"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn every_type_needs_a_cloud_model() {
         let bad = GOOD.replace("[cloud.\"x86_64-linux\"]\non_demand_price = 0.5\n", "");
         let e = Scenario::parse(&bad, "s.toml", Path::new(".")).unwrap_err();

@@ -10,4 +10,5 @@ mod pg;
 mod policy;
 mod production;
 mod replay;
+mod reports;
 mod simulation;

@@ -85,10 +85,45 @@ fn steps(rows: &[(i64, SeriesRow)], k: usize, end_h: f64) -> Vec<(f64, f64)> {
 
 /// One machine type's timeline: the queue and slots above, machines below.
 pub struct Timeline<'a> {
-    pub machine_type: &'a str,
-    pub rows: &'a [(i64, SeriesRow)],
+    machine_type: &'a str,
+    /// At most [`TIMELINE_POINTS`] rows.
+    rows: Vec<(i64, SeriesRow)>,
     /// Hours covered by the run.
-    pub end_h: f64,
+    end_h: f64,
+    /// Passes per row (1 unless the run had more than [`TIMELINE_POINTS`]).
+    passes_per_row: usize,
+}
+
+/// Rows a timeline draws at most: more would not show at 1400 pixels, and
+/// would make a long run's page heavy.
+pub const TIMELINE_POINTS: usize = 1500;
+
+impl<'a> Timeline<'a> {
+    /// A type's timeline from its samples; a long run's consecutive passes
+    /// are merged, each figure the largest of them, so that peaks still show.
+    pub fn new(machine_type: &'a str, samples: &[(i64, SeriesRow)], end_h: f64) -> Timeline<'a> {
+        let passes_per_row = samples.len().div_ceil(TIMELINE_POINTS).max(1);
+        let rows = samples
+            .chunks(passes_per_row)
+            .map(|chunk| {
+                let mut row = SeriesRow::default();
+                for (_, r) in chunk {
+                    row.iter_mut().zip(r).for_each(|(a, &b)| *a = (*a).max(b));
+                }
+                (chunk[0].0, row)
+            })
+            .collect();
+        Timeline { machine_type, rows, end_h, passes_per_row }
+    }
+
+    /// The time axis's name.
+    fn x_desc(&self, extra: &str) -> String {
+        let merged = match self.passes_per_row {
+            1 => String::new(),
+            n => format!("; each point the largest of {n} passes"),
+        };
+        format!("time since the start of the run (h){merged}{extra}")
+    }
 }
 
 /// Labels for counts: whole numbers only, so a small range shows no repeats.
@@ -139,10 +174,10 @@ impl Timeline<'_> {
             (RUNNING, "running steps, any machine (right)", PALETTE[2], 2),
         ];
         for &(k, _, colour, width) in &right {
-            let points = steps(self.rows, k, self.end_h);
+            let points = steps(&self.rows, k, self.end_h);
             chart.draw_secondary_series(LineSeries::new(points, colour.stroke_width(width))).map_err(err)?;
         }
-        let runnable = steps(self.rows, RUNNABLE, self.end_h);
+        let runnable = steps(&self.rows, RUNNABLE, self.end_h);
         chart.draw_series(LineSeries::new(runnable, PALETTE[0].stroke_width(2))).map_err(err)?;
         let mut entries = vec![LegendEntry::new("runnable steps (left)", PALETTE[0], Mark::Line)];
         entries.extend(right.iter().map(|&(_, l, c, _)| LegendEntry::new(l, c, Mark::Line)));
@@ -172,7 +207,7 @@ impl Timeline<'_> {
             .build_cartesian_2d(self.x_range(), 0f64..(ymax * 1.1).max(ymax + 1.0))
             .map_err(err)?;
         plot::styled(&mut chart.configure_mesh())
-            .x_desc("time since the start of the run (h)")
+            .x_desc(self.x_desc(""))
             .y_desc("machines")
             .y_label_formatter(&count_label)
             .draw()
@@ -215,7 +250,7 @@ impl Chart for Timeline<'_> {
 
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
         if !self.has_machines() {
-            return self.queue_panel(root, "time since the start of the run (h); no provisioned machines of this type");
+            return self.queue_panel(root, &self.x_desc("; no provisioned machines of this type"));
         }
         let (top, bottom) = root.split_vertically(300);
         self.queue_panel(&top, "")?;
@@ -365,7 +400,7 @@ pub fn html(summary: &Summary, data: &RunData, scenario_file: &str) -> Result<St
     for (t, rows) in &data.series {
         let active = rows.iter().any(|(_, r)| r.iter().any(|&v| v > 0));
         if active {
-            timelines.push((t, plot::svg(&Timeline { machine_type: t, rows, end_h })?));
+            timelines.push((t, plot::svg(&Timeline::new(t, rows, end_h))?));
         }
     }
     let by_type = Cdf {
@@ -445,4 +480,43 @@ pub fn html(summary: &Summary, data: &RunData, scenario_file: &str) -> Result<St
         }
     };
     Ok(page(&title, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(runnable: u64) -> SeriesRow {
+        let mut r = SeriesRow::default();
+        r[RUNNABLE] = runnable;
+        r
+    }
+
+    #[test]
+    fn samples_gather_into_one_row_per_pass_and_type() {
+        let mut d = RunData::default();
+        d.sample(0, "runnable", "x86_64-linux", 5);
+        d.sample(0, "busy_slots", "x86_64-linux", 2);
+        d.sample(0, "no such figure", "x86_64-linux", 9);
+        d.sample(300_000, "runnable", "x86_64-linux", 7);
+        let rows = &d.series["x86_64-linux"];
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].1[RUNNABLE], rows[0].1[BUSY], rows[1].1[RUNNABLE]), (5, 2, 7));
+    }
+
+    #[test]
+    fn long_runs_merge_passes_and_keep_their_peaks() {
+        let samples: Vec<(i64, SeriesRow)> =
+            (0..3001).map(|i| (i64::from(i) * 300_000, row(if i == 1234 { 99 } else { 1 }))).collect();
+        let t = Timeline::new("x86_64-linux", &samples, 250.0);
+        assert_eq!((t.passes_per_row, t.rows.len()), (3, 1001));
+        assert!(t.rows.iter().any(|(_, r)| r[RUNNABLE] == 99), "the peak survives");
+        assert!(t.x_desc("").contains("largest of 3 passes"));
+        let short = Timeline::new("x86_64-linux", &samples[..10], 1.0);
+        assert_eq!((short.passes_per_row, short.rows.len()), (1, 10));
+        assert!(!short.has_machines());
+        let svg = plot::svg(&short).unwrap();
+        assert!(svg.contains("runnable steps (left)") && svg.contains("no provisioned machines"), "{svg}");
+        assert_eq!(svg, plot::svg(&Timeline::new("x86_64-linux", &samples[..10], 1.0)).unwrap());
+    }
 }

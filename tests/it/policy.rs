@@ -537,3 +537,53 @@ fn recommend_takes_a_scenario_and_windows_of_its_trace_as_samples() {
     assert!(stdout.contains("1 candidate(s), 6 sample(s) each (2 seed(s) x 3 window(s))"), "{stdout}");
     assert!(stdout.contains("Recommended: #0 base") && stdout.contains("waiting $"), "{stdout}");
 }
+
+#[test]
+fn a_sweep_over_traces_the_cloud_and_the_interval_pools_samples_splits_settings_and_shards_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    quick_start_copy(dir.path(), "base.toml", |t| t);
+    // A second trace: the first 600 steps of the quick-start's.
+    let trace = std::fs::read_to_string(root().join("traces/quick-start.csv")).unwrap();
+    let short: String = trace.lines().take(601).map(|l| format!("{l}\n")).collect();
+    let short = write(dir.path(), "short.csv", &short);
+    let file = write(
+        dir.path(),
+        "grid.toml",
+        &format!(
+            "version = 1\nscenario = \"base.toml\"\nseeds = [1]\n\
+             [[axis]]\npath = \"interval\"\nvalues = [60, 300]\n\
+             [[axis]]\npath = 'cloud.\"x86_64-linux\".boot_median'\nvalues = [60, 300]\n\
+             [[axis]]\npath = \"trace\"\nvalues = ['{}', '{}']\n",
+            root().join("traces/quick-start.csv").display(),
+            short.display()
+        ),
+    );
+    let out = dir.path().join("out");
+    let o = sweep(&file, &out, "2");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary = records(&out.join("summary.csv"));
+    let h = &summary[0];
+    assert_eq!(summary.len(), 1 + 4, "2 intervals x 2 cloud settings");
+    assert!(h.iter().all(|c| c != "trace"), "traces are samples, pooled: {h:?}");
+    assert!(summary[1..].iter().all(|r| &r[column(h, "samples")] == "2"));
+    assert_eq!(&h[column(h, "cloud.x86_64-linux.boot_median")], "cloud.x86_64-linux.boot_median");
+    let points = records(&out.join("points.csv"));
+    assert_eq!(points.len(), 1 + 8);
+    let ph = &points[0];
+    let short_runs: Vec<&csv::StringRecord> =
+        points[1..].iter().filter(|r| r[column(ph, "trace")].ends_with("short.csv")).collect();
+    assert_eq!(short_runs.len(), 4);
+    assert!(short_runs.iter().all(|r| &r[column(ph, "steps_started")] != "1164"), "the short trace has fewer steps");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("for boot_median=60") && stdout.contains("for boot_median=300"), "{stdout}");
+    // Two shards of this sweep merge into the same bytes.
+    let parts = dir.path().join("parts");
+    for k in 1..=2 {
+        let o =
+            bin().arg("sweep").arg(&file).args(["--shard", &format!("{k}/2"), "--out"]).arg(&parts).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let merged = dir.path().join("merged");
+    assert!(merge(&[&parts], &merged).status.success());
+    assert!(outputs(&merged) == outputs(&out), "the merged shards differ from the single run");
+}

@@ -179,6 +179,11 @@ pub fn run(args: CompareArgs) -> Result<ExitCode, Failure> {
         }
     };
     let (b_runs, c_runs) = (side_runs(&baseline)?, side_runs(&candidate)?);
+    if let (Side::Summary(b), Side::Summary(c)) = (&baseline, &candidate)
+        && b.pointer("/seed") != c.pointer("/seed")
+    {
+        tracing::warn!("the two summaries were run with different seeds: they are compared as one unpaired run each");
+    }
     if !args.allow_different_inputs
         && let Some(why) = b_runs.iter().zip(&c_runs).find_map(|(b, c)| input_difference(b, c))
     {

@@ -235,8 +235,7 @@ impl Prepared {
     pub fn jobs(&self, shard: Option<Shard>) -> (Vec<Job<'_>>, Vec<usize>) {
         let mut jobs = vec![];
         let mut indices = vec![];
-        for (p, (scenario, t)) in self.points.iter().enumerate() {
-            let point = &self.sweep.points()[p];
+        for ((p, (scenario, t)), point) in self.points.iter().enumerate().zip(self.sweep.points()) {
             for (s, &seed) in self.seeds.iter().enumerate() {
                 let run = p * self.seeds.len() + s;
                 if !shard.is_none_or(|shard| shard.has(run)) {
@@ -244,7 +243,7 @@ impl Prepared {
                 }
                 let mut scenario = scenario.clone();
                 scenario.seed = seed;
-                let name = format!("point {p} ({}) seed {seed}", self.sweep.label(point));
+                let name = format!("point {p} ({}) seed {seed}", self.sweep.label(&point));
                 jobs.push(Job { scenario, trace: &self.traces[*t], name });
                 indices.push(run);
             }

@@ -9,6 +9,7 @@
 
 mod compare;
 mod plan;
+mod recommend;
 mod replay;
 mod run;
 mod simulate;
@@ -88,8 +89,10 @@ pub enum Cmd {
     Simulate(simulate::SimulateArgs),
     /// Run a grid of policies over seeds; report cost, latency and the Pareto frontier.
     Sweep(sweep::SweepArgs),
-    /// Gate a policy change: fail when the candidate costs more or waits longer than allowed.
+    /// Gate a policy change: fail when the candidate costs more or waits longer than allowed, beyond noise.
     Compare(compare::CompareArgs),
+    /// Name the cheapest policy of a sweep that meets wait targets, and how sure that is.
+    Recommend(recommend::RecommendArgs),
     /// Import real Hydra history, generate synthetic traces, describe and check trace files.
     Trace(trace::TraceArgs),
     /// Run a candidate configuration over recorded passes; report where its decisions differ.
@@ -224,6 +227,7 @@ pub fn main() -> ExitCode {
         Cmd::Simulate(args) => simulate::run(args),
         Cmd::Sweep(args) => sweep::run(args),
         Cmd::Compare(args) => compare::run(args),
+        Cmd::Recommend(args) => recommend::run(args),
         Cmd::Trace(args) => trace::run(args),
         Cmd::Replay(args) => replay::run(args),
         Cmd::Completions(args) => completions(&args),

@@ -183,6 +183,7 @@ pub const HORIZON: &str = "horizon reached first";
 pub struct StepRecord {
     pub step_id: u64,
     pub kind: u32,
+    pub jobset: u32,
     pub runnable_at: Option<SimTime>,
     pub started_at: Option<SimTime>,
     pub finished_at: Option<SimTime>,
@@ -709,9 +710,11 @@ impl Hydra {
         if !self.keep_records {
             return;
         }
+        let jobset = self.jobset_of(row.jobset, symbols);
         self.records.push(StepRecord {
             step_id: row.step_id,
             kind,
+            jobset,
             runnable_at: None,
             started_at: None,
             finished_at: None,
@@ -788,6 +791,7 @@ impl Hydra {
         let record = StepRecord {
             step_id: s.step_id,
             kind: s.kind,
+            jobset: s.jobset,
             runnable_at: (s.runnable_at >= 0).then_some(SimTime(s.runnable_at)),
             started_at: (s.first_start >= 0).then_some(SimTime(s.first_start)),
             finished_at,

@@ -40,18 +40,19 @@
 //! [`Summary`]; files, terminals and progress bars belong to the CLI.
 
 pub mod hydra;
+pub mod input;
 mod queue;
 pub mod scenario;
 pub mod shell;
 mod slots;
 pub mod time;
 
-pub use scenario::{CloudType, Era, Market, Scenario, ScenarioError, StaticMachine};
+pub use scenario::{CloudType, Era, Market, Scenario, ScenarioError, StaticMachine, Window};
 pub use time::SimTime;
 
 use crate::billing::BillingModel;
 use crate::engine::{self, Command, Plan};
-use crate::metrics::{self, Cost, Stability, StepCounts, Summary};
+use crate::metrics::{self, Cost, Inputs, Stability, StepCounts, Summary, TypeCost};
 use crate::model::{Deployment, Fleet, MachineMemory, MachineState, Observation};
 use crate::status;
 use crate::trace::{StepRow, StepSource, TraceError};
@@ -87,12 +88,30 @@ pub enum SimError {
 pub struct StepLine<'a> {
     pub step_id: u64,
     pub machine_type: &'a str,
+    pub jobset: &'a str,
     pub runnable_at: Option<SimTime>,
     pub started_at: Option<SimTime>,
     pub finished_at: Option<SimTime>,
     pub machine: Option<&'a str>,
+    /// The provisioned instance of the last attempt (see [`MachineEvent::instance`]);
+    /// `None` for a static machine.
+    pub instance: Option<u32>,
     pub attempts: u32,
     pub end: &'a str,
+}
+
+/// Something that happened to a provisioned machine.
+#[derive(Debug, Clone)]
+pub struct MachineEvent<'a> {
+    pub at: SimTime,
+    /// The instance, numbered from 1 in creation order for the run. Deployment
+    /// names are reused once their machine is destroyed; this number is not,
+    /// and a stopped and restarted instance keeps it.
+    pub instance: u32,
+    /// The NixOps deployment's name.
+    pub machine: &'a str,
+    pub machine_type: &'a str,
+    pub event: &'a str,
 }
 
 /// Receives the run's detailed results as they happen. Every method has an
@@ -110,6 +129,11 @@ pub trait Observer {
     fn step(&mut self, _line: &StepLine<'_>) {}
     fn sample(&mut self, _at: SimTime, _metric: &str, _key: &str, _value: u64) {}
     fn lifecycle(&mut self, _at: SimTime, _machine: &str, _machine_type: &str, _event: &str) {}
+    /// A machine's event with its instance number; by default handed on to
+    /// [`Observer::lifecycle`].
+    fn machine_event(&mut self, e: &MachineEvent<'_>) {
+        self.lifecycle(e.at, e.machine, e.machine_type, e.event)
+    }
     /// The status document, observation and plan of pass `index` (from 1).
     fn pass(&mut self, _index: u64, _status: &serde_json::Value, _observation: &Observation, _plan: &Plan) {}
     fn progress(&mut self, _at: SimTime, _steps_arrived: u64) {}
@@ -125,6 +149,23 @@ impl Observer for NoObserver {
         false
     }
 }
+
+/// The figures sampled per type at every pass, in the order they are
+/// reported ([`Observer::sample`]'s `metric`, with the type as `key`):
+/// runnable and running steps of the type, its provisioned machines by state
+/// (starting, up, stopped, missing), those listed in the machines file,
+/// their slots (listed machines times maxJobs) and the slots busy.
+pub const SERIES_FIGURES: [&str; 9] = [
+    "runnable",
+    "running",
+    "machines_starting",
+    "machines_up",
+    "machines_stopped",
+    "machines_missing",
+    "machines_listed",
+    "slots",
+    "busy_slots",
+];
 
 /// Whether pass `index` (from 1) checks the status the simulator builds for
 /// the engine against the document Hydra would print, read back through the
@@ -225,6 +266,8 @@ pub struct Simulation<'s> {
     next_ip: u32,
     passes: u64,
     stability: Stability,
+    /// The instance behind each of Hydra's machines (`None`: static).
+    instance_of_machine: Vec<Option<u32>>,
 }
 
 fn lognormal_ms(rng: &mut ChaCha8Rng, median_s: f64, spread: f64) -> i64 {
@@ -280,6 +323,7 @@ impl<'s> Simulation<'s> {
             next_ip: 0,
             passes: 0,
             stability: Stability::default(),
+            instance_of_machine: vec![],
         }
     }
 
@@ -318,7 +362,12 @@ impl<'s> Simulation<'s> {
                 runnable_at: r.runnable_at,
                 started_at: r.started_at,
                 finished_at: r.finished_at,
+                jobset: self.hydra.jobset_name(r.jobset),
                 machine: r.machine.map(|m| self.hydra.machines[m as usize].host.as_str()),
+                instance: r
+                    .machine
+                    .and_then(|m| self.instance_of_machine.get(m as usize).copied().flatten())
+                    .map(|i| i + 1),
                 attempts: r.attempts,
                 end,
             };
@@ -401,7 +450,7 @@ impl<'s> Simulation<'s> {
             Event::SpotNotice { machine, generation } => {
                 let inst = &self.instances[machine as usize];
                 if inst.generation == generation && inst.state == InstanceState::Running {
-                    observer.lifecycle(self.now, &inst.name, &inst.machine_type, "spot interruption notice");
+                    self.event(observer, self.now, machine, "spot interruption notice");
                     let at = self.now.plus_ms(SPOT_NOTICE_MS);
                     self.schedule(at, Event::SpotTerminate { machine, generation });
                 }
@@ -411,12 +460,19 @@ impl<'s> Simulation<'s> {
                 if inst.generation == generation && inst.state == InstanceState::Running {
                     self.stability.spot_interruptions += 1;
                     self.end_run(machine, InstanceState::Missing);
-                    let inst = &self.instances[machine as usize];
-                    observer.lifecycle(self.now, &inst.name, &inst.machine_type, "spot interrupted");
+                    self.event(observer, self.now, machine, "spot interrupted");
                 }
             }
         }
         Ok(())
+    }
+
+    /// Tells the observer what happened to instance `machine`.
+    fn event(&self, observer: &mut dyn Observer, at: SimTime, machine: u32, event: &str) {
+        let inst = &self.instances[machine as usize];
+        let e =
+            MachineEvent { at, instance: machine + 1, machine: &inst.name, machine_type: &inst.machine_type, event };
+        observer.machine_event(&e);
     }
 
     fn engine_now(&self) -> i64 {
@@ -480,27 +536,49 @@ impl<'s> Simulation<'s> {
         Ok(())
     }
 
+    /// The canonical key of an instance's type (its type argument is in the
+    /// configuration's spelling under the original quirks).
+    fn type_key<'a>(&'a self, inst: &'a Instance) -> &'a str {
+        self.scenario.config.type_for(&inst.machine_type).map_or(inst.machine_type.as_str(), |t| t.canonical.as_str())
+    }
+
+    /// One sample per type and figure (`series.csv`, docs/scenario-format.md):
+    /// the queue's runnable and running steps per step type, and the
+    /// provisioned machines of each configured type by state, listed, their
+    /// slots and how many of those are busy.
     fn sample(&self, observer: &mut dyn Observer) {
+        let mut types: BTreeMap<&str, [u64; 9]> = BTreeMap::new();
         for k in self.hydra.kinds() {
-            observer.sample(self.now, "runnable", &k.key, k.runnable);
-            observer.sample(self.now, "running", &k.key, k.running);
+            let row = types.entry(&k.key).or_default();
+            row[0] = k.runnable;
+            row[1] = k.running;
         }
-        let mut states: BTreeMap<&str, u64> =
-            ["starting", "up", "stopped", "missing"].into_iter().map(|s| (s, 0)).collect();
+        for key in self.scenario.config.system_types.keys() {
+            types.entry(key).or_default();
+        }
         for inst in self.live.iter().map(|&i| &self.instances[i as usize]) {
-            let s = match inst.state {
+            let state = match inst.state {
                 InstanceState::Destroyed => continue,
-                InstanceState::Stopped => "stopped",
-                InstanceState::Missing => "missing",
-                InstanceState::Running if inst.ready_at <= self.now => "up",
-                InstanceState::Running => "starting",
+                InstanceState::Stopped => 4,
+                InstanceState::Missing => 5,
+                InstanceState::Running if inst.ready_at <= self.now => 3,
+                InstanceState::Running => 2,
             };
-            *states.entry(s).or_default() += 1;
+            let row = types.entry(self.type_key(inst)).or_default();
+            row[state] += 1;
+            if inst.state == InstanceState::Running && self.listed_hosts.contains(&inst.ip) {
+                row[6] += 1;
+                row[7] += u64::from(inst.max_jobs);
+            }
+            if let Some(h) = inst.hydra.filter(|_| inst.state == InstanceState::Running) {
+                row[8] += u64::from(self.hydra.machines[h as usize].current_jobs);
+            }
         }
-        for (s, n) in states {
-            observer.sample(self.now, "machines", s, n);
+        for (key, row) in types {
+            for (name, value) in SERIES_FIGURES.into_iter().zip(row) {
+                observer.sample(self.now, name, key, value);
+            }
         }
-        observer.sample(self.now, "machines", "listed", self.listed_hosts.len() as u64);
     }
 
     /// The instance starts running at `now` (a launch or a start from stopped).
@@ -535,8 +613,7 @@ impl<'s> Simulation<'s> {
         let delay = lognormal_ms(&mut self.rng, median, spread);
         self.begin_run(machine, at, delay);
         self.stability.starts += 1;
-        let inst = &self.instances[machine as usize];
-        observer.lifecycle(at, &inst.name, &inst.machine_type, "start");
+        self.event(observer, at, machine, "start");
     }
 
     /// The instance stops running (stop, interruption or destruction).
@@ -607,7 +684,7 @@ impl<'s> Simulation<'s> {
                     let boot = lognormal_ms(&mut self.rng, cloud.boot_median, cloud.boot_spread);
                     self.instances[index as usize].launch_pending = Some(boot);
                     self.stability.creates += 1;
-                    observer.lifecycle(now, deployment, machine_type, "create");
+                    self.event(observer, now, index, "create");
                 }
                 Command::Start { deployment } => {
                     let Some(&m) = self.by_name.get(deployment) else { continue };
@@ -675,12 +752,8 @@ impl<'s> Simulation<'s> {
             }
             let done_s = self.scenario.epoch.saturating_add(d.done_at.whole_secs());
             memory.entry(inst.name.clone()).or_default().record_deploy(ok, &d.fingerprint, done_s);
-            observer.lifecycle(
-                d.done_at,
-                &inst.name,
-                &inst.machine_type,
-                if ok { "deployed" } else { "deploy failed" },
-            );
+            let (at, machine) = (d.done_at, d.machine);
+            self.event(observer, at, machine, if ok { "deployed" } else { "deploy failed" });
         }
         self.memory = memory;
         if write_file {
@@ -733,8 +806,7 @@ impl<'s> Simulation<'s> {
                 }
                 if !stop_confirmed {
                     self.stability.stops_refused += 1;
-                    let inst = &self.instances[m as usize];
-                    observer.lifecycle(now, &inst.name, &inst.machine_type, "stop refused (no confirmation)");
+                    self.event(observer, now, m, "stop refused (no confirmation)");
                     continue;
                 }
                 self.stability.stops += 1;
@@ -745,8 +817,7 @@ impl<'s> Simulation<'s> {
                 self.live.retain(|&i| i != m);
             }
             self.end_run(m, state);
-            let inst = &self.instances[m as usize];
-            observer.lifecycle(now, &inst.name, &inst.machine_type, verb);
+            self.event(observer, now, m, verb);
         }
         let next = now.plus_ms(secs_ms(self.scenario.interval));
         self.schedule(next, Event::Pass);
@@ -778,6 +849,10 @@ impl<'s> Simulation<'s> {
                 Some(h) => h,
                 None => {
                     let h = self.hydra.add_machine(host, spec.clone(), now, true);
+                    if self.instance_of_machine.len() <= h as usize {
+                        self.instance_of_machine.resize(h as usize + 1, None);
+                    }
+                    self.instance_of_machine[h as usize] = Some(m as u32);
                     let requested = self.instances[m].run_start.unwrap_or(now);
                     self.hydra.set_requested_at(h, requested);
                     self.instances[m].hydra = Some(h);
@@ -787,11 +862,12 @@ impl<'s> Simulation<'s> {
             self.hydra.set_alive(h, true, now);
         }
         let hosts: BTreeSet<String> = listed.keys().cloned().collect();
-        for inst in self.live.iter().map(|&i| &self.instances[i as usize]) {
+        for &i in &self.live {
+            let inst = &self.instances[i as usize];
             let was = self.listed_hosts.contains(&inst.ip);
             let is = hosts.contains(&inst.ip) && inst.state == InstanceState::Running;
             if was != is {
-                observer.lifecycle(now, &inst.name, &inst.machine_type, if is { "listed" } else { "delisted" });
+                self.event(observer, now, i, if is { "listed" } else { "delisted" });
             }
         }
         self.hydra.apply_machines_file(&listed);
@@ -806,7 +882,9 @@ impl<'s> Simulation<'s> {
         let mut busy_ms = 0i64;
         let mut job_ms = 0i64;
         let mut alive = 0;
-        for inst in &mut self.instances {
+        let mut per_type: BTreeMap<String, TypeCost> = BTreeMap::new();
+        let type_keys: Vec<String> = self.instances.iter().map(|i| self.type_key(i).to_string()).collect();
+        for (inst, key) in self.instances.iter_mut().zip(type_keys) {
             if let Some(start) = inst.run_start.take() {
                 inst.billed_ms = inst.billed_ms.saturating_add(inst.billing.billed_millis(start.0, now.0));
                 alive += 1;
@@ -819,12 +897,35 @@ impl<'s> Simulation<'s> {
             cost.storage_dollars += metrics::dollars(inst.storage_ms, inst.storage_price);
             billed_total = billed_total.saturating_add(inst.billed_ms);
             slot_ms += i128::from(inst.billed_ms) * i128::from(inst.max_jobs);
+            let mut instance_busy_ms = 0;
             if let Some(h) = inst.hydra {
                 let m = &self.hydra.machines[h as usize];
                 busy_ms = busy_ms.saturating_add(m.busy_ms);
                 job_ms = job_ms.saturating_add(m.job_ms);
+                instance_busy_ms = m.busy_ms.min(inst.billed_ms);
+            }
+            let t = per_type.entry(key).or_default();
+            t.instances += 1;
+            t.busy_dollars += metrics::dollars(instance_busy_ms, inst.price);
+            t.idle_dollars += metrics::dollars(inst.billed_ms - instance_busy_ms, inst.price);
+            t.storage_dollars += metrics::dollars(inst.storage_ms, inst.storage_price);
+            t.billed_machine_hours += inst.billed_ms as f64 / 3_600_000.0;
+            t.busy_machine_hours += instance_busy_ms as f64 / 3_600_000.0;
+        }
+        for t in per_type.values_mut() {
+            t.dollars = metrics::round3(t.busy_dollars + t.idle_dollars + t.storage_dollars);
+            t.idle_machine_hours = metrics::round3(t.billed_machine_hours - t.busy_machine_hours);
+            for v in [
+                &mut t.busy_dollars,
+                &mut t.idle_dollars,
+                &mut t.storage_dollars,
+                &mut t.billed_machine_hours,
+                &mut t.busy_machine_hours,
+            ] {
+                *v = metrics::round3(*v);
             }
         }
+        cost.per_machine_type = per_type;
         let hours = |ms: i64| metrics::round3(ms as f64 / 3_600_000.0);
         cost.dollars = metrics::round3(cost.dollars);
         cost.storage_dollars = metrics::round3(cost.storage_dollars);
@@ -860,6 +961,7 @@ impl<'s> Simulation<'s> {
             quirks: self.scenario.config.quirks,
             seed: self.scenario.seed,
             program_version: env!("CARGO_PKG_VERSION").to_string(),
+            inputs: Inputs::default(),
             simulated_seconds: metrics::round3(now.0 as f64 / 1000.0),
             passes: self.passes,
             steps,
@@ -871,9 +973,20 @@ impl<'s> Simulation<'s> {
     }
 }
 
-/// Runs `scenario` over `source`.
+/// Runs `scenario` over the rows of `source` in its window, and names in
+/// the summary the inputs it replayed.
 pub fn run(scenario: &Scenario, source: &mut dyn StepSource, observer: &mut dyn Observer) -> Result<Summary, SimError> {
-    Simulation::new(scenario).run(source, observer)
+    let mut replayed = input::Replayed::new(source, scenario.window);
+    let mut summary = match scenario.window {
+        Some(_) => Simulation::new(&scenario.at_window_start()).run(&mut replayed, observer)?,
+        None => Simulation::new(scenario).run(&mut replayed, observer)?,
+    };
+    summary.inputs = Inputs {
+        trace_digest: replayed.digest(),
+        world_digest: scenario.world_digest(),
+        window: scenario.window.map(|w| w.label()),
+    };
+    Ok(summary)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use crate::billing::BillingModel;
 use crate::config::{self, Config};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -33,7 +33,7 @@ pub struct ScenarioError {
 }
 
 /// Which status era the simulated queue runner reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Era {
     /// Dumps before late 2022: `machineTypes.<T>.lastActive` while idle.
@@ -43,7 +43,7 @@ pub enum Era {
     WithoutLastActive,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Market {
     #[default]
@@ -52,7 +52,7 @@ pub enum Market {
 }
 
 /// The cloud's side of one machine type.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CloudType {
     pub instance_type: String,
@@ -113,7 +113,7 @@ impl CloudType {
 }
 
 /// A build machine that is always there, outside the provisioner's control.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticMachine {
     pub name: String,
@@ -138,6 +138,82 @@ fn one_f() -> f64 {
     1.0
 }
 
+/// A part of a trace, in seconds on the trace's own time axis: the steps
+/// submitted at `start` or later and before `end` are replayed, moved so
+/// that `start` is the run's zero (docs/scenario-format.md).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Window {
+    pub start: f64,
+    pub end: f64,
+}
+
+impl Window {
+    /// Reads `[start, end]` (seconds) or `"start..end"` with units
+    /// (`"24h..48h"`, see [`parse_duration`]).
+    pub fn from_toml(v: &toml::Value) -> Result<Window, String> {
+        let bad =
+            || format!("expected [start, end] in seconds or \"start..end\" with units (e.g. \"24h..48h\"), got {v}");
+        let (start, end) = match v {
+            toml::Value::Array(a) if a.len() == 2 => {
+                let num = |x: &toml::Value| x.as_float().or_else(|| x.as_integer().map(|i| i as f64));
+                (num(&a[0]).ok_or_else(bad)?, num(&a[1]).ok_or_else(bad)?)
+            }
+            toml::Value::String(s) => {
+                let (a, b) = s.split_once("..").ok_or_else(bad)?;
+                (parse_duration(a)?, parse_duration(b)?)
+            }
+            _ => return Err(bad()),
+        };
+        if !(start.is_finite() && end.is_finite() && start >= 0.0 && start < end && end <= 1e10) {
+            return Err(format!("the start must be zero or more and before the end, got {start}..{end} s"));
+        }
+        if start.fract() != 0.0 || end.fract() != 0.0 {
+            return Err(format!("the start and end must be whole seconds, got {start}..{end} s"));
+        }
+        Ok(Window { start, end })
+    }
+
+    /// `start..end` in the shortest of days, hours, minutes or seconds.
+    pub fn label(&self) -> String {
+        format!("{}..{}", duration_text(self.start), duration_text(self.end))
+    }
+}
+
+/// Seconds written with a unit: `90s`, `15m`, `1.5h`, `7d`, or a bare number
+/// of seconds.
+pub fn parse_duration(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let scale = match unit.trim() {
+        "s" | "sec" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        other => return Err(format!("`{text}`: unknown unit `{other}` (s, m, h, d)")),
+    };
+    let n: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}`: expected a number of seconds, or one with a unit (90s, 15m, 2h, 1d)"))?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("`{text}`: must be zero or more"));
+    }
+    Ok(n * scale)
+}
+
+/// Seconds as the largest whole unit: `86400` is `1d`, `5400` is `90m`.
+pub fn duration_text(seconds: f64) -> String {
+    for (unit, size) in [("d", 86400.0), ("h", 3600.0), ("m", 60.0)] {
+        if seconds != 0.0 && seconds % size == 0.0 {
+            return format!("{}{unit}", seconds / size);
+        }
+    }
+    format!("{seconds}s")
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScenarioFile {
@@ -151,6 +227,7 @@ struct ScenarioFile {
     #[serde(default)]
     shares: BTreeMap<String, u64>,
     horizon: Option<f64>,
+    window: Option<toml::Value>,
     #[serde(default = "default_seed")]
     seed: u64,
     #[serde(default = "default_interval")]
@@ -198,8 +275,11 @@ pub struct Scenario {
     pub cloud: BTreeMap<String, CloudType>,
     pub static_machines: Vec<StaticMachine>,
     pub shares: BTreeMap<String, u64>,
-    /// Seconds after the trace's zero at which the run stops.
+    /// Seconds after the run's zero (the trace's zero, or the start of the
+    /// window) at which the run stops.
     pub horizon: Option<f64>,
+    /// The part of the trace replayed; `None`: all of it.
+    pub window: Option<Window>,
     pub seed: u64,
     pub interval: f64,
     pub era: Era,
@@ -211,6 +291,40 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// A digest of what the scenario says about the world the policy runs
+    /// in (cloud, static machines, shares, era, reload delay, epoch, queue
+    /// runner uptime, horizon, window): not its name, seed, interval or
+    /// provisioner configuration. Two runs with equal digests and equal trace
+    /// digests replayed the same inputs under (perhaps) different policies.
+    pub fn world_digest(&self) -> String {
+        let world = serde_json::json!({
+            "cloud": self.cloud,
+            "static_machines": self.static_machines,
+            "shares": self.shares,
+            "horizon": self.horizon,
+            "window": self.window,
+            "era": self.era,
+            "reload_delay": self.reload_delay,
+            "epoch": self.epoch,
+            "queue_runner_uptime": self.queue_runner_uptime,
+        });
+        let mut d = super::input::Digest::default();
+        d.eat(world.to_string().as_bytes());
+        d.hex()
+    }
+
+    /// The scenario as a run over its window sees it: the engine's clock and
+    /// the queue runner's uptime moved on to the window's start.
+    pub fn at_window_start(&self) -> Scenario {
+        let mut s = self.clone();
+        if let Some(w) = self.window {
+            let start = w.start.floor() as i64;
+            s.epoch = s.epoch.saturating_add(start);
+            s.queue_runner_uptime = s.queue_runner_uptime.saturating_add(start);
+        }
+        s
+    }
+
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path)
@@ -364,6 +478,10 @@ impl Scenario {
         if let Some(h) = file.horizon.filter(|h| !(h.is_finite() && *h > 0.0 && *h <= 1e10)) {
             return Err(err(format!("horizon: must be positive seconds (at most 1e10), got {h}")));
         }
+        let window = match &file.window {
+            Some(v) => Some(Window::from_toml(v).map_err(|m| err(format!("window: {m}")))?),
+            None => None,
+        };
         let name = file.name.clone().unwrap_or_else(|| {
             Path::new(origin).file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
         });
@@ -378,6 +496,7 @@ impl Scenario {
             static_machines: file.static_machines,
             shares: file.shares,
             horizon: file.horizon,
+            window,
             seed: file.seed,
             interval: file.interval,
             era: file.era,
@@ -436,6 +555,35 @@ on_demand_price = 0.5
         assert!(s.config_json.is_none());
         let e = Scenario::parse(&text.replace("conf.json", "nope.json"), "s.toml", dir.path()).unwrap_err();
         assert!(e.to_string().contains("nope.json"), "{e}");
+    }
+
+    #[test]
+    fn windows_and_durations_read_with_units() {
+        assert_eq!(parse_duration("90s"), Ok(90.0));
+        assert_eq!(parse_duration("15m"), Ok(900.0));
+        assert_eq!(parse_duration("1.5h"), Ok(5400.0));
+        assert_eq!(parse_duration("2d"), Ok(172_800.0));
+        assert_eq!(parse_duration(" 30 "), Ok(30.0));
+        for bad in ["", "m", "5 weeks", "-1m", "1e400"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            (duration_text(86400.0), duration_text(5400.0), duration_text(61.0)),
+            ("1d".into(), "90m".into(), "61s".into())
+        );
+        let s = Scenario::parse(&format!("window = \"1d..36h\"\n{GOOD}"), "s.toml", Path::new(".")).unwrap();
+        assert_eq!(s.window, Some(Window { start: 86400.0, end: 129_600.0 }));
+        assert_eq!(s.window.unwrap().label(), "1d..36h");
+        let s = Scenario::parse(&format!("window = [0, 3600]\n{GOOD}"), "s.toml", Path::new(".")).unwrap();
+        assert_eq!(s.at_window_start().epoch, s.epoch);
+        let s = Scenario::parse(&format!("window = [7200, 9000]\n{GOOD}"), "s.toml", Path::new(".")).unwrap();
+        let moved = s.at_window_start();
+        assert_eq!((moved.epoch - s.epoch, moved.queue_runner_uptime - s.queue_runner_uptime), (7200, 7200));
+        assert_ne!(s.world_digest(), Scenario::parse(GOOD, "s.toml", Path::new(".")).unwrap().world_digest());
+        for bad in ["[5, 1]", "[0.5, 10]", "\"1h\"", "[1, 2, 3]", "\"1x..2h\""] {
+            let e = Scenario::parse(&format!("window = {bad}\n{GOOD}"), "s.toml", Path::new(".")).unwrap_err();
+            assert!(e.to_string().contains("window"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -13,4 +13,5 @@ mod pg;
 mod policy;
 mod production;
 mod replay;
+mod reports;
 mod simulation;

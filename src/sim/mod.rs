@@ -645,7 +645,7 @@ impl<'s> Simulation<'s> {
                 }
                 Command::TouchKeepAlive { .. } => pass_end = pass_end.max(now.plus_ms(TOUCH_MS)),
                 Command::WriteMachinesFile => write_file = true,
-                Command::Stop { .. } | Command::Destroy { .. } => {}
+                Command::Stop { .. } | Command::Destroy { .. } | Command::StopBuilderService { .. } => {}
             }
         }
         // A creation without a deploy still launches its instance.

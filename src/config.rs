@@ -914,6 +914,28 @@ mod tests {
     }
 
     #[test]
+    fn the_rust_runner_needs_its_endpoints_and_a_host_name_tag() {
+        let (c, w) = parse_ok(json!({"statusUrl": "http://127.0.0.1:8080/status"}));
+        assert_eq!((c.runner, c.rust_runner.is_none()), (Runner::Cpp, true));
+        assert!(!w.iter().any(|w| w.contains("rust")), "{w:?}");
+        let (c, _) = parse_ok(json!({"runner": "rust", "statusUrl": "http://127.0.0.1:8080/status",
+            "runnerEndpoint": "https://h:50051", "builderTokenPath": "/run/keys/t"}));
+        let r = c.rust_runner.unwrap();
+        assert_eq!(c.runner, Runner::Rust);
+        assert_eq!(r.builder_service, DEFAULT_BUILDER_SERVICE);
+        assert_eq!(r.store_dir, PathBuf::from("/nix/store"));
+        assert_eq!((r.watchdog_report, r.watchdog_replace, r.max_tries), (120, 600, 5));
+        let p = problems(json!({"runner": "rust", "tag": "hp.x", "builderTokenPath": "rel",
+            "watchdogReport": 300, "watchdogReplace": 200, "builderService": "-x"}));
+        for key in ["statusUrl", "runnerEndpoint", "tag", "builderTokenPath", "watchdogReplace", "builderService"] {
+            assert!(p.iter().any(|p| p.starts_with(&format!("{key}: "))), "{key}: {p:#?}");
+        }
+        assert!(problems(json!({"runner": "go"}))[0].starts_with("runner: must be `cpp` or `rust`"));
+        let (_, w) = parse_ok(json!({"watchdogReport": 5}));
+        assert!(w.contains(&"watchdogReport: only used with runner = \"rust\", ignored".to_string()), "{w:?}");
+    }
+
+    #[test]
     fn min_above_max_warns_and_max_wins() {
         let (c, w) = parse_ok(
             json!({"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d", "minMachines": 5, "maxMachines": 2}}}),

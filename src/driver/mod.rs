@@ -347,6 +347,15 @@ fn log_plan(plan: &Plan) {
     for w in &plan.warnings {
         tracing::warn!("{w}");
     }
+    for b in &plan.silent_builders {
+        let next = if b.replaced { "its service is stopped and it is replaced" } else { "reported" };
+        tracing::warn!(
+            "{}: the builder has been silent for {}s (no ping to the runner since {}): {next}",
+            b.deployment,
+            b.silent_for,
+            engine::reason::When { t: b.last_ping, now: Some(plan.now.secs()) }
+        );
+    }
     for t in &plan.types {
         tracing::info!(
             "type {}: {} runnable, wants {}, allowed {}, reuses {}, creates {}",

@@ -13,4 +13,5 @@ mod pg;
 mod policy;
 mod production;
 mod replay;
+mod rust_runner;
 mod simulation;

@@ -366,3 +366,41 @@ fn a_builder_running_a_step_on_its_last_try_is_never_stopped() {
     assert_eq!(w.names(), [HP0]);
     assert!(w.call_index(&["systemctl"]).is_none());
 }
+
+/// nix/builder.nix applied to the arguments a deployment gets.
+fn builder_module(args: &str) -> Value {
+    let expr = format!("(import {}/nix/builder.nix {{ {args} }}) {{ }}", common::root().display());
+    let out = Command::new("nix-instantiate")
+        .args(["--eval", "--strict", "--json", "--store", "dummy://", "-E", &expr])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn the_builder_module_configures_the_upstream_service_from_the_nixops_arguments() {
+    if !common::have_nix() {
+        return;
+    }
+    let m = builder_module(
+        r#"type = "x86_64-linux:big-parallel,kvm"; tag = "hp"; hostname = "hp-3";
+           runnerEndpoint = "https://hydra.example.org:50051"; tokenPath = "/run/keys/t";
+           maxJobs = "4"; speedFactor = "1.5";"#,
+    );
+    assert_eq!(m["networking"]["hostName"], "hp-3");
+    let b = &m["services"]["hydra-queue-builder-dev"];
+    assert_eq!(b["enable"], true);
+    assert_eq!(b["queueRunnerAddr"], "https://hydra.example.org:50051");
+    assert_eq!(b["authorizationFile"], "/run/keys/t");
+    assert_eq!(b["settings"]["systems"], json!(["x86_64-linux", "i686-linux"]));
+    assert_eq!(b["settings"]["supportedFeatures"], json!(["big-parallel", "kvm"]));
+    assert_eq!(b["settings"]["mandatoryFeatures"], json!(["big-parallel", "kvm"]));
+    assert_eq!((b["settings"]["maxJobs"].clone(), b["settings"]["speedFactor"].clone()), (json!(4), json!(1.5)));
+    // Without a token path (mTLS) and for a plain type.
+    let m = builder_module(r#"type = "aarch64-linux"; hostname = "hp-0"; runnerEndpoint = "h:1";"#);
+    let b = &m["services"]["hydra-queue-builder-dev"];
+    assert_eq!(b["authorizationFile"], Value::Null);
+    assert_eq!(b["settings"]["systems"], json!(["aarch64-linux"]));
+    assert_eq!(b["settings"]["supportedFeatures"], json!([]));
+}

@@ -378,6 +378,21 @@ pub struct Stability {
     pub spot_interruptions: u64,
     pub aborted_steps: u64,
     pub retries: u64,
+    /// The Rust runner's builders whose service was stopped before their
+    /// machine went (each aborting whatever it ran at that moment).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub builder_service_stops: u64,
+    /// Idle builders spared because the runner gave them a step between the
+    /// status read and the service stop (the re-check caught the race).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retire_race_caught: u64,
+    /// The Rust runner's builders that went silent.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub builders_silent: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Step counts; every step of the trace is in exactly one final bucket.
@@ -489,6 +504,13 @@ impl Summary {
             );
         }
         let _ = writeln!(o, "steps            {} aborted, {} retries", st.aborted_steps, st.retries);
+        if st.builder_service_stops + st.retire_race_caught + st.builders_silent > 0 {
+            let _ = writeln!(
+                o,
+                "builders         {} services stopped, {} spared by the idle re-check, {} went silent",
+                st.builder_service_stops, st.retire_race_caught, st.builders_silent
+            );
+        }
         o
     }
 }

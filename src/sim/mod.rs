@@ -41,12 +41,13 @@
 
 pub mod hydra;
 mod queue;
+mod rust_runner;
 pub mod scenario;
 pub mod shell;
 mod slots;
 pub mod time;
 
-pub use scenario::{CloudType, Era, Market, Scenario, ScenarioError, StaticMachine};
+pub use scenario::{CloudType, Era, Market, RustRunnerModel, Scenario, ScenarioError, StaticMachine};
 pub use time::SimTime;
 
 use crate::billing::BillingModel;
@@ -146,6 +147,7 @@ enum Event {
     MachinesFileRead { version: u64 },
     SpotNotice { machine: u32, generation: u32 },
     SpotTerminate { machine: u32, generation: u32 },
+    Rust(rust_runner::RustEvent),
 }
 
 /// A provisioned instance and its NixOps deployment.
@@ -225,6 +227,8 @@ pub struct Simulation<'s> {
     next_ip: u32,
     passes: u64,
     stability: Stability,
+    /// The Rust runner's shell; `None` under the C++ runner.
+    rust: Option<rust_runner::RustRunnerSim>,
 }
 
 fn lognormal_ms(rng: &mut ChaCha8Rng, median_s: f64, spread: f64) -> i64 {
@@ -239,6 +243,11 @@ fn secs_ms(s: f64) -> i64 {
 impl<'s> Simulation<'s> {
     pub fn new(scenario: &'s Scenario) -> Simulation<'s> {
         let mut hydra = Hydra::new(scenario.shares.clone());
+        let mut rust = (scenario.runner == crate::config::Runner::Rust)
+            .then(|| rust_runner::RustRunnerSim::new(scenario.rust_runner.clone()));
+        if rust.is_some() {
+            hydra.set_dispatch_order(hydra::DispatchOrder::Rust);
+        }
         for m in &scenario.static_machines {
             for i in 1..=m.count {
                 let host = if m.count == 1 { m.name.clone() } else { format!("{}-{i}", m.name) };
@@ -249,7 +258,12 @@ impl<'s> Simulation<'s> {
                     supported: m.supported_features.iter().cloned().collect(),
                     mandatory: m.mandatory_features.iter().cloned().collect(),
                 };
-                hydra.add_machine(host, spec, SimTime::ZERO, false);
+                let systems = spec.systems.clone();
+                let h = hydra.add_machine(host, spec, SimTime::ZERO, false);
+                if let Some(rust) = &mut rust {
+                    hydra.join_builder(h);
+                    rust.static_builder(h, &systems);
+                }
             }
         }
         for tc in scenario.config.system_types.values() {
@@ -280,6 +294,7 @@ impl<'s> Simulation<'s> {
             next_ip: 0,
             passes: 0,
             stability: Stability::default(),
+            rust,
         }
     }
 
@@ -398,6 +413,7 @@ impl<'s> Simulation<'s> {
             Event::Pass => self.pass(observer)?,
             Event::PassEnd => self.pass_end(observer),
             Event::MachinesFileRead { version } => self.machines_file_read(version, observer),
+            Event::Rust(e) => self.handle_rust(e, observer),
             Event::SpotNotice { machine, generation } => {
                 let inst = &self.instances[machine as usize];
                 if inst.generation == generation && inst.state == InstanceState::Running {
@@ -454,21 +470,11 @@ impl<'s> Simulation<'s> {
         let now_s = self.engine_now();
         let uptime = self.scenario.queue_runner_uptime.saturating_add(self.now.whole_secs());
         let with_last_active = self.scenario.era == Era::WithLastActive;
-        let status = self.hydra.status(self.scenario.epoch, self.now, uptime, with_last_active);
         let wants_document = observer.wants_passes();
-        let document = if wants_document || status_checked(self.passes) {
-            let document = self.hydra.status_json(self.scenario.epoch, self.now, uptime, with_last_active);
-            let parsed = status::parse_status_value(&document)
-                .map_err(|e| SimError::Internal(format!("the simulated status does not parse: {e}")))?;
-            if parsed != status {
-                return Err(SimError::Internal(format!(
-                    "pass {}: the status read back from the document differs from the one the simulator built",
-                    self.passes
-                )));
-            }
-            Some(document)
+        let (status, document) = if self.rust.is_some() {
+            self.rust_status(uptime, wants_document || status_checked(self.passes))?
         } else {
-            None
+            self.cpp_status(uptime, with_last_active, wants_document)?
         };
         let observation = Observation { status, fleet: self.fleet() };
         let plan = engine::decide(&self.scenario.config, &observation, now_s);
@@ -478,6 +484,30 @@ impl<'s> Simulation<'s> {
         self.sample(observer);
         self.carry_out(plan, observer);
         Ok(())
+    }
+
+    /// The C++ runner's status, and its document when it is recorded or
+    /// checked (see [`status_checked`]).
+    fn cpp_status(
+        &self,
+        uptime: i64,
+        with_last_active: bool,
+        wants_document: bool,
+    ) -> Result<(crate::model::QueueStatus, Option<serde_json::Value>), SimError> {
+        let status = self.hydra.status(self.scenario.epoch, self.now, uptime, with_last_active);
+        if !(wants_document || status_checked(self.passes)) {
+            return Ok((status, None));
+        }
+        let document = self.hydra.status_json(self.scenario.epoch, self.now, uptime, with_last_active);
+        let parsed = status::parse_status_value(&document)
+            .map_err(|e| SimError::Internal(format!("the simulated status does not parse: {e}")))?;
+        if parsed != status {
+            return Err(SimError::Internal(format!(
+                "pass {}: the status read back from the document differs from the one the simulator built",
+                self.passes
+            )));
+        }
+        Ok((status, Some(document)))
     }
 
     fn sample(&self, observer: &mut dyn Observer) {
@@ -554,6 +584,12 @@ impl<'s> Simulation<'s> {
         inst.state = state;
         inst.generation += 1;
         if let Some(h) = inst.hydra {
+            if let Some(rust) = &self.rust {
+                if rust.keeps_slots(h) {
+                    return;
+                }
+                self.builder_gone(h);
+            }
             if state == InstanceState::Destroyed {
                 self.hydra.remove_machine(h, now);
             } else {
@@ -641,6 +677,7 @@ impl<'s> Simulation<'s> {
                     };
                     deploying.push(Reverse(done_at));
                     pass_end = pass_end.max(done_at);
+                    self.schedule_join(m, done_at, ok);
                     deploys.push(DeployResult { machine: m, fingerprint: fingerprint.clone(), done_at, ok });
                 }
                 Command::TouchKeepAlive { .. } => pass_end = pass_end.max(now.plus_ms(TOUCH_MS)),
@@ -713,8 +750,20 @@ impl<'s> Simulation<'s> {
             let version = self.file_version;
             self.schedule(at, Event::MachinesFileRead { version });
         }
+        if self.rust.is_some() {
+            self.retire(&plan.commands, observer);
+        } else {
+            self.take_down(&plan.commands, observer);
+        }
+        let next = now.plus_ms(secs_ms(self.scenario.interval));
+        self.schedule(next, Event::Pass);
+    }
+
+    /// The plan's stops and destroys take effect now.
+    fn take_down(&mut self, commands: &[Command], observer: &mut dyn Observer) {
+        let now = self.now;
         let stop_confirmed = ShellRules::of(&self.scenario.config).stop_confirmed;
-        for command in &plan.commands {
+        for command in commands {
             let (deployment, state, verb) = match command {
                 Command::Stop { deployment } => (deployment, InstanceState::Stopped, "stop"),
                 Command::Destroy { deployment } => (deployment, InstanceState::Destroyed, "destroy"),
@@ -748,8 +797,6 @@ impl<'s> Simulation<'s> {
             let inst = &self.instances[m as usize];
             observer.lifecycle(now, &inst.name, &inst.machine_type, verb);
         }
-        let next = now.plus_ms(secs_ms(self.scenario.interval));
-        self.schedule(next, Event::Pass);
     }
 
     fn machines_file_read(&mut self, version: u64, observer: &mut dyn Observer) {

@@ -404,3 +404,317 @@ fn the_builder_module_configures_the_upstream_service_from_the_nixops_arguments(
     assert_eq!(b["settings"]["systems"], json!(["aarch64-linux"]));
     assert_eq!(b["settings"]["supportedFeatures"], json!([]));
 }
+
+// ---- Simulation: `[hydra] runner = "rust"` ----
+
+use crate::simulation::{Collect, assert_conserved, read_dir_sorted, simulate};
+use hydra_provisioner::engine::Plan;
+use hydra_provisioner::model::Observation;
+use hydra_provisioner::sim::{self, Observer, Scenario, SimTime, StepLine};
+use hydra_provisioner::trace::TraceReader;
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+
+/// One provisioned x86_64-linux type of one slot per machine, booting in
+/// 60 s and deploying in 120 s, retired as soon as it is idle.
+const RUST_ONE_SLOT: &str = r#"
+trace = "unused.csv"
+seed = SEED
+[hydra]
+runner = "rust"
+service_stop = 30
+silent_per_hour = SILENT
+silence_detection = 900
+[provisioner]
+billing = "per-second"
+watchdogReport = 100000
+watchdogReplace = 100000
+[provisioner.systemTypes."x86_64-linux"]
+maxMachines = 1
+runnablesPerMachine = 1
+maxJobs = 1
+[cloud."x86_64-linux"]
+on_demand_price = 3.6
+boot_median = 60
+boot_spread = 0
+deploy = 120
+"#;
+
+fn rust_one_slot(seed: u64, silent_per_hour: f64) -> String {
+    RUST_ONE_SLOT.replace("SEED", &seed.to_string()).replace("SILENT", &silent_per_hour.to_string())
+}
+
+#[test]
+fn a_builder_retired_while_a_step_reached_it_aborts_the_step_which_retries_60_s_later_with_its_try_counted() {
+    // Static builder `s` runs step 1 from 0 to 860. The pass at 300 creates
+    // `hydra-provisioned-0`: boot 60 s and deploy 120 s, and it joins the
+    // runner at 480, when its deploy ends (no machines file, no reload
+    // delay): step 2 runs 480-580. The pass at 780 sees it idle and retires
+    // it (gracePeriod 0): its service stops 30 s later, at 810. Step 3
+    // arrives at 790 and the runner gives it to the retiring builder (the
+    // static one is full): the stop aborts it, using its first try; it is
+    // retried 60 s after the abort, at 870, on `s` (free since 860).
+    let scenario =
+        rust_one_slot(1, 0.0) + "[[static_machines]]\nname = \"s\"\nsystems = [\"x86_64-linux\"]\nmax_jobs = 1\n";
+    let trace = "step_id,submitted_at,system,duration\n1,0,x86_64-linux,860\n2,0,x86_64-linux,100\n\
+                 3,790,x86_64-linux,100\n";
+    let (summary, c) = simulate(&scenario, trace);
+    let line = |id: u64| c.lines.iter().find(|l| l.id == id).unwrap().clone();
+    assert_eq!((line(2).started, line(2).machine.as_deref()), (Some(480_000), Some("hydra-provisioned-0")));
+    let three = line(3);
+    assert_eq!((three.started, three.attempts, three.end.as_str()), (Some(790_000), 2, "succeeded"));
+    assert_eq!((three.finished, three.machine.as_deref()), (Some(970_000), Some("s")), "{three:?}");
+    assert_eq!((summary.stability.aborted_steps, summary.stability.retries), (1, 1));
+    assert_eq!(summary.stability.builder_service_stops, 1);
+    let events: Vec<(i64, &str)> =
+        c.lifecycle.iter().filter(|(_, m, _)| m == "hydra-provisioned-0").map(|(t, _, e)| (*t, e.as_str())).collect();
+    assert_eq!(
+        events,
+        [
+            (300_000, "create"),
+            (480_000, "joined the runner"),
+            (480_000, "deployed"),
+            (810_000, "service stopped: left the runner"),
+            (810_000, "destroy"),
+        ]
+    );
+    assert_eq!(summary.cost.billed_machine_hours, hydra_provisioner::metrics::round3(510.0 / 3600.0));
+}
+
+#[test]
+fn an_idle_retired_builder_that_got_a_step_since_the_status_was_read_is_spared() {
+    // `hydra-provisioned-0` (x86_64-linux) runs step 1 from 480 to 580. The
+    // pass at 780 retires it, idle, and creates `hydra-provisioned-1` for
+    // the aarch64-linux step 2, whose deploy makes the pass last until 960.
+    // Step 3 arrives at 800 and goes to the idle builder the pass retired:
+    // at the pass's end the re-check finds it busy and spares it (no
+    // service stop, no destroy), and step 3 finishes there, unaborted.
+    let scenario = rust_one_slot(1, 0.0)
+        + r#"
+[provisioner.systemTypes."aarch64-linux"]
+maxMachines = 1
+runnablesPerMachine = 1
+[cloud."aarch64-linux"]
+boot_median = 60
+boot_spread = 0
+deploy = 120
+"#;
+    let trace = "step_id,submitted_at,system,duration\n1,0,x86_64-linux,100\n2,700,aarch64-linux,100\n\
+                 3,800,x86_64-linux,500\n";
+    let (summary, c) = simulate(&scenario, trace);
+    let line = |id: u64| c.lines.iter().find(|l| l.id == id).unwrap().clone();
+    let three = line(3);
+    assert_eq!((three.started, three.finished, three.attempts), (Some(800_000), Some(1_300_000), 1), "{three:?}");
+    assert_eq!(three.machine.as_deref(), Some("hydra-provisioned-0"));
+    assert_eq!(line(2).started, Some(960_000), "the new builder joins when its deploy ends");
+    assert_eq!((summary.stability.retire_race_caught, summary.stability.aborted_steps), (1, 0));
+    let events: Vec<(i64, &str)> =
+        c.lifecycle.iter().filter(|(_, m, _)| m == "hydra-provisioned-0").map(|(t, _, e)| (*t, e.as_str())).collect();
+    assert_eq!(events[3], (960_000, "spared: given a step since the status was read"), "{events:?}");
+    assert!(events.iter().all(|(t, e)| *e != "destroy" || *t >= 1_300_000), "destroyed while busy: {events:?}");
+}
+
+/// Collects step lines and lifecycle events, and every pass's documents.
+#[derive(Default)]
+struct WithPasses {
+    collect: Collect,
+    passes: Vec<(i64, Value)>,
+}
+
+impl Observer for WithPasses {
+    fn step(&mut self, l: &StepLine<'_>) {
+        self.collect.step(l);
+    }
+    fn lifecycle(&mut self, at: SimTime, machine: &str, machine_type: &str, event: &str) {
+        self.collect.lifecycle(at, machine, machine_type, event);
+    }
+    fn pass(&mut self, _index: u64, status: &Value, observation: &Observation, _plan: &Plan) {
+        self.passes.push((observation.status.time.unwrap_or(0), status.clone()));
+    }
+}
+
+#[test]
+fn a_silent_builder_keeps_its_slots_and_its_step_until_the_transport_notices() {
+    // One builder (joined at 480) runs a step of 5000 s; it goes silent at
+    // a time drawn from the seed. Until the runner drops it 900 s later its
+    // step does not finish, its slot stays taken (step 2 waits: maxMachines
+    // 1), its `lastPing` stays where it was; at the drop the step is
+    // aborted and retried 60 s later with its try counted.
+    let scenario = Scenario::parse(&rust_one_slot(3, 6.0), "t.toml", Path::new(".")).unwrap();
+    let trace = "step_id,submitted_at,system,duration\n1,0,x86_64-linux,5000\n2,600,x86_64-linux,10\n";
+    let mut o = WithPasses::default();
+    sim::run(&scenario, &mut TraceReader::new(trace.as_bytes(), "t.csv"), &mut o).unwrap();
+    let at = |what: &str| o.collect.lifecycle.iter().find(|(_, _, e)| e.starts_with(what)).map(|(t, ..)| *t);
+    let silent = at("went silent").expect("the builder went silent");
+    assert!((480_000..5_480_000).contains(&silent), "silent at {silent}: pick another seed");
+    assert_eq!(at("dropped by the runner"), Some(silent + 900_000));
+    let one = o.collect.lines.iter().find(|l| l.id == 1).unwrap();
+    assert_eq!(one.started, Some(480_000));
+    assert!(one.attempts >= 2, "{one:?}");
+    assert!(one.finished.unwrap() >= silent + 960_000 + 5_000_000, "{one:?}");
+    let two = o.collect.lines.iter().find(|l| l.id == 2).unwrap();
+    assert!(two.started.unwrap() >= silent + 900_000, "step 2 started while the silent builder held the slot: {two:?}");
+    // The passes in the silence see the builder busy, its pings stopped.
+    let epoch = 1_500_000_000;
+    let silent_s = epoch + silent / 1000;
+    let mut seen = 0;
+    for (time, docs) in &o.passes {
+        if *time <= silent_s + 1 || *time >= silent_s + 900 {
+            continue;
+        }
+        let b = &docs["machines"]["machines"]["hydra-provisioned-0"];
+        assert_eq!(b["stats"]["currentJobs"], 1, "{docs}");
+        let last_ping = b["stats"]["lastPing"].as_i64().unwrap();
+        assert!(last_ping <= silent_s && last_ping > silent_s - 11, "{last_ping} vs {silent_s}");
+        assert_eq!(docs["queues"]["queues"]["x86_64-linux"].as_array().unwrap().len(), 2, "{docs}");
+        seen += 1;
+    }
+    assert!(seen >= 2, "passes in the silence: {seen}");
+}
+
+const RUST_MIXED: &str = r#"
+trace = "unused.csv"
+HORIZON
+[hydra]
+runner = "rust"
+silent_per_hour = 2
+silence_detection = 600
+[provisioner]
+billing = "per-second"
+watchdogReport = 60
+watchdogReplace = 300
+[provisioner.systemTypes."x86_64-linux"]
+maxMachines = 2
+runnablesPerMachine = 2
+maxJobs = 2
+[provisioner.systemTypes."x86_64-linux:kvm"]
+maxMachines = 1
+stopOnIdle = true
+[cloud."x86_64-linux"]
+market = "spot"
+spot_price = 0.1
+spot_interruptions_per_hour = 4
+[cloud."x86_64-linux:kvm"]
+deploy_failure_rate = 0.3
+[[static_machines]]
+name = "arm"
+systems = ["aarch64-linux"]
+"#;
+
+fn arbitrary_trace() -> impl Strategy<Value = String> {
+    let row = (0u32..4000, 1u32..900, 0usize..4, 0usize..3, any::<bool>(), 0u8..20);
+    proptest::collection::vec(row, 1..40).prop_map(|mut rows| {
+        rows.sort_by_key(|r| r.0);
+        let mut text = String::from("step_id,submitted_at,system,features,jobset,duration,depends_on,outcome\n");
+        for (i, (at, dur, kind, jobset, dep, outcome)) in rows.into_iter().enumerate() {
+            let id = i + 1;
+            let (system, features) =
+                [("x86_64-linux", ""), ("aarch64-linux", ""), ("x86_64-linux", "kvm"), ("riscv64-linux", "")][kind];
+            let depends = if dep && id > 1 { format!("{}", 1 + (at as usize % (id - 1))) } else { String::new() };
+            let outcome = ["failure", "transient"].get(usize::from(outcome)).copied().unwrap_or("success");
+            text.push_str(&format!("{id},{at},{system},{features},j:{jobset},{dur},{depends},{outcome}\n"));
+        }
+        text
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+    #[test]
+    fn the_rust_runner_model_loses_no_step(trace in arbitrary_trace(), horizon in proptest::option::of(600u32..20000)) {
+        let horizon = horizon.map_or(String::new(), |h| format!("horizon = {h}"));
+        let scenario = RUST_MIXED.replace("HORIZON", &horizon);
+        let ids: BTreeSet<u64> = (1..trace.lines().count() as u64).collect();
+        // Every pass's documents are read back through the production reader.
+        let (summary, c) = simulate(&scenario, &trace);
+        assert_conserved(&summary, &c.lines, &ids);
+        prop_assert!(c.lines.iter().filter(|l| l.kind == "riscv64-linux").all(|l| l.started.is_none()));
+    }
+}
+
+#[test]
+fn the_rust_runner_model_gives_the_same_bytes_for_the_same_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let quick_start = std::fs::read_to_string(common::root().join("scenarios/quick-start.toml")).unwrap();
+    let trace = common::root().join("traces/quick-start.csv");
+    let scenario = quick_start.replace("\"../traces/quick-start.csv\"", &format!("{:?}", trace.display().to_string()))
+        + "\n[hydra]\nrunner = \"rust\"\nsilent_per_hour = 0.5\n";
+    let file = common::write(tmp.path(), "rust.toml", &scenario);
+    let mut stdouts = vec![];
+    for (name, seed) in [("a", "7"), ("b", "7"), ("c", "8")] {
+        let out = common::bin()
+            .args(["simulate", file.to_str().unwrap(), "--record-passes", "--seed", seed, "--out"])
+            .arg(tmp.path().join(name))
+            .assert()
+            .success();
+        stdouts.push(out.get_output().stdout.clone());
+    }
+    let (a, b, c) = (
+        read_dir_sorted(&tmp.path().join("a")),
+        read_dir_sorted(&tmp.path().join("b")),
+        read_dir_sorted(&tmp.path().join("c")),
+    );
+    assert_eq!(a, b, "same seed, same files");
+    assert_eq!(stdouts[0], stdouts[1]);
+    assert_ne!(a, c, "another seed changes the run");
+    let stdout = String::from_utf8(stdouts[0].clone()).unwrap();
+    assert!(stdout.contains("services stopped"), "{stdout}");
+    // The recorded documents are the runner's three, in its shape.
+    let (_, pass) = a.iter().find(|(n, _)| n.ends_with("00002.json")).unwrap();
+    let pass: Value = serde_json::from_slice(pass).unwrap();
+    assert!(pass["status"]["status"]["queueRunner"]["queueStats"].is_object(), "{pass}");
+    assert!(pass["status"]["queues"]["queues"].is_object());
+    assert!(pass["status"]["machines"]["machines"]["builder.example.org"]["stats"]["lastPing"].is_i64());
+}
+
+#[test]
+fn scenarios_name_what_is_wrong_with_their_runner() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (extra, provisioner, want) in [
+        ("[hydra]\nrunner = \"go\"\n", "", "hydra.runner: must be `cpp` or `rust`"),
+        ("[hydra]\nsilent_per_hour = 1\n", "", "set hydra.runner = \"rust\""),
+        ("[hydra]\nrunner = \"rust\"\nservice_stop = -1\n", "", "hydra.service_stop: must be from 0 to 60"),
+        ("[hydra]\nrunner = \"cpp\"\n", "runner = \"rust\"\n", "the provisioner must serve the runner simulated"),
+    ] {
+        let text = format!(
+            "trace = \"t.csv\"\n{extra}[provisioner]\n{provisioner}[provisioner.systemTypes.\"x86_64-linux\"]\nmaxMachines = 1\n"
+        );
+        let file = common::write(tmp.path(), "s.toml", &text);
+        common::write(tmp.path(), "t.csv", "step_id,submitted_at,system,duration\n1,0,x86_64-linux,1\n");
+        let out = common::bin().arg("simulate").arg(&file).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}\n{stderr}");
+        assert!(stderr.contains(want), "{want}: {stderr}");
+    }
+}
+
+#[test]
+fn a_sweep_over_the_runner_generation_shows_what_the_missing_drain_costs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let quick_start = std::fs::read_to_string(common::root().join("scenarios/quick-start.toml")).unwrap();
+    let trace = common::root().join("traces/quick-start.csv");
+    let scenario = quick_start.replace("\"../traces/quick-start.csv\"", &format!("{:?}", trace.display().to_string()));
+    common::write(tmp.path(), "base.toml", &scenario);
+    let sweep = common::write(
+        tmp.path(),
+        "sweep.toml",
+        "version = 1\nscenario = \"base.toml\"\n[[axis]]\npath = \"runner\"\nvalues = [\"cpp\", \"rust\"]\n",
+    );
+    let out = tmp.path().join("out");
+    common::bin().arg("sweep").arg(&sweep).arg("--out").arg(&out).assert().success();
+    let points = std::fs::read_to_string(out.join("points.csv")).unwrap();
+    let mut rows = csv::Reader::from_reader(points.as_bytes());
+    let header = rows.headers().unwrap().clone();
+    assert_eq!(&header[1], "runner", "{points}");
+    let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    assert_eq!(rows.iter().map(|r| r[1].to_string()).collect::<Vec<_>>(), ["cpp", "rust"]);
+    // The same policy costs differently without a drain and with builders
+    // joining at their deploy's end: the rows must differ.
+    let cost = column("cost_dollars");
+    assert_ne!(rows[0][cost], rows[1][cost], "{points}");
+    // The C++ row is the base scenario's simulate, untouched by the axis.
+    let single = common::bin().args(["simulate", "--json"]).arg(tmp.path().join("base.toml")).output().unwrap();
+    let summary: Value = serde_json::from_slice(&single.stdout).unwrap();
+    assert_eq!(rows[0][cost].parse::<f64>().unwrap(), summary["cost"]["dollars"].as_f64().unwrap());
+}

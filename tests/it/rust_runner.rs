@@ -235,6 +235,35 @@ fn scales_out_by_system_and_by_feature_set_without_a_machines_file() {
     assert_eq!(w.names().len(), 3, "{:?}", w.names());
 }
 
+/// A derivation requiring `big-parallel`, instantiated by `nix-instantiate`
+/// offline into a store under `root`; its bare name and bytes.
+fn instantiated_drv(root: &Path) -> (String, Vec<u8>) {
+    let expr = r#"derivation { name = "chromium"; system = "x86_64-linux"; builder = "/bin/sh";
+                  args = [ "-c" "true" ]; requiredSystemFeatures = [ "big-parallel" ]; }"#;
+    let out = Command::new("nix-instantiate").arg("--store").arg(root).args(["-E", expr]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let store_path = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let name = store_path.rsplit('/').next().unwrap().to_string();
+    let bytes = std::fs::read(root.join(store_path.trim_start_matches('/'))).unwrap();
+    (name, bytes)
+}
+
+#[test]
+fn feature_demand_comes_from_a_drv_written_by_nix_instantiate() {
+    if !common::have_nix() {
+        return;
+    }
+    let w = World::new(json!({}));
+    let (name, bytes) = instantiated_drv(&w.path().join("nix-root"));
+    w.set(&[(name.as_str(), "", None, 0)], &[], T0);
+    // The real file replaces the one `set` wrote (which requires nothing).
+    std::fs::write(w.path().join("store").join(&name), bytes).unwrap();
+    w.ok_pass(T0);
+    assert_eq!(w.names(), [HP0]);
+    let set_args = w.calls_of("set-args");
+    assert!(set_args[0].windows(2).any(|p| p == ["type", "x86_64-linux:big-parallel"]), "{set_args:?}");
+}
+
 #[test]
 fn an_unreadable_drv_is_an_error_and_nothing_is_destroyed() {
     let w = World::new(json!({"gracePeriod": 0}));
@@ -672,7 +701,7 @@ fn scenarios_name_what_is_wrong_with_their_runner() {
     let tmp = tempfile::tempdir().unwrap();
     for (extra, provisioner, want) in [
         ("[hydra]\nrunner = \"go\"\n", "", "hydra.runner: must be `cpp` or `rust`"),
-        ("[hydra]\nsilent_per_hour = 1\n", "", "set hydra.runner = \"rust\""),
+        ("[hydra]\nrunner = \"cpp\"\nsilent_per_hour = 1\n", "", "set hydra.runner = \"rust\""),
         ("[hydra]\nrunner = \"rust\"\nservice_stop = -1\n", "", "hydra.service_stop: must be from 0 to 60"),
         ("[hydra]\nrunner = \"cpp\"\n", "runner = \"rust\"\n", "the provisioner must serve the runner simulated"),
     ] {
@@ -693,7 +722,9 @@ fn a_sweep_over_the_runner_generation_shows_what_the_missing_drain_costs() {
     let tmp = tempfile::tempdir().unwrap();
     let quick_start = std::fs::read_to_string(common::root().join("scenarios/quick-start.toml")).unwrap();
     let trace = common::root().join("traces/quick-start.csv");
-    let scenario = quick_start.replace("\"../traces/quick-start.csv\"", &format!("{:?}", trace.display().to_string()));
+    // The silence rate applies to the Rust point only.
+    let scenario = quick_start.replace("\"../traces/quick-start.csv\"", &format!("{:?}", trace.display().to_string()))
+        + "\n[hydra]\nsilent_per_hour = 0.5\n";
     common::write(tmp.path(), "base.toml", &scenario);
     let sweep = common::write(
         tmp.path(),

@@ -436,7 +436,7 @@ fn the_builder_module_configures_the_upstream_service_from_the_nixops_arguments(
 
 // ---- Simulation: `[hydra] runner = "rust"` ----
 
-use crate::simulation::{Collect, assert_conserved, read_dir_sorted, simulate};
+use crate::simulation::{Collect, arbitrary_trace, assert_conserved, read_dir_sorted, simulate};
 use hydra_provisioner::engine::Plan;
 use hydra_provisioner::model::Observation;
 use hydra_provisioner::sim::{self, Observer, Scenario, SimTime, StepLine};
@@ -629,23 +629,6 @@ deploy_failure_rate = 0.3
 name = "arm"
 systems = ["aarch64-linux"]
 "#;
-
-fn arbitrary_trace() -> impl Strategy<Value = String> {
-    let row = (0u32..4000, 1u32..900, 0usize..4, 0usize..3, any::<bool>(), 0u8..20);
-    proptest::collection::vec(row, 1..40).prop_map(|mut rows| {
-        rows.sort_by_key(|r| r.0);
-        let mut text = String::from("step_id,submitted_at,system,features,jobset,duration,depends_on,outcome\n");
-        for (i, (at, dur, kind, jobset, dep, outcome)) in rows.into_iter().enumerate() {
-            let id = i + 1;
-            let (system, features) =
-                [("x86_64-linux", ""), ("aarch64-linux", ""), ("x86_64-linux", "kvm"), ("riscv64-linux", "")][kind];
-            let depends = if dep && id > 1 { format!("{}", 1 + (at as usize % (id - 1))) } else { String::new() };
-            let outcome = ["failure", "transient"].get(usize::from(outcome)).copied().unwrap_or("success");
-            text.push_str(&format!("{id},{at},{system},{features},j:{jobset},{dur},{depends},{outcome}\n"));
-        }
-        text
-    })
-}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]

@@ -412,7 +412,9 @@ fn synthetic_traces_are_reproducible_from_the_command_line() {
     bin().args(["trace", "synth", "--set", "no-such-knob=1"]).assert().code(2);
 }
 
-fn arbitrary_trace() -> impl Strategy<Value = String> {
+/// Traces of up to 40 steps of four kinds (one no machine serves), with
+/// dependencies and every outcome.
+pub(crate) fn arbitrary_trace() -> impl Strategy<Value = String> {
     let row = (0u32..4000, 1u32..900, 0usize..4, 0usize..3, any::<bool>(), 0u8..20);
     proptest::collection::vec(row, 1..40).prop_map(|mut rows| {
         rows.sort_by_key(|r| r.0);

@@ -540,12 +540,7 @@ impl Hydra {
         self.free_active_slots =
             self.free_active_slots + u64::from(max.saturating_sub(now)) - u64::from(max.saturating_sub(before));
         let machines = &self.machines;
-        let key = self.order.machine_key(
-            now,
-            machines[machine as usize].speed_factor,
-            machines[machine as usize].rank,
-            machine,
-        );
+        let key = self.machine_key(machine);
         match (was_free, is_free) {
             (true, true) => self.free.moved(class, key, |k| Self::is_live_key(machines, class, k)),
             (false, true) => self.free.became_free(class, key, |k| Self::is_live_key(machines, class, k)),

@@ -677,6 +677,19 @@ fn the_rust_runner_model_gives_the_same_bytes_for_the_same_seed() {
     assert!(pass["status"]["status"]["queueRunner"]["queueStats"].is_object(), "{pass}");
     assert!(pass["status"]["queues"]["queues"].is_object());
     assert!(pass["status"]["machines"]["machines"]["builder.example.org"]["stats"]["lastPing"].is_i64());
+    // The recorded passes replay under their own configuration to the same plans.
+    let out = tmp.path().join("a");
+    let replay = common::bin()
+        .arg("replay")
+        .arg(out.join("passes"))
+        .arg("--config")
+        .arg(out.join("conf.json"))
+        .arg("--json")
+        .assert()
+        .success();
+    let report: Value = serde_json::from_slice(&replay.get_output().stdout).unwrap();
+    assert_eq!(report["differing_passes"], 0, "{report:#}");
+    assert!(report["passes"].as_u64().unwrap() > 10);
 }
 
 #[test]

@@ -64,6 +64,11 @@ pub enum Runner {
 }
 
 impl Runner {
+    /// Whether this is the C++ runner (the default, left unnamed in reports).
+    pub fn is_cpp(&self) -> bool {
+        *self == Runner::Cpp
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Runner::Cpp => "cpp",

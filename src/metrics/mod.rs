@@ -6,7 +6,7 @@
 //! This module only computes and renders numbers. It does not simulate,
 //! observe a fleet or decide anything; callers feed it what they measured.
 
-use crate::config::Quirks;
+use crate::config::{Quirks, Runner};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -422,6 +422,10 @@ pub struct Summary {
     pub config: String,
     /// The engine's rules: the original's, defects included, or the fixed ones.
     pub quirks: Quirks,
+    /// The queue runner simulated; named only when it is the Rust one, so
+    /// the C++ runner's summaries read as they always did.
+    #[serde(skip_serializing_if = "Runner::is_cpp")]
+    pub runner: Runner,
     pub seed: u64,
     pub program_version: String,
     /// Seconds of simulated time covered.
@@ -442,6 +446,9 @@ impl Summary {
         let _ = writeln!(o, "trace            {}", self.trace);
         let _ = writeln!(o, "config           {}", self.config);
         let _ = writeln!(o, "quirks           {}", quirks_text(self.quirks));
+        if !self.runner.is_cpp() {
+            let _ = writeln!(o, "runner           rust (Hydra's Rust queue runner: no machines file, no drain)");
+        }
         let _ = writeln!(o, "seed             {}", self.seed);
         let _ = writeln!(o, "version          hydra-provisioner {}", self.program_version);
         let _ = writeln!(

@@ -905,6 +905,7 @@ impl<'s> Simulation<'s> {
             trace: self.scenario.trace_text.clone(),
             config: self.scenario.config_origin.clone(),
             quirks: self.scenario.config.quirks,
+            runner: self.scenario.runner,
             seed: self.scenario.seed,
             program_version: env!("CARGO_PKG_VERSION").to_string(),
             simulated_seconds: metrics::round3(now.0 as f64 / 1000.0),

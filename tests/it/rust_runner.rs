@@ -671,6 +671,9 @@ fn the_rust_runner_model_gives_the_same_bytes_for_the_same_seed() {
     assert_ne!(a, c, "another seed changes the run");
     let stdout = String::from_utf8(stdouts[0].clone()).unwrap();
     assert!(stdout.contains("services stopped"), "{stdout}");
+    assert!(stdout.contains("runner           rust"), "{stdout}");
+    let summary: Value = serde_json::from_slice(&a.iter().find(|(n, _)| n == "summary.json").unwrap().1).unwrap();
+    assert_eq!(summary["runner"], "rust");
     // The recorded documents are the runner's three, in its shape.
     let (_, pass) = a.iter().find(|(n, _)| n.ends_with("00002.json")).unwrap();
     let pass: Value = serde_json::from_slice(pass).unwrap();

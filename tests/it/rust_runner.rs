@@ -436,7 +436,7 @@ fn the_builder_module_configures_the_upstream_service_from_the_nixops_arguments(
 
 // ---- Simulation: `[hydra] runner = "rust"` ----
 
-use crate::simulation::{Collect, arbitrary_trace, assert_conserved, read_dir_sorted, simulate};
+use crate::simulation::{Collect, MIXED_FLEET, arbitrary_trace, assert_conserved, read_dir_sorted, simulate};
 use hydra_provisioner::engine::Plan;
 use hydra_provisioner::model::Observation;
 use hydra_provisioner::sim::{self, Observer, Scenario, SimTime, StepLine};
@@ -602,41 +602,19 @@ fn a_silent_builder_keeps_its_slots_and_its_step_until_the_transport_notices() {
     assert!(seen >= 2, "passes in the silence: {seen}");
 }
 
-const RUST_MIXED: &str = r#"
-trace = "unused.csv"
-HORIZON
-[hydra]
-runner = "rust"
-silent_per_hour = 2
-silence_detection = 600
-[provisioner]
-billing = "per-second"
-watchdogReport = 60
-watchdogReplace = 300
-[provisioner.systemTypes."x86_64-linux"]
-maxMachines = 2
-runnablesPerMachine = 2
-maxJobs = 2
-[provisioner.systemTypes."x86_64-linux:kvm"]
-maxMachines = 1
-stopOnIdle = true
-[cloud."x86_64-linux"]
-market = "spot"
-spot_price = 0.1
-spot_interruptions_per_hour = 4
-[cloud."x86_64-linux:kvm"]
-deploy_failure_rate = 0.3
-[[static_machines]]
-name = "arm"
-systems = ["aarch64-linux"]
-"#;
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
     #[test]
     fn the_rust_runner_model_loses_no_step(trace in arbitrary_trace(), horizon in proptest::option::of(600u32..20000)) {
         let horizon = horizon.map_or(String::new(), |h| format!("horizon = {h}"));
-        let scenario = RUST_MIXED.replace("HORIZON", &horizon);
+        // The C++ model's mixed fleet, served and simulated as the Rust runner's,
+        // with builders going silent and a watchdog quick to replace them.
+        let scenario = MIXED_FLEET.replace("HORIZON", &horizon).replace(
+            "[provisioner]\n",
+            "[hydra]\nrunner = \"rust\"\nsilent_per_hour = 2\nsilence_detection = 600\n\
+             [provisioner]\nwatchdogReport = 60\nwatchdogReplace = 300\n",
+        );
+        prop_assert!(scenario.contains("runner = \"rust\""));
         let ids: BTreeSet<u64> = (1..trace.lines().count() as u64).collect();
         // Every pass's documents are read back through the production reader.
         let (summary, c) = simulate(&scenario, &trace);

@@ -435,14 +435,11 @@ pub(crate) fn arbitrary_trace() -> impl Strategy<Value = String> {
     })
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
-    #[test]
-    fn random_traces_lose_no_step(trace in arbitrary_trace(), horizon in proptest::option::of(600u32..20000)) {
-        let horizon = horizon.map_or(String::new(), |h| format!("horizon = {h}\n"));
-        let scenario = format!(r#"
+/// Two provisioned types (spot machines interrupted, deploys failing) and a
+/// static builder; `HORIZON` takes a `horizon = N` line or nothing.
+pub(crate) const MIXED_FLEET: &str = r#"
 trace = "unused.csv"
-{horizon}
+HORIZON
 [provisioner]
 billing = "per-second"
 [provisioner.systemTypes."x86_64-linux"]
@@ -461,7 +458,14 @@ deploy_failure_rate = 0.3
 [[static_machines]]
 name = "arm"
 systems = ["aarch64-linux"]
-"#);
+"#;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn random_traces_lose_no_step(trace in arbitrary_trace(), horizon in proptest::option::of(600u32..20000)) {
+        let horizon = horizon.map_or(String::new(), |h| format!("horizon = {h}\n"));
+        let scenario = MIXED_FLEET.replace("HORIZON", &horizon);
         let ids: BTreeSet<u64> = (1..trace.lines().count() as u64).collect();
         let (summary, c) = simulate(&scenario, &trace);
         assert_conserved(&summary, &c.lines, &ids);

@@ -26,7 +26,8 @@
 # The rendered config lives in the Nix store, in a directory that also
 # holds auto-shutdown.nix. Deploys get `-I hydra-provisioner=<that
 # directory>`, so network expressions import the builders' dead man's
-# switch as <hydra-provisioner/auto-shutdown.nix>.
+# switch as <hydra-provisioner/auto-shutdown.nix> (and, for the Rust queue
+# runner, the builder service as <hydra-provisioner/builder.nix>).
 { config, lib, pkgs, ... }:
 
 let
@@ -79,6 +80,14 @@ let
       stateDir = optional types.str "Lock and state file (default /var/lib/hydra-provisioner).";
       nixopsCommand = argv "Command prefix for NixOps (default `nixops`).";
       quirks = optional (types.enum [ "fixed" "original" ]) "`original` reproduces the original's decisions, defects included.";
+      runner = optional (types.enum [ "cpp" "rust" ]) "The queue runner's generation: `cpp` (machines file, default) or `rust` (builders join by themselves; see docs/production.md).";
+      runnerEndpoint = optional types.str "With runner = rust: the gRPC endpoint builders dial, handed to deployments as `runnerEndpoint`.";
+      builderTokenPath = optional types.str "With runner = rust: the bearer token file's path on the builders, handed to deployments as `tokenPath`.";
+      storeDir = optional types.str "With runner = rust: the store the runner's `.drv` names are in (default /nix/store).";
+      builderService = optional types.str "With runner = rust: the builders' systemd unit (default hydra-queue-builder-dev.service).";
+      watchdogReport = seconds "With runner = rust: report a builder silent this long";
+      watchdogReplace = seconds "With runner = rust: replace a builder silent this long";
+      runnerMaxTries = optional types.ints.positive "With runner = rust: the runner's tries per step (default 5).";
       inherit billing;
       keepPaidThreshold = seconds "Keep and list an unneeded machine with this much paid time left";
       destroyPaidThreshold = seconds "Never stop or destroy a running machine with this much paid time left";
@@ -131,6 +140,7 @@ let
       mkdir -p $out
       cp "$jsonPath" $out/conf.json
       cp ${./auto-shutdown.nix} $out/auto-shutdown.nix
+      cp ${./builder.nix} $out/builder.nix
     '';
   configFile = if cfg.configFile != null then cfg.configFile else "${configDir}/conf.json";
 in

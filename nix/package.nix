@@ -20,6 +20,7 @@ rustPlatform.buildRustPackage {
   # build cannot run.
   postInstall = ''
     install -Dm644 nix/auto-shutdown.nix $out/share/hydra-provisioner/auto-shutdown.nix
+    install -Dm644 nix/builder.nix $out/share/hydra-provisioner/builder.nix
   '' + lib.optionalString (stdenv.buildPlatform.canExecute stdenv.hostPlatform) ''
     installShellCompletion --cmd hydra-provisioner \
       --bash <($out/bin/hydra-provisioner completions bash) \

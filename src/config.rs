@@ -50,6 +50,72 @@ pub enum Quirks {
     Original,
 }
 
+/// Which generation of Hydra's queue runner the fleet serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runner {
+    /// The C++ queue runner: builders are listed in a machines file.
+    #[default]
+    Cpp,
+    /// The Rust queue runner (2026): builders run `hydra-builder`, join by
+    /// themselves under their hostname, and have no drain (see
+    /// `engine/rust_runner.rs`).
+    Rust,
+}
+
+impl Runner {
+    /// Whether this is the C++ runner (the default, left unnamed in reports).
+    pub fn is_cpp(&self) -> bool {
+        *self == Runner::Cpp
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Runner::Cpp => "cpp",
+            Runner::Rust => "rust",
+        }
+    }
+}
+
+impl std::str::FromStr for Runner {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Runner, String> {
+        match s {
+            "cpp" => Ok(Runner::Cpp),
+            "rust" => Ok(Runner::Rust),
+            other => Err(format!("must be `cpp` or `rust`, got `{other}`")),
+        }
+    }
+}
+
+/// The systemd unit of upstream Hydra's builder module (`nixos-modules/builder-module.nix`).
+pub const DEFAULT_BUILDER_SERVICE: &str = "hydra-queue-builder-dev.service";
+/// The Nix store directory the Rust runner's bare `.drv` names live in.
+pub const DEFAULT_STORE_DIR: &str = "/nix/store";
+
+/// Settings that only `runner = "rust"` reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RustRunnerConfig {
+    /// The gRPC endpoint builders dial (`hydra-builder --gateway-endpoint`),
+    /// handed to new deployments as the `runnerEndpoint` argument.
+    pub runner_endpoint: String,
+    /// Where the bearer token file lies on the builders (`--authorization-file`),
+    /// handed to new deployments as the `tokenPath` argument; `None` for mTLS.
+    pub builder_token_path: Option<String>,
+    /// The store directory the runner's bare `.drv` names are in.
+    pub store_dir: PathBuf,
+    /// The builder's systemd unit, stopped before a machine goes.
+    pub builder_service: String,
+    /// A builder silent (no ping) this long is reported.
+    pub watchdog_report: Seconds,
+    /// A builder silent this long has its service stopped and is replaced.
+    pub watchdog_replace: Seconds,
+    /// The runner's `maxRetries` (tries per step): a builder running a step
+    /// on its last try is never retired.
+    pub max_tries: u32,
+}
+
 /// Speed factor as a number and as the text the machines file shows
 /// (the original printed Python's `str()` of the configured value).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -113,6 +179,10 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub nixops_command: Vec<String>,
     pub quirks: Quirks,
+    /// Which queue runner serves the fleet (`runner`).
+    pub runner: Runner,
+    /// `Some` exactly when `runner = "rust"`.
+    pub rust_runner: Option<RustRunnerConfig>,
     /// Default billing model of every type (`billing`, per type too).
     pub billing: BillingModel,
     /// Keep (and keep listing) an unneeded machine with at least this much paid time left.
@@ -202,6 +272,14 @@ pub const TOP_KEYS: &[&str] = &[
     "stateDir",
     "nixopsCommand",
     "quirks",
+    "runner",
+    "runnerEndpoint",
+    "builderTokenPath",
+    "storeDir",
+    "builderService",
+    "watchdogReport",
+    "watchdogReplace",
+    "runnerMaxTries",
     "billing",
     "keepPaidThreshold",
     "destroyPaidThreshold",
@@ -448,6 +526,14 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
             Quirks::Fixed
         }
     };
+    let runner = match r.string(top, "runner", "") {
+        None => Runner::Cpp,
+        Some(s) => s.parse().unwrap_or_else(|e: String| {
+            r.problem("runner", e);
+            Runner::Cpp
+        }),
+    };
+    let rust_runner = rust_runner_config(&mut r, top, runner, &tag, status_url.is_some());
     let billing = r.billing(top, "", BillingModel::Hourly);
     let keep_paid_threshold = r.seconds(top, "keepPaidThreshold", "", 1800, 0);
     let destroy_paid_threshold = r.seconds(top, "destroyPaidThreshold", "", 600, 0);
@@ -587,6 +673,8 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
         state_dir,
         nixops_command,
         quirks,
+        runner,
+        rust_runner,
         billing,
         keep_paid_threshold,
         destroy_paid_threshold,
@@ -607,6 +695,102 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
         system_types,
     };
     Ok((config, r.warnings))
+}
+
+/// The keys only `runner = "rust"` reads; warned about when set under the
+/// C++ runner. The builders' hostnames are deployment names, so under the
+/// Rust runner the tag must make a host name (NixOS's `networking.hostName`:
+/// letters, digits and `-`, no dot).
+fn rust_runner_config(
+    r: &mut Reader<'_>,
+    top: &Map<String, Value>,
+    runner: Runner,
+    tag: &str,
+    has_status_url: bool,
+) -> Option<RustRunnerConfig> {
+    const RUST_ONLY: [&str; 7] = [
+        "runnerEndpoint",
+        "builderTokenPath",
+        "storeDir",
+        "builderService",
+        "watchdogReport",
+        "watchdogReplace",
+        "runnerMaxTries",
+    ];
+    if runner != Runner::Rust {
+        for key in RUST_ONLY {
+            if top.contains_key(key) {
+                r.warnings.push(format!("{key}: only used with runner = \"rust\", ignored"));
+            }
+        }
+        return None;
+    }
+    if !has_status_url {
+        r.problem(
+            "statusUrl",
+            "is required with runner = \"rust\" (the runner's REST `/status`, e.g. http://127.0.0.1:8080/status)",
+        );
+    }
+    let runner_endpoint = r.string(top, "runnerEndpoint", "").unwrap_or_default();
+    if runner_endpoint.is_empty() || runner_endpoint.contains(char::is_whitespace) {
+        r.problem(
+            "runnerEndpoint",
+            "is required with runner = \"rust\": the gRPC endpoint builders dial, e.g. https://hydra.example.org:50051",
+        );
+    }
+    let builder_token_path = r.string(top, "builderTokenPath", "");
+    if let Some(p) = &builder_token_path
+        && !Path::new(p).is_absolute()
+    {
+        r.problem("builderTokenPath", format!("must be an absolute path on the builders, got `{p}`"));
+    }
+    let store_dir = PathBuf::from(r.string(top, "storeDir", "").unwrap_or_else(|| DEFAULT_STORE_DIR.into()));
+    if !store_dir.is_absolute() {
+        r.problem("storeDir", format!("must be an absolute path, got `{}`", store_dir.display()));
+    }
+    let builder_service = r.string(top, "builderService", "").unwrap_or_else(|| DEFAULT_BUILDER_SERVICE.into());
+    let unit_ok = !builder_service.is_empty()
+        && !builder_service.starts_with('-')
+        && builder_service
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':' | '\\'));
+    if !unit_ok {
+        r.problem("builderService", format!("must be a systemd unit name, got `{builder_service}`"));
+    }
+    let watchdog_report = r.seconds(top, "watchdogReport", "", 120, 1);
+    let watchdog_replace = r.seconds(top, "watchdogReplace", "", 600, 1);
+    if watchdog_replace < watchdog_report {
+        r.problem(
+            "watchdogReplace",
+            format!("must be at least watchdogReport ({watchdog_report}), got {watchdog_replace}"),
+        );
+    }
+    let max_tries = r.u32(top, "runnerMaxTries", "", 5, (1, 1000));
+    if !valid_builder_tag(tag) {
+        r.problem(
+            "tag",
+            format!(
+                "with runner = \"rust\" the deployment names are the builders' host names: letters, digits and `-`, \
+                 starting with a letter or digit, at most 50 characters; got {tag:?}"
+            ),
+        );
+    }
+    Some(RustRunnerConfig {
+        runner_endpoint,
+        builder_token_path,
+        store_dir,
+        builder_service,
+        watchdog_report,
+        watchdog_replace,
+        max_tries,
+    })
+}
+
+/// Whether `<tag>-<n>` makes a host name NixOS accepts (`networking.hostName`).
+pub fn valid_builder_tag(tag: &str) -> bool {
+    tag.len() <= 50
+        && tag.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 /// Problems for every `nan` or `inf` in a TOML document, by key path. JSON
@@ -732,6 +916,28 @@ mod tests {
         assert!(e.problems[0].starts_with("statusUrl: must be an http:// or https:// URL"), "{e}");
         let (_, w) = parse_ok(json!({"statusTokenFile": "/t"}));
         assert!(w.contains(&"statusTokenFile: only used with statusUrl, ignored".to_string()), "{w:?}");
+    }
+
+    #[test]
+    fn the_rust_runner_needs_its_endpoints_and_a_host_name_tag() {
+        let (c, w) = parse_ok(json!({"statusUrl": "http://127.0.0.1:8080/status"}));
+        assert_eq!((c.runner, c.rust_runner.is_none()), (Runner::Cpp, true));
+        assert!(!w.iter().any(|w| w.contains("rust")), "{w:?}");
+        let (c, _) = parse_ok(json!({"runner": "rust", "statusUrl": "http://127.0.0.1:8080/status",
+            "runnerEndpoint": "https://h:50051", "builderTokenPath": "/run/keys/t"}));
+        let r = c.rust_runner.unwrap();
+        assert_eq!(c.runner, Runner::Rust);
+        assert_eq!(r.builder_service, DEFAULT_BUILDER_SERVICE);
+        assert_eq!(r.store_dir, PathBuf::from("/nix/store"));
+        assert_eq!((r.watchdog_report, r.watchdog_replace, r.max_tries), (120, 600, 5));
+        let p = problems(json!({"runner": "rust", "tag": "hp.x", "builderTokenPath": "rel",
+            "watchdogReport": 300, "watchdogReplace": 200, "builderService": "-x"}));
+        for key in ["statusUrl", "runnerEndpoint", "tag", "builderTokenPath", "watchdogReplace", "builderService"] {
+            assert!(p.iter().any(|p| p.starts_with(&format!("{key}: "))), "{key}: {p:#?}");
+        }
+        assert!(problems(json!({"runner": "go"}))[0].starts_with("runner: must be `cpp` or `rust`"));
+        let (_, w) = parse_ok(json!({"watchdogReport": 5}));
+        assert!(w.contains(&"watchdogReport: only used with runner = \"rust\", ignored".to_string()), "{w:?}");
     }
 
     #[test]

@@ -401,6 +401,19 @@ pub struct BuilderStatus {
     pub idle_since: Option<Seconds>,
 }
 
+/// What the Rust queue runner tells about a builder beyond the C++ fields
+/// (`/status/machines` and `/status/queues`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuilderLiveness {
+    /// `lastPing` (Unix seconds); `None` for a builder that has not pinged
+    /// yet (`lastPing` 0), which is not silence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ping: Option<Seconds>,
+    /// The most tries any step running on it has used (`tries`), if it runs any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_tries: Option<u32>,
+}
+
 /// The queue runner's status, normalised: machine types after the i686
 /// squash, machines keyed by bare host (no `ssh://`, no `user@`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -427,6 +440,9 @@ pub struct QueueStatus {
     /// `activeRunnable` summed), if the status says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_steps: Option<u64>,
+    /// The Rust runner only: liveness and tries per builder, keyed as `machines`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub liveness: BTreeMap<String, BuilderLiveness>,
 }
 
 fn yes() -> bool {
@@ -447,6 +463,7 @@ impl QueueStatus {
             // and the original read it as an empty queue of idle machines.
             machines_known: true,
             active_steps: None,
+            liveness: BTreeMap::new(),
         }
     }
 

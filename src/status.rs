@@ -133,6 +133,7 @@ pub fn up(
         machines,
         machines_known,
         active_steps,
+        liveness: BTreeMap::new(),
     }
 }
 

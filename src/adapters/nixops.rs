@@ -332,11 +332,30 @@ impl NixOps {
         self.run(&args, self.command_timeout).map(drop)
     }
 
-    /// `nixops set-args -d NAME --argstr type T --argstr tag TAG`: the tag
-    /// argument is what makes a deployment ours.
-    pub fn set_args(&self, name: &str, machine_type: &str, tag: &str) -> Result<(), CommandError> {
-        let args = ["set-args", "-d", name, "--argstr", "type", machine_type, "--argstr", "tag", tag];
+    /// `nixops set-args -d NAME --argstr type T --argstr tag TAG`, plus
+    /// `--argstr K V` for each of `extra` (a Rust runner builder's
+    /// hostname, endpoint, token path): the tag argument is what makes a
+    /// deployment ours, so it is set in the same command as the rest.
+    pub fn set_args(
+        &self,
+        name: &str,
+        machine_type: &str,
+        tag: &str,
+        extra: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), CommandError> {
+        let mut args = vec!["set-args", "-d", name, "--argstr", "type", machine_type, "--argstr", "tag", tag];
+        for (k, v) in extra {
+            args.extend(["--argstr", k.as_str(), v.as_str()]);
+        }
         self.run(&args, self.command_timeout).map(drop)
+    }
+
+    /// `nixops ssh -d NAME machine -- systemctl stop UNIT`: stops the Rust
+    /// runner's builder service, which leaves the runner (its steps are
+    /// aborted there and retried elsewhere). `--` keeps the unit from being
+    /// read as an ssh option.
+    pub fn stop_service(&self, name: &str, unit: &str) -> Result<(), CommandError> {
+        self.run(&["ssh", "-d", name, "machine", "--", "systemctl", "stop", unit], self.command_timeout).map(drop)
     }
 
     /// `nixops modify -d UUID --name NAME EXPR [-I ...]`: names a deployment

@@ -40,8 +40,13 @@ pub struct StatusReading {
     pub document: Option<Value>,
 }
 
-/// Reads the status the way the config says: `statusUrl` if set, else `statusCommand`.
+/// Reads the status the way the config says: the Rust runner's REST API
+/// with features (`runner = "rust"`, see `rust_runner`), else `statusUrl`
+/// if set, else `statusCommand`.
 pub fn read_status(config: &Config, timeout: Duration) -> StatusReading {
+    if let Some(rust) = &config.rust_runner {
+        return super::rust_runner::read_status(config, rust, timeout);
+    }
     match &config.status_url {
         Some(url) => read_http(
             &StatusEndpoint {

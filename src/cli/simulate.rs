@@ -219,7 +219,10 @@ impl Observer for Files {
         let doc = PassRecord {
             now: plan.now,
             status: status.clone(),
-            queue_status: None,
+            // The Rust runner's documents (`status`, `machines`, `queues`)
+            // need the queued steps' `.drv` files to be read again, which a
+            // simulation has not: record what the engine saw, as production does.
+            queue_status: status.get("queues").map(|_| observation.status.clone()),
             fleet: observation.fleet.clone(),
             config_fingerprint: Some(self.config_fingerprint.clone()),
             plan: plan.clone(),

@@ -17,6 +17,9 @@
 //!    another;
 //! 5. the final file (always written once in a pass that writes the file).
 //!
+//! Under the Rust runner there is no file, and in step 3 each builder's
+//! service is stopped before its machine goes (`retire.rs`).
+//!
 //! Every change of the listing is recorded in the state file *before* the
 //! file that adds a machine is published and *after* the file that removes
 //! one is, so a pass killed anywhere leaves a record at least as listed as
@@ -185,7 +188,9 @@ impl<'a> Actuator<'a> {
     /// pass), each recorded in the state file before it starts.
     fn create(&mut self, plan: &Plan) {
         for c in &plan.commands {
-            let Command::Create { deployment, machine_type, tag, nixops_expr, nix_path } = c else { continue };
+            let Command::Create { deployment, machine_type, tag, nixops_expr, nix_path, builder_args } = c else {
+                continue;
+            };
             if !self.go_on() {
                 self.memory.remove(deployment);
                 self.left_out.insert(deployment.clone());
@@ -212,7 +217,7 @@ impl<'a> Actuator<'a> {
             let result = self
                 .nixops
                 .create(deployment, nixops_expr, nix_path)
-                .and_then(|()| self.nixops.set_args(deployment, machine_type, tag));
+                .and_then(|()| self.nixops.set_args(deployment, machine_type, tag, builder_args));
             match result {
                 Ok(()) => {
                     self.state.pending_creations.remove(deployment);
@@ -344,6 +349,21 @@ impl<'a> Actuator<'a> {
                 continue;
             }
             self.keep_memory_of(name);
+        }
+        if self.config.rust_runner.is_some() {
+            let going: BTreeSet<String> = go.iter().filter_map(|c| c.deployment()).map(String::from).collect();
+            let spared = super::retire::stop_builder_services(
+                self.config,
+                self.nixops,
+                plan,
+                &going,
+                &mut self.state.counters,
+                &mut self.failures,
+            );
+            go.retain(|c| !spared.contains(c.deployment().unwrap_or_default()));
+            for name in &spared {
+                self.keep_memory_of(name);
+            }
         }
         let nixops = self.nixops;
         let results = crate::pool::parallel(&go, self.config.deploy_concurrency as usize, |c| match c {

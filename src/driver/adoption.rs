@@ -70,7 +70,8 @@ pub fn settle(
                 tracing::info!("{name}: would be {how}");
                 continue;
             }
-            let result = nixops.set_args(&name, &p.machine_type, &config.tag);
+            let result =
+                nixops.set_args(&name, &p.machine_type, &config.tag, &builder_args(config, &name, &p.machine_type));
             adopted(&name, &how, result, state, failures, &mut changed, &mut awaited);
         } else if let Some(i) = unnamed_match {
             let u = unnamed.remove(i);
@@ -83,9 +84,9 @@ pub fn settle(
                 tracing::info!("{name}: would be {how}");
                 continue;
             }
-            let result = nixops
-                .name_deployment(&u.uuid, &name, &expr, &p.nix_path)
-                .and_then(|()| nixops.set_args(&name, &p.machine_type, &config.tag));
+            let result = nixops.name_deployment(&u.uuid, &name, &expr, &p.nix_path).and_then(|()| {
+                nixops.set_args(&name, &p.machine_type, &config.tag, &builder_args(config, &name, &p.machine_type))
+            });
             adopted(&name, &how, result, state, failures, &mut changed, &mut awaited);
         } else if now.saturating_sub(p.since) >= pending_window(config) {
             tracing::info!("{name}: creation recorded at {} never happened; forgetting it", p.since);
@@ -126,6 +127,15 @@ pub fn settle(
         }
     }
     changed
+}
+
+/// The arguments a new deployment of `machine_type` gets besides `type`
+/// and `tag` (a Rust runner builder's), as its creation would have set them.
+fn builder_args(config: &Config, name: &str, machine_type: &str) -> std::collections::BTreeMap<String, String> {
+    match (&config.rust_runner, config.type_for(machine_type)) {
+        (Some(rust), Some(tc)) => crate::engine::rust_runner::builder_args(rust, name, tc),
+        _ => Default::default(),
+    }
 }
 
 /// Books an adoption's result: the record goes once it succeeded; a failed

@@ -70,6 +70,21 @@ pub struct Counters {
     pub command_failures: u64,
     /// The last pass in which nothing failed (Unix seconds).
     pub last_success: Option<Seconds>,
+    /// The Rust runner: builder services stopped, per type, by why
+    /// (`idle`: retired; `watchdog`: silent, replaced).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_stops: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Idle retirements called off because the runner had just dispatched
+    /// to the builder (see `driver/retire.rs`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retire_race_caught: u64,
+    /// Idle service stops, each exposed to the remaining race.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retire_race_exposed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Counters {
@@ -82,6 +97,12 @@ impl Counters {
             Event::DeployFailed => &mut self.deploy_failures,
         };
         let n = per_type.entry(machine_type.to_string()).or_default();
+        *n = n.saturating_add(1);
+    }
+
+    /// Counts a builder service stopped for `reason` (`idle` or `watchdog`).
+    pub fn record_service_stop(&mut self, reason: &str, machine_type: &str) {
+        let n = self.service_stops.entry(reason.to_string()).or_default().entry(machine_type.to_string()).or_default();
         *n = n.saturating_add(1);
     }
 
@@ -180,7 +201,52 @@ pub fn render(f: &PassFigures<'_>) -> String {
         let _ = writeln!(out, "hydra_provisioner_last_success_timestamp_seconds {t}");
     }
     render_counters(&mut out, f.config, f.counters);
+    if f.config.rust_runner.is_some() {
+        render_rust_runner(&mut out, f);
+    }
     out
+}
+
+/// The Rust runner's watchdog and retirements (only under `runner = "rust"`).
+fn render_rust_runner(out: &mut String, f: &PassFigures<'_>) {
+    family(
+        out,
+        "hydra_provisioner_silent_builders",
+        "gauge",
+        "Provisioned builders that had not pinged the Rust runner for watchdogReport seconds in the last pass.",
+    );
+    let mut silent: BTreeMap<String, u64> = BTreeMap::new();
+    if let Some(d) = &f.decided {
+        for b in &d.plan.silent_builders {
+            *silent.entry(b.machine_type.clone()).or_default() += 1;
+        }
+    }
+    per_type(out, "hydra_provisioner_silent_builders", &with_every_type(f.config, &silent));
+    let c = f.counters;
+    family(
+        out,
+        "hydra_provisioner_builder_service_stops_total",
+        "counter",
+        "Builder services stopped before their machine went: reason idle (retired) or watchdog (silent, replaced).",
+    );
+    for reason in ["idle", "watchdog"] {
+        let counts = c.service_stops.get(reason).cloned().unwrap_or_default();
+        for (t, n) in with_every_type(f.config, &counts) {
+            let _ = writeln!(
+                out,
+                "hydra_provisioner_builder_service_stops_total{{type=\"{}\",reason=\"{reason}\"}} {n}",
+                label(&t)
+            );
+        }
+    }
+    family(
+        out,
+        "hydra_provisioner_retire_race_total",
+        "counter",
+        "Idle retirements: caught (the runner had dispatched to the builder; not retired) and exposed (service stopped).",
+    );
+    let _ = writeln!(out, "hydra_provisioner_retire_race_total{{outcome=\"caught\"}} {}", c.retire_race_caught);
+    let _ = writeln!(out, "hydra_provisioner_retire_race_total{{outcome=\"exposed\"}} {}", c.retire_race_exposed);
 }
 
 fn render_decided(out: &mut String, f: &PassFigures<'_>, d: &Decided<'_>) {

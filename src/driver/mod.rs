@@ -24,6 +24,7 @@ mod actuator;
 pub mod adoption;
 pub mod lock;
 pub mod metrics;
+mod retire;
 pub mod state;
 
 use crate::adapters::nixops::{CheckOutcome, NixOps};
@@ -191,7 +192,7 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
 /// (a pass killed between publishing and recording leaves the record
 /// behind). Only for `machinesFile`; `updateCommand`'s output cannot be read back.
 fn mark_what_the_file_lists(config: &Config, fleet: &Fleet, state: &mut State) {
-    if config.update_command.is_some() {
+    if config.update_command.is_some() || config.rust_runner.is_some() {
         return;
     }
     let Ok(text) = std::fs::read_to_string(&config.machines_file) else { return };
@@ -345,6 +346,15 @@ fn check_up_machines(config: &Config, nixops: &NixOps, fleet: Fleet, failures: &
 fn log_plan(plan: &Plan) {
     for w in &plan.warnings {
         tracing::warn!("{w}");
+    }
+    for b in &plan.silent_builders {
+        let next = if b.replaced { "its service is stopped and it is replaced" } else { "reported" };
+        tracing::warn!(
+            "{}: the builder has been silent for {}s (no ping to the runner since {}): {next}",
+            b.deployment,
+            b.silent_for,
+            engine::reason::When { t: b.last_ping, now: Some(plan.now.secs()) }
+        );
     }
     for t in &plan.types {
         tracing::info!(

@@ -75,7 +75,7 @@ impl<'a> Pass<'a> {
             }
         }
         if let Activity::Busy(jobs) = self.activity(d) {
-            return self.record(d, Action::Drain, Reason::Busy { jobs });
+            return self.record(d, self.runner.busy_action(), Reason::Busy { jobs });
         }
         if !d.state.is_running() {
             if d.state == MachineState::Stopped && tc.is_some_and(|t| t.stop_on_idle) {
@@ -149,7 +149,7 @@ impl<'a> Pass<'a> {
         if let Some(t) = status.machine_types.get(&tc.canonical).and_then(|t| t.last_active) {
             return (t, ActivitySource::TypeLastActive);
         }
-        if let Some(t) = d.host().and_then(|h| status.builder(h)).and_then(|b| b.idle_since) {
+        if let Some(t) = self.builder(d).and_then(|b| b.idle_since) {
             return (t, ActivitySource::MachineIdleSince);
         }
         match d.memory.idle_since {
@@ -170,7 +170,9 @@ impl<'a> Pass<'a> {
         if self.spared(d, may_be_billed(d.state)) {
             return;
         }
-        if self.config.drain_before_destroy && d.state != MachineState::Missing {
+        // Only a machines file can be drained through (the Rust runner's
+        // builders have no drain: `rust_runner.rs` guards them instead).
+        if self.config.drain_before_destroy && self.runner.lists_machines() && d.state != MachineState::Missing {
             let delay = self.config.drain_delay;
             // A machine in the last file Hydra was given starts its drain
             // now: never delisted and stopped in the same pass, whatever an

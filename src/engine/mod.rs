@@ -14,17 +14,24 @@
 //! destroying anything. This file is the pass both modes share; the rules
 //! that differ live in one file per mode, `original.rs` (`quirks =
 //! "original"`, defects included) and `fixed.rs` (the default).
+//!
+//! The queue runner's generation is a second, independent axis: the
+//! [`Runner`] seam says how builders meet the runner (a machines file for
+//! the C++ runner, below; self-registration and no drain for the Rust one,
+//! `rust_runner.rs`) and guards every stop and destroy; either quirks mode
+//! decides under either generation.
 
 pub mod activity;
 mod fixed;
 mod original;
 pub mod plan;
 pub mod reason;
+pub mod rust_runner;
 
-pub use plan::{Action, Command, Listing, MachineDecision, Plan, TypeDecision};
+pub use plan::{Action, Command, Listing, MachineDecision, Plan, SilentBuilder, TypeDecision};
 pub use reason::{ActivitySource, Reason, TypeNote};
 
-use crate::config::{Config, Quirks, TypeConfig};
+use crate::config::{Config, Quirks, RustRunnerConfig, TypeConfig};
 use crate::model::{Deployment, MachineMemory, MachineState, Observation, QueueHealth, Seconds, Timestamp};
 use activity::{Activity, could_be_building};
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,6 +46,7 @@ pub const UPTIME_FALLBACK_PAD: Seconds = 1800;
 /// seconds (`i64`) convert.
 pub fn decide(config: &Config, observation: &Observation, now: impl Into<Timestamp>) -> Plan {
     let mut pass = Pass::new(config, observation, now.into());
+    pass.silent_builders = pass.runner.watch(&pass);
     pass.choose_for_demand();
     pass.walk_the_rest();
     pass.finish()
@@ -59,8 +67,88 @@ pub fn deploy_fingerprint(tc: &TypeConfig, tag: &str) -> String {
     format!("{h:016x}")
 }
 
+/// How builders meet the queue runner, by its generation: what the
+/// machines file is for, how a builder is found in the status, and what
+/// must hold before one is stopped or destroyed. Every method has the C++
+/// runner's answer as its default.
+trait Runner {
+    /// Whether Hydra learns its builders from a machines file (C++), which
+    /// the pass then writes and drains through; else builders register
+    /// themselves and nothing is written.
+    fn lists_machines(&self) -> bool {
+        true
+    }
+
+    /// The key of the deployment's builder in the status's machines: the
+    /// address written to the machines file.
+    fn builder_key<'d>(&self, d: &'d Deployment) -> Option<&'d str> {
+        d.host()
+    }
+
+    /// NixOps arguments of a new deployment besides `type` and `tag`.
+    fn builder_args(&self, _deployment: &str, _tc: &TypeConfig) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
+    /// Whether an existing deployment may be chosen to serve demand.
+    fn may_serve(&self, _pass: &Pass<'_>, _d: &Deployment) -> bool {
+        true
+    }
+
+    /// Builders to report as silent.
+    fn watch(&self, _pass: &Pass<'_>) -> Vec<SilentBuilder> {
+        vec![]
+    }
+
+    /// A decision for an unchosen deployment before the quirks mode's keep rules.
+    fn decide_first(&self, _pass: &Pass<'_>, _d: &Deployment) -> Option<(Action, Reason)> {
+        None
+    }
+
+    /// What becomes of a busy machine nobody needs (the fixed rules).
+    fn busy_action(&self) -> Action {
+        Action::Drain
+    }
+
+    /// What to do instead when a machine in `state` may not be stopped or
+    /// destroyed for `reason` yet.
+    fn guard_retire(
+        &self,
+        _pass: &Pass<'_>,
+        _d: &Deployment,
+        _state: MachineState,
+        _reason: &Reason,
+    ) -> Option<(Action, Reason)> {
+        None
+    }
+
+    /// A command that must succeed before the machine is stopped or destroyed.
+    fn before_retire(&self, _d: &Deployment, _state: MachineState, _reason: &Reason) -> Option<Command> {
+        None
+    }
+
+    /// Whether a kept machine may be redeployed now (else only touched).
+    fn may_redeploy(&self, _pass: &Pass<'_>, _d: &Deployment) -> bool {
+        true
+    }
+}
+
+/// The C++ queue runner: a machines file lists the builders.
+struct CppRunner;
+
+impl Runner for CppRunner {}
+
+fn runner_rules(rust: Option<&RustRunnerConfig>) -> Box<dyn Runner + '_> {
+    match rust {
+        Some(config) => Box::new(rust_runner::RustRunner { config }),
+        None => Box::new(CppRunner),
+    }
+}
+
 pub(crate) struct Pass<'a> {
     config: &'a Config,
+    runner: Box<dyn Runner + 'a>,
+    silent_builders: Vec<SilentBuilder>,
     obs: &'a Observation,
     /// The time of the pass as given (billing reads its fraction).
     at: Timestamp,
@@ -89,6 +177,8 @@ pub(crate) struct Pass<'a> {
     creates: Vec<Command>,
     starts: Vec<Command>,
     deploys: Vec<Command>,
+    /// Commands that must succeed before a stop or destroy (a builder's service stop).
+    retire_first: Vec<Command>,
     stops: Vec<Command>,
     destroys: Vec<Command>,
     listings: Vec<Listing>,
@@ -139,6 +229,8 @@ impl<'a> Pass<'a> {
             config.system_types.iter().map(|(k, tc)| (k.as_str(), deploy_fingerprint(tc, &config.tag))).collect();
         Pass {
             config,
+            runner: runner_rules(config.rust_runner.as_ref()),
+            silent_builders: vec![],
             obs,
             at,
             now: at.secs(),
@@ -159,6 +251,7 @@ impl<'a> Pass<'a> {
             creates: vec![],
             starts: vec![],
             deploys: vec![],
+            retire_first: vec![],
             stops: vec![],
             destroys: vec![],
             listings: vec![],
@@ -232,6 +325,7 @@ impl<'a> Pass<'a> {
                 .filter(|d| !self.ambiguous.contains(&d.name))
                 // It could never be listed: counting it would leave demand unserved.
                 .filter(|d| d.unusable_address().is_none())
+                .filter(|d| self.runner.may_serve(self, d))
                 .collect();
             let chosen = if self.original {
                 let (chosen, checked) = original::reuse(&candidates, allowed);
@@ -295,20 +389,24 @@ impl<'a> Pass<'a> {
             tag: self.config.tag.clone(),
             nixops_expr: tc.nixops_expr.clone(),
             nix_path: tc.nix_path.clone(),
+            builder_args: self.runner.builder_args(&name, tc),
         });
         self.deploys.push(self.deploy_command(&name, tc));
-        self.listings.push(Listing {
-            deployment: name.clone(),
-            machine_type: tc.canonical.clone(),
-            needs_deploy: true,
-        });
-        self.memory.insert(name.clone(), MachineMemory { listed: true, ..MachineMemory::default() });
+        let listed = self.runner.lists_machines();
+        if listed {
+            self.listings.push(Listing {
+                deployment: name.clone(),
+                machine_type: tc.canonical.clone(),
+                needs_deploy: true,
+            });
+        }
+        self.memory.insert(name.clone(), MachineMemory { listed, ..MachineMemory::default() });
         self.machines.push(MachineDecision {
             deployment: name,
             machine_type: type_arg,
             state: None,
             action: Action::Create,
-            listed: true,
+            listed,
             reason,
         });
     }
@@ -335,7 +433,7 @@ impl<'a> Pass<'a> {
                 self.config.redeploy_interval > 0 && self.now.saturating_sub(at) >= self.config.redeploy_interval
             }
         };
-        !current || due
+        (!current || due) && self.runner.may_redeploy(self, d)
     }
 
     /// Whether `action` deploys the machine. The original redeployed every
@@ -344,10 +442,17 @@ impl<'a> Pass<'a> {
         action.lists() || (self.original && action == Action::Drain)
     }
 
-    /// Books `d`'s decision: its commands, its listing and its memory.
+    /// Books `d`'s decision: its commands, its listing and its memory. A
+    /// stop or destroy passes the runner's guard first.
     fn record(&mut self, d: &'a Deployment, action: Action, reason: Reason) {
         let tc = self.type_of(d);
         let state = self.state_of(d);
+        let (action, reason) = match action {
+            Action::Stop | Action::Destroy => {
+                self.runner.guard_retire(self, d, state, &reason).unwrap_or((action, reason))
+            }
+            _ => (action, reason),
+        };
         let mut listing = None;
         if self.deploys(action) {
             match tc {
@@ -361,7 +466,7 @@ impl<'a> Pass<'a> {
                     } else {
                         self.deploys.push(Command::TouchKeepAlive { deployment: d.name.clone() });
                     }
-                    if action.lists() {
+                    if action.lists() && self.runner.lists_machines() {
                         listing = Some(Listing {
                             deployment: d.name.clone(),
                             machine_type: tc.canonical.clone(),
@@ -393,6 +498,9 @@ impl<'a> Pass<'a> {
         if kept_alive && state.is_running() && d.host().is_some() {
             self.deploys.push(Command::TouchKeepAlive { deployment: d.name.clone() });
         }
+        if matches!(action, Action::Stop | Action::Destroy) {
+            self.retire_first.extend(self.runner.before_retire(d, state, &reason));
+        }
         match action {
             Action::Stop => self.stops.push(Command::Stop { deployment: d.name.clone() }),
             Action::Destroy => self.destroys.push(Command::Destroy { deployment: d.name.clone() }),
@@ -416,7 +524,13 @@ impl<'a> Pass<'a> {
     }
 
     fn activity(&self, d: &Deployment) -> Activity {
-        activity::activity(&self.obs.status, d, self.type_of(d), self.config.drain_delay)
+        let key = self.runner.builder_key(d);
+        activity::activity(&self.obs.status, key, d, self.type_of(d), self.config.drain_delay)
+    }
+
+    /// The deployment's builder in the status, if it is there.
+    fn builder(&self, d: &Deployment) -> Option<&'a crate::model::BuilderStatus> {
+        self.runner.builder_key(d).and_then(|k| self.obs.status.builder(k))
     }
 
     /// Whether the machine's activity is unknown while it may be building:
@@ -444,7 +558,7 @@ impl<'a> Pass<'a> {
 
     /// Whether Hydra currently has the machine enabled (i.e. in its file).
     fn in_hydra(&self, d: &Deployment) -> bool {
-        d.host().and_then(|h| self.obs.status.builder(h)).is_some_and(|b| b.enabled)
+        self.runner.lists_machines() && self.builder(d).is_some_and(|b| b.enabled)
     }
 
     fn next_memory(&self, d: &Deployment, action: Action, listing: Option<&Listing>) -> MachineMemory {
@@ -455,7 +569,7 @@ impl<'a> Pass<'a> {
                 // Not seen idle: it may have worked since it last was.
                 Activity::Busy(_) | Activity::Unknown => m.idle_since = None,
                 Activity::Idle if m.idle_since.is_none() => {
-                    let reported = d.host().and_then(|h| self.obs.status.builder(h)).and_then(|b| b.idle_since);
+                    let reported = self.builder(d).and_then(|b| b.idle_since);
                     m.idle_since = Some(reported.unwrap_or(self.now));
                 }
                 Activity::Idle => {}
@@ -510,7 +624,9 @@ impl<'a> Pass<'a> {
                 self.record(d, Action::Hold, Reason::QueueStatusUnavailable { detail });
                 continue;
             }
-            if self.original {
+            if let Some((action, reason)) = self.runner.decide_first(self, d) {
+                self.record(d, action, reason);
+            } else if self.original {
                 self.original_keep_rules(d);
             } else {
                 self.fixed_keep_rules(d);
@@ -527,9 +643,10 @@ impl<'a> Pass<'a> {
         let mut commands = self.creates;
         commands.extend(self.starts);
         commands.extend(self.deploys);
-        if self.hold_all.is_none() {
+        if self.hold_all.is_none() && self.runner.lists_machines() {
             commands.push(Command::WriteMachinesFile);
         }
+        commands.extend(self.retire_first);
         commands.extend(self.stops);
         commands.extend(self.destroys);
         let preview = plan::render_machines_file(
@@ -549,6 +666,7 @@ impl<'a> Pass<'a> {
             machines_file_preview: preview,
             memory: self.memory,
             warnings: self.warnings,
+            silent_builders: self.silent_builders,
         }
     }
 }

@@ -77,8 +77,18 @@ pub struct TypeDecision {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
-    /// `nixops create -d NAME EXPR [-I ...]` then `set-args --argstr type T --argstr tag TAG`.
-    Create { deployment: String, machine_type: String, tag: String, nixops_expr: String, nix_path: Vec<String> },
+    /// `nixops create -d NAME EXPR [-I ...]` then `set-args --argstr type T --argstr tag TAG`,
+    /// plus `--argstr K V` for each of `builder_args` (the Rust runner's
+    /// builders: hostname, runner endpoint, token path, slots).
+    Create {
+        deployment: String,
+        machine_type: String,
+        tag: String,
+        nixops_expr: String,
+        nix_path: Vec<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        builder_args: BTreeMap<String, String>,
+    },
     /// `nixops start -d NAME`: bring a stopped machine back before deploying it.
     Start { deployment: String },
     /// `nixops deploy -d NAME --check [-I ...]`, then touch `/run/keep-alive`.
@@ -88,6 +98,11 @@ pub enum Command {
     TouchKeepAlive { deployment: String },
     /// Write the machines file (after every deploy, before any stop or destroy).
     WriteMachinesFile,
+    /// `nixops ssh -d NAME machine -- systemctl stop UNIT`: the Rust runner's
+    /// builder leaves the runner (aborting what it runs) before its machine
+    /// is stopped or destroyed. `idle`: retired for idleness, so the driver
+    /// first checks the runner still reports it idle (else the watchdog's).
+    StopBuilderService { deployment: String, unit: String, idle: bool },
     /// `nixops stop -d NAME --confirm`.
     Stop { deployment: String },
     /// `nixops destroy -d NAME --confirm`, then `nixops delete -d NAME`.
@@ -102,6 +117,7 @@ impl Command {
             | Command::Deploy { deployment, .. }
             | Command::TouchKeepAlive { deployment }
             | Command::Stop { deployment }
+            | Command::StopBuilderService { deployment, .. }
             | Command::Destroy { deployment } => Some(deployment),
             Command::WriteMachinesFile => None,
         }
@@ -137,6 +153,21 @@ pub struct Plan {
     pub memory: BTreeMap<String, MachineMemory>,
     /// Problems with the input that did not stop the pass.
     pub warnings: Vec<String>,
+    /// The Rust runner's builders whose pings stopped (the watchdog).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub silent_builders: Vec<SilentBuilder>,
+}
+
+/// A provisioned builder that has not pinged the Rust runner for a while.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilentBuilder {
+    pub deployment: String,
+    pub machine_type: String,
+    /// Its last ping (Unix seconds).
+    pub last_ping: Seconds,
+    pub silent_for: Seconds,
+    /// Silent past `watchdogReplace`: its service is stopped and it is replaced.
+    pub replaced: bool,
 }
 
 impl Plan {
@@ -159,6 +190,17 @@ impl Plan {
         let _ = writeln!(out, "plan at {when} ({}) (quirks: {})", self.now, self.quirks);
         for w in &self.warnings {
             let _ = writeln!(out, "warning: {w}");
+        }
+        for b in &self.silent_builders {
+            let what = if b.replaced { "replaced" } else { "reported" };
+            let _ = writeln!(
+                out,
+                "watchdog: {} [{}] silent for {}s (last ping {}): {what}",
+                b.deployment,
+                b.machine_type,
+                b.silent_for,
+                super::reason::When { t: b.last_ping, now: Some(self.now.secs()) }
+            );
         }
         let _ = writeln!(out, "\nmachine types:");
         // Types the status reports but the config does not provision (other
@@ -221,6 +263,10 @@ fn command_text(c: &Command) -> String {
         Command::TouchKeepAlive { deployment } => format!("touch keep-alive on {deployment}"),
         Command::WriteMachinesFile => "write machines file".to_string(),
         Command::Stop { deployment } => format!("stop {deployment}"),
+        Command::StopBuilderService { deployment, unit, idle } => {
+            let check = if *idle { ", if the runner still reports it idle" } else { "" };
+            format!("stop {unit} on {deployment}{check}")
+        }
         Command::Destroy { deployment } => format!("destroy and delete {deployment}"),
     }
 }
@@ -346,6 +392,9 @@ mod tests {
             Reason::NoAddress { since: 1, until: 2 },
             Reason::NoAddressTimedOut { since: 1, timeout: 2 },
             Reason::OriginalWouldCrash { why: "x".into() },
+            Reason::IdleNotHeld { idle_since: 1, until: 2 },
+            Reason::LastTryRunning { tries: 4, max_tries: 5 },
+            Reason::BuilderSilent { last_ping: 1, limit: 2 },
         ]
     }
 

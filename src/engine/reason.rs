@@ -89,6 +89,17 @@ pub enum Reason {
     ActivityUnknown,
     /// Input on which the original provisioner crashed; the fleet is left alone.
     OriginalWouldCrash { why: String },
+    /// The Rust runner has no drain: a builder goes only once it has been
+    /// idle (by our own record) for its type's `gracePeriod`, from
+    /// `idle_since` until `until`; kept until then.
+    IdleNotHeld { idle_since: Seconds, until: Seconds },
+    /// A step running on the builder is on its last try (`tries` used of
+    /// `max_tries`): stopping the builder would fail it for good.
+    LastTryRunning { tries: u32, max_tries: u32 },
+    /// The builder has not pinged the Rust runner since `last_ping`, longer
+    /// than `watchdogReplace` (`limit`): its service is stopped and it is
+    /// replaced, freeing the slots the runner would hold for it.
+    BuilderSilent { last_ping: Seconds, limit: Seconds },
 }
 
 impl fmt::Display for Reason {
@@ -164,6 +175,21 @@ impl Reason {
                 write!(f, "unneeded, but the status cannot say whether it is building; drained, not stopped")
             }
             Reason::OriginalWouldCrash { why } => write!(f, "the original provisioner would crash here: {why}"),
+            Reason::IdleNotHeld { idle_since, until } => write!(
+                f,
+                "idle since {}; the Rust runner has no drain, so it goes once idle until {}",
+                at(*idle_since),
+                at(*until)
+            ),
+            Reason::LastTryRunning { tries, max_tries } => write!(
+                f,
+                "runs a step that used {tries} of its {max_tries} tries: stopping the builder would fail it for good"
+            ),
+            Reason::BuilderSilent { last_ping, limit } => write!(
+                f,
+                "no ping since {}, longer than watchdogReplace ({limit}s): service stopped, machine replaced",
+                at(*last_ping)
+            ),
         }
     }
 }

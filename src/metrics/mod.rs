@@ -6,7 +6,7 @@
 //! This module only computes and renders numbers. It does not simulate,
 //! observe a fleet or decide anything; callers feed it what they measured.
 
-use crate::config::Quirks;
+use crate::config::{Quirks, Runner};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -424,6 +424,21 @@ pub struct Stability {
     pub spot_interruptions: u64,
     pub aborted_steps: u64,
     pub retries: u64,
+    /// The Rust runner's builders whose service was stopped before their
+    /// machine went (each aborting whatever it ran at that moment).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub builder_service_stops: u64,
+    /// Idle builders spared because the runner gave them a step between the
+    /// status read and the service stop (the re-check caught the race).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retire_race_caught: u64,
+    /// The Rust runner's builders that went silent.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub builders_silent: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Step counts; every step of the trace is in exactly one final bucket.
@@ -453,6 +468,10 @@ pub struct Summary {
     pub config: String,
     /// The engine's rules: the original's, defects included, or the fixed ones.
     pub quirks: Quirks,
+    /// The queue runner simulated; named only when it is the Rust one, so
+    /// the C++ runner's summaries read as they always did.
+    #[serde(skip_serializing_if = "Runner::is_cpp")]
+    pub runner: Runner,
     pub seed: u64,
     pub program_version: String,
     /// Digests of what was replayed (see [`Inputs`]).
@@ -475,6 +494,9 @@ impl Summary {
         let _ = writeln!(o, "trace            {}", self.trace);
         let _ = writeln!(o, "config           {}", self.config);
         let _ = writeln!(o, "quirks           {}", quirks_text(self.quirks));
+        if !self.runner.is_cpp() {
+            let _ = writeln!(o, "runner           rust (Hydra's Rust queue runner: no machines file, no drain)");
+        }
         let _ = writeln!(o, "seed             {}", self.seed);
         if let Some(w) = &self.inputs.window {
             let _ = writeln!(o, "window           {w} of the trace");
@@ -547,6 +569,13 @@ impl Summary {
             );
         }
         let _ = writeln!(o, "steps            {} aborted, {} retries", st.aborted_steps, st.retries);
+        if st.builder_service_stops + st.retire_race_caught + st.builders_silent > 0 {
+            let _ = writeln!(
+                o,
+                "builders         {} services stopped, {} spared by the idle re-check, {} went silent",
+                st.builder_service_stops, st.retire_race_caught, st.builders_silent
+            );
+        }
         o
     }
 }

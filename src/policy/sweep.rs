@@ -85,8 +85,9 @@ pub const SCENARIO_KEYS: [&str; 11] = [
 
 /// The role of an axis that does not name one: traces and windows are
 /// samples; the cloud, the rest of the scenario's world and `billing`
-/// (which says how the cloud bills) are settings; the provisioner
-/// configuration and the interval are policy.
+/// (which says how the cloud bills) and `runner` (which queue runner serves
+/// the fleet: the world the policy meets, not the policy) are settings; the
+/// provisioner configuration and the interval are policy.
 fn default_role(in_scenario: bool, segments: &[String]) -> Role {
     let first = segments.first().map_or("", String::as_str);
     if in_scenario {
@@ -95,7 +96,7 @@ fn default_role(in_scenario: bool, segments: &[String]) -> Role {
             "interval" => Role::Policy,
             _ => Role::Setting,
         }
-    } else if segments.last().is_some_and(|l| l == "billing") {
+    } else if segments.last().is_some_and(|l| l == "billing") || segments == ["runner"] {
         Role::Setting
     } else {
         Role::Policy
@@ -553,11 +554,12 @@ on_demand_price = 0.5
              [[axis]]\npath = 'cloud.\"x86_64-linux\".boot_median'\nvalues = [200]\n\
              [[axis]]\npath = \"trace\"\nvalues = [\"other.csv\"]\n\
              [[axis]]\npath = \"window\"\nvalues = [\"1d..2d\"]\n\
-             [[axis]]\npath = 'provisioner.systemTypes.\"x86_64-linux\".maxMachines'\nvalues = [9]\n",
+             [[axis]]\npath = 'provisioner.systemTypes.\"x86_64-linux\".maxMachines'\nvalues = [9]\n\
+             [[axis]]\npath = \"runner\"\nvalues = [\"cpp\", \"rust\"]\n",
         )
         .unwrap();
         let roles: Vec<Role> = s.axes.iter().map(|a| a.role).collect();
-        assert_eq!(roles, [Role::Policy, Role::Setting, Role::Sample, Role::Sample, Role::Policy]);
+        assert_eq!(roles, [Role::Policy, Role::Setting, Role::Sample, Role::Sample, Role::Policy, Role::Setting]);
         assert_eq!(s.axes[1].column(), "cloud.x86_64-linux.boot_median");
         let b = base();
         b.check(&s).unwrap();

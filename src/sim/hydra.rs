@@ -90,6 +90,12 @@
 //! left cannot touch the new step. This module knows nothing of clouds,
 //! billing or the provisioner: machines come and go when the simulator says
 //! so.
+//!
+//! **The Rust queue runner** differs in its dispatch order and in how
+//! builders come and go; those rules are in `hydra/rust.rs`, reached through
+//! [`DispatchOrder`] (the keys of the step and machine orders) and the
+//! builder methods there. Every rule above holds for it unless that file
+//! says otherwise.
 
 use super::queue::{QueueKey, Runnable};
 use super::slots::{FreeMachines, MachineKey};
@@ -97,11 +103,14 @@ use super::time::SimTime;
 use crate::metrics::WaitRecorder;
 use crate::model::{BuilderStatus, QueueStatus, TypeStatus};
 use crate::trace::{Outcome, StepRow, Sym, Symbols};
+pub use rust::{DispatchOrder, QueuedStep};
 use serde_json::{Map, Value, json};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 pub use super::queue::SHARE_WINDOW_MS;
+
+mod rust;
 
 type IdHash = std::hash::BuildHasherDefault<crate::trace::IdHasher>;
 
@@ -296,6 +305,11 @@ pub struct Machine {
     pub provisioned: bool,
     /// Destroyed: no longer tracked by Hydra.
     pub removed: bool,
+    /// Its place in the Rust runner's list of builders (`hydra/rust.rs`).
+    rank: u32,
+    /// A Rust runner builder that stopped answering: what it runs never
+    /// finishes, and it keeps its slots until it is dropped.
+    pub silent: bool,
 }
 
 /// Hydra's order of machines, smaller first: load, speed factor (higher
@@ -355,6 +369,10 @@ pub struct Hydra {
     free_active_slots: u64,
     /// Items visited by machine bookkeeping (see [`Hydra::work`]).
     work: u64,
+    /// Whose orders dispatch follows.
+    order: DispatchOrder,
+    /// The Rust runner's builders in its order (`hydra/rust.rs`).
+    builder_order: Vec<u32>,
 }
 
 impl Hydra {
@@ -385,6 +403,8 @@ impl Hydra {
             counters: Counters::default(),
             free_active_slots: 0,
             work: 0,
+            order: DispatchOrder::Cpp,
+            builder_order: vec![],
         }
     }
 
@@ -460,6 +480,8 @@ impl Hydra {
             provisioned,
             removed: false,
             active: false,
+            rank: 0,
+            silent: false,
         });
         if provisioned {
             self.provisioned.push(i);
@@ -478,7 +500,7 @@ impl Hydra {
 
     fn machine_key(&self, machine: u32) -> MachineKey {
         let m = &self.machines[machine as usize];
-        MachineKey::new(m.current_jobs, m.speed_factor, machine)
+        self.order.machine_key(m.current_jobs, m.speed_factor, m.rank, machine)
     }
 
     /// Makes a machine active or not after its `enabled`, `alive` or
@@ -519,7 +541,7 @@ impl Hydra {
         self.free_active_slots =
             self.free_active_slots + u64::from(max.saturating_sub(now)) - u64::from(max.saturating_sub(before));
         let machines = &self.machines;
-        let key = MachineKey::new(now, machines[machine as usize].speed_factor, machine);
+        let key = self.machine_key(machine);
         match (was_free, is_free) {
             (true, true) => self.free.moved(class, key, |k| Self::is_live_key(machines, class, k)),
             (false, true) => self.free.became_free(class, key, |k| Self::is_live_key(machines, class, k)),
@@ -752,8 +774,16 @@ impl Hydra {
         let s = &mut self.steps[slot as usize];
         s.queue_gen = s.queue_gen.wrapping_add(1);
         let features = self.kinds[s.kind as usize].features.len();
-        let key =
-            QueueKey::new(s.global_priority, s.priority, features, s.rdeps, s.build_id, s.step_id, slot, s.queue_gen);
+        let key = self.order.queue_key(
+            s.global_priority,
+            s.priority,
+            features,
+            s.rdeps,
+            s.build_id,
+            s.step_id,
+            slot,
+            s.queue_gen,
+        );
         self.runnable.push(s.kind, s.jobset, key);
         self.dispatch_needed = true;
     }
@@ -966,6 +996,10 @@ impl Hydra {
         match event {
             HydraEvent::StepDone { serial, slot, attempt } => {
                 if !self.is_current(slot, serial, attempt, StepState::Running) {
+                    return;
+                }
+                if self.machines[self.steps[slot as usize].machine as usize].silent {
+                    // Its builder hangs: the runner hears nothing until it drops it.
                     return;
                 }
                 let ran = self.leave_machine(slot, now);

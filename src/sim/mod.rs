@@ -42,12 +42,13 @@
 pub mod hydra;
 pub mod input;
 mod queue;
+mod rust_runner;
 pub mod scenario;
 pub mod shell;
 mod slots;
 pub mod time;
 
-pub use scenario::{CloudType, Era, Market, Scenario, ScenarioError, StaticMachine, Window};
+pub use scenario::{CloudType, Era, Market, RustRunnerModel, Scenario, ScenarioError, StaticMachine, Window};
 pub use time::SimTime;
 
 use crate::billing::BillingModel;
@@ -187,6 +188,7 @@ enum Event {
     MachinesFileRead { version: u64 },
     SpotNotice { machine: u32, generation: u32 },
     SpotTerminate { machine: u32, generation: u32 },
+    Rust(rust_runner::RustEvent),
 }
 
 /// A provisioned instance and its NixOps deployment.
@@ -268,6 +270,8 @@ pub struct Simulation<'s> {
     stability: Stability,
     /// The instance behind each of Hydra's machines (`None`: static).
     instance_of_machine: Vec<Option<u32>>,
+    /// The Rust runner's shell; `None` under the C++ runner.
+    rust: Option<rust_runner::RustRunnerSim>,
 }
 
 fn lognormal_ms(rng: &mut ChaCha8Rng, median_s: f64, spread: f64) -> i64 {
@@ -282,6 +286,11 @@ fn secs_ms(s: f64) -> i64 {
 impl<'s> Simulation<'s> {
     pub fn new(scenario: &'s Scenario) -> Simulation<'s> {
         let mut hydra = Hydra::new(scenario.shares.clone());
+        let mut rust = (scenario.runner == crate::config::Runner::Rust)
+            .then(|| rust_runner::RustRunnerSim::new(scenario.rust_runner.clone()));
+        if rust.is_some() {
+            hydra.set_dispatch_order(hydra::DispatchOrder::Rust);
+        }
         for m in &scenario.static_machines {
             for i in 1..=m.count {
                 let host = if m.count == 1 { m.name.clone() } else { format!("{}-{i}", m.name) };
@@ -292,7 +301,12 @@ impl<'s> Simulation<'s> {
                     supported: m.supported_features.iter().cloned().collect(),
                     mandatory: m.mandatory_features.iter().cloned().collect(),
                 };
-                hydra.add_machine(host, spec, SimTime::ZERO, false);
+                let systems = spec.systems.clone();
+                let h = hydra.add_machine(host, spec, SimTime::ZERO, false);
+                if let Some(rust) = &mut rust {
+                    hydra.join_builder(h);
+                    rust.static_builder(h, &systems);
+                }
             }
         }
         for tc in scenario.config.system_types.values() {
@@ -324,6 +338,7 @@ impl<'s> Simulation<'s> {
             passes: 0,
             stability: Stability::default(),
             instance_of_machine: vec![],
+            rust,
         }
     }
 
@@ -447,6 +462,7 @@ impl<'s> Simulation<'s> {
             Event::Pass => self.pass(observer)?,
             Event::PassEnd => self.pass_end(observer),
             Event::MachinesFileRead { version } => self.machines_file_read(version, observer),
+            Event::Rust(e) => self.handle_rust(e, observer),
             Event::SpotNotice { machine, generation } => {
                 let inst = &self.instances[machine as usize];
                 if inst.generation == generation && inst.state == InstanceState::Running {
@@ -510,21 +526,11 @@ impl<'s> Simulation<'s> {
         let now_s = self.engine_now();
         let uptime = self.scenario.queue_runner_uptime.saturating_add(self.now.whole_secs());
         let with_last_active = self.scenario.era == Era::WithLastActive;
-        let status = self.hydra.status(self.scenario.epoch, self.now, uptime, with_last_active);
         let wants_document = observer.wants_passes();
-        let document = if wants_document || status_checked(self.passes) {
-            let document = self.hydra.status_json(self.scenario.epoch, self.now, uptime, with_last_active);
-            let parsed = status::parse_status_value(&document)
-                .map_err(|e| SimError::Internal(format!("the simulated status does not parse: {e}")))?;
-            if parsed != status {
-                return Err(SimError::Internal(format!(
-                    "pass {}: the status read back from the document differs from the one the simulator built",
-                    self.passes
-                )));
-            }
-            Some(document)
+        let (status, document) = if self.rust.is_some() {
+            self.rust_status(uptime, wants_document || status_checked(self.passes))?
         } else {
-            None
+            self.cpp_status(uptime, with_last_active, wants_document)?
         };
         let observation = Observation { status, fleet: self.fleet() };
         let plan = engine::decide(&self.scenario.config, &observation, now_s);
@@ -540,6 +546,30 @@ impl<'s> Simulation<'s> {
     /// configuration's spelling under the original quirks).
     fn type_key<'a>(&'a self, inst: &'a Instance) -> &'a str {
         self.scenario.config.type_for(&inst.machine_type).map_or(inst.machine_type.as_str(), |t| t.canonical.as_str())
+    }
+
+    /// The C++ runner's status, and its document when it is recorded or
+    /// checked (see [`status_checked`]).
+    fn cpp_status(
+        &self,
+        uptime: i64,
+        with_last_active: bool,
+        wants_document: bool,
+    ) -> Result<(crate::model::QueueStatus, Option<serde_json::Value>), SimError> {
+        let status = self.hydra.status(self.scenario.epoch, self.now, uptime, with_last_active);
+        if !(wants_document || status_checked(self.passes)) {
+            return Ok((status, None));
+        }
+        let document = self.hydra.status_json(self.scenario.epoch, self.now, uptime, with_last_active);
+        let parsed = status::parse_status_value(&document)
+            .map_err(|e| SimError::Internal(format!("the simulated status does not parse: {e}")))?;
+        if parsed != status {
+            return Err(SimError::Internal(format!(
+                "pass {}: the status read back from the document differs from the one the simulator built",
+                self.passes
+            )));
+        }
+        Ok((status, Some(document)))
     }
 
     /// One sample per type and figure (`series.csv`, docs/scenario-format.md):
@@ -631,6 +661,12 @@ impl<'s> Simulation<'s> {
         inst.state = state;
         inst.generation += 1;
         if let Some(h) = inst.hydra {
+            if let Some(rust) = &self.rust {
+                if rust.keeps_slots(h) {
+                    return;
+                }
+                self.builder_gone(h);
+            }
             if state == InstanceState::Destroyed {
                 self.hydra.remove_machine(h, now);
             } else {
@@ -718,11 +754,12 @@ impl<'s> Simulation<'s> {
                     };
                     deploying.push(Reverse(done_at));
                     pass_end = pass_end.max(done_at);
+                    self.schedule_join(m, done_at, ok);
                     deploys.push(DeployResult { machine: m, fingerprint: fingerprint.clone(), done_at, ok });
                 }
                 Command::TouchKeepAlive { .. } => pass_end = pass_end.max(now.plus_ms(TOUCH_MS)),
                 Command::WriteMachinesFile => write_file = true,
-                Command::Stop { .. } | Command::Destroy { .. } => {}
+                Command::Stop { .. } | Command::Destroy { .. } | Command::StopBuilderService { .. } => {}
             }
         }
         // A creation without a deploy still launches its instance.
@@ -786,8 +823,20 @@ impl<'s> Simulation<'s> {
             let version = self.file_version;
             self.schedule(at, Event::MachinesFileRead { version });
         }
+        if self.rust.is_some() {
+            self.retire(&plan.commands, observer);
+        } else {
+            self.take_down(&plan.commands, observer);
+        }
+        let next = now.plus_ms(secs_ms(self.scenario.interval));
+        self.schedule(next, Event::Pass);
+    }
+
+    /// The plan's stops and destroys take effect now.
+    fn take_down(&mut self, commands: &[Command], observer: &mut dyn Observer) {
+        let now = self.now;
         let stop_confirmed = ShellRules::of(&self.scenario.config).stop_confirmed;
-        for command in &plan.commands {
+        for command in commands {
             let (deployment, state, verb) = match command {
                 Command::Stop { deployment } => (deployment, InstanceState::Stopped, "stop"),
                 Command::Destroy { deployment } => (deployment, InstanceState::Destroyed, "destroy"),
@@ -819,8 +868,6 @@ impl<'s> Simulation<'s> {
             self.end_run(m, state);
             self.event(observer, now, m, verb);
         }
-        let next = now.plus_ms(secs_ms(self.scenario.interval));
-        self.schedule(next, Event::Pass);
     }
 
     fn machines_file_read(&mut self, version: u64, observer: &mut dyn Observer) {
@@ -959,6 +1006,7 @@ impl<'s> Simulation<'s> {
             trace: self.scenario.trace_text.clone(),
             config: self.scenario.config_origin.clone(),
             quirks: self.scenario.config.quirks,
+            runner: self.scenario.runner,
             seed: self.scenario.seed,
             program_version: env!("CARGO_PKG_VERSION").to_string(),
             inputs: Inputs::default(),

@@ -5,7 +5,7 @@
 //! This module reads and validates; it does not open the trace or run anything.
 
 use crate::billing::BillingModel;
-use crate::config::{self, Config};
+use crate::config::{self, Config, Runner};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -214,6 +214,60 @@ pub fn duration_text(seconds: f64) -> String {
     format!("{seconds}s")
 }
 
+/// The simulated queue runner (`[hydra]`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HydraFile {
+    runner: Option<String>,
+    silent_per_hour: Option<f64>,
+    silence_detection: Option<f64>,
+    ping_interval: Option<f64>,
+    service_stop: Option<f64>,
+}
+
+impl HydraFile {
+    /// The keys that model the Rust runner only.
+    fn rust_keys_set(&self) -> bool {
+        self.silent_per_hour.is_some()
+            || self.silence_detection.is_some()
+            || self.ping_interval.is_some()
+            || self.service_stop.is_some()
+    }
+}
+
+/// What the Rust queue runner's model needs beyond the C++ one's
+/// (`sim/rust_runner.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RustRunnerModel {
+    /// Times per builder-hour a joined builder goes silent (exponential):
+    /// it stops pinging and answering, and its steps hang.
+    pub silent_per_hour: f64,
+    /// Seconds until the runner's transport notices a silent builder and
+    /// drops it, aborting its steps.
+    pub silence_detection: f64,
+    /// Seconds between a builder's pings.
+    pub ping_interval: f64,
+    /// Seconds from the provisioner's idle re-check to the builder leaving
+    /// the runner (`nixops ssh` connecting, `systemctl stop`): the window in
+    /// which a step dispatched to a retiring builder is aborted.
+    pub service_stop: f64,
+}
+
+impl Default for RustRunnerModel {
+    fn default() -> Self {
+        // 924 s: Linux gives up on a peer that stopped acknowledging after
+        // 15 retransmissions (tcp_retries2), and the runner's pings keep
+        // data outstanding. 10 s: hydra-builder's ping interval. 2 s: an
+        // ssh connection and a `systemctl stop`.
+        RustRunnerModel { silent_per_hour: 0.0, silence_detection: 924.0, ping_interval: 10.0, service_stop: 2.0 }
+    }
+}
+
+/// Placeholders an inline `runner = "rust"` configuration gets for the keys
+/// production requires and the simulator never reads.
+const SIMULATED_STATUS_URL: &str = "http://127.0.0.1:8080/status";
+const SIMULATED_RUNNER_ENDPOINT: &str = "simulated:50051";
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScenarioFile {
@@ -240,6 +294,8 @@ struct ScenarioFile {
     epoch: i64,
     #[serde(default = "default_uptime")]
     queue_runner_uptime: i64,
+    #[serde(default)]
+    hydra: HydraFile,
 }
 
 fn default_seed() -> u64 {
@@ -288,6 +344,11 @@ pub struct Scenario {
     pub epoch: i64,
     /// The queue runner's uptime at the trace's zero.
     pub queue_runner_uptime: i64,
+    /// The simulated queue runner's generation (`[hydra] runner`; the
+    /// configuration's `runner` follows it).
+    pub runner: Runner,
+    /// The Rust runner's model (read only under `runner = "rust"`).
+    pub rust_runner: RustRunnerModel,
 }
 
 impl Scenario {
@@ -336,6 +397,10 @@ impl Scenario {
     pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Scenario, ScenarioError> {
         let err = |message: String| ScenarioError { origin: origin.to_string(), message };
         let file: ScenarioFile = toml::from_str(text).map_err(|e| err(e.to_string().trim_end().to_string()))?;
+        let hydra_runner = match &file.hydra.runner {
+            None => None,
+            Some(r) => Some(r.parse::<Runner>().map_err(|e| err(format!("hydra.runner: {e}")))?),
+        };
         let (config_json, config_origin, config) = match &file.provisioner {
             toml::Value::String(p) => {
                 let path = base_dir.join(p);
@@ -358,6 +423,15 @@ impl Scenario {
                         }
                     }
                 }
+                if let Some(top) = json.as_object_mut() {
+                    if let Some(r) = hydra_runner {
+                        top.entry("runner").or_insert_with(|| r.name().into());
+                    }
+                    if top.get("runner").and_then(|r| r.as_str()) == Some("rust") {
+                        top.entry("statusUrl").or_insert_with(|| SIMULATED_STATUS_URL.into());
+                        top.entry("runnerEndpoint").or_insert_with(|| SIMULATED_RUNNER_ENDPOINT.into());
+                    }
+                }
                 let origin_inline = format!("{origin} [provisioner]");
                 let (config, warnings) =
                     config::parse(&json, &origin_inline, None).map_err(|e| err(format!("provisioner: {e}")))?;
@@ -377,6 +451,41 @@ impl Scenario {
                 )));
             }
         };
+        let runner = hydra_runner.unwrap_or(config.runner);
+        if runner != config.runner {
+            return Err(err(format!(
+                "hydra.runner is `{}` but the provisioner's runner is `{}`: the provisioner must serve the runner simulated",
+                runner.name(),
+                config.runner.name()
+            )));
+        }
+        // Written beside an explicit C++ runner they are a mistake; beside
+        // the configuration's default they wait for a `runner` sweep's
+        // Rust points, so one base scenario serves both generations.
+        if hydra_runner == Some(Runner::Cpp) && file.hydra.rust_keys_set() {
+            return Err(err(
+                "hydra: silent_per_hour, silence_detection, ping_interval and service_stop model the Rust runner; \
+                 set hydra.runner = \"rust\""
+                    .into(),
+            ));
+        }
+        let defaults = RustRunnerModel::default();
+        let rust_runner = RustRunnerModel {
+            silent_per_hour: file.hydra.silent_per_hour.unwrap_or(defaults.silent_per_hour),
+            silence_detection: file.hydra.silence_detection.unwrap_or(defaults.silence_detection),
+            ping_interval: file.hydra.ping_interval.unwrap_or(defaults.ping_interval),
+            service_stop: file.hydra.service_stop.unwrap_or(defaults.service_stop),
+        };
+        for (key, value, low, high) in [
+            ("silent_per_hour", rust_runner.silent_per_hour, 0.0, 3600.0),
+            ("silence_detection", rust_runner.silence_detection, 0.0, MAX_DELAY),
+            ("ping_interval", rust_runner.ping_interval, 1.0, MAX_DELAY),
+            ("service_stop", rust_runner.service_stop, 0.0, 60.0),
+        ] {
+            if !(value.is_finite() && (low..=high).contains(&value)) {
+                return Err(err(format!("hydra.{key}: must be from {low} to {high}, got {value}")));
+            }
+        }
         let mut cloud = BTreeMap::new();
         for (key, c) in &file.cloud {
             let Some(tc) = config.type_for(key) else {
@@ -503,6 +612,8 @@ impl Scenario {
             reload_delay: file.reload_delay,
             epoch: file.epoch,
             queue_runner_uptime: file.queue_runner_uptime,
+            runner,
+            rust_runner,
         })
     }
 }

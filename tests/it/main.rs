@@ -14,4 +14,5 @@ mod policy;
 mod production;
 mod replay;
 mod reports;
+mod rust_runner;
 mod simulation;

@@ -499,8 +499,10 @@ fn eval_module(args: &[(&str, &str)]) -> Value {
 /// every store path of a file of this repository mapped back to the file.
 fn run_build_script(script: &str, prelude: &str, cwd: &Path, env: &[(&str, &Path)]) {
     let mut script = script.to_string();
-    if let Some(store) = store_path_of(&script, "auto-shutdown.nix") {
-        script = script.replace(&store, &common::root().join("nix/auto-shutdown.nix").display().to_string());
+    for file in ["auto-shutdown.nix", "builder.nix"] {
+        if let Some(store) = store_path_of(&script, file) {
+            script = script.replace(&store, &common::root().join("nix").join(file).display().to_string());
+        }
     }
     let mut cmd = std::process::Command::new("bash");
     cmd.arg("-euo").arg("pipefail").arg("-c").arg(format!("{prelude}\n{script}")).current_dir(cwd);
@@ -549,7 +551,9 @@ fn the_package_installs_completions_man_pages_and_auto_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     std::fs::create_dir_all(src.join("nix")).unwrap();
-    std::fs::copy(common::root().join("nix/auto-shutdown.nix"), src.join("nix/auto-shutdown.nix")).unwrap();
+    for file in ["auto-shutdown.nix", "builder.nix"] {
+        std::fs::copy(common::root().join("nix").join(file), src.join("nix").join(file)).unwrap();
+    }
     let out = dir.path().join("out");
     std::fs::create_dir_all(out.join("bin")).unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_hydra-provisioner"), out.join("bin/hydra-provisioner")).unwrap();
@@ -578,6 +582,7 @@ installManPage() { for page in "$@"; do install -Dm644 "$page" "$out/share/man/m
     assert!(installed("share/man/man1/hydra-provisioner.1").contains(".TH hydra-provisioner 1"));
     assert!(installed("share/man/man1/hydra-provisioner-run.1").contains("dry\\-run"));
     assert!(installed("share/hydra-provisioner/auto-shutdown.nix").contains("keep-alive"));
+    assert!(installed("share/hydra-provisioner/builder.nix").contains("hydra-queue-builder-dev"));
 }
 
 #[test]

@@ -39,6 +39,8 @@ pub struct RunData {
     pub series: BTreeMap<String, Vec<(i64, SeriesRow)>>,
     pub waits_by_type: BTreeMap<String, WaitHistogram>,
     pub waits_by_jobset: BTreeMap<String, WaitHistogram>,
+    /// The server's figures at every pass, in `SERVER_FIGURES` order (empty without a `[server]`).
+    pub server: Vec<(i64, [u64; crate::sim::SERVER_FIGURES.len()])>,
 }
 
 impl RunData {
@@ -52,6 +54,11 @@ impl RunData {
         if let Some((_, row)) = rows.last_mut() {
             row[k] = value;
         }
+    }
+
+    /// Adds one sample of `server.csv`.
+    pub fn server_sample(&mut self, at_ms: i64, figures: [u64; crate::sim::SERVER_FIGURES.len()]) {
+        self.server.push((at_ms, figures));
     }
 
     /// Adds one started step's wait.

@@ -91,6 +91,12 @@
 //! billing or the provisioner: machines come and go when the simulator says
 //! so.
 
+mod health;
+mod phases;
+
+pub use health::UNSUPPORTED;
+pub use phases::Phase;
+
 use super::queue::{QueueKey, Runnable};
 use super::slots::{FreeMachines, MachineKey};
 use super::time::SimTime;
@@ -199,6 +205,12 @@ pub struct StepRecord {
 pub enum HydraEvent {
     StepDone { serial: u64, slot: u32, attempt: u32 },
     RetryDue { serial: u64, slot: u32, attempt: u32 },
+    /// A local worker thread of the server finished (`phases.rs`).
+    LocalWorkDone { serial: u64, slot: u32, attempt: u32, work: super::server::Work },
+    /// A disabled machine's back-off ends (`health.rs`).
+    MachineBackOffEnds { machine: u32, until: i64 },
+    /// A step no machine supports reaches `max_unsupported_time` (`health.rs`).
+    UnsupportedDue { serial: u64, slot: u32 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +219,8 @@ enum StepState {
     Queued,
     Backoff,
     Running,
+    /// Off its machine, outputs being received and uploaded (`phases.rs`).
+    Uploading,
 }
 
 #[derive(Debug)]
@@ -239,6 +253,11 @@ struct Step {
     machine: u32,
     /// False once the step left the model (its slot may then be reused).
     live: bool,
+    /// Where the running attempt is (always `Build` without a server).
+    phase: Phase,
+    output_size: Option<u64>,
+    /// Its evaluation in [`Hydra::evaluations`], or `NO_EVALUATION`.
+    eval: u32,
 }
 
 /// A step type as Hydra keys it: `system[:features]`.
@@ -252,6 +271,8 @@ pub struct Kind {
     pub running: u64,
     pub last_active: Option<i64>,
     pub servable: bool,
+    /// Some machine Hydra knows (listed now or before) supports it.
+    pub ever_supported: bool,
 }
 
 #[derive(Debug)]
@@ -355,6 +376,11 @@ pub struct Hydra {
     free_active_slots: u64,
     /// Items visited by machine bookkeeping (see [`Hydra::work`]).
     work: u64,
+    /// The server's local work and the runner's slot rules; `None`: not modelled.
+    server: Option<phases::ServerSide>,
+    /// Disabled machines and unsupported steps.
+    health: health::Health,
+    pub evaluations: crate::metrics::evaluations::Evaluations,
 }
 
 impl Hydra {
@@ -385,6 +411,9 @@ impl Hydra {
             counters: Counters::default(),
             free_active_slots: 0,
             work: 0,
+            server: None,
+            health: health::Health::default(),
+            evaluations: Default::default(),
         }
     }
 
@@ -464,6 +493,7 @@ impl Hydra {
         if provisioned {
             self.provisioned.push(i);
         }
+        self.machine_seen(class);
         self.update_active(i);
         i
     }
@@ -485,7 +515,7 @@ impl Hydra {
     /// `removed` changed.
     fn update_active(&mut self, machine: u32) {
         let m = &self.machines[machine as usize];
-        let active = m.enabled && m.alive && !m.removed;
+        let active = m.enabled && m.alive && !m.removed && !self.health.is_disabled(machine);
         if active == m.active {
             return;
         }
@@ -543,6 +573,7 @@ impl Hydra {
                 self.machines[i as usize].enabled = false;
                 self.update_active(i);
                 let class = self.add_class(spec.clone(), false);
+                self.machine_seen(class);
                 let m = &mut self.machines[i as usize];
                 m.class = class;
                 m.max_jobs = spec.max_jobs.max(1);
@@ -605,7 +636,17 @@ impl Hydra {
                 servable |= c.can_exist;
             }
         }
-        self.kinds.push(Kind { key, system, features, runnable: 0, running: 0, last_active: None, servable });
+        let ever_supported = self.machines.iter().any(|m| self.classes[m.class as usize].serves[k as usize]);
+        self.kinds.push(Kind {
+            key,
+            system,
+            features,
+            runnable: 0,
+            running: 0,
+            last_active: None,
+            servable,
+            ever_supported,
+        });
         self.kind_index.insert((row.system, row.features), k);
         k
     }
@@ -659,6 +700,12 @@ impl Hydra {
             state: StepState::Waiting,
             machine: u32::MAX,
             live: true,
+            phase: Phase::Build,
+            output_size: row.output_size,
+            eval: match row.eval_id {
+                Some(e) => self.evaluations.arrived(jobset, e, row.submitted_ms),
+                None => crate::metrics::evaluations::NO_EVALUATION,
+            },
         };
         let slot = match self.free_slots.pop() {
             Some(s) => {
@@ -730,6 +777,9 @@ impl Hydra {
         let kind = s.kind;
         if !self.kinds[kind as usize].servable {
             return self.resolve(slot, StepEnd::NeverStarted(NO_MACHINE), None);
+        }
+        if self.unsupported_on_arrival(slot, now) {
+            return;
         }
         self.enqueue(slot);
     }
@@ -815,6 +865,10 @@ impl Hydra {
             {
                 self.failed_ids.remove(&oldest);
             }
+        }
+        if s.eval != crate::metrics::evaluations::NO_EVALUATION {
+            let cut_short = matches!(end, StepEnd::RunningAtEnd | StepEnd::RetryingAtEnd | StepEnd::NeverStarted(HORIZON));
+            self.evaluations.left(s.eval, finished_at.map(|t| t.0), cut_short);
         }
         self.by_id.remove(&s.step_id);
         self.steps[slot as usize].live = false;
@@ -907,6 +961,9 @@ impl Hydra {
         kind.running += 1;
         self.counters.attempts_started += 1;
         let (attempt, serial) = (s.attempts, s.serial);
+        if self.server.is_some() {
+            return self.copy_to_builder(slot, now);
+        }
         self.scheduled.push((now.plus_ms(run_ms), HydraEvent::StepDone { serial, slot, attempt }));
     }
 
@@ -938,6 +995,7 @@ impl Hydra {
     }
 
     fn abort(&mut self, slot: u32, now: SimTime) {
+        self.attempt_cut_short(slot, now);
         let ran = self.leave_machine(slot, now);
         let s = &self.steps[slot as usize];
         self.runnable.charge(s.charge_ticket, s.jobset, ran);
@@ -968,33 +1026,22 @@ impl Hydra {
                 if !self.is_current(slot, serial, attempt, StepState::Running) {
                     return;
                 }
+                if self.outputs_to_receive(slot, now) {
+                    return;
+                }
                 let ran = self.leave_machine(slot, now);
                 let s = &mut self.steps[slot as usize];
                 s.state = StepState::Waiting;
                 let (jobset, outcome, attempts, ticket) = (s.jobset, s.outcome, s.attempts, s.charge_ticket);
+                let machine = s.machine;
                 self.machines[s.machine as usize].steps_done += 1;
                 self.counters.attempts_finished += 1;
                 self.runnable.charge(ticket, jobset, ran);
+                self.attempt_ended_on(machine, outcome == Outcome::Machine && attempts == 1, now);
                 match outcome {
-                    Outcome::Transient if attempts == 1 => self.back_off_or_give_up(slot, now),
+                    Outcome::Transient | Outcome::Machine if attempts == 1 => self.back_off_or_give_up(slot, now),
                     Outcome::Failure => self.resolve(slot, StepEnd::Failed, Some(now)),
-                    _ => {
-                        let mut dependents = std::mem::take(&mut self.steps[slot as usize].dependents);
-                        self.resolve(slot, StepEnd::Succeeded, Some(now));
-                        for &(d, serial) in &dependents {
-                            let ds = &mut self.steps[d as usize];
-                            if !ds.live || ds.serial != serial {
-                                continue;
-                            }
-                            ds.unfinished_deps -= 1;
-                            if ds.unfinished_deps == 0 {
-                                self.make_runnable(d, now);
-                            }
-                        }
-                        // Back to the (free) slot, for the next step there.
-                        dependents.clear();
-                        self.steps[slot as usize].dependents = dependents;
-                    }
+                    _ => self.succeed(slot, now),
                 }
             }
             HydraEvent::RetryDue { serial, slot, attempt } => {
@@ -1004,7 +1051,29 @@ impl Hydra {
                 self.counters.retries += 1;
                 self.enqueue(slot);
             }
+            HydraEvent::LocalWorkDone { serial, slot, attempt, work } => self.local_work_done(serial, slot, attempt, work, now),
+            HydraEvent::MachineBackOffEnds { machine, until } => self.back_off_ends(machine, until),
+            HydraEvent::UnsupportedDue { serial, slot } => self.unsupported_due(serial, slot, now),
         }
+    }
+
+    /// The step succeeded: it leaves, and the steps waiting for it may become runnable.
+    fn succeed(&mut self, slot: u32, now: SimTime) {
+        let mut dependents = std::mem::take(&mut self.steps[slot as usize].dependents);
+        self.resolve(slot, StepEnd::Succeeded, Some(now));
+        for &(d, serial) in &dependents {
+            let ds = &mut self.steps[d as usize];
+            if !ds.live || ds.serial != serial {
+                continue;
+            }
+            ds.unfinished_deps -= 1;
+            if ds.unfinished_deps == 0 {
+                self.make_runnable(d, now);
+            }
+        }
+        // Back to the (free) slot, for the next step there.
+        dependents.clear();
+        self.steps[slot as usize].dependents = dependents;
     }
 
     /// Whether an event scheduled for this attempt still applies (lazy cancellation).
@@ -1023,7 +1092,7 @@ impl Hydra {
                 continue;
             }
             let end = match s.state {
-                StepState::Running => StepEnd::RunningAtEnd,
+                StepState::Running | StepState::Uploading => StepEnd::RunningAtEnd,
                 _ if s.attempts > 0 => StepEnd::RetryingAtEnd,
                 _ => StepEnd::NeverStarted(HORIZON),
             };
@@ -1089,11 +1158,12 @@ impl Hydra {
             types.insert(k.key.clone(), Value::Object(t));
         }
         let mut machines = Map::new();
-        for m in &self.machines {
+        for (i, m) in self.machines.iter().enumerate() {
             if m.removed || (m.provisioned && !m.alive && !m.enabled) {
                 continue;
             }
             let mut o = Map::new();
+            self.health.status_fields(i as u32, &mut o, unix);
             o.insert("enabled".into(), json!(m.enabled));
             o.insert("currentJobs".into(), json!(m.current_jobs));
             if m.current_jobs == 0 {

@@ -476,6 +476,8 @@ impl Synth {
             depends_on,
             duration_ms: p.duration_ms,
             outcome: p.outcome,
+            output_size: None,
+            eval_id: None,
         }
     }
 }

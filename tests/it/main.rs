@@ -13,5 +13,6 @@ mod pg;
 mod policy;
 mod production;
 mod replay;
+mod server;
 mod reports;
 mod simulation;

@@ -11,21 +11,21 @@ use std::path::Path;
 
 /// One step line as the tests look at it.
 #[derive(Debug, Clone, PartialEq)]
-struct Line {
-    id: u64,
-    kind: String,
-    runnable: Option<i64>,
-    started: Option<i64>,
-    finished: Option<i64>,
-    machine: Option<String>,
-    attempts: u32,
-    end: String,
+pub struct Line {
+    pub id: u64,
+    pub kind: String,
+    pub runnable: Option<i64>,
+    pub started: Option<i64>,
+    pub finished: Option<i64>,
+    pub machine: Option<String>,
+    pub attempts: u32,
+    pub end: String,
 }
 
 #[derive(Default)]
-struct Collect {
-    lines: Vec<Line>,
-    lifecycle: Vec<(i64, String, String)>,
+pub struct Collect {
+    pub lines: Vec<Line>,
+    pub lifecycle: Vec<(i64, String, String)>,
 }
 
 impl Observer for Collect {
@@ -47,7 +47,7 @@ impl Observer for Collect {
 }
 
 /// Runs a scenario given as text over a trace given as text.
-fn simulate(scenario: &str, trace: &str) -> (Summary, Collect) {
+pub fn simulate(scenario: &str, trace: &str) -> (Summary, Collect) {
     let scenario = Scenario::parse(scenario, "test.toml", Path::new(".")).expect("scenario parses");
     let mut source = TraceReader::new(trace.as_bytes(), "test.csv");
     let mut collect = Collect::default();
@@ -230,7 +230,7 @@ systems = ["x86_64-linux"]
 }
 
 /// Checks that nothing was lost or counted twice.
-fn assert_conserved(summary: &Summary, lines: &[Line], step_ids: &BTreeSet<u64>) {
+pub fn assert_conserved(summary: &Summary, lines: &[Line], step_ids: &BTreeSet<u64>) {
     let seen: Vec<u64> = lines.iter().map(|l| l.id).collect();
     let unique: BTreeSet<u64> = seen.iter().copied().collect();
     assert_eq!(seen.len(), unique.len(), "a step was reported twice");

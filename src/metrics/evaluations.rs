@@ -39,13 +39,7 @@ impl Evaluations {
         let next = self.evaluations.len() as u32;
         let e = *self.index.entry((jobset, eval_id)).or_insert(next);
         if e == next {
-            self.evaluations.push(Evaluation {
-                jobset,
-                queued_ms,
-                last_done_ms: None,
-                open: 0,
-                cut_short: false,
-            });
+            self.evaluations.push(Evaluation { jobset, queued_ms, last_done_ms: None, open: 0, cut_short: false });
         }
         let ev = &mut self.evaluations[e as usize];
         ev.open += 1;

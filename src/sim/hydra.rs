@@ -70,9 +70,12 @@
 //! serve (no static machine and no provisioned type supports it) never
 //! starts and is reported as such when it becomes runnable. Steps that only a
 //! provisioned type can serve wait for a machine however long it takes,
-//! which is Hydra with a large `max_unsupported_time` (hydra.nixos.org sets
-//! 86400 s; its default of 0 aborts them at once and makes scale-from-zero
-//! impossible).
+//! which is Hydra with a large `max_unsupported_time`, unless the scenario
+//! sets one (`hydra/health.rs`, which also disables failing machines).
+//!
+//! **The server** (`hydra/phases.rs`, with a `[server]` only): an attempt
+//! copies its closure, builds, and has its outputs received and uploaded by
+//! the server's local workers, under the slot rule of its runner generation.
 //!
 //! **Machines file.** Hydra rereads the file some seconds after it changes
 //! (the simulator's `reload_delay`); a listed machine is enabled, a machine
@@ -203,14 +206,33 @@ pub struct StepRecord {
 /// step's arrival (step ids may be reused once a step has left).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum HydraEvent {
-    StepDone { serial: u64, slot: u32, attempt: u32 },
-    RetryDue { serial: u64, slot: u32, attempt: u32 },
+    StepDone {
+        serial: u64,
+        slot: u32,
+        attempt: u32,
+    },
+    RetryDue {
+        serial: u64,
+        slot: u32,
+        attempt: u32,
+    },
     /// A local worker thread of the server finished (`phases.rs`).
-    LocalWorkDone { serial: u64, slot: u32, attempt: u32, work: super::server::Work },
+    LocalWorkDone {
+        serial: u64,
+        slot: u32,
+        attempt: u32,
+        work: super::server::Work,
+    },
     /// A disabled machine's back-off ends (`health.rs`).
-    MachineBackOffEnds { machine: u32, until: i64 },
+    MachineBackOffEnds {
+        machine: u32,
+        until: i64,
+    },
     /// A step no machine supports reaches `max_unsupported_time` (`health.rs`).
-    UnsupportedDue { serial: u64, slot: u32 },
+    UnsupportedDue {
+        serial: u64,
+        slot: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -867,7 +889,8 @@ impl Hydra {
             }
         }
         if s.eval != crate::metrics::evaluations::NO_EVALUATION {
-            let cut_short = matches!(end, StepEnd::RunningAtEnd | StepEnd::RetryingAtEnd | StepEnd::NeverStarted(HORIZON));
+            let cut_short =
+                matches!(end, StepEnd::RunningAtEnd | StepEnd::RetryingAtEnd | StepEnd::NeverStarted(HORIZON));
             self.evaluations.left(s.eval, finished_at.map(|t| t.0), cut_short);
         }
         self.by_id.remove(&s.step_id);
@@ -1051,7 +1074,9 @@ impl Hydra {
                 self.counters.retries += 1;
                 self.enqueue(slot);
             }
-            HydraEvent::LocalWorkDone { serial, slot, attempt, work } => self.local_work_done(serial, slot, attempt, work, now),
+            HydraEvent::LocalWorkDone { serial, slot, attempt, work } => {
+                self.local_work_done(serial, slot, attempt, work, now)
+            }
             HydraEvent::MachineBackOffEnds { machine, until } => self.back_off_ends(machine, until),
             HydraEvent::UnsupportedDue { serial, slot } => self.unsupported_due(serial, slot, now),
         }

@@ -572,18 +572,20 @@ impl Scenario {
         };
         let max_unsupported_time = match &file.hydra.max_unsupported_time {
             None => None,
-            Some(toml::Value::String(t)) => Some(parse_duration(t).map_err(|m| err(format!("hydra.max_unsupported_time: {m}")))?),
-            Some(v) => Some(
-                v.as_float()
-                    .or_else(|| v.as_integer().map(|i| i as f64))
-                    .ok_or_else(|| err(format!("hydra.max_unsupported_time: expected seconds or a duration such as \"1d\", got {v}")))?,
-            ),
+            Some(toml::Value::String(t)) => {
+                Some(parse_duration(t).map_err(|m| err(format!("hydra.max_unsupported_time: {m}")))?)
+            }
+            Some(v) => Some(v.as_float().or_else(|| v.as_integer().map(|i| i as f64)).ok_or_else(|| {
+                err(format!("hydra.max_unsupported_time: expected seconds or a duration such as \"1d\", got {v}"))
+            })?),
         };
         if let Some(t) = max_unsupported_time.filter(|t| !(t.is_finite() && (0.0..=MAX_DELAY).contains(t))) {
             return Err(err(format!("hydra.max_unsupported_time: must be from 0 to {MAX_DELAY} seconds, got {t}")));
         }
         if let Some(r) = file.hydra.queue_monitor_rate.filter(|r| !(r.is_finite() && *r > 0.0 && *r <= 1e6)) {
-            return Err(err(format!("hydra.queue_monitor_rate: must be positive steps per second (at most 1e6), got {r}")));
+            return Err(err(format!(
+                "hydra.queue_monitor_rate: must be positive steps per second (at most 1e6), got {r}"
+            )));
         }
         if let Some(server) = &file.server {
             check_server(server).map_err(|m| err(format!("server.{m}")))?;

@@ -508,18 +508,18 @@ impl<W: Write> TraceWriter<W> {
         self.csv
             .write_record(
                 [
-                row.step_id.to_string().as_str(),
-                &format_seconds(row.submitted_ms),
-                symbols.name(row.system),
-                symbols.name(row.features),
-                symbols.name(row.jobset),
-                &row.build_id.to_string(),
-                &row.priority.to_string(),
-                &row.global_priority.to_string(),
-                &deps.join(" "),
-                &format_seconds(row.duration_ms),
-                row.outcome.as_str(),
-            ]
+                    row.step_id.to_string().as_str(),
+                    &format_seconds(row.submitted_ms),
+                    symbols.name(row.system),
+                    symbols.name(row.features),
+                    symbols.name(row.jobset),
+                    &row.build_id.to_string(),
+                    &row.priority.to_string(),
+                    &row.global_priority.to_string(),
+                    &deps.join(" "),
+                    &format_seconds(row.duration_ms),
+                    row.outcome.as_str(),
+                ]
                 .into_iter()
                 .chain(extra),
             )

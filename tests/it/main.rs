@@ -13,6 +13,6 @@ mod pg;
 mod policy;
 mod production;
 mod replay;
-mod server;
 mod reports;
+mod server;
 mod simulation;

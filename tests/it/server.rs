@@ -44,10 +44,7 @@ fn two_steps_on_one_builder_with_a_one_thread_server_under_both_slot_rules() {
     // slot at 11: step 2 starts at 11 but its copy waits for the one thread
     // until 14; copy 14-15, build 15-25, receive 25-28.
     let (summary, c) = simulate(&ONE_BUILDER_ONE_THREAD.replace("RUNNER", "cpp"), trace);
-    assert_eq!(
-        times(&c.lines),
-        vec![(1, Some(0), Some(0), Some(14_000)), (2, Some(0), Some(11_000), Some(28_000))]
-    );
+    assert_eq!(times(&c.lines), vec![(1, Some(0), Some(0), Some(14_000)), (2, Some(0), Some(11_000), Some(28_000))]);
     let server = summary.server.expect("the server's figures");
     // Waits for the thread: 0 (copy 1), 0 (receive 1), 3 s (copy 2), 0 (receive 2).
     assert_eq!((server.worker_wait.count, server.worker_wait.max, server.worker_wait.mean), (4, 3.0, 0.75));
@@ -57,10 +54,7 @@ fn two_steps_on_one_builder_with_a_one_thread_server_under_both_slot_rules() {
     // The Rust runner holds the slot until the upload at 14: step 2 starts
     // then, and the thread is free for its copy at once.
     let (_, c) = simulate(&ONE_BUILDER_ONE_THREAD.replace("RUNNER", "rust"), trace);
-    assert_eq!(
-        times(&c.lines),
-        vec![(1, Some(0), Some(0), Some(14_000)), (2, Some(0), Some(14_000), Some(28_000))]
-    );
+    assert_eq!(times(&c.lines), vec![(1, Some(0), Some(0), Some(14_000)), (2, Some(0), Some(14_000), Some(28_000))]);
 }
 
 #[test]
@@ -99,7 +93,11 @@ fn without_a_server_section_the_model_is_the_one_before_it() {
     assert_eq!(times(&c_cpp.lines), times(&c_rust.lines));
     assert_eq!(
         times(&c_cpp.lines),
-        vec![(1, Some(0), Some(0), Some(10_000)), (2, Some(10_000), Some(10_000), Some(20_000)), (3, Some(5_000), Some(20_000), Some(27_000))]
+        vec![
+            (1, Some(0), Some(0), Some(10_000)),
+            (2, Some(10_000), Some(10_000), Some(20_000)),
+            (3, Some(5_000), Some(20_000), Some(27_000))
+        ]
     );
     assert!(cpp.server.is_none() && rust.server.is_none());
     let json = serde_json::to_value(&cpp).unwrap();
@@ -142,7 +140,8 @@ fn failures_within_30_seconds_count_once() {
     // Two slots: both steps fail at 10; the builder is disabled once, for
     // 60 s, and both retries run at 70.
     let two_slots = ONE_STATIC_BUILDER.to_string() + "max_jobs = 2\n";
-    let trace = "step_id,submitted_at,system,duration,outcome\n1,0,x86_64-linux,10,machine\n2,0,x86_64-linux,10,machine\n";
+    let trace =
+        "step_id,submitted_at,system,duration,outcome\n1,0,x86_64-linux,10,machine\n2,0,x86_64-linux,10,machine\n";
     let (_, c) = simulate(&two_slots, trace);
     assert_eq!(times(&c.lines), vec![(1, Some(0), Some(0), Some(80_000)), (2, Some(0), Some(0), Some(80_000))]);
 }
@@ -217,7 +216,8 @@ fn arbitrary_trace() -> impl Strategy<Value = String> {
     let row = (0u32..4000, 1u32..900, 0usize..3, any::<bool>(), 0u8..20, proptest::option::of(0u64..3), 0u64..400);
     proptest::collection::vec(row, 1..40).prop_map(|mut rows| {
         rows.sort_by_key(|r| r.0);
-        let mut text = String::from("step_id,submitted_at,system,jobset,duration,depends_on,outcome,eval_id,output_size\n");
+        let mut text =
+            String::from("step_id,submitted_at,system,jobset,duration,depends_on,outcome,eval_id,output_size\n");
         for (i, (at, dur, kind, dep, outcome, eval, mb)) in rows.into_iter().enumerate() {
             let id = i + 1;
             let system = ["x86_64-linux", "aarch64-linux", "riscv64-linux"][kind];
@@ -286,7 +286,8 @@ fn simulate_writes_the_server_series_and_reports_the_server() {
     let tmp = tempfile::tempdir().unwrap();
     let trace = "step_id,submitted_at,system,duration\n1,0,x86_64-linux,600\n2,0,x86_64-linux,600\n";
     write(tmp.path(), "t.csv", trace);
-    let scenario = write(tmp.path(), "s.toml", &ONE_BUILDER_ONE_THREAD.replace("RUNNER", "cpp").replace("unused.csv", "t.csv"));
+    let scenario =
+        write(tmp.path(), "s.toml", &ONE_BUILDER_ONE_THREAD.replace("RUNNER", "cpp").replace("unused.csv", "t.csv"));
     let out = bin().args(["simulate"]).arg(&scenario).arg("--out").arg(tmp.path().join("out")).assert().success();
     let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert!(stdout.contains("server           1 local workers"), "{stdout}");

@@ -63,7 +63,6 @@ impl Health {
         self.machines.get(machine as usize).is_some_and(|h| h.disabled)
     }
 
-
     fn entry(&mut self, machine: u32) -> &mut MachineHealth {
         let i = machine as usize;
         if self.machines.len() <= i {

@@ -98,7 +98,7 @@ mod health;
 mod phases;
 
 pub use health::UNSUPPORTED;
-pub use phases::Phase;
+pub use phases::{LaterEvent, Phase};
 
 use super::queue::{QueueKey, Runnable};
 use super::slots::{FreeMachines, MachineKey};
@@ -203,36 +203,14 @@ pub struct StepRecord {
 }
 
 /// Something the simulator must do at a later time. `serial` names the
-/// step's arrival (step ids may be reused once a step has left).
+/// step's arrival (step ids may be reused once a step has left). `Later`
+/// holds the events of the server's phases, disabled machines and
+/// unsupported steps (`hydra/phases.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum HydraEvent {
-    StepDone {
-        serial: u64,
-        slot: u32,
-        attempt: u32,
-    },
-    RetryDue {
-        serial: u64,
-        slot: u32,
-        attempt: u32,
-    },
-    /// A local worker thread of the server finished (`phases.rs`).
-    LocalWorkDone {
-        serial: u64,
-        slot: u32,
-        attempt: u32,
-        work: super::server::Work,
-    },
-    /// A disabled machine's back-off ends (`health.rs`).
-    MachineBackOffEnds {
-        machine: u32,
-        until: i64,
-    },
-    /// A step no machine supports reaches `max_unsupported_time` (`health.rs`).
-    UnsupportedDue {
-        serial: u64,
-        slot: u32,
-    },
+    StepDone { serial: u64, slot: u32, attempt: u32 },
+    RetryDue { serial: u64, slot: u32, attempt: u32 },
+    Later(LaterEvent),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1074,11 +1052,7 @@ impl Hydra {
                 self.counters.retries += 1;
                 self.enqueue(slot);
             }
-            HydraEvent::LocalWorkDone { serial, slot, attempt, work } => {
-                self.local_work_done(serial, slot, attempt, work, now)
-            }
-            HydraEvent::MachineBackOffEnds { machine, until } => self.back_off_ends(machine, until),
-            HydraEvent::UnsupportedDue { serial, slot } => self.unsupported_due(serial, slot, now),
+            HydraEvent::Later(e) => self.handle_later(e, now),
         }
     }
 

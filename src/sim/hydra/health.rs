@@ -27,7 +27,7 @@
 //! model before this rule existed. Steps that no machine could ever serve
 //! are reported at once as before (`NO_MACHINE`), whatever the setting.
 
-use super::{Hydra, HydraEvent, StepEnd, StepState, retry_delay_ms};
+use super::{Hydra, HydraEvent, LaterEvent, StepEnd, StepState, retry_delay_ms};
 use crate::sim::SimTime;
 use serde_json::{Map, Value, json};
 
@@ -110,7 +110,7 @@ impl Hydra {
         h.disabled = true;
         let until = h.disabled_until;
         self.update_active(machine);
-        self.scheduled.push((SimTime(until), HydraEvent::MachineBackOffEnds { machine, until }));
+        self.scheduled.push((SimTime(until), HydraEvent::Later(LaterEvent::MachineBackOffEnds { machine, until })));
     }
 
     /// A machine's back-off ends, unless a later failure moved its end.
@@ -166,7 +166,7 @@ impl Hydra {
         }
         self.health.held[kind].push((slot, serial));
         self.kinds[kind].runnable += 1;
-        self.scheduled.push((due, HydraEvent::UnsupportedDue { serial, slot }));
+        self.scheduled.push((due, HydraEvent::Later(LaterEvent::UnsupportedDue { serial, slot })));
         true
     }
 

@@ -36,6 +36,18 @@ fn megabytes(bytes: Option<u64>) -> Option<f64> {
     bytes.map(|b| b as f64 / 1e6)
 }
 
+/// Events of the server's phases, disabled machines and unsupported steps,
+/// scheduled as [`HydraEvent::Later`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LaterEvent {
+    /// A local worker thread of the server finished.
+    LocalWorkDone { serial: u64, slot: u32, attempt: u32, work: Work },
+    /// A disabled machine's back-off ends (`health.rs`).
+    MachineBackOffEnds { machine: u32, until: i64 },
+    /// A step no machine supports reaches `max_unsupported_time` (`health.rs`).
+    UnsupportedDue { serial: u64, slot: u32 },
+}
+
 /// Where a step's running attempt is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -64,6 +76,16 @@ impl ServerSide {
 }
 
 impl Hydra {
+    pub(super) fn handle_later(&mut self, event: LaterEvent, now: SimTime) {
+        match event {
+            LaterEvent::LocalWorkDone { serial, slot, attempt, work } => {
+                self.local_work_done(serial, slot, attempt, work, now)
+            }
+            LaterEvent::MachineBackOffEnds { machine, until } => self.back_off_ends(machine, until),
+            LaterEvent::UnsupportedDue { serial, slot } => self.unsupported_due(serial, slot, now),
+        }
+    }
+
     /// Models the server's local work from now on (before any step arrives).
     pub fn set_server(&mut self, spec: ServerSection, runner: Runner) {
         self.server = Some(ServerSide { pool: Server::new(spec), runner });
@@ -102,7 +124,8 @@ impl Hydra {
     }
 
     fn worker_started(&mut self, r: Request, now: SimTime) {
-        let event = HydraEvent::LocalWorkDone { serial: r.serial, slot: r.slot, attempt: r.attempt, work: r.work };
+        let event = LaterEvent::LocalWorkDone { serial: r.serial, slot: r.slot, attempt: r.attempt, work: r.work };
+        let event = HydraEvent::Later(event);
         self.scheduled.push((now.plus_ms(r.duration_ms), event));
     }
 

@@ -408,6 +408,8 @@ fn write_results(dir: &Path, r: &SweepResults) -> Result<(), Failure> {
         ("pareto.png", &png),
         ("report.html", html.as_bytes()),
     ];
+    let server = r.server_csv();
+    let files = files.into_iter().chain(server.as_deref().map(|bytes| ("server.csv", bytes)));
     for (name, bytes) in files {
         let path = dir.join(name);
         std::fs::write(&path, bytes)

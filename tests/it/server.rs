@@ -299,3 +299,106 @@ fn simulate_writes_the_server_series_and_reports_the_server() {
     assert_eq!(summary["server"]["local_workers"], 1);
     let _ = root();
 }
+
+#[test]
+fn trace_synth_adds_release_evaluations_on_their_schedule_with_evaluation_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("t.csv");
+    bin()
+        .args(["trace", "synth", "--seed", "5", "--hours", "5"])
+        .args(["--set", "release-every-hours=2", "--set", "release-first-hour=1", "--set", "release-steps=50"])
+        .args(["--set", "release-jobset=nixos:release-99.05", "-o"])
+        .arg(&out)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.lines().next().unwrap().ends_with(",outcome,eval_id"), "{}", text.lines().next().unwrap());
+    let mut releases: std::collections::BTreeMap<String, (usize, BTreeSet<String>)> = Default::default();
+    for line in text.lines().skip(1).filter(|l| l.contains("nixos:release-99.05")) {
+        let cells: Vec<&str> = line.split(',').collect();
+        assert_eq!(cells[6], "200", "release steps have high priority: {line}");
+        let e = releases.entry(cells[1].to_string()).or_default();
+        e.0 += 1;
+        e.1.insert(cells[cells.len() - 1].to_string());
+    }
+    // Releases at 1 h and 3 h (5 h is the end): 50 steps each, arriving
+    // together, one evaluation id each.
+    let at: Vec<&str> = releases.keys().map(String::as_str).collect();
+    assert_eq!(at, vec!["10800.000", "3600.000"]);
+    for (n, ids) in releases.values() {
+        assert_eq!((*n, ids.len()), (50, 1));
+    }
+    // Without releases the trace keeps the eleven columns and its bytes.
+    let plain = bin().args(["trace", "synth", "--seed", "5", "--hours", "1"]).assert().success();
+    let plain = String::from_utf8(plain.get_output().stdout.clone()).unwrap();
+    assert!(plain.starts_with(
+        "step_id,submitted_at,system,features,jobset,build_id,priority,global_priority,depends_on,duration,outcome\n"
+    ));
+}
+
+/// A release burst on a few builders, with evaluation ids.
+fn release_scenario(dir: &std::path::Path, max_machines: u32) -> std::path::PathBuf {
+    let mut trace = String::from("step_id,submitted_at,system,duration,jobset,eval_id,priority\n");
+    for i in 1..=60 {
+        trace.push_str(&format!("{i},0,x86_64-linux,300,nixos:release,1,200\n"));
+    }
+    for i in 61..=80 {
+        trace.push_str(&format!("{i},{},x86_64-linux,60,nixpkgs:trunk,,100\n", i * 30));
+    }
+    write(dir, "t.csv", &trace);
+    let scenario = format!(
+        r#"
+trace = "t.csv"
+[provisioner]
+billing = "per-second"
+[provisioner.systemTypes."x86_64-linux"]
+maxMachines = {max_machines}
+runnablesPerMachine = 4
+maxJobs = 4
+[cloud."x86_64-linux"]
+boot_spread = 0
+"#
+    );
+    write(dir, &format!("s{max_machines}.toml"), &scenario)
+}
+
+#[test]
+fn compare_and_recommend_can_target_evaluation_completion() {
+    let tmp = tempfile::tempdir().unwrap();
+    let few = release_scenario(tmp.path(), 1);
+    let many = release_scenario(tmp.path(), 4);
+    let o = bin()
+        .arg("compare")
+        .arg(&many)
+        .arg(&few)
+        .args(["--evaluations", "nixos:release", "--max-cost-increase", "100"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "fewer machines finish the release later: {stdout}");
+    assert!(stdout.contains("evaluations of jobset nixos:release"), "{stdout}");
+    let o = bin()
+        .arg("compare")
+        .arg(&few)
+        .arg(&many)
+        .args(["--evaluations", "nixos:release", "--max-cost-increase", "1000"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+    let o = bin().arg("compare").arg(&few).arg(&many).args(["--evaluations", "nixpkgs:trunk"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no evaluations of jobset `nixpkgs:trunk`"));
+    // recommend: the cheapest maxMachines finishing the release within an hour.
+    let sweep = write(
+        tmp.path(),
+        "sweep.toml",
+        "version = 1\nscenario = \"s1.toml\"\nseeds = [1]\n[[axis]]\npath = 'systemTypes.\"x86_64-linux\".maxMachines'\nvalues = [1, 2, 4]\n",
+    );
+    let o = bin().arg("recommend").arg(&sweep).args(["--max-wait", "eval:nixos:release/max=60m"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout} {}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("max completion of evaluations of jobset nixos:release"), "{stdout}");
+    assert!(stdout.contains("Recommended: #1 maxMachines=2"), "{stdout}");
+    let o = bin().arg("recommend").arg(&sweep).args(["--max-wait", "eval:nixpkgs:trunk/max=40m"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+}

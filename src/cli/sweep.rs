@@ -344,10 +344,11 @@ pub fn run(args: SweepArgs) -> Result<ExitCode, Failure> {
 fn finish(out: &Path, results: &SweepResults) -> Result<ExitCode, Failure> {
     write_results(out, results)?;
     super::write_stdout(&format!(
-        "{}written to {}: {} report.html\n",
+        "{}written to {}: {}{} report.html\n",
         results.frontier_table(),
         out.display(),
-        report::SWEEP_FILES.join(" ")
+        report::SWEEP_FILES.join(" "),
+        if results.points.iter().any(|p| p.server().is_some()) { " server.csv" } else { "" }
     ))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,7 @@
 //! monitor's loading, and evaluations. Micro-scenarios with answers worked
 //! out by hand.
 
-use crate::common::{bin, root, write};
+use crate::common::{bin, write};
 use crate::simulation::{Line, assert_conserved, simulate};
 use proptest::prelude::*;
 use std::collections::BTreeSet;
@@ -297,7 +297,8 @@ fn simulate_writes_the_server_series_and_reports_the_server() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(tmp.path().join("out/summary.json")).unwrap()).unwrap();
     assert_eq!(summary["server"]["local_workers"], 1);
-    let _ = root();
+    let html = std::fs::read_to_string(tmp.path().join("out/report.html")).unwrap();
+    assert!(html.contains("<h2>Server</h2>") && html.contains("server: local workers and upload backlog"));
 }
 
 #[test]

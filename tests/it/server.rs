@@ -403,3 +403,35 @@ fn compare_and_recommend_can_target_evaluation_completion() {
     let o = bin().arg("recommend").arg(&sweep).args(["--max-wait", "eval:nixpkgs:trunk/max=40m"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn bad_server_and_hydra_settings_name_their_key_and_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "t.csv", "step_id,submitted_at,system,duration\n1,0,x86_64-linux,10\n");
+    let base = ONE_BUILDER_ONE_THREAD.replace("RUNNER", "cpp").replace("unused.csv", "t.csv");
+    for (from, to, named) in [
+        ("local_workers = 1", "local_workers = 0", "server.local_workers"),
+        ("compression_ratio = 1", "compression_ratio = 1.5", "server.compression_ratio"),
+        ("copy_mb_per_s = 10", "copy_mb_per_s = -3", "server.copy_mb_per_s"),
+        ("input_size_mb = 10", "input_size_mb = 10\nthreads = 4", "threads"),
+        ("runner = \"cpp\"", "runner = \"java\"", "java"),
+        ("runner = \"cpp\"", "runner = \"cpp\"\nmax_unsupported_time = \"soon\"", "hydra.max_unsupported_time"),
+        ("runner = \"cpp\"", "runner = \"cpp\"\nqueue_monitor_rate = 0", "hydra.queue_monitor_rate"),
+    ] {
+        assert!(base.contains(from), "{from}");
+        let scenario = write(tmp.path(), "s.toml", &base.replace(from, to));
+        let o = bin().arg("simulate").arg(&scenario).output().unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{to}: {stderr}");
+        assert!(stderr.contains(named), "{to}: {stderr}");
+    }
+    write(tmp.path(), "t.csv", "step_id,submitted_at,system,duration,output_size\n1,0,x86_64-linux,10,big\n");
+    let scenario = write(tmp.path(), "s.toml", &base);
+    let o = bin().arg("simulate").arg(&scenario).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("column `output_size`"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -618,7 +618,7 @@ impl<'s> Simulation<'s> {
             }
         }
         if let Some(server) = self.hydra.server() {
-            let figures = [u64::from(server.busy()), server.waiting() as u64, server.backlog()];
+            let figures = [u64::from(server.busy(self.now.0)), server.waiting() as u64, server.backlog()];
             observer.server_sample(self.now, figures);
         }
     }

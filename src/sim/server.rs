@@ -22,10 +22,17 @@
 //! ended are dropped when they reach the head of the line (lazy
 //! cancellation); a thread working for an attempt that ended works on until
 //! its scheduled end, as the real copy would until its connection broke.
+//!
+//! The pool keeps the end of each thread's work, not an event per piece of
+//! work: a thread whose work has ended is free for the next request, and
+//! only while requests wait does the caller schedule a wake-up at the
+//! earliest end ([`Grant::Queued`], [`Server::wake`]). So work that finds a
+//! free thread costs the event loop nothing.
 
 use super::scenario::ServerSection;
 use crate::metrics::{ServerFigures, WaitHistogram, WaitStats, round3};
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 /// Which piece of local work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -48,12 +55,25 @@ pub struct Request {
     pub duration_ms: i64,
 }
 
+/// What became of a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    /// A thread took it now; it ends `duration_ms` later.
+    Started,
+    /// It waits its turn; when `wake_at` is given, the caller must call
+    /// [`Server::wake`] then (no wake-up was pending).
+    Queued { wake_at: Option<i64> },
+}
+
 /// The pool of local worker threads and what it measured.
 #[derive(Debug)]
 pub struct Server {
     spec: ServerSection,
-    busy: u32,
+    /// When each thread at work ends, earliest first.
+    busy_until: BinaryHeap<Reverse<i64>>,
     waiting: VecDeque<Request>,
+    /// A wake-up is scheduled (at the earliest end) for the waiting requests.
+    wake_pending: bool,
     /// Time integral of busy threads, thread-milliseconds.
     busy_area: i128,
     /// Steps built whose outputs are not yet uploaded, and its time integral.
@@ -75,8 +95,9 @@ impl Server {
     pub fn new(spec: ServerSection) -> Server {
         Server {
             spec,
-            busy: 0,
+            busy_until: BinaryHeap::new(),
             waiting: VecDeque::new(),
+            wake_pending: false,
             busy_area: 0,
             backlog: 0,
             backlog_area: 0,
@@ -106,26 +127,47 @@ impl Server {
     /// Moves the time integrals on to `now`.
     fn advance(&mut self, now: i64) {
         let dt = i128::from((now - self.last_change).max(0));
-        self.busy_area += i128::from(self.busy) * dt;
+        self.busy_area += i128::from(self.busy_until.len() as u64) * dt;
         self.backlog_area += i128::from(self.backlog) * dt;
         self.last_change = self.last_change.max(now);
     }
 
-    /// Asks for a worker: returns the request back, started now, when one is
-    /// free; otherwise it waits its turn.
-    pub fn request(&mut self, request: Request, now: i64) -> Option<Request> {
-        self.advance(now);
-        if self.busy < self.spec.local_workers {
-            self.begin(request, now);
-            Some(request)
-        } else {
-            self.waiting.push_back(request);
-            None
+    /// Frees the threads whose work ended by `now`, each at its end.
+    fn release_until(&mut self, now: i64) {
+        while let Some(&Reverse(end)) = self.busy_until.peek() {
+            if end > now {
+                break;
+            }
+            self.advance(end);
+            self.busy_until.pop();
         }
+        self.advance(now);
+    }
+
+    /// Asks for a thread at `now`: one takes the request now if one is free
+    /// and no request waits before it; otherwise it waits its turn.
+    pub fn request(&mut self, request: Request, now: i64) -> Grant {
+        self.release_until(now);
+        if self.waiting.is_empty() && self.busy_until.len() < self.spec.local_workers as usize {
+            self.begin(request, now);
+            return Grant::Started;
+        }
+        self.waiting.push_back(request);
+        Grant::Queued { wake_at: self.schedule_wake() }
+    }
+
+    /// The earliest end, if requests wait and no wake-up is pending.
+    fn schedule_wake(&mut self) -> Option<i64> {
+        if self.wake_pending || self.waiting.is_empty() {
+            return None;
+        }
+        let at = self.busy_until.peek().map(|&Reverse(end)| end)?;
+        self.wake_pending = true;
+        Some(at)
     }
 
     fn begin(&mut self, r: Request, now: i64) {
-        self.busy += 1;
+        self.busy_until.push(Reverse(now + r.duration_ms));
         self.worker_waits.record(now - r.queued_at);
         match r.work {
             Work::CopyTo => self.copies_to += 1,
@@ -133,39 +175,41 @@ impl Server {
         }
     }
 
-    /// A worker finished (whatever became of its attempt): the next live
-    /// request in line, if any, starts now on it and is returned.
-    pub fn done(&mut self, now: i64, live: impl Fn(&Request) -> bool) -> Option<Request> {
-        self.advance(now);
-        self.busy = self.busy.saturating_sub(1);
-        while let Some(r) = self.waiting.pop_front() {
+    /// The wake-up scheduled by [`Grant::Queued`] or by the previous wake:
+    /// the live requests at the head of the line take the threads free now
+    /// (appended to `started`, in order); returns when to wake next.
+    pub fn wake(&mut self, now: i64, live: impl Fn(&Request) -> bool, started: &mut Vec<Request>) -> Option<i64> {
+        self.wake_pending = false;
+        self.release_until(now);
+        while self.busy_until.len() < self.spec.local_workers as usize {
+            let Some(r) = self.waiting.pop_front() else { break };
             if live(&r) {
                 self.begin(r, now);
-                return Some(r);
+                started.push(r);
             }
         }
-        None
+        self.schedule_wake()
     }
 
     /// A step's build succeeded: its outputs wait for upload.
     pub fn built(&mut self, now: i64) {
-        self.advance(now);
+        self.release_until(now);
         self.backlog += 1;
         self.backlog_max = self.backlog_max.max(self.backlog);
     }
 
     /// A built step's outputs were uploaded, or its attempt ended before they were.
     pub fn unbuilt(&mut self, now: i64, output_mb: Option<f64>, uploaded: bool) {
-        self.advance(now);
+        self.release_until(now);
         self.backlog = self.backlog.saturating_sub(1);
         if uploaded {
             self.uploaded_mb += output_mb.unwrap_or(self.spec.output_size_mb) * self.spec.compression_ratio;
         }
     }
 
-    /// Threads busy now.
-    pub fn busy(&self) -> u32 {
-        self.busy
+    /// Threads busy at `now`.
+    pub fn busy(&self, now: i64) -> u32 {
+        self.busy_until.iter().filter(|&&Reverse(end)| end > now).count() as u32
     }
 
     /// Requests waiting for a thread now (some may be for attempts that ended).
@@ -180,7 +224,7 @@ impl Server {
 
     /// The figures of a run that ended at `end`.
     pub fn figures(&mut self, end: i64) -> ServerFigures {
-        self.advance(end);
+        self.release_until(end);
         let span = i128::from(end.max(1));
         let capacity = span * i128::from(self.spec.local_workers);
         ServerFigures {
@@ -207,12 +251,19 @@ mod tests {
     #[test]
     fn requests_wait_in_line_for_the_one_thread_and_dead_ones_are_skipped() {
         let mut s = Server::new(ServerSection { local_workers: 1, ..ServerSection::default() });
-        assert!(s.request(request(1, 0), 0).is_some());
-        assert!(s.request(request(2, 0), 0).is_none());
-        assert!(s.request(request(3, 5), 5).is_none());
-        let next = s.done(10, |r| r.slot != 2).unwrap();
-        assert_eq!(next.slot, 3);
-        assert!(s.done(20, |_| true).is_none());
+        assert_eq!(s.request(request(1, 0), 0), Grant::Started);
+        assert_eq!(s.request(request(2, 0), 0), Grant::Queued { wake_at: Some(10) });
+        assert_eq!(s.request(request(3, 5), 5), Grant::Queued { wake_at: None });
+        // At 10 the thread is free, but the line goes first.
+        assert_eq!(s.request(request(4, 10), 10), Grant::Queued { wake_at: None });
+        let mut started = vec![];
+        assert_eq!(s.wake(10, |r| r.slot != 2, &mut started), Some(20));
+        assert_eq!(started.iter().map(|r| r.slot).collect::<Vec<_>>(), vec![3]);
+        assert_eq!(s.busy(15), 1);
+        started.clear();
+        assert_eq!(s.wake(20, |r| r.slot != 4, &mut started), None);
+        assert!(started.is_empty());
+        assert_eq!(s.busy(20), 0);
         let f = s.figures(40);
         // Busy 0..20 of 40 ms; waits 0 and 5 ms.
         assert_eq!(f.utilisation, 0.5);

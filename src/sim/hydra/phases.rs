@@ -29,7 +29,7 @@
 use super::{Hydra, HydraEvent, StepState};
 use crate::sim::SimTime;
 use crate::sim::scenario::{Runner, ServerSection};
-use crate::sim::server::{Request, Server, Work};
+use crate::sim::server::{Grant, Request, Server, Work};
 use crate::trace::Outcome;
 
 fn megabytes(bytes: Option<u64>) -> Option<f64> {
@@ -40,8 +40,10 @@ fn megabytes(bytes: Option<u64>) -> Option<f64> {
 /// scheduled as [`HydraEvent::Later`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LaterEvent {
-    /// A local worker thread of the server finished.
-    LocalWorkDone { serial: u64, slot: u32, attempt: u32, work: Work },
+    /// The earliest end of the server's threads while requests wait.
+    ServerWake,
+    /// A step's outputs are received and uploaded.
+    Uploaded { serial: u64, slot: u32, attempt: u32 },
     /// A disabled machine's back-off ends (`health.rs`).
     MachineBackOffEnds { machine: u32, until: i64 },
     /// A step no machine supports reaches `max_unsupported_time` (`health.rs`).
@@ -63,6 +65,8 @@ pub enum Phase {
 pub(super) struct ServerSide {
     pool: Server,
     runner: Runner,
+    /// Requests a wake-up started (kept for its capacity).
+    started: Vec<Request>,
 }
 
 impl ServerSide {
@@ -78,9 +82,8 @@ impl ServerSide {
 impl Hydra {
     pub(super) fn handle_later(&mut self, event: LaterEvent, now: SimTime) {
         match event {
-            LaterEvent::LocalWorkDone { serial, slot, attempt, work } => {
-                self.local_work_done(serial, slot, attempt, work, now)
-            }
+            LaterEvent::ServerWake => self.server_wake(now),
+            LaterEvent::Uploaded { serial, slot, attempt } => self.uploaded(serial, slot, attempt, now),
             LaterEvent::MachineBackOffEnds { machine, until } => self.back_off_ends(machine, until),
             LaterEvent::UnsupportedDue { serial, slot } => self.unsupported_due(serial, slot, now),
         }
@@ -88,7 +91,7 @@ impl Hydra {
 
     /// Models the server's local work from now on (before any step arrives).
     pub fn set_server(&mut self, spec: ServerSection, runner: Runner) {
-        self.server = Some(ServerSide { pool: Server::new(spec), runner });
+        self.server = Some(ServerSide { pool: Server::new(spec), runner, started: vec![] });
     }
 
     /// The server's pool, when modelled.
@@ -118,15 +121,33 @@ impl Hydra {
 
     fn ask_for_worker(&mut self, request: Request, now: SimTime) {
         let Some(server) = &mut self.server else { return };
-        if let Some(r) = server.pool.request(request, now.0) {
-            self.worker_started(r, now);
+        match server.pool.request(request, now.0) {
+            Grant::Started => self.worker_started(request, now),
+            Grant::Queued { wake_at } => {
+                if let Some(at) = wake_at {
+                    self.scheduled.push((SimTime(at), HydraEvent::Later(LaterEvent::ServerWake)));
+                }
+            }
         }
     }
 
+    /// A thread took the request now: the attempt's next event is when its
+    /// work ends (for a copy, when the build after it ends).
     fn worker_started(&mut self, r: Request, now: SimTime) {
-        let event = LaterEvent::LocalWorkDone { serial: r.serial, slot: r.slot, attempt: r.attempt, work: r.work };
-        let event = HydraEvent::Later(event);
-        self.scheduled.push((now.plus_ms(r.duration_ms), event));
+        let (serial, slot, attempt) = (r.serial, r.slot, r.attempt);
+        let done = now.plus_ms(r.duration_ms);
+        match r.work {
+            Work::CopyTo => {
+                let s = &mut self.steps[slot as usize];
+                s.phase = Phase::Build;
+                let speed = self.machines[s.machine as usize].speed_factor;
+                let run_ms = ((s.duration_ms as f64) / speed).round() as i64;
+                self.scheduled.push((done.plus_ms(run_ms), HydraEvent::StepDone { serial, slot, attempt }));
+            }
+            Work::Receive => {
+                self.scheduled.push((done, HydraEvent::Later(LaterEvent::Uploaded { serial, slot, attempt })));
+            }
+        }
     }
 
     /// Whether local work requested for an attempt is still wanted.
@@ -143,39 +164,40 @@ impl Hydra {
             && matches!(s.state, StepState::Running | StepState::Uploading)
     }
 
-    /// A worker thread is done: the next request in line takes it, and the
-    /// attempt it worked for moves on, if it is still going.
-    pub(super) fn local_work_done(&mut self, serial: u64, slot: u32, attempt: u32, work: Work, now: SimTime) {
+    /// Threads came free while requests wait: the next in line take them.
+    fn server_wake(&mut self, now: SimTime) {
         let Some(mut server) = self.server.take() else { return };
-        let next = server.pool.done(now.0, |r| self.wants(r.serial, r.slot, r.attempt, r.work));
+        let mut started = std::mem::take(&mut server.started);
+        let next = server.pool.wake(now.0, |r| self.wants(r.serial, r.slot, r.attempt, r.work), &mut started);
         self.server = Some(server);
-        if let Some(r) = next {
+        for &r in &started {
             self.worker_started(r, now);
         }
-        if !self.wants(serial, slot, attempt, work) {
+        started.clear();
+        if let Some(server) = &mut self.server {
+            server.started = started;
+        }
+        if let Some(at) = next {
+            self.scheduled.push((SimTime(at), HydraEvent::Later(LaterEvent::ServerWake)));
+        }
+    }
+
+    /// A step's outputs are uploaded, if its attempt is still going: it
+    /// succeeds, and under the Rust runner leaves its builder now.
+    fn uploaded(&mut self, serial: u64, slot: u32, attempt: u32, now: SimTime) {
+        if !self.wants(serial, slot, attempt, Work::Receive) {
             return;
         }
-        match work {
-            Work::CopyTo => {
-                let s = &mut self.steps[slot as usize];
-                s.phase = Phase::Build;
-                let speed = self.machines[s.machine as usize].speed_factor;
-                let run_ms = ((s.duration_ms as f64) / speed).round() as i64;
-                self.scheduled.push((now.plus_ms(run_ms), HydraEvent::StepDone { serial, slot, attempt }));
-            }
-            Work::Receive => {
-                if self.steps[slot as usize].state == StepState::Running {
-                    self.off_machine(slot, now);
-                }
-                // The attempt ends with its upload (for the count, under either slot rule).
-                self.counters.attempts_finished += 1;
-                let out = self.output_mb(slot);
-                if let Some(server) = &mut self.server {
-                    server.pool.unbuilt(now.0, out, true);
-                }
-                self.succeed(slot, now);
-            }
+        if self.steps[slot as usize].state == StepState::Running {
+            self.off_machine(slot, now);
         }
+        // The attempt ends with its upload (for the count, under either slot rule).
+        self.counters.attempts_finished += 1;
+        let out = self.output_mb(slot);
+        if let Some(server) = &mut self.server {
+            server.pool.unbuilt(now.0, out, true);
+        }
+        self.succeed(slot, now);
     }
 
     /// The build of a running attempt ended. With a server and a successful

@@ -31,7 +31,10 @@ name = "builder"
 systems = ["x86_64-linux"]
 "#;
 
-fn times(lines: &[Line]) -> Vec<(u64, Option<i64>, Option<i64>, Option<i64>)> {
+/// A step's id, runnable, start and finish times (ms).
+type Times = (u64, Option<i64>, Option<i64>, Option<i64>);
+
+fn times(lines: &[Line]) -> Vec<Times> {
     let mut t: Vec<_> = lines.iter().map(|l| (l.id, l.runnable, l.started, l.finished)).collect();
     t.sort();
     t

@@ -3,7 +3,10 @@
 //! machines and the engine deciding every 300 s, beside a minimal
 //! hand-written event loop over the same steps (the physical limit: a FIFO
 //! queue, a fixed pool of 200 slots, a heap of finish times, nothing else),
-//! so that the ratio between the two is visible. Reports steps per second.
+//! so that the ratio between the two is visible; and the same replay with
+//! the server modelled (`[server]`: every step's closure copied, its
+//! outputs received and uploaded by 64 local worker threads), whose cost
+//! over the plain replay is the server model's. Reports steps per second.
 //!
 //! Run: `cargo bench --bench sim` (see BENCHMARKS.md).
 
@@ -45,6 +48,16 @@ maxJobs = 4
 [cloud."x86_64-linux:kvm"]
 "#;
 
+/// The server of the second replay: enough threads for the week's load
+/// (about 16 s of local work per step at the defaults, 1.7 steps a second),
+/// so that the figure is the model's cost, not a saturated queue's.
+const SERVER: &str = r#"
+[hydra]
+runner = "cpp"
+[server]
+local_workers = 64
+"#;
+
 fn week_of_steps() -> VecSource {
     let params = SynthParams {
         seed: 42,
@@ -80,6 +93,15 @@ fn replay(c: &mut Criterion) {
             .map(|r| (r.submitted_ms, r.duration_ms))
             .collect()
     };
+    let with_server =
+        Scenario::parse(&format!("{SCENARIO}{SERVER}"), "bench.toml", Path::new(".")).expect("scenario with a server");
+    group.bench_function(format!("{steps} steps, up to 50 machines, with the server"), |b| {
+        b.iter_batched(
+            || source.clone(),
+            |mut source| sim::run(&with_server, &mut source, &mut NoObserver).expect("run"),
+            BatchSize::LargeInput,
+        )
+    });
     group.bench_function(format!("{steps} steps, minimal event loop (200 slots, FIFO)"), |b| {
         b.iter(|| minimal_loop(&rows, 200))
     });

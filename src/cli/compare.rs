@@ -57,8 +57,12 @@ pub struct CompareArgs {
     #[arg(long, default_value = "p95", value_parser = parse_wait_metric)]
     pub wait_metric: WaitMetric,
     /// Gate on the waits of one jobset (`project:jobset`) instead of all steps; cost stays the whole bill.
-    #[arg(long, value_name = "JOBSET", conflicts_with = "machine_type")]
+    #[arg(long, value_name = "JOBSET", conflicts_with_all = ["machine_type", "evaluations"])]
     pub jobset: Option<String>,
+    /// Gate on the completion time of one jobset's evaluations (first step queued to last build done;
+    /// the trace needs an eval_id column) instead of step waits; cost stays the whole bill.
+    #[arg(long, value_name = "JOBSET", conflicts_with = "machine_type")]
+    pub evaluations: Option<String>,
     /// Gate on one machine type: the waits of its steps and its share of the bill.
     #[arg(long, value_name = "TYPE")]
     pub machine_type: Option<String>,
@@ -193,10 +197,11 @@ pub fn run(args: CompareArgs) -> Result<ExitCode, Failure> {
             args.candidate.display()
         )));
     }
-    let scope = match (&args.jobset, &args.machine_type) {
-        (Some(j), _) => Scope::Jobset(j.clone()),
-        (None, Some(t)) => Scope::MachineType(t.clone()),
-        (None, None) => Scope::Fleet,
+    let scope = match (&args.jobset, &args.evaluations, &args.machine_type) {
+        (Some(j), _, _) => Scope::Jobset(j.clone()),
+        (None, Some(j), _) => Scope::Evaluations(j.clone()),
+        (None, None, Some(t)) => Scope::MachineType(t.clone()),
+        (None, None, None) => Scope::Fleet,
     };
     let figures = |runs: &[serde_json::Value], path: &Path| -> Result<Vec<RunFigures>, Failure> {
         runs.iter()

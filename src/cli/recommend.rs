@@ -124,6 +124,9 @@ fn sample(label: &str, f: &RunFigures) -> Sample {
     for (t, tf) in &f.breakdown.types {
         waits.insert(Group::MachineType(t.clone()), tf.wait.clone());
     }
+    for (j, w) in &f.breakdown.evaluations {
+        waits.insert(Group::Evaluations(j.clone()), w.clone());
+    }
     Sample {
         label: label.to_string(),
         cost: m.cost_dollars,
@@ -180,9 +183,23 @@ pub fn run(args: RecommendArgs) -> Result<ExitCode, Failure> {
     jobsets.dedup();
     types.sort();
     types.dedup();
+    let mut evaluated: Vec<&String> =
+        results.points.iter().flat_map(|p| &p.runs).flat_map(|r| r.figures.breakdown.evaluations.keys()).collect();
+    evaluated.sort();
+    evaluated.dedup();
     let mut targets = args.max_wait.clone();
     for t in &mut targets {
         t.resolve(&jobsets, &types).map_err(|e| Failure::input(anyhow::anyhow!("--max-wait {e}")))?;
+        if let Group::Evaluations(j) = &t.group
+            && !evaluated.contains(&j)
+        {
+            return Err(Failure::input(anyhow::anyhow!(
+                "--max-wait `{}`: no evaluation of jobset `{j}` completed in any run (the trace needs an eval_id column; \
+                 jobsets with evaluations: {})",
+                t.text,
+                evaluated.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
     }
     let objective = Objective { wait_cost_per_hour: args.wait_cost };
     let answers: Vec<(String, Recommendation)> = results

@@ -6,7 +6,7 @@ use crate::engine::Plan;
 use crate::model::Observation;
 use crate::passes::{PassRecord, config_fingerprint};
 use crate::policy::run_report::{self, RunData};
-use crate::sim::{self, MachineEvent, Observer, SERIES_FIGURES, Scenario, SimError, SimTime, StepLine};
+use crate::sim::{self, MachineEvent, Observer, SERIES_FIGURES, SERVER_FIGURES, Scenario, SimError, SimTime, StepLine};
 use crate::trace::background::Background;
 use crate::trace::{StepSource, TraceReader, format_seconds};
 use anyhow::Context;
@@ -53,6 +53,8 @@ struct Files {
     steps: csv::Writer<BufWriter<File>>,
     series: csv::Writer<BufWriter<File>>,
     machines: csv::Writer<BufWriter<File>>,
+    /// `server.csv`, made at the first server sample (scenarios with a `[server]`).
+    server: Option<csv::Writer<BufWriter<File>>>,
     record_passes: bool,
     config_fingerprint: String,
     error: Option<anyhow::Error>,
@@ -109,6 +111,7 @@ impl Files {
             steps: csv_file(dir, "steps.csv", &STEPS_HEADER)?,
             series: csv_file(dir, "series.csv", &series_header())?,
             machines: csv_file(dir, "machines.csv", &MACHINES_HEADER)?,
+            server: None,
             record_passes,
             config_fingerprint,
             error: None,
@@ -146,6 +149,9 @@ impl Files {
         self.steps.flush()?;
         self.series.flush()?;
         self.machines.flush()?;
+        if let Some(server) = &mut self.server {
+            server.flush()?;
+        }
         Ok(self.report)
     }
 }
@@ -194,6 +200,22 @@ impl Observer for Files {
         }
         self.sampled_at = Some(at);
         self.report.sample(at.0, metric, key, value);
+    }
+
+    fn server_sample(&mut self, at: SimTime, figures: [u64; SERVER_FIGURES.len()]) {
+        if self.server.is_none() {
+            let header: Vec<&str> = ["time_s"].into_iter().chain(SERVER_FIGURES).collect();
+            match csv_file(&self.dir, "server.csv", &header) {
+                Ok(w) => self.server = Some(w),
+                Err(e) => return self.keep(Err(e)),
+            }
+        }
+        let cells: Vec<String> = [format_seconds(at.0)].into_iter().chain(figures.iter().map(u64::to_string)).collect();
+        if let Some(w) = &mut self.server {
+            let r = w.write_record(&cells);
+            self.keep(r);
+        }
+        self.report.server_sample(at.0, figures);
     }
 
     fn machine_event(&mut self, e: &MachineEvent<'_>) {
@@ -260,6 +282,11 @@ impl Observer for Progress<'_> {
     fn machine_event(&mut self, e: &MachineEvent<'_>) {
         if let Some(f) = self.inner.as_deref_mut() {
             f.machine_event(e)
+        }
+    }
+    fn server_sample(&mut self, at: SimTime, figures: [u64; SERVER_FIGURES.len()]) {
+        if let Some(f) = self.inner.as_deref_mut() {
+            f.server_sample(at, figures)
         }
     }
     fn pass(&mut self, index: u64, status: &serde_json::Value, observation: &Observation, plan: &Plan) {

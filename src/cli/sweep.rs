@@ -344,10 +344,11 @@ pub fn run(args: SweepArgs) -> Result<ExitCode, Failure> {
 fn finish(out: &Path, results: &SweepResults) -> Result<ExitCode, Failure> {
     write_results(out, results)?;
     super::write_stdout(&format!(
-        "{}written to {}: {} report.html\n",
+        "{}written to {}: {}{} report.html\n",
         results.frontier_table(),
         out.display(),
-        report::SWEEP_FILES.join(" ")
+        report::SWEEP_FILES.join(" "),
+        if results.points.iter().any(|p| p.server().is_some()) { " server.csv" } else { "" }
     ))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -408,6 +409,8 @@ fn write_results(dir: &Path, r: &SweepResults) -> Result<(), Failure> {
         ("pareto.png", &png),
         ("report.html", html.as_bytes()),
     ];
+    let server = r.server_csv();
+    let files = files.into_iter().chain(server.as_deref().map(|bytes| ("server.csv", bytes)));
     for (name, bytes) in files {
         let path = dir.join(name);
         std::fs::write(&path, bytes)

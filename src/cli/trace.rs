@@ -131,6 +131,10 @@ pub fn synth_params(args: &SynthArgs, base: SynthParams) -> anyhow::Result<Synth
             toml::Value::Integer(_) => {
                 toml::Value::Integer(value.trim().parse().with_context(|| format!("--set {kv}: not an integer"))?)
             }
+            toml::Value::Boolean(_) => {
+                toml::Value::Boolean(value.trim().parse().with_context(|| format!("--set {kv}: not true or false"))?)
+            }
+            toml::Value::String(_) => toml::Value::String(value.trim().to_string()),
             _ => anyhow::bail!("--set {kv}: `{key}` cannot be set"),
         };
         table.insert(key.to_string(), value);
@@ -195,6 +199,7 @@ fn synth(args: SynthArgs) -> Result<ExitCode, Failure> {
             return Ok(ExitCode::SUCCESS);
         }
     }
+    let extra_columns: &[&str] = if params.writes_eval_ids() { &["eval_id"] } else { &[] };
     let mut synth = Synth::new(params).map_err(|e| Failure::input(anyhow::anyhow!(e)))?;
     let out: Box<dyn Write> = match args.out.as_deref().filter(|p| !super::is_stdin(p)) {
         Some(p) => Box::new(std::io::BufWriter::new(
@@ -204,7 +209,7 @@ fn synth(args: SynthArgs) -> Result<ExitCode, Failure> {
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    let mut writer = TraceWriter::new(out).map_err(Failure::failed)?;
+    let mut writer = TraceWriter::with_columns(out, extra_columns).map_err(Failure::failed)?;
     let mut n = 0u64;
     while let Some(row) = synth.next_step() {
         let row = row.map_err(Failure::failed)?;

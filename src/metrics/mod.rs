@@ -6,6 +6,8 @@
 //! This module only computes and renders numbers. It does not simulate,
 //! observe a fleet or decide anything; callers feed it what they measured.
 
+pub mod evaluations;
+
 use crate::config::{Quirks, Runner};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -484,6 +486,41 @@ pub struct Summary {
     pub machines_alive_at_end: u64,
     pub latency: Latency,
     pub stability: Stability,
+    /// The server's local work, when the scenario models it (`[server]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerFigures>,
+    /// Completion time of evaluations (queued to last build done), per
+    /// jobset, when the trace names evaluations (`eval_id`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub evaluations: BTreeMap<String, EvaluationStats>,
+}
+
+/// What the server's local worker threads did (see `sim/server.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ServerFigures {
+    pub local_workers: u32,
+    /// Busy thread-time over threads times the run's length.
+    pub utilisation: f64,
+    /// Seconds a piece of local work waited for a thread.
+    pub worker_wait: WaitStats,
+    /// Steps built whose outputs were not yet uploaded: most at once, and on average over time.
+    pub upload_backlog_max: u64,
+    pub upload_backlog_mean: f64,
+    pub copies_to_builders: u64,
+    pub uploads: u64,
+    /// Compressed gigabytes sent to the binary cache.
+    pub uploaded_gb: f64,
+}
+
+/// One jobset's evaluations: how long each took from its first step queued
+/// to its last build done, in seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct EvaluationStats {
+    /// Evaluations whose every step had left the queue by the end of the run.
+    pub completed: u64,
+    /// Evaluations with a step still queued, building or retrying at the end.
+    pub unfinished: u64,
+    pub completion: WaitStats,
 }
 
 impl Summary {
@@ -554,6 +591,36 @@ impl Summary {
             row(&mut o, &format!("jobset {k}"), w);
         }
         let _ = writeln!(o, "waited for a boot {:.1}%", self.latency.waited_for_boot_fraction * 100.0);
+        if !self.evaluations.is_empty() {
+            let _ = writeln!(
+                o,
+                "\nevaluation completion (s)      done unfinished      mean       p50       p90       p95       max"
+            );
+            for (jobset, e) in &self.evaluations {
+                let c = &e.completion;
+                let _ = writeln!(
+                    o,
+                    "{:<30} {:>5} {:>10} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+                    jobset, e.completed, e.unfinished, c.mean, c.p50, c.p90, c.p95, c.max
+                );
+            }
+        }
+        if let Some(sv) = &self.server {
+            let _ = writeln!(
+                o,
+                "\nserver           {} local workers, utilisation {:.1}%; waits for a worker: mean {:.1} s, p95 {:.1} s, max {:.1} s",
+                sv.local_workers,
+                sv.utilisation * 100.0,
+                sv.worker_wait.mean,
+                sv.worker_wait.p95,
+                sv.worker_wait.max
+            );
+            let _ = writeln!(
+                o,
+                "upload backlog   max {}, mean {:.1} steps; {} uploads, {:.3} GB",
+                sv.upload_backlog_max, sv.upload_backlog_mean, sv.uploads, sv.uploaded_gb
+            );
+        }
         let st = &self.stability;
         let _ = writeln!(
             o,

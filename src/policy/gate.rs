@@ -91,6 +91,9 @@ pub enum Scope {
     Jobset(String),
     /// One machine type's waits and bill.
     MachineType(String),
+    /// The completion time of one jobset's evaluations (first step queued to
+    /// last build done) instead of step waits; the whole bill.
+    Evaluations(String),
 }
 
 impl Scope {
@@ -100,6 +103,7 @@ impl Scope {
             Scope::Fleet => String::new(),
             Scope::Jobset(j) => format!(" (jobset {j})"),
             Scope::MachineType(t) => format!(" (type {t})"),
+            Scope::Evaluations(j) => format!(" (evaluations of jobset {j}, completion time)"),
         }
     }
 }
@@ -339,6 +343,16 @@ pub fn run_figures(v: &serde_json::Value, scope: &Scope, metric: WaitMetric) -> 
     let (cost, wait) = match scope {
         Scope::Fleet => (number(v, "/cost/dollars")?, number(v, &format!("/latency/overall/{}", metric.name()))?),
         Scope::Jobset(j) => (number(v, "/cost/dollars")?, wait_at("per_jobset", j)?),
+        Scope::Evaluations(j) => {
+            let base = format!("/evaluations/{}/completion", pointer_key(j));
+            if v.pointer(&base).is_none() {
+                return Err(format!(
+                    "no evaluations of jobset `{j}` (the trace needs an eval_id column; jobsets with evaluations: {})",
+                    names_at(v, "/evaluations")
+                ));
+            }
+            (number(v, "/cost/dollars")?, number(v, &format!("{base}/{}", metric.name()))?)
+        }
         Scope::MachineType(t) => {
             let cost = v
                 .pointer(&format!("/cost/per_machine_type/{}/dollars", pointer_key(t)))

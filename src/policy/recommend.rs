@@ -33,6 +33,9 @@ pub enum Group {
     All,
     Jobset(String),
     MachineType(String),
+    /// The completion times (first step queued to last build done) of a
+    /// jobset's evaluations, rather than its steps' waits.
+    Evaluations(String),
     /// Named without saying which: resolved against the results.
     Named(String),
 }
@@ -43,6 +46,7 @@ impl Group {
             Group::All => "all steps".into(),
             Group::Jobset(j) => format!("jobset {j}"),
             Group::MachineType(t) => format!("type {t}"),
+            Group::Evaluations(j) => format!("evaluations of jobset {j}"),
             Group::Named(n) => n.clone(),
         }
     }
@@ -61,7 +65,8 @@ pub struct Target {
 impl std::str::FromStr for Target {
     type Err = String;
     /// `p95=15m`, `nixpkgs:trunk/p95=10m`, `jobset:nixpkgs:trunk/p95=10m`,
-    /// `type:x86_64-linux/max=1h`.
+    /// `type:x86_64-linux/max=1h`, `eval:nixos:release/max=6h` (the
+    /// completion time of the jobset's evaluations).
     fn from_str(s: &str) -> Result<Target, String> {
         let bad = |why: String| format!("`{s}`: {why} (e.g. p95=15m, nixpkgs:trunk/p95=10m, type:x86_64-linux/p99=1h)");
         let (lhs, value) = s.rsplit_once('=').ok_or_else(|| bad("expected METRIC=DURATION".into()))?;
@@ -71,6 +76,8 @@ impl std::str::FromStr for Target {
                     Group::Jobset(j.to_string())
                 } else if let Some(t) = g.strip_prefix("type:") {
                     Group::MachineType(t.to_string())
+                } else if let Some(j) = g.strip_prefix("eval:") {
+                    Group::Evaluations(j.to_string())
                 } else {
                     Group::Named(g.to_string())
                 };
@@ -78,7 +85,8 @@ impl std::str::FromStr for Target {
             }
             None => (Group::All, lhs),
         };
-        if matches!(&group, Group::Jobset(n) | Group::MachineType(n) | Group::Named(n) if n.is_empty()) {
+        if matches!(&group, Group::Jobset(n) | Group::MachineType(n) | Group::Evaluations(n) | Group::Named(n) if n.is_empty())
+        {
             return Err(bad("empty jobset or type name".into()));
         }
         let metric: WaitMetric = metric.trim().parse().map_err(bad)?;
@@ -115,9 +123,11 @@ impl Target {
         Ok(())
     }
 
-    /// e.g. `p95 wait of jobset nixpkgs:trunk <= 600 s`.
+    /// e.g. `p95 wait of jobset nixpkgs:trunk <= 600 s`, `max completion of
+    /// evaluations of jobset nixos:release <= 6.00 h`.
     pub fn describe(&self) -> String {
-        format!("{} wait of {} <= {}", self.metric.name(), self.group.text(), seconds_text(self.max_seconds))
+        let what = if matches!(self.group, Group::Evaluations(_)) { "completion" } else { "wait" };
+        format!("{} {what} of {} <= {}", self.metric.name(), self.group.text(), seconds_text(self.max_seconds))
     }
 }
 

@@ -169,6 +169,7 @@ fn notes(r: &SweepResults) -> Markup {
 
 fn point_table(r: &SweepResults, rows: &[&PointResult], frontiers: &[Vec<usize>]) -> Markup {
     let names = r.sweep.axis_names();
+    let server = r.points.iter().any(|p| p.server().is_some());
     let axis_indices: Vec<usize> = (0..r.sweep.axes.len()).filter(|&i| r.sweep.axes[i].role != Role::Sample).collect();
     html! {
         table {
@@ -178,6 +179,7 @@ fn point_table(r: &SweepResults, rows: &[&PointResult], frontiers: &[Vec<usize>]
                 th { "quirks mode" } th { "cost $ (range)" } th { "p95 wait s (range)" } th { "mean wait s (range)" }
                 th { "max wait s" } th { "idle h" } th { "util. %" } th { "creates" } th { "aborted steps" }
                 th { "never started" } th { "failed deploys" } th { "stops refused" }
+                @if server { th { "server util. %" } th { "p95 wait for a server worker s" } th { "mean upload backlog" } }
             }
             @for p in rows {
                 @let on = r.on_frontier(frontiers, p.index);
@@ -193,6 +195,9 @@ fn point_table(r: &SweepResults, rows: &[&PointResult], frontiers: &[Vec<usize>]
                     td { (format!("{:.1}", p.mean.utilisation * 100.0)) }
                     td { (p.mean.creates) } td { (p.mean.aborted_steps) }
                     td { (p.mean.steps_not_started) } td { (p.mean.failed_deploys) } td { (p.mean.stops_refused) }
+                    @if let Some(s) = p.server().filter(|_| server) {
+                        td { (format!("{:.1}", s[0] * 100.0)) } td { (format!("{:.1}", s[2])) } td { (format!("{:.1}", s[3])) }
+                    }
                 }
             }
         }
@@ -259,9 +264,11 @@ pub fn html(r: &SweepResults) -> Result<String, plot::PlotError> {
         });
     }
     let all: Vec<&PointResult> = r.points.iter().collect();
+    let has_server = r.points.iter().any(|p| p.server().is_some());
     let body = html! {
         (provenance(r))
         (file_links(&SWEEP_FILES, "docs/sweep-format.md"))
+        @if has_server { p { "The scenario models the server (its [server] section): server.csv has the mean server utilisation, wait for a local worker and upload backlog of every point." } }
         (notes(r))
         @for s in &sections { (s) }
         h2 { "All points" }

@@ -206,7 +206,17 @@ pub struct Breakdown {
     /// Waits of the steps of each type, and the bill of each provisioned type.
     pub types: BTreeMap<String, TypeFigures>,
     pub jobsets: BTreeMap<String, WaitStats>,
+    /// Completion time of each jobset's evaluations (traces with `eval_id`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub evaluations: BTreeMap<String, WaitStats>,
+    /// The server's figures, in [`SERVER_NAMES`] order (scenarios with a `[server]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<[f64; 4]>,
 }
+
+/// Column names of [`Breakdown::server`] and its means (`server.csv`).
+pub const SERVER_NAMES: [&str; 4] =
+    ["server_utilisation", "worker_wait_mean_s", "worker_wait_p95_s", "upload_backlog_mean"];
 
 /// One machine type's waits and cost (either may be empty: a step type no
 /// provisioned type serves has no bill, a provisioned type without steps no
@@ -226,7 +236,10 @@ impl Breakdown {
         for (t, c) in &s.cost.per_machine_type {
             types.entry(t.clone()).or_default().cost = c.clone();
         }
-        Breakdown { types, jobsets: s.latency.per_jobset.clone() }
+        let evaluations = s.evaluations.iter().map(|(j, e)| (j.clone(), e.completion.clone())).collect();
+        let server =
+            s.server.as_ref().map(|f| [f.utilisation, f.worker_wait.mean, f.worker_wait.p95, f.upload_backlog_mean]);
+        Breakdown { types, jobsets: s.latency.per_jobset.clone(), evaluations, server }
     }
 }
 
@@ -302,6 +315,13 @@ pub struct PointResult {
 }
 
 impl PointResult {
+    /// The mean of the server's figures over the runs ([`SERVER_NAMES`]),
+    /// when the runs modelled the server.
+    pub fn server(&self) -> Option<[f64; 4]> {
+        let rows: Vec<[f64; 4]> = self.runs.iter().filter_map(|r| r.figures.breakdown.server).collect();
+        (!rows.is_empty()).then(|| mean_of(&rows))
+    }
+
     /// Means per machine type and per jobset over the runs.
     pub fn groups(&self) -> (BTreeMap<String, GroupSummary>, BTreeMap<String, GroupSummary>) {
         let mut types: BTreeMap<String, Vec<&TypeFigures>> = BTreeMap::new();
@@ -532,6 +552,26 @@ impl SweepResults {
     pub fn summary_csv(&self) -> Vec<u8> {
         let axes = self.axes_of(&[Role::Policy, Role::Setting]);
         Self::write(self.summary_header(&axes), self.points.iter().map(|p| self.summary_row(&axes, p)))
+    }
+
+    /// One row per candidate with the mean of the server's figures, beside
+    /// its mean cost and p95 wait; `None` when no run modelled the server.
+    pub fn server_csv(&self) -> Option<Vec<u8>> {
+        if self.points.iter().all(|p| p.server().is_none()) {
+            return None;
+        }
+        let axes = self.axes_of(&[Role::Policy, Role::Setting]);
+        let mut header = self.header(&axes, &["samples", "cost_dollars", "wait_p95_s"]);
+        header.extend(SERVER_NAMES.iter().map(|s| s.to_string()));
+        let rows = self.points.iter().map(|p| {
+            let mut cells = self.lead(&axes, p.index, &p.values, p.quirks);
+            cells.push(p.runs.len().to_string());
+            cells.push(p.mean.cost_dollars.to_string());
+            cells.push(p.mean.wait_p95.to_string());
+            cells.extend(p.server().unwrap_or_default().iter().map(f64::to_string));
+            cells
+        });
+        Some(Self::write(header, rows))
     }
 
     /// Each setting's frontier rows, cheapest first, settings in order.

@@ -39,6 +39,8 @@ pub struct RunData {
     pub series: BTreeMap<String, Vec<(i64, SeriesRow)>>,
     pub waits_by_type: BTreeMap<String, WaitHistogram>,
     pub waits_by_jobset: BTreeMap<String, WaitHistogram>,
+    /// The server's figures at every pass, in `SERVER_FIGURES` order (empty without a `[server]`).
+    pub server: Vec<(i64, [u64; crate::sim::SERVER_FIGURES.len()])>,
 }
 
 impl RunData {
@@ -52,6 +54,11 @@ impl RunData {
         if let Some((_, row)) = rows.last_mut() {
             row[k] = value;
         }
+    }
+
+    /// Adds one sample of `server.csv`.
+    pub fn server_sample(&mut self, at_ms: i64, figures: [u64; crate::sim::SERVER_FIGURES.len()]) {
+        self.server.push((at_ms, figures));
     }
 
     /// Adds one started step's wait.
@@ -306,6 +313,68 @@ impl Chart for Cdf<'_> {
     }
 }
 
+/// The server's local work over time: threads busy, work waiting for a
+/// thread, and steps built whose outputs are not uploaded yet.
+pub struct ServerTimeline<'a> {
+    pub samples: &'a [(i64, [u64; crate::sim::SERVER_FIGURES.len()])],
+    pub workers: u32,
+    pub end_h: f64,
+}
+
+impl Chart for ServerTimeline<'_> {
+    fn size(&self) -> (u32, u32) {
+        (WIDTH, 420)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let (plot, side) = root.split_horizontally(WIDTH - PANEL_WIDTH);
+        let step = self.samples.len().div_ceil(TIMELINE_POINTS).max(1);
+        let rows: Vec<(i64, [u64; 3])> = self
+            .samples
+            .chunks(step)
+            .map(|chunk| {
+                let mut row = [0u64; 3];
+                for (_, r) in chunk {
+                    row.iter_mut().zip(r).for_each(|(a, &b)| *a = (*a).max(b));
+                }
+                (chunk[0].0, row)
+            })
+            .collect();
+        let max = rows.iter().flat_map(|(_, r)| r.iter().copied()).chain([u64::from(self.workers)]).max().unwrap_or(0);
+        let top = (max as f64 * 1.1).max(max as f64 + 1.0);
+        let mut chart = ChartBuilder::on(&plot)
+            .caption("server: local workers and upload backlog", (plot::FAMILY, 18))
+            .margin(10)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0f64..self.end_h.max(0.01), 0f64..top)
+            .map_err(err)?;
+        plot::styled(&mut chart.configure_mesh())
+            .x_desc("time since the start of the run (h)")
+            .y_desc("threads or steps")
+            .y_label_formatter(&count_label)
+            .draw()
+            .map_err(err)?;
+        let workers = vec![(0.0, f64::from(self.workers)), (self.end_h, f64::from(self.workers))];
+        chart.draw_series(LineSeries::new(workers, GREY.stroke_width(2))).map_err(err)?;
+        let names = ["threads busy", "work waiting for a thread", "steps built, not uploaded"];
+        let mut entries = vec![LegendEntry::new("local worker threads", GREY, Mark::Line)];
+        for (k, name) in names.iter().enumerate() {
+            let mut points = Vec::with_capacity(rows.len() * 2);
+            for (i, (t, row)) in rows.iter().enumerate() {
+                let next = rows.get(i + 1).map_or(self.end_h, |(t, _)| *t as f64 / 3_600_000.0);
+                points.push((*t as f64 / 3_600_000.0, row[k] as f64));
+                points.push((next, row[k] as f64));
+            }
+            let colour = PALETTE[k % PALETTE.len()];
+            chart.draw_series(LineSeries::new(points, colour.stroke_width(2))).map_err(err)?;
+            entries.push(LegendEntry::new(*name, colour, Mark::Line));
+        }
+        legend(&side, "", &entries, 40)?;
+        Ok(())
+    }
+}
+
 /// The bill per provisioned type, split by what it bought.
 pub struct CostSplit<'a> {
     pub summary: &'a Summary,
@@ -418,6 +487,10 @@ pub fn html(summary: &Summary, data: &RunData, scenario_file: &str) -> Result<St
     let cdf_type = plot::svg(&by_type)?;
     let cdf_jobset = plot::svg(&by_jobset)?;
     let cost = plot::svg(&CostSplit { summary })?;
+    let server = match &summary.server {
+        Some(f) => Some((f, plot::svg(&ServerTimeline { samples: &data.server, workers: f.local_workers, end_h })?)),
+        None => None,
+    };
     let c = &summary.cost;
     let s = &summary.steps;
     let st = &summary.stability;
@@ -458,6 +531,34 @@ pub fn html(summary: &Summary, data: &RunData, scenario_file: &str) -> Result<St
         @for (t, svg) in &timelines {
             h3 { (t) }
             div.chart { (PreEscaped(svg)) }
+        }
+        @if let Some((f, svg)) = &server {
+            h2 { "Server" }
+            p {
+                "The server's local worker threads copy each attempt's closure to its builder and receive, compress and upload "
+                "its outputs (docs/scenario-format.md, [server]). Sampled at every provisioner pass; the data are in server.csv."
+            }
+            table {
+                tr { th.l { "local workers" } td.l { (f.local_workers) } }
+                tr { th.l { "utilisation" } td.l { (format!("{:.1}%", f.utilisation * 100.0)) } }
+                tr { th.l { "wait for a thread" } td.l { (format!("mean {:.1} s, p95 {:.1} s, max {:.1} s", f.worker_wait.mean, f.worker_wait.p95, f.worker_wait.max)) } }
+                tr { th.l { "upload backlog" } td.l { (format!("max {}, mean {:.1} steps", f.upload_backlog_max, f.upload_backlog_mean)) } }
+                tr { th.l { "uploads" } td.l { (format!("{}, {:.3} GB compressed", f.uploads, f.uploaded_gb)) } }
+            }
+            div.chart { (PreEscaped(svg)) }
+        }
+        @if !summary.evaluations.is_empty() {
+            h2 { "Evaluations" }
+            p { "Per jobset, the time from an evaluation's first step queued to its last build done (seconds)." }
+            table {
+                tr { th.l { "jobset" } th { "completed" } th { "unfinished" } th { "mean" } th { "p50" } th { "p95" } th { "max" } }
+                @for (j, e) in &summary.evaluations {
+                    tr {
+                        td.l { (j) } td { (e.completed) } td { (e.unfinished) }
+                        @for v in [e.completion.mean, e.completion.p50, e.completion.p95, e.completion.max] { td { (format!("{v:.0}")) } }
+                    }
+                }
+            }
         }
         h2 { "Waits" }
         p { "For each group, the share of its started steps whose wait (runnable to first start) was at most the value on the horizontal axis. Steps that never started are not in it." }

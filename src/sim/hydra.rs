@@ -70,9 +70,12 @@
 //! serve (no static machine and no provisioned type supports it) never
 //! starts and is reported as such when it becomes runnable. Steps that only a
 //! provisioned type can serve wait for a machine however long it takes,
-//! which is Hydra with a large `max_unsupported_time` (hydra.nixos.org sets
-//! 86400 s; its default of 0 aborts them at once and makes scale-from-zero
-//! impossible).
+//! which is Hydra with a large `max_unsupported_time`, unless the scenario
+//! sets one (`hydra/health.rs`, which also disables failing machines).
+//!
+//! **The server** (`hydra/phases.rs`, with a `[server]` only): an attempt
+//! copies its closure, builds, and has its outputs received and uploaded by
+//! the server's local workers, under the slot rule of its runner generation.
 //!
 //! **Machines file.** Hydra rereads the file some seconds after it changes
 //! (the simulator's `reload_delay`); a listed machine is enabled, a machine
@@ -96,6 +99,12 @@
 //! [`DispatchOrder`] (the keys of the step and machine orders) and the
 //! builder methods there. Every rule above holds for it unless that file
 //! says otherwise.
+
+mod health;
+mod phases;
+
+pub use health::UNSUPPORTED;
+pub use phases::{LaterEvent, Phase};
 
 use super::queue::{QueueKey, Runnable};
 use super::slots::{FreeMachines, MachineKey};
@@ -203,11 +212,14 @@ pub struct StepRecord {
 }
 
 /// Something the simulator must do at a later time. `serial` names the
-/// step's arrival (step ids may be reused once a step has left).
+/// step's arrival (step ids may be reused once a step has left). `Later`
+/// holds the events of the server's phases, disabled machines and
+/// unsupported steps (`hydra/phases.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum HydraEvent {
     StepDone { serial: u64, slot: u32, attempt: u32 },
     RetryDue { serial: u64, slot: u32, attempt: u32 },
+    Later(LaterEvent),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +228,8 @@ enum StepState {
     Queued,
     Backoff,
     Running,
+    /// Off its machine, outputs being received and uploaded (`phases.rs`).
+    Uploading,
 }
 
 #[derive(Debug)]
@@ -248,6 +262,11 @@ struct Step {
     machine: u32,
     /// False once the step left the model (its slot may then be reused).
     live: bool,
+    /// Where the running attempt is (always `Build` without a server).
+    phase: Phase,
+    output_size: Option<u64>,
+    /// Its evaluation in [`Hydra::evaluations`], or `NO_EVALUATION`.
+    eval: u32,
 }
 
 /// A step type as Hydra keys it: `system[:features]`.
@@ -261,6 +280,8 @@ pub struct Kind {
     pub running: u64,
     pub last_active: Option<i64>,
     pub servable: bool,
+    /// Some machine Hydra knows (listed now or before) supports it.
+    pub ever_supported: bool,
 }
 
 #[derive(Debug)]
@@ -373,6 +394,11 @@ pub struct Hydra {
     order: DispatchOrder,
     /// The Rust runner's builders in its order (`hydra/rust.rs`).
     builder_order: Vec<u32>,
+    /// The server's local work and the runner's slot rules; `None`: not modelled.
+    server: Option<phases::ServerSide>,
+    /// Disabled machines and unsupported steps.
+    health: health::Health,
+    pub evaluations: crate::metrics::evaluations::Evaluations,
 }
 
 impl Hydra {
@@ -405,6 +431,9 @@ impl Hydra {
             work: 0,
             order: DispatchOrder::Cpp,
             builder_order: vec![],
+            server: None,
+            health: health::Health::default(),
+            evaluations: Default::default(),
         }
     }
 
@@ -486,6 +515,7 @@ impl Hydra {
         if provisioned {
             self.provisioned.push(i);
         }
+        self.machine_seen(class);
         self.update_active(i);
         i
     }
@@ -507,7 +537,7 @@ impl Hydra {
     /// `removed` changed.
     fn update_active(&mut self, machine: u32) {
         let m = &self.machines[machine as usize];
-        let active = m.enabled && m.alive && !m.removed;
+        let active = m.enabled && m.alive && !m.removed && !self.health.is_disabled(machine);
         if active == m.active {
             return;
         }
@@ -565,6 +595,7 @@ impl Hydra {
                 self.machines[i as usize].enabled = false;
                 self.update_active(i);
                 let class = self.add_class(spec.clone(), false);
+                self.machine_seen(class);
                 let m = &mut self.machines[i as usize];
                 m.class = class;
                 m.max_jobs = spec.max_jobs.max(1);
@@ -627,7 +658,17 @@ impl Hydra {
                 servable |= c.can_exist;
             }
         }
-        self.kinds.push(Kind { key, system, features, runnable: 0, running: 0, last_active: None, servable });
+        let ever_supported = self.machines.iter().any(|m| self.classes[m.class as usize].serves[k as usize]);
+        self.kinds.push(Kind {
+            key,
+            system,
+            features,
+            runnable: 0,
+            running: 0,
+            last_active: None,
+            servable,
+            ever_supported,
+        });
         self.kind_index.insert((row.system, row.features), k);
         k
     }
@@ -681,6 +722,12 @@ impl Hydra {
             state: StepState::Waiting,
             machine: u32::MAX,
             live: true,
+            phase: Phase::Build,
+            output_size: row.output_size,
+            eval: match row.eval_id {
+                Some(e) => self.evaluations.arrived(jobset, e, row.submitted_ms),
+                None => crate::metrics::evaluations::NO_EVALUATION,
+            },
         };
         let slot = match self.free_slots.pop() {
             Some(s) => {
@@ -752,6 +799,9 @@ impl Hydra {
         let kind = s.kind;
         if !self.kinds[kind as usize].servable {
             return self.resolve(slot, StepEnd::NeverStarted(NO_MACHINE), None);
+        }
+        if self.unsupported_on_arrival(slot, now) {
+            return;
         }
         self.enqueue(slot);
     }
@@ -846,6 +896,11 @@ impl Hydra {
                 self.failed_ids.remove(&oldest);
             }
         }
+        if s.eval != crate::metrics::evaluations::NO_EVALUATION {
+            let cut_short =
+                matches!(end, StepEnd::RunningAtEnd | StepEnd::RetryingAtEnd | StepEnd::NeverStarted(HORIZON));
+            self.evaluations.left(s.eval, finished_at.map(|t| t.0), cut_short);
+        }
         self.by_id.remove(&s.step_id);
         self.steps[slot as usize].live = false;
         if self.keep_records {
@@ -937,6 +992,9 @@ impl Hydra {
         kind.running += 1;
         self.counters.attempts_started += 1;
         let (attempt, serial) = (s.attempts, s.serial);
+        if self.server.is_some() {
+            return self.copy_to_builder(slot, now);
+        }
         self.scheduled.push((now.plus_ms(run_ms), HydraEvent::StepDone { serial, slot, attempt }));
     }
 
@@ -968,6 +1026,7 @@ impl Hydra {
     }
 
     fn abort(&mut self, slot: u32, now: SimTime) {
+        self.attempt_cut_short(slot, now);
         let ran = self.leave_machine(slot, now);
         let s = &self.steps[slot as usize];
         self.runnable.charge(s.charge_ticket, s.jobset, ran);
@@ -1002,33 +1061,22 @@ impl Hydra {
                     // Its builder hangs: the runner hears nothing until it drops it.
                     return;
                 }
+                if self.outputs_to_receive(slot, now) {
+                    return;
+                }
                 let ran = self.leave_machine(slot, now);
                 let s = &mut self.steps[slot as usize];
                 s.state = StepState::Waiting;
                 let (jobset, outcome, attempts, ticket) = (s.jobset, s.outcome, s.attempts, s.charge_ticket);
+                let machine = s.machine;
                 self.machines[s.machine as usize].steps_done += 1;
                 self.counters.attempts_finished += 1;
                 self.runnable.charge(ticket, jobset, ran);
+                self.attempt_ended_on(machine, outcome == Outcome::Machine && attempts == 1, now);
                 match outcome {
-                    Outcome::Transient if attempts == 1 => self.back_off_or_give_up(slot, now),
+                    Outcome::Transient | Outcome::Machine if attempts == 1 => self.back_off_or_give_up(slot, now),
                     Outcome::Failure => self.resolve(slot, StepEnd::Failed, Some(now)),
-                    _ => {
-                        let mut dependents = std::mem::take(&mut self.steps[slot as usize].dependents);
-                        self.resolve(slot, StepEnd::Succeeded, Some(now));
-                        for &(d, serial) in &dependents {
-                            let ds = &mut self.steps[d as usize];
-                            if !ds.live || ds.serial != serial {
-                                continue;
-                            }
-                            ds.unfinished_deps -= 1;
-                            if ds.unfinished_deps == 0 {
-                                self.make_runnable(d, now);
-                            }
-                        }
-                        // Back to the (free) slot, for the next step there.
-                        dependents.clear();
-                        self.steps[slot as usize].dependents = dependents;
-                    }
+                    _ => self.succeed(slot, now),
                 }
             }
             HydraEvent::RetryDue { serial, slot, attempt } => {
@@ -1038,7 +1086,27 @@ impl Hydra {
                 self.counters.retries += 1;
                 self.enqueue(slot);
             }
+            HydraEvent::Later(e) => self.handle_later(e, now),
         }
+    }
+
+    /// The step succeeded: it leaves, and the steps waiting for it may become runnable.
+    fn succeed(&mut self, slot: u32, now: SimTime) {
+        let mut dependents = std::mem::take(&mut self.steps[slot as usize].dependents);
+        self.resolve(slot, StepEnd::Succeeded, Some(now));
+        for &(d, serial) in &dependents {
+            let ds = &mut self.steps[d as usize];
+            if !ds.live || ds.serial != serial {
+                continue;
+            }
+            ds.unfinished_deps -= 1;
+            if ds.unfinished_deps == 0 {
+                self.make_runnable(d, now);
+            }
+        }
+        // Back to the (free) slot, for the next step there.
+        dependents.clear();
+        self.steps[slot as usize].dependents = dependents;
     }
 
     /// Whether an event scheduled for this attempt still applies (lazy cancellation).
@@ -1057,7 +1125,7 @@ impl Hydra {
                 continue;
             }
             let end = match s.state {
-                StepState::Running => StepEnd::RunningAtEnd,
+                StepState::Running | StepState::Uploading => StepEnd::RunningAtEnd,
                 _ if s.attempts > 0 => StepEnd::RetryingAtEnd,
                 _ => StepEnd::NeverStarted(HORIZON),
             };
@@ -1123,11 +1191,12 @@ impl Hydra {
             types.insert(k.key.clone(), Value::Object(t));
         }
         let mut machines = Map::new();
-        for m in &self.machines {
+        for (i, m) in self.machines.iter().enumerate() {
             if m.removed || (m.provisioned && !m.alive && !m.enabled) {
                 continue;
             }
             let mut o = Map::new();
+            self.health.status_fields(i as u32, &mut o, unix);
             o.insert("enabled".into(), json!(m.enabled));
             o.insert("currentJobs".into(), json!(m.current_jobs));
             if m.current_jobs == 0 {

@@ -86,6 +86,15 @@ impl<'a> Replayed<'a> {
             d.eat_u64(dep);
         }
         d.eat_u64(r.depends_on.len() as u64);
+        // Only when present, so that the digests of traces without them stay as they were.
+        if let Some(size) = r.output_size {
+            d.eat_u64(0x6f75_7470_7574);
+            d.eat_u64(size);
+        }
+        if let Some(eval) = r.eval_id {
+            d.eat_u64(0x6576_616c);
+            d.eat_u64(eval);
+        }
     }
 }
 

@@ -44,11 +44,14 @@ pub mod input;
 mod queue;
 mod rust_runner;
 pub mod scenario;
+pub mod server;
 pub mod shell;
 mod slots;
 pub mod time;
 
-pub use scenario::{CloudType, Era, Market, RustRunnerModel, Scenario, ScenarioError, StaticMachine, Window};
+pub use scenario::{
+    CloudType, Era, Market, RustRunnerModel, Scenario, ScenarioError, ServerSection, StaticMachine, Window,
+};
 pub use time::SimTime;
 
 use crate::billing::BillingModel;
@@ -138,6 +141,9 @@ pub trait Observer {
     /// The status document, observation and plan of pass `index` (from 1).
     fn pass(&mut self, _index: u64, _status: &serde_json::Value, _observation: &Observation, _plan: &Plan) {}
     fn progress(&mut self, _at: SimTime, _steps_arrived: u64) {}
+    /// At every pass when the scenario models the server: the figures of
+    /// [`SERVER_FIGURES`], in that order.
+    fn server_sample(&mut self, _at: SimTime, _figures: [u64; SERVER_FIGURES.len()]) {}
 }
 
 /// An observer that ignores everything.
@@ -167,6 +173,12 @@ pub const SERIES_FIGURES: [&str; 9] = [
     "slots",
     "busy_slots",
 ];
+
+/// The server's figures sampled at every pass (`server.csv`): local worker
+/// threads busy, pieces of local work waiting for one (requests for
+/// attempts that ended included, until they reach the head of the line), and
+/// steps built whose outputs are not uploaded yet.
+pub const SERVER_FIGURES: [&str; 3] = ["local_workers_busy", "local_work_waiting", "upload_backlog"];
 
 /// Whether pass `index` (from 1) checks the status the simulator builds for
 /// the engine against the document Hydra would print, read back through the
@@ -272,6 +284,9 @@ pub struct Simulation<'s> {
     instance_of_machine: Vec<Option<u32>>,
     /// The Rust runner's shell; `None` under the C++ runner.
     rust: Option<rust_runner::RustRunnerSim>,
+    /// When the queue monitor can load its next step (`[hydra] queue_monitor_rate`),
+    /// in fractional milliseconds.
+    monitor_free_at: f64,
 }
 
 fn lognormal_ms(rng: &mut ChaCha8Rng, median_s: f64, spread: f64) -> i64 {
@@ -291,6 +306,10 @@ impl<'s> Simulation<'s> {
         if rust.is_some() {
             hydra.set_dispatch_order(hydra::DispatchOrder::Rust);
         }
+        if let Some(server) = scenario.server {
+            hydra.set_server(server, scenario.runner);
+        }
+        hydra.set_max_unsupported_time(scenario.max_unsupported_time);
         for m in &scenario.static_machines {
             for i in 1..=m.count {
                 let host = if m.count == 1 { m.name.clone() } else { format!("{}-{i}", m.name) };
@@ -339,6 +358,26 @@ impl<'s> Simulation<'s> {
             stability: Stability::default(),
             instance_of_machine: vec![],
             rust,
+            monitor_free_at: 0.0,
+        }
+    }
+
+    /// When Hydra loads a trace row: when it was submitted, or later when the
+    /// queue monitor is still loading the rows before it. Hydra's queue
+    /// monitor reads new builds from the database and creates their steps
+    /// one by one, so a huge evaluation reaches the dispatcher over minutes;
+    /// without `queue_monitor_rate` every row is loaded when submitted.
+    fn loaded_at(&self, row: &StepRow) -> SimTime {
+        match self.scenario.queue_monitor_rate {
+            None => SimTime(row.submitted_ms),
+            Some(_) => SimTime(row.submitted_ms.max(self.monitor_free_at.ceil() as i64)),
+        }
+    }
+
+    /// The queue monitor loaded a row now.
+    fn monitor_loaded(&mut self) {
+        if let Some(rate) = self.scenario.queue_monitor_rate {
+            self.monitor_free_at = self.monitor_free_at.max(self.now.0 as f64) + 1000.0 / rate;
         }
     }
 
@@ -402,7 +441,7 @@ impl<'s> Simulation<'s> {
         let mut iterations: u64 = 0;
         loop {
             let mut event_at = self.heap.peek().map(|Reverse((t, _, _))| *t);
-            let mut row_at = next_row.as_ref().map(|r| SimTime(r.submitted_ms));
+            let mut row_at = next_row.as_ref().map(|r| self.loaded_at(r));
             let mut next = match (event_at, row_at) {
                 (Some(e), Some(r)) => e.min(r),
                 (Some(t), None) | (None, Some(t)) => t,
@@ -412,7 +451,7 @@ impl<'s> Simulation<'s> {
                 self.hydra.dispatch(self.now);
                 self.drain_hydra(observer);
                 event_at = self.heap.peek().map(|Reverse((t, _, _))| *t);
-                row_at = next_row.as_ref().map(|r| SimTime(r.submitted_ms));
+                row_at = next_row.as_ref().map(|r| self.loaded_at(r));
                 next = event_at.into_iter().chain(row_at).min().unwrap_or(next);
             }
             if next > limit {
@@ -427,6 +466,7 @@ impl<'s> Simulation<'s> {
                     .arrive(&row, source.symbols(), self.now)
                     .map_err(|message| SimError::BadStep { source_name: source.name().to_string(), message })?;
                 arrived += 1;
+                self.monitor_loaded();
                 next_row = source.next_step().transpose()?;
                 if next_row.is_none() && horizon.is_none() {
                     limit = self.now.plus_ms(DRAIN_LIMIT_MS);
@@ -608,6 +648,10 @@ impl<'s> Simulation<'s> {
             for (name, value) in SERIES_FIGURES.into_iter().zip(row) {
                 observer.sample(self.now, name, key, value);
             }
+        }
+        if let Some(server) = self.hydra.server() {
+            let figures = [u64::from(server.busy(self.now.0)), server.waiting() as u64, server.backlog()];
+            observer.server_sample(self.now, figures);
         }
     }
 
@@ -984,6 +1028,8 @@ impl<'s> Simulation<'s> {
         let kinds: Vec<String> = self.hydra.kinds().iter().map(|k| k.key.clone()).collect();
         let jobsets: Vec<String> =
             (0..self.hydra.jobset_count()).map(|j| self.hydra.jobset_name(j).to_string()).collect();
+        let server = self.hydra.server_figures(now);
+        let evaluations = self.hydra.evaluations.stats(|j| jobsets[j as usize].clone());
         let latency = self.hydra.waits.latency(|k| kinds[k as usize].clone(), |j| jobsets[j as usize].clone());
         let c = &self.hydra.counters;
         let steps = StepCounts {
@@ -1017,6 +1063,8 @@ impl<'s> Simulation<'s> {
             machines_alive_at_end: alive,
             latency,
             stability,
+            server,
+            evaluations,
         }
     }
 }

@@ -223,6 +223,10 @@ struct HydraFile {
     silence_detection: Option<f64>,
     ping_interval: Option<f64>,
     service_stop: Option<f64>,
+    /// Seconds, or a duration with a unit (`"1d"`).
+    max_unsupported_time: Option<toml::Value>,
+    /// Steps per second the queue monitor loads (absent: at once).
+    queue_monitor_rate: Option<f64>,
 }
 
 impl HydraFile {
@@ -296,7 +300,46 @@ struct ScenarioFile {
     queue_runner_uptime: i64,
     #[serde(default)]
     hydra: HydraFile,
+    server: Option<ServerSection>,
 }
+
+/// `[server]`: the central server's share of a step's work (see `sim/server.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSection {
+    /// Threads doing local work: copying closures to and from builders,
+    /// compressing and uploading outputs.
+    pub local_workers: u32,
+    /// MB/s of one transfer between the server and a builder, either way.
+    pub copy_mb_per_s: f64,
+    /// MB/s one thread compresses.
+    pub compress_mb_per_s: f64,
+    /// MB/s of one upload of compressed outputs to the binary cache.
+    pub upload_mb_per_s: f64,
+    /// Compressed size over NAR size.
+    pub compression_ratio: f64,
+    /// MB of input closure copied to the builder for each attempt.
+    pub input_size_mb: f64,
+    /// MB of outputs of a step whose trace row gives no `output_size`.
+    pub output_size_mb: f64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            local_workers: 8,
+            copy_mb_per_s: 20.0,
+            compress_mb_per_s: 25.0,
+            upload_mb_per_s: 15.0,
+            compression_ratio: 0.3,
+            input_size_mb: 100.0,
+            output_size_mb: 100.0,
+        }
+    }
+}
+
+/// The most local worker threads a `[server]` may have.
+pub const MAX_LOCAL_WORKERS: u32 = 4096;
 
 fn default_seed() -> u64 {
     1
@@ -349,6 +392,13 @@ pub struct Scenario {
     pub runner: Runner,
     /// The Rust runner's model (read only under `runner = "rust"`).
     pub rust_runner: RustRunnerModel,
+    /// `[hydra] max_unsupported_time` in seconds: how long a step no machine
+    /// Hydra knows supports stays queued before it is aborted (`None`: for ever).
+    pub max_unsupported_time: Option<f64>,
+    /// `[hydra] queue_monitor_rate`: steps per second the queue monitor loads.
+    pub queue_monitor_rate: Option<f64>,
+    /// `[server]`: the server's local work; `None` (the default) leaves it out.
+    pub server: Option<ServerSection>,
 }
 
 impl Scenario {
@@ -369,6 +419,20 @@ impl Scenario {
             "epoch": self.epoch,
             "queue_runner_uptime": self.queue_runner_uptime,
         });
+        // Added only when set, so that the digests of scenarios without them stay as they were.
+        let mut world = world;
+        if self.runner != Runner::Cpp {
+            world["runner"] = serde_json::json!(self.runner);
+        }
+        if let Some(t) = self.max_unsupported_time {
+            world["max_unsupported_time"] = serde_json::json!(t);
+        }
+        if let Some(r) = self.queue_monitor_rate {
+            world["queue_monitor_rate"] = serde_json::json!(r);
+        }
+        if let Some(server) = &self.server {
+            world["server"] = serde_json::json!(server);
+        }
         let mut d = super::input::Digest::default();
         d.eat(world.to_string().as_bytes());
         d.hex()
@@ -591,6 +655,26 @@ impl Scenario {
             Some(v) => Some(Window::from_toml(v).map_err(|m| err(format!("window: {m}")))?),
             None => None,
         };
+        let max_unsupported_time = match &file.hydra.max_unsupported_time {
+            None => None,
+            Some(toml::Value::String(t)) => {
+                Some(parse_duration(t).map_err(|m| err(format!("hydra.max_unsupported_time: {m}")))?)
+            }
+            Some(v) => Some(v.as_float().or_else(|| v.as_integer().map(|i| i as f64)).ok_or_else(|| {
+                err(format!("hydra.max_unsupported_time: expected seconds or a duration such as \"1d\", got {v}"))
+            })?),
+        };
+        if let Some(t) = max_unsupported_time.filter(|t| !(t.is_finite() && (0.0..=MAX_DELAY).contains(t))) {
+            return Err(err(format!("hydra.max_unsupported_time: must be from 0 to {MAX_DELAY} seconds, got {t}")));
+        }
+        if let Some(r) = file.hydra.queue_monitor_rate.filter(|r| !(r.is_finite() && *r > 0.0 && *r <= 1e6)) {
+            return Err(err(format!(
+                "hydra.queue_monitor_rate: must be positive steps per second (at most 1e6), got {r}"
+            )));
+        }
+        if let Some(server) = &file.server {
+            check_server(server).map_err(|m| err(format!("server.{m}")))?;
+        }
         let name = file.name.clone().unwrap_or_else(|| {
             Path::new(origin).file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
         });
@@ -614,8 +698,36 @@ impl Scenario {
             queue_runner_uptime: file.queue_runner_uptime,
             runner,
             rust_runner,
+            max_unsupported_time,
+            queue_monitor_rate: file.hydra.queue_monitor_rate,
+            server: file.server,
         })
     }
+}
+
+/// Bounds of a `[server]` section; the problem names its key.
+fn check_server(s: &ServerSection) -> Result<(), String> {
+    if !(1..=MAX_LOCAL_WORKERS).contains(&s.local_workers) {
+        return Err(format!("local_workers: must be from 1 to {MAX_LOCAL_WORKERS}, got {}", s.local_workers));
+    }
+    for (key, v) in [
+        ("copy_mb_per_s", s.copy_mb_per_s),
+        ("compress_mb_per_s", s.compress_mb_per_s),
+        ("upload_mb_per_s", s.upload_mb_per_s),
+    ] {
+        if !(v.is_finite() && v > 0.0 && v <= 1e6) {
+            return Err(format!("{key}: must be positive MB/s (at most 1e6), got {v}"));
+        }
+    }
+    if !(s.compression_ratio.is_finite() && s.compression_ratio > 0.0 && s.compression_ratio <= 1.0) {
+        return Err(format!("compression_ratio: must be above 0 and at most 1, got {}", s.compression_ratio));
+    }
+    for (key, v) in [("input_size_mb", s.input_size_mb), ("output_size_mb", s.output_size_mb)] {
+        if !(v.is_finite() && (0.0..=1e6).contains(&v)) {
+            return Err(format!("{key}: must be from 0 to 1e6 MB, got {v}"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -108,6 +108,10 @@ pub enum Outcome {
     /// The first attempt fails transiently and is retried with back-off;
     /// the retry succeeds.
     Transient,
+    /// The first attempt fails for a reason of its machine (the connection
+    /// dropped, a copy failed): Hydra disables the machine for a while and
+    /// retries the step with back-off; the retry succeeds.
+    Machine,
 }
 
 impl Outcome {
@@ -116,6 +120,7 @@ impl Outcome {
             Outcome::Success => "success",
             Outcome::Failure => "failure",
             Outcome::Transient => "transient",
+            Outcome::Machine => "machine",
         }
     }
 }
@@ -136,6 +141,10 @@ pub struct StepRow {
     /// Duration on a speedFactor-1 machine.
     pub duration_ms: i64,
     pub outcome: Outcome,
+    /// Bytes of the step's outputs (NAR size), if the trace says.
+    pub output_size: Option<u64>,
+    /// The evaluation that queued the step, if the trace says.
+    pub eval_id: Option<u64>,
 }
 
 /// A bad trace, located as precisely as possible.
@@ -213,6 +222,8 @@ struct Columns {
     global_priority: Option<usize>,
     depends_on: Option<usize>,
     outcome: Option<usize>,
+    output_size: Option<usize>,
+    eval_id: Option<usize>,
 }
 
 /// Streams a v1 trace from CSV text.
@@ -276,6 +287,8 @@ impl<R: Read> TraceReader<R> {
             global_priority: find("global_priority"),
             depends_on: find("depends_on"),
             outcome: find("outcome"),
+            output_size: find("output_size"),
+            eval_id: find("eval_id"),
         })
     }
 
@@ -357,14 +370,23 @@ impl<R: Read> TraceReader<R> {
             "" | "success" => Outcome::Success,
             "failure" => Outcome::Failure,
             "transient" => Outcome::Transient,
+            "machine" => Outcome::Machine,
             other => {
                 return Err(self.error(
                     line,
                     c.outcome,
-                    format!("expected `success`, `failure` or `transient`, got `{other}`"),
+                    format!("expected `success`, `failure`, `transient` or `machine`, got `{other}`"),
                 ));
             }
         };
+        let optional_int = |i: Option<usize>| -> Result<Option<u64>, TraceError> {
+            match opt(i)? {
+                "" => Ok(None),
+                t => int(i.unwrap_or(0), t).map(Some),
+            }
+        };
+        let output_size = optional_int(c.output_size)?;
+        let eval_id = optional_int(c.eval_id)?;
         let system = self.symbols.intern(system);
         let features = self.symbols.intern(&features);
         let jobset = self.symbols.intern(jobset);
@@ -381,6 +403,8 @@ impl<R: Read> TraceReader<R> {
             depends_on,
             duration_ms,
             outcome,
+            output_size,
+            eval_id,
         })
     }
 }
@@ -450,34 +474,55 @@ pub fn format_seconds(ms: i64) -> String {
     format!("{sign}{}.{:03}", a / 1000, a % 1000)
 }
 
+/// The optional columns a writer may add after [`COLUMNS`], in order.
+pub const EXTRA_COLUMNS: &[&str] = &["output_size", "eval_id"];
+
 /// Writes v1 traces, one row at a time.
 pub struct TraceWriter<W: Write> {
     csv: csv::Writer<W>,
+    /// Which of [`EXTRA_COLUMNS`] are written.
+    extra: [bool; 2],
 }
 
 impl<W: Write> TraceWriter<W> {
     pub fn new(out: W) -> std::io::Result<TraceWriter<W>> {
+        TraceWriter::with_columns(out, &[])
+    }
+
+    /// A writer that adds the named [`EXTRA_COLUMNS`] (an empty cell where a
+    /// row has no value).
+    pub fn with_columns(out: W, extra: &[&str]) -> std::io::Result<TraceWriter<W>> {
         let mut csv = csv::WriterBuilder::new().from_writer(out);
-        csv.write_record(COLUMNS).map_err(std::io::Error::other)?;
-        Ok(TraceWriter { csv })
+        let extra = [0, 1].map(|i| extra.contains(&EXTRA_COLUMNS[i]));
+        let header: Vec<&str> =
+            COLUMNS.iter().copied().chain((0..2).filter(|&i| extra[i]).map(|i| EXTRA_COLUMNS[i])).collect();
+        csv.write_record(&header).map_err(std::io::Error::other)?;
+        Ok(TraceWriter { csv, extra })
     }
 
     pub fn write(&mut self, row: &StepRow, symbols: &Symbols) -> std::io::Result<()> {
         let deps: Vec<String> = row.depends_on.iter().map(u64::to_string).collect();
+        let cell = |v: Option<u64>| v.map_or_else(String::new, |v| v.to_string());
+        let extra = [cell(row.output_size), cell(row.eval_id)];
+        let extra = (0..2).filter(|&i| self.extra[i]).map(|i| extra[i].as_str());
         self.csv
-            .write_record([
-                row.step_id.to_string().as_str(),
-                &format_seconds(row.submitted_ms),
-                symbols.name(row.system),
-                symbols.name(row.features),
-                symbols.name(row.jobset),
-                &row.build_id.to_string(),
-                &row.priority.to_string(),
-                &row.global_priority.to_string(),
-                &deps.join(" "),
-                &format_seconds(row.duration_ms),
-                row.outcome.as_str(),
-            ])
+            .write_record(
+                [
+                    row.step_id.to_string().as_str(),
+                    &format_seconds(row.submitted_ms),
+                    symbols.name(row.system),
+                    symbols.name(row.features),
+                    symbols.name(row.jobset),
+                    &row.build_id.to_string(),
+                    &row.priority.to_string(),
+                    &row.global_priority.to_string(),
+                    &deps.join(" "),
+                    &format_seconds(row.duration_ms),
+                    row.outcome.as_str(),
+                ]
+                .into_iter()
+                .chain(extra),
+            )
             .map_err(std::io::Error::other)
     }
 

@@ -65,7 +65,24 @@ pub struct SynthParams {
     /// The jobsets and their shares; when set they replace the built-in mix.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jobsets: Option<Vec<JobsetParams>>,
+    /// Hours between release evaluations (0: none): a jobset evaluated once
+    /// per release, all of whose steps arrive at the same moment.
+    pub release_every_hours: f64,
+    /// Hour of the trace of the first release evaluation.
+    pub release_first_hour: f64,
+    /// Steps of each release evaluation.
+    pub release_steps: u64,
+    /// The jobset of the release evaluations.
+    pub release_jobset: String,
+    /// Priority of the release steps (`meta.schedulingPriority`; others have 100 or 150).
+    pub release_priority: i32,
+    /// Give every evaluation's steps an `eval_id` (always, with release evaluations).
+    pub eval_ids: bool,
 }
+
+const RELEASE_STEPS: u64 = 5000;
+const RELEASE_JOBSET: &str = "nixos:release-25.11";
+const RELEASE_PRIORITY: i32 = 200;
 
 /// One kind of step: where it runs, what it requires, how long it takes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -119,7 +136,20 @@ impl Default for SynthParams {
             hourly_profile: None,
             kinds: None,
             jobsets: None,
+            release_every_hours: 0.0,
+            release_first_hour: 0.0,
+            release_steps: RELEASE_STEPS,
+            release_jobset: RELEASE_JOBSET.to_string(),
+            release_priority: RELEASE_PRIORITY,
+            eval_ids: false,
         }
+    }
+}
+
+impl SynthParams {
+    /// Whether the rows carry `eval_id` (so a writer should add the column).
+    pub fn writes_eval_ids(&self) -> bool {
+        self.eval_ids || self.release_every_hours > 0.0
     }
 }
 
@@ -208,6 +238,11 @@ pub struct Synth {
     /// Recent step ids per open burst, for dependency chains.
     burst_recent: BTreeMap<u64, (i64, VecDeque<u64>)>,
     name: String,
+    /// The jobset of release evaluations, when there are any.
+    release_jobset: Option<usize>,
+    /// The next release evaluation (ms), and the step of the schedule.
+    next_release_ms: i64,
+    release_every_ms: i64,
 }
 
 impl Synth {
@@ -328,6 +363,30 @@ impl Synth {
             None => 1.0 + params.diurnal_amplitude,
             Some(p) => p.iter().copied().fold(0.0, f64::max),
         };
+        for (v, what) in
+            [(params.release_every_hours, "release-every-hours"), (params.release_first_hour, "release-first-hour")]
+        {
+            if !(v.is_finite() && (0.0..=1e6).contains(&v)) {
+                return Err(format!("{what} must be from 0 to 1000000 hours, got {v}"));
+            }
+        }
+        if params.release_every_hours > 0.0 && !(1..=1_000_000).contains(&params.release_steps) {
+            return Err(format!("release-steps must be from 1 to 1000000, got {}", params.release_steps));
+        }
+        let mut jobsets = jobsets;
+        let release_jobset = (params.release_every_hours > 0.0).then(|| {
+            let name = symbols.intern(&params.release_jobset);
+            match jobsets.iter().position(|j| j.name == name) {
+                Some(i) => i,
+                None => {
+                    // Evaluated only for releases: no share of the other steps.
+                    jobsets.push(Jobset { name, share: 0.0, priority: params.release_priority });
+                    jobsets.len() - 1
+                }
+            }
+        });
+        let release_every_ms = (params.release_every_hours * HOUR_MS as f64).round() as i64;
+        let next_release_ms = (params.release_first_hour * HOUR_MS as f64).round() as i64;
         let burst_size = LogNormal::new(params.burst_median.ln(), params.burst_sigma).map_err(|e| e.to_string())?;
         let end_ms = (params.hours * HOUR_MS as f64).round() as i64;
         let name = format!("synth(seed={}, hours={})", params.seed, params.hours);
@@ -349,10 +408,18 @@ impl Synth {
             next_burst: 0,
             burst_recent: BTreeMap::new(),
             name,
+            release_jobset,
+            next_release_ms,
+            release_every_ms,
         })
     }
 
     fn new_step(&mut self, at_ms: i64, jobset: usize, burst: Option<u64>) {
+        let priority = self.jobsets[jobset].priority;
+        self.new_step_with_priority(at_ms, jobset, burst, priority);
+    }
+
+    fn new_step_with_priority(&mut self, at_ms: i64, jobset: usize, burst: Option<u64>, priority: i32) {
         let kind = pick(&mut self.rng, self.kinds.iter().map(|k| k.share));
         let k = &self.kinds[kind];
         let seconds = (k.duration.sample(&mut self.rng) * k.multiplier).min(self.params.duration_max);
@@ -365,7 +432,6 @@ impl Synth {
         } else {
             Outcome::Success
         };
-        let priority = self.jobsets[jobset].priority;
         let seq = self.next_seq;
         self.next_seq += 1;
         self.pending.insert((at_ms, seq), Pending { at_ms, kind, jobset, burst, duration_ms, outcome, priority });
@@ -423,6 +489,19 @@ impl Synth {
                 }
             }
         }
+        // Release evaluations: on their schedule, each one burst of
+        // high-priority steps arriving together.
+        if let Some(jobset) = self.release_jobset {
+            while self.next_release_ms < end && self.next_release_ms >= start {
+                let at = self.next_release_ms;
+                let burst = self.next_burst;
+                self.next_burst += 1;
+                for _ in 0..self.params.release_steps {
+                    self.new_step_with_priority(at, jobset, Some(burst), self.params.release_priority);
+                }
+                self.next_release_ms += self.release_every_ms;
+            }
+        }
         // Everything before the next hour's start is final: no later hour
         // generates an arrival before its own start.
         let horizon = if end >= self.end_ms { i64::MAX } else { end };
@@ -476,6 +555,8 @@ impl Synth {
             depends_on,
             duration_ms: p.duration_ms,
             outcome: p.outcome,
+            output_size: None,
+            eval_id: p.burst.filter(|_| self.params.writes_eval_ids()).map(|b| b + 1),
         }
     }
 }
@@ -589,6 +670,7 @@ pub fn fit(stats: &TraceStats, seed: u64, hours: f64) -> SynthParams {
             .then(|| stats.background_rate_by_hour.iter().map(|r| round4(r / profile_mean)).collect()),
         kinds: (!kinds.is_empty()).then_some(kinds),
         jobsets: (!jobsets.is_empty()).then_some(jobsets),
+        ..SynthParams::default()
     }
 }
 

@@ -15,4 +15,5 @@ mod production;
 mod replay;
 mod reports;
 mod rust_runner;
+mod server;
 mod simulation;

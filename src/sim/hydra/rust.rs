@@ -123,7 +123,9 @@ impl QueuedStep {
         let (scheduled, tries) = match s.state {
             StepState::Waiting => return None,
             StepState::Queued | StepState::Backoff => (false, s.attempts),
-            StepState::Running => (true, s.attempts.saturating_sub(1)),
+            // Outputs still being received or uploaded: the runner still
+            // counts the step as scheduled.
+            StepState::Running | StepState::Uploading => (true, s.attempts.saturating_sub(1)),
         };
         s.live.then_some(QueuedStep { step_id: s.step_id, kind: s.kind, scheduled, tries, runnable_at: s.runnable_at })
     }

@@ -198,6 +198,8 @@ impl<W: Write> TraceSink<W> {
                 depends_on: step.depends_on.iter().filter_map(|&i| self.ids.get(i).copied()).collect(),
                 duration_ms: step.duration_ms,
                 outcome: step.outcome,
+                output_size: None,
+                eval_id: None,
             };
             self.writer.write(&row, &self.symbols)?;
             self.report.steps_written += 1;

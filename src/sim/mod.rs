@@ -52,7 +52,7 @@ pub use time::SimTime;
 use crate::billing::BillingModel;
 use crate::engine::{self, Command, Plan};
 use crate::metrics::{self, Cost, Stability, StepCounts, Summary};
-use crate::model::{Deployment, Fleet, MachineMemory, MachineState, Observation};
+use crate::model::{Deployment, Fleet, MachineMemory, MachineState, Observation, QueueStatus};
 use crate::status;
 use crate::trace::{StepRow, StepSource, TraceError};
 use hydra::{Hydra, HydraEvent, MachineSpec, StepEnd};
@@ -148,7 +148,9 @@ enum Event {
     SpotTerminate { machine: u32, generation: u32 },
 }
 
-/// A provisioned instance and its NixOps deployment.
+/// A provisioned instance. Its NixOps deployment, as the engine sees it, is
+/// the entry of `Simulation::observation`'s fleet at the same position as
+/// the instance in `Simulation::live`.
 struct Instance {
     name: String,
     machine_type: String,
@@ -174,6 +176,8 @@ struct Instance {
     storage_price: f64,
     max_jobs: u32,
     cloud: CloudType,
+    /// Its address is in the machines file Hydra read last.
+    in_file: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,8 +201,9 @@ struct PendingPass {
     write_file: bool,
 }
 
-/// A machines file as Hydra reads it: what each listed host offers.
-type Listed = BTreeMap<String, MachineSpec>;
+/// A machines file as Hydra reads it: each listed host, with its instance
+/// and what its line offers.
+type Listed = BTreeMap<String, (u32, Rc<MachineSpec>)>;
 /// Which instances a machines file lists, as which type.
 type Listing = Vec<(u32, String)>;
 
@@ -214,14 +219,22 @@ pub struct Simulation<'s> {
     /// Instances not destroyed, in creation order.
     live: Vec<u32>,
     by_name: BTreeMap<String, u32>,
-    memory: BTreeMap<String, MachineMemory>,
+    /// What the engine sees: the status of the last pass, and the
+    /// deployments of the `live` instances, in the same order, with the
+    /// memory the last plan returned. Kept between passes and updated in
+    /// place rather than rebuilt.
+    observation: Observation,
+    /// What a machines-file line of each configured type offers, as Hydra
+    /// reads it (the line depends on the type, not on the host).
+    listed_specs: BTreeMap<String, Option<Rc<MachineSpec>>>,
     pending: Option<PendingPass>,
     files: BTreeMap<u64, Rc<Listed>>,
-    /// The listing of the last machines file rendered, and what it read as.
+    /// The listing of the last machines file written, and what it read as.
     last_file: Option<(Listing, Rc<Listed>)>,
     file_version: u64,
     applied_version: u64,
-    listed_hosts: BTreeSet<String>,
+    /// Hosts in the machines file Hydra read last.
+    listed_count: usize,
     next_ip: u32,
     passes: u64,
     stability: Stability,
@@ -260,6 +273,16 @@ impl<'s> Simulation<'s> {
                 }
             }
         }
+        // The host and its key only fill the line's first and last fields.
+        let listed_specs = scenario
+            .config
+            .system_types
+            .iter()
+            .map(|(key, tc)| {
+                let line = engine::plan::machines_file_line_written(&scenario.config, tc, "10.0.0.1", Some("key"));
+                (key.clone(), MachineSpec::parse_machines_line(&line).map(|(_, spec)| Rc::new(spec)))
+            })
+            .collect();
         Simulation {
             scenario,
             hydra,
@@ -270,13 +293,14 @@ impl<'s> Simulation<'s> {
             instances: vec![],
             live: vec![],
             by_name: BTreeMap::new(),
-            memory: BTreeMap::new(),
+            observation: Observation { status: QueueStatus::down(""), fleet: Fleet::default() },
+            listed_specs,
             pending: None,
             files: BTreeMap::new(),
             last_file: None,
             file_version: 0,
             applied_version: 0,
-            listed_hosts: BTreeSet::new(),
+            listed_count: 0,
             next_ip: 0,
             passes: 0,
             stability: Stability::default(),
@@ -423,30 +447,25 @@ impl<'s> Simulation<'s> {
         self.scenario.epoch.saturating_add(self.now.whole_secs())
     }
 
-    fn deployment(&self, inst: &Instance) -> Deployment {
-        let state = match inst.state {
+    /// The state NixOps reports for an instance now.
+    fn machine_state(&self, inst: &Instance) -> MachineState {
+        match inst.state {
             InstanceState::Stopped => MachineState::Stopped,
             InstanceState::Missing => MachineState::Missing,
             _ if inst.ready_at <= self.now => MachineState::Up,
             _ => MachineState::Starting,
-        };
-        Deployment {
-            name: inst.name.clone(),
-            machine_type: inst.machine_type.clone(),
-            state,
-            recorded_state: None,
-            launch_time: Some(inst.launch_s),
-            public_ip: Some(inst.ip.clone()),
-            host_key: Some(inst.host_key.clone()),
-            memory: self.memory.get(&inst.name).cloned().unwrap_or_default(),
         }
     }
 
-    fn fleet(&self) -> Fleet {
-        Fleet {
-            deployments: self.live.iter().map(|&i| self.deployment(&self.instances[i as usize])).collect(),
-            other_deployment_names: BTreeSet::new(),
+    /// Brings the fleet's states and launch times up to date.
+    fn refresh_fleet(&mut self) {
+        let mut deployments = std::mem::take(&mut self.observation.fleet.deployments);
+        for (d, &i) in deployments.iter_mut().zip(&self.live) {
+            let inst = &self.instances[i as usize];
+            d.state = self.machine_state(inst);
+            d.launch_time = Some(inst.launch_s);
         }
+        self.observation.fleet.deployments = deployments;
     }
 
     fn pass(&mut self, observer: &mut dyn Observer) -> Result<(), SimError> {
@@ -470,10 +489,13 @@ impl<'s> Simulation<'s> {
         } else {
             None
         };
-        let observation = Observation { status, fleet: self.fleet() };
-        let plan = engine::decide(&self.scenario.config, &observation, now_s);
+        self.observation.status = status;
+        self.refresh_fleet();
+        let config = &self.scenario.config;
+        let mut plan = engine::decide_without_preview(config, &self.observation, now_s);
         if let Some(document) = document.filter(|_| wants_document) {
-            observer.pass(self.passes, &document, &observation, &plan);
+            plan.machines_file_preview = plan.render_preview(config, &self.observation.fleet.deployments);
+            observer.pass(self.passes, &document, &self.observation, &plan);
         }
         self.sample(observer);
         self.carry_out(plan, observer);
@@ -500,7 +522,7 @@ impl<'s> Simulation<'s> {
         for (s, n) in states {
             observer.sample(self.now, "machines", s, n);
         }
-        observer.sample(self.now, "machines", "listed", self.listed_hosts.len() as u64);
+        observer.sample(self.now, "machines", "listed", self.listed_count as u64);
     }
 
     /// The instance starts running at `now` (a launch or a start from stopped).
@@ -601,7 +623,20 @@ impl<'s> Simulation<'s> {
                         storage_price: cloud.storage_price,
                         max_jobs: tc.max_jobs,
                         cloud: cloud.clone(),
+                        in_file: false,
                     });
+                    let inst = &self.instances[index as usize];
+                    let d = Deployment {
+                        name: deployment.clone(),
+                        machine_type: machine_type.clone(),
+                        state: self.machine_state(inst),
+                        recorded_state: None,
+                        launch_time: Some(inst.launch_s),
+                        public_ip: Some(inst.ip.clone()),
+                        host_key: Some(inst.host_key.clone()),
+                        memory: MachineMemory::default(),
+                    };
+                    self.observation.fleet.deployments.push(d);
                     self.by_name.insert(deployment.clone(), index);
                     self.live.push(index);
                     let boot = lognormal_ms(&mut self.rng, cloud.boot_median, cloud.boot_spread);
@@ -682,10 +717,15 @@ impl<'s> Simulation<'s> {
                 if ok { "deployed" } else { "deploy failed" },
             );
         }
-        self.memory = memory;
+        for d in &mut self.observation.fleet.deployments {
+            d.memory = memory.remove(&d.name).unwrap_or_default();
+        }
         if write_file {
             // The file is a function of which instances are listed, as which
-            // type: render and read it back only when that changed.
+            // type; `Plan::render_machines_file` writes each listed, deployed
+            // machine with an address (every simulated instance has one) as
+            // its type's line at that address, which Hydra reads as the
+            // type's `listed_specs` (tested against the text).
             let listing: Listing = plan
                 .listings
                 .iter()
@@ -695,18 +735,19 @@ impl<'s> Simulation<'s> {
             let listed = match &self.last_file {
                 Some((last, listed)) if *last == listing => Rc::clone(listed),
                 _ => {
-                    let fleet = self.fleet();
-                    let text = plan.render_machines_file(&self.scenario.config, &fleet.deployments, &failed);
-                    let listed: Rc<Listed> = Rc::new(
-                        text.lines()
-                            .filter_map(MachineSpec::parse_machines_line)
-                            .map(|(uri, spec)| (crate::model::host_of_store_uri(&uri).to_string(), spec))
-                            .collect(),
-                    );
+                    let mut listed = Listed::new();
+                    for (i, machine_type) in &listing {
+                        if let Some(Some(spec)) = self.listed_specs.get(machine_type) {
+                            listed.insert(self.instances[*i as usize].ip.clone(), (*i, Rc::clone(spec)));
+                        }
+                    }
+                    let listed = Rc::new(listed);
                     self.last_file = Some((listing, Rc::clone(&listed)));
                     listed
                 }
             };
+            #[cfg(debug_assertions)]
+            self.check_file_as_rendered(&plan, &failed, &listed);
             self.file_version += 1;
             self.files.insert(self.file_version, listed);
             let at = now.plus_ms(secs_ms(self.scenario.reload_delay));
@@ -740,9 +781,11 @@ impl<'s> Simulation<'s> {
                 self.stability.stops += 1;
             } else {
                 self.stability.destroys += 1;
-                self.memory.remove(deployment);
                 self.by_name.remove(deployment);
-                self.live.retain(|&i| i != m);
+                if let Some(pos) = self.live.iter().position(|&i| i == m) {
+                    self.live.remove(pos);
+                    self.observation.fleet.deployments.remove(pos);
+                }
             }
             self.end_run(m, state);
             let inst = &self.instances[m as usize];
@@ -750,6 +793,21 @@ impl<'s> Simulation<'s> {
         }
         let next = now.plus_ms(secs_ms(self.scenario.interval));
         self.schedule(next, Event::Pass);
+    }
+
+    /// The machines file the simulator reads is what the production code
+    /// would write for the plan, read back as Hydra reads it.
+    #[cfg(debug_assertions)]
+    fn check_file_as_rendered(&self, plan: &Plan, failed: &BTreeSet<String>, listed: &Listed) {
+        let text = plan.render_machines_file(&self.scenario.config, &self.observation.fleet.deployments, failed);
+        let read: BTreeMap<String, MachineSpec> = text
+            .lines()
+            .filter_map(MachineSpec::parse_machines_line)
+            .map(|(uri, spec)| (crate::model::host_of_store_uri(&uri).to_string(), spec))
+            .collect();
+        let ours: BTreeMap<String, MachineSpec> =
+            listed.iter().map(|(host, (_, spec))| (host.clone(), MachineSpec::clone(spec))).collect();
+        assert_eq!(ours, read, "the machines file read differs from the one written:\n{text}");
     }
 
     fn machines_file_read(&mut self, version: u64, observer: &mut dyn Observer) {
@@ -760,24 +818,16 @@ impl<'s> Simulation<'s> {
         let Some(listed) = self.files.remove(&version) else { return };
         self.files.retain(|&v, _| v > version);
         let now = self.now;
-        let by_ip: BTreeMap<&str, usize> = self
-            .live
-            .iter()
-            .map(|&i| i as usize)
-            .filter(|&i| self.instances[i].state == InstanceState::Running)
-            .map(|i| (self.instances[i].ip.as_str(), i))
-            .collect();
-        let mut newly_listed = vec![];
-        for (host, spec) in listed.iter() {
-            let Some(&m) = by_ip.get(host.as_str()) else { continue };
-            newly_listed.push((m, spec));
-        }
-        for (m, spec) in newly_listed {
-            let host = self.instances[m].ip.clone();
+        // In host order: Hydra first sees new machines in the file's order.
+        for (host, (m, spec)) in listed.iter() {
+            let m = *m as usize;
+            if self.instances[m].state != InstanceState::Running {
+                continue;
+            }
             let h = match self.instances[m].hydra {
                 Some(h) => h,
                 None => {
-                    let h = self.hydra.add_machine(host, spec.clone(), now, true);
+                    let h = self.hydra.add_machine(host.clone(), MachineSpec::clone(spec), now, true);
                     let requested = self.instances[m].run_start.unwrap_or(now);
                     self.hydra.set_requested_at(h, requested);
                     self.instances[m].hydra = Some(h);
@@ -786,16 +836,17 @@ impl<'s> Simulation<'s> {
             };
             self.hydra.set_alive(h, true, now);
         }
-        let hosts: BTreeSet<String> = listed.keys().cloned().collect();
-        for inst in self.live.iter().map(|&i| &self.instances[i as usize]) {
-            let was = self.listed_hosts.contains(&inst.ip);
-            let is = hosts.contains(&inst.ip) && inst.state == InstanceState::Running;
-            if was != is {
+        for &i in &self.live {
+            let inst = &mut self.instances[i as usize];
+            let in_file = listed.contains_key(&inst.ip);
+            let is = in_file && inst.state == InstanceState::Running;
+            if inst.in_file != is {
                 observer.lifecycle(now, &inst.name, &inst.machine_type, if is { "listed" } else { "delisted" });
             }
+            inst.in_file = in_file;
         }
-        self.hydra.apply_machines_file(&listed);
-        self.listed_hosts = hosts;
+        self.hydra.apply_machines_file(|host| listed.get(host).map(|(_, spec)| &**spec));
+        self.listed_count = listed.len();
     }
 
     fn finish(mut self) -> Summary {

@@ -104,6 +104,42 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 pub use super::queue::SHARE_WINDOW_MS;
 
 type IdHash = std::hash::BuildHasherDefault<crate::trace::IdHasher>;
+type StepIdHash = std::hash::BuildHasherDefault<StepIdHasher>;
+
+/// Hashes the step ids of the maps of steps so that ids close together sit
+/// close together: blocks of 64 consecutive ids take consecutive buckets,
+/// and the blocks are scattered. Traces number steps in arrival order, and
+/// steps arrive and leave in roughly that order, so the maps' inserts,
+/// lookups and removals touch few cache lines; ids in any other pattern
+/// spread like any hash. (std's map takes the bucket from the hash's low
+/// bits and a tag from its top seven; only speed depends on that.)
+#[derive(Default, Clone, Copy)]
+pub struct StepIdHasher(u64);
+
+impl StepIdHasher {
+    /// The finaliser of splitmix64: every input bit reaches every output bit.
+    fn mix(mut x: u64) -> u64 {
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+}
+
+impl std::hash::Hasher for StepIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = Self::mix(self.0 ^ u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        const TAG: u64 = !0 << 57;
+        let place = Self::mix(id >> 6) << 6 | (id & 63);
+        self.0 = (Self::mix(id) & TAG) | (place & !TAG);
+    }
+}
 
 /// Attempts a step gets before Hydra gives up on it.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -227,9 +263,6 @@ struct Step {
     attempt_start: i64,
     attempts: u32,
     unfinished_deps: u32,
-    /// Bumped whenever the step enters its queue again (retry, a new
-    /// dependent): only the entry with the current value is live.
-    queue_gen: u32,
     /// Names the current attempt's share charge.
     charge_ticket: u64,
     /// Steps waiting for this one: (slot, serial).
@@ -334,10 +367,14 @@ pub struct Hydra {
     provisioned: Vec<u32>,
     steps: Vec<Step>,
     free_slots: Vec<u32>,
-    by_id: HashMap<u64, u32, IdHash>,
+    by_id: HashMap<u64, u32, StepIdHash>,
+    /// Per slot, the generation of its step's live queue entry: an entry
+    /// carrying any other is stale (its step was requeued, dispatched or
+    /// left). Kept apart from the steps so that the check reads 4 bytes.
+    entry_gens: Vec<u32>,
     /// Ids of the latest [`FAILED_IDS_KEPT`] steps that failed, gave up or
     /// never started for a failed dependency, oldest first in the queue.
-    failed_ids: HashSet<u64, IdHash>,
+    failed_ids: HashSet<u64, StepIdHash>,
     failed_order: VecDeque<u64>,
     arrivals: u64,
     queued: u64,
@@ -372,6 +409,7 @@ impl Hydra {
             steps: vec![],
             free_slots: vec![],
             by_id: HashMap::default(),
+            entry_gens: vec![],
             failed_ids: HashSet::default(),
             failed_order: VecDeque::new(),
             arrivals: 0,
@@ -653,7 +691,6 @@ impl Hydra {
             attempt_start: -1,
             attempts: 0,
             unfinished_deps: 0,
-            queue_gen: 0,
             charge_ticket: 0,
             dependents: vec![],
             state: StepState::Waiting,
@@ -662,17 +699,16 @@ impl Hydra {
         };
         let slot = match self.free_slots.pop() {
             Some(s) => {
-                // Entries of the slot's previous step may still sit in a
-                // queue: continue its generations so that none looks live.
                 // Its list of dependents is reused, empty, to spare an allocation.
                 let previous = &mut self.steps[s as usize];
                 let mut dependents = std::mem::take(&mut previous.dependents);
                 dependents.clear();
-                *previous = Step { queue_gen: previous.queue_gen, dependents, ..step };
+                *previous = Step { dependents, ..step };
                 s
             }
             None => {
                 self.steps.push(step);
+                self.entry_gens.push(0);
                 (self.steps.len() - 1) as u32
             }
         };
@@ -747,19 +783,24 @@ impl Hydra {
     /// Pushes the queued step's entry with its current key; an earlier entry
     /// of the same step becomes stale.
     fn push_queue_entry(&mut self, slot: u32) {
-        let s = &mut self.steps[slot as usize];
-        s.queue_gen = s.queue_gen.wrapping_add(1);
+        let s = &self.steps[slot as usize];
+        let gen_ = self.entry_gens[slot as usize].wrapping_add(1);
+        self.entry_gens[slot as usize] = gen_;
         let features = self.kinds[s.kind as usize].features.len();
-        let key =
-            QueueKey::new(s.global_priority, s.priority, features, s.rdeps, s.build_id, s.step_id, slot, s.queue_gen);
+        let key = QueueKey::new(s.global_priority, s.priority, features, s.rdeps, s.build_id, s.step_id, slot, gen_);
         self.runnable.push(s.kind, s.jobset, key);
         self.dispatch_needed = true;
     }
 
     /// Whether a queue entry is the live entry of a queued step.
-    fn is_live_entry(steps: &[Step], key: &QueueKey) -> bool {
-        let s = &steps[key.slot as usize];
-        s.live && s.state == StepState::Queued && s.queue_gen == key.queue_gen
+    fn is_live_entry(entry_gens: &[u32], key: &QueueKey) -> bool {
+        entry_gens[key.slot as usize] == key.queue_gen
+    }
+
+    /// The slot's live queue entry, if any, goes stale.
+    fn invalidate_entries(&mut self, slot: u32) {
+        let g = &mut self.entry_gens[slot as usize];
+        *g = g.wrapping_add(1);
     }
 
     /// Steps that can never run because a dependency failed, transitively.
@@ -785,17 +826,20 @@ impl Hydra {
         };
         let dependents =
             if blocks_dependents { std::mem::take(&mut self.steps[slot as usize].dependents) } else { vec![] };
+        self.invalidate_entries(slot);
         let s = &self.steps[slot as usize];
-        let record = StepRecord {
-            step_id: s.step_id,
-            kind: s.kind,
-            runnable_at: (s.runnable_at >= 0).then_some(SimTime(s.runnable_at)),
-            started_at: (s.first_start >= 0).then_some(SimTime(s.first_start)),
-            finished_at,
-            machine: (s.machine != u32::MAX).then_some(s.machine),
-            attempts: s.attempts,
-            end,
-        };
+        if self.keep_records {
+            self.records.push(StepRecord {
+                step_id: s.step_id,
+                kind: s.kind,
+                runnable_at: (s.runnable_at >= 0).then_some(SimTime(s.runnable_at)),
+                started_at: (s.first_start >= 0).then_some(SimTime(s.first_start)),
+                finished_at,
+                machine: (s.machine != u32::MAX).then_some(s.machine),
+                attempts: s.attempts,
+                end,
+            });
+        }
         let c = &mut self.counters;
         match end {
             StepEnd::Succeeded => c.succeeded += 1,
@@ -815,9 +859,6 @@ impl Hydra {
         }
         self.by_id.remove(&s.step_id);
         self.steps[slot as usize].live = false;
-        if self.keep_records {
-            self.records.push(record);
-        }
         self.free_slots.push(slot);
         for (d, id) in dependents {
             self.cancel_for_failed_dependency(d, id);
@@ -867,9 +908,11 @@ impl Hydra {
             }
             let Some(((_, _, _, machine), class)) = best else { break };
             let Some(heap) = self.best_for_class(class) else { break };
-            let steps = &self.steps;
-            let Some(entry) = self.runnable.pop(heap, |k| Self::is_live_entry(steps, k)) else { break };
-            debug_assert!(Self::is_live_entry(&self.steps, &entry), "dispatch popped a stale entry");
+            let entry_gens = &self.entry_gens;
+            let Some(entry) = self.runnable.pop(heap, |k| Self::is_live_entry(entry_gens, k)) else { break };
+            debug_assert!(Self::is_live_entry(&self.entry_gens, &entry), "dispatch popped a stale entry");
+            debug_assert_eq!(self.steps[entry.slot as usize].state, StepState::Queued);
+            self.invalidate_entries(entry.slot);
             self.queued -= 1;
             self.start(entry.slot, machine, now);
         }

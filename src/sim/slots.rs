@@ -81,11 +81,13 @@ impl FreeMachines {
         let c = self.class(class);
         c.keys.push(Reverse(key));
         if c.keys.len() > 2 * c.free as usize + 32 {
-            let mut keys: Vec<MachineKey> = c.keys.drain().map(|Reverse(k)| k).filter(|k| is_live(k)).collect();
+            // In place: the heap's buffer is kept.
+            let mut keys = std::mem::take(&mut c.keys).into_vec();
             self.work += keys.len() as u64;
+            keys.retain(|Reverse(k)| is_live(k));
             keys.sort_unstable();
             keys.dedup();
-            self.class(class).keys = keys.into_iter().map(Reverse).collect();
+            self.class(class).keys = BinaryHeap::from(keys);
         }
     }
 

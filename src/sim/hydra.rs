@@ -103,7 +103,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 pub use super::queue::SHARE_WINDOW_MS;
 
-type IdHash = std::hash::BuildHasherDefault<crate::trace::IdHasher>;
 type StepIdHash = std::hash::BuildHasherDefault<StepIdHasher>;
 
 /// Hashes the step ids of the maps of steps so that ids close together sit
@@ -242,35 +241,113 @@ enum StepState {
     Queued,
     Backoff,
     Running,
+    /// The step left the model; its slot may be reused.
+    Left,
 }
 
-#[derive(Debug)]
+/// What dispatch and completion read of a step, in one cache line: a step
+/// queued or running for a while is no longer in cache, and each of the
+/// two costs one miss, not two. The rest is in [`StepExtra`].
+#[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
 struct Step {
     step_id: u64,
     /// Counts arrivals: unique for the run, where step ids are unique only
     /// among the steps in the model.
     serial: u64,
+    duration_ms: i64,
+    runnable_at: i64,
+    attempt_start: i64,
+    /// Names the current attempt's share charge.
+    charge_ticket: u64,
     kind: u32,
     jobset: u32,
+    machine: u32,
+    attempts: u8,
+    state: StepState,
+    outcome: Outcome,
+    /// Some step arrived depending on this one (its list may be empty since).
+    has_dependents: bool,
+}
+
+const _: () = assert!(std::mem::size_of::<Step>() == 64);
+
+/// What a step's queue key and its dependencies need, read on arrival and
+/// when it is queued.
+#[derive(Debug, Clone, Copy)]
+struct StepExtra {
     build_id: u64,
+    /// Only kept for the per-step report.
+    first_start: i64,
     priority: i32,
     global_priority: i32,
     rdeps: u32,
-    duration_ms: i64,
-    outcome: Outcome,
-    runnable_at: i64,
-    first_start: i64,
-    attempt_start: i64,
-    attempts: u32,
     unfinished_deps: u32,
-    /// Names the current attempt's share charge.
-    charge_ticket: u64,
-    /// Steps waiting for this one: (slot, serial).
-    dependents: Vec<(u32, u64)>,
-    state: StepState,
-    machine: u32,
-    /// False once the step left the model (its slot may then be reused).
-    live: bool,
+    /// Steps waiting for this one, in `Hydra::waiting`.
+    dependents: List,
+}
+
+/// A list in [`Links`]: its first and last link.
+#[derive(Debug, Clone, Copy)]
+struct List {
+    head: u32,
+    tail: u32,
+}
+
+const END: u32 = u32::MAX;
+const NO_JOBSET: u32 = u32::MAX;
+
+impl List {
+    const EMPTY: List = List { head: END, tail: END };
+}
+
+/// One entry of a list of dependents: the dependent's slot and serial.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    slot: u32,
+    next: u32,
+    serial: u64,
+}
+
+/// The lists of steps waiting for each step, in one pool: appending costs
+/// no allocation once the pool has grown to the dependencies in flight.
+#[derive(Debug, Default)]
+struct Links {
+    links: Vec<Link>,
+    free: Vec<u32>,
+}
+
+impl Links {
+    fn append(&mut self, list: &mut List, slot: u32, serial: u64) {
+        let link = Link { slot, next: END, serial };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.links[i as usize] = link;
+                i
+            }
+            None => {
+                self.links.push(link);
+                (self.links.len() - 1) as u32
+            }
+        };
+        match list.tail {
+            END => list.head = i,
+            tail => self.links[tail as usize].next = i,
+        }
+        list.tail = i;
+    }
+
+    /// Empties a list into `out`, in order, and frees its links.
+    fn drain_into(&mut self, list: &mut List, out: &mut Vec<(u32, u64)>) {
+        let mut i = list.head;
+        while i != END {
+            let link = self.links[i as usize];
+            out.push((link.slot, link.serial));
+            self.free.push(i);
+            i = link.next;
+        }
+        *list = List::EMPTY;
+    }
 }
 
 /// A step type as Hydra keys it: `system[:features]`.
@@ -354,11 +431,13 @@ pub struct Counters {
 /// The queue runner model.
 pub struct Hydra {
     kinds: Vec<Kind>,
-    kind_index: HashMap<(Sym, Sym), u32, IdHash>,
+    /// Per system symbol, the types of that system: (features symbol, type).
+    kind_index: Vec<Vec<(Sym, u32)>>,
     classes: Vec<Class>,
     runnable: Runnable,
     jobsets: Vec<Jobset>,
-    jobset_index: HashMap<Sym, u32, IdHash>,
+    /// Per jobset symbol, its jobset (`NONE` until one arrives).
+    jobset_index: Vec<u32>,
     shares: BTreeMap<String, u64>,
     pub machines: Vec<Machine>,
     /// Active machines with a free slot, per class, in Hydra's order.
@@ -366,6 +445,10 @@ pub struct Hydra {
     /// Provisioned machines not removed, for machines-file reloads.
     provisioned: Vec<u32>,
     steps: Vec<Step>,
+    extras: Vec<StepExtra>,
+    waiting: Links,
+    /// Buffers for lists of dependents being walked, reused.
+    spare_lists: Vec<Vec<(u32, u64)>>,
     free_slots: Vec<u32>,
     by_id: HashMap<u64, u32, StepIdHash>,
     /// Per slot, the generation of its step's live queue entry: an entry
@@ -397,16 +480,19 @@ impl Hydra {
     pub fn new(shares: BTreeMap<String, u64>) -> Hydra {
         Hydra {
             kinds: vec![],
-            kind_index: HashMap::default(),
+            kind_index: vec![],
             classes: vec![],
             runnable: Runnable::default(),
             jobsets: vec![],
-            jobset_index: HashMap::default(),
+            jobset_index: vec![],
             shares,
             machines: vec![],
             free: FreeMachines::default(),
             provisioned: vec![],
             steps: vec![],
+            extras: vec![],
+            waiting: Links::default(),
+            spare_lists: vec![],
             free_slots: vec![],
             by_id: HashMap::default(),
             entry_gens: vec![],
@@ -626,7 +712,8 @@ impl Hydra {
     }
 
     fn kind_of(&mut self, row: &StepRow, symbols: &Symbols) -> u32 {
-        if let Some(&k) = self.kind_index.get(&(row.system, row.features)) {
+        let by_features = self.kind_index.get(row.system.0 as usize).map_or(&[][..], Vec::as_slice);
+        if let Some(&(_, k)) = by_features.iter().find(|(f, _)| *f == row.features) {
             return k;
         }
         let system = symbols.name(row.system).to_string();
@@ -644,19 +731,27 @@ impl Hydra {
             }
         }
         self.kinds.push(Kind { key, system, features, runnable: 0, running: 0, last_active: None, servable });
-        self.kind_index.insert((row.system, row.features), k);
+        let system = row.system.0 as usize;
+        if self.kind_index.len() <= system {
+            self.kind_index.resize_with(system + 1, Vec::new);
+        }
+        self.kind_index[system].push((row.features, k));
         k
     }
 
     fn jobset_of(&mut self, sym: Sym, symbols: &Symbols) -> u32 {
-        if let Some(&j) = self.jobset_index.get(&sym) {
+        if let Some(&j) = self.jobset_index.get(sym.0 as usize).filter(|&&j| j != NO_JOBSET) {
             return j;
         }
         let name = symbols.name(sym).to_string();
         let shares = self.shares.get(&name).copied().unwrap_or(100);
         let j = self.runnable.add_jobset(shares);
         self.jobsets.push(Jobset { name });
-        self.jobset_index.insert(sym, j);
+        let i = sym.0 as usize;
+        if self.jobset_index.len() <= i {
+            self.jobset_index.resize(i + 1, NO_JOBSET);
+        }
+        self.jobset_index[i] = j;
         j
     }
 
@@ -675,64 +770,74 @@ impl Hydra {
         let jobset = self.jobset_of(row.jobset, symbols);
         self.arrivals += 1;
         let serial = self.arrivals;
-        let step = Step {
+        let mut step = Step {
             step_id: row.step_id,
             serial,
+            duration_ms: row.duration_ms,
+            runnable_at: -1,
+            attempt_start: -1,
+            charge_ticket: 0,
             kind,
             jobset,
+            machine: u32::MAX,
+            attempts: 0,
+            state: StepState::Waiting,
+            outcome: row.outcome,
+            has_dependents: false,
+        };
+        let mut extra = StepExtra {
             build_id: row.build_id,
+            first_start: -1,
             priority: row.priority,
             global_priority: row.global_priority,
             rdeps: 0,
-            duration_ms: row.duration_ms,
-            outcome: row.outcome,
-            runnable_at: -1,
-            first_start: -1,
-            attempt_start: -1,
-            attempts: 0,
             unfinished_deps: 0,
-            charge_ticket: 0,
-            dependents: vec![],
-            state: StepState::Waiting,
-            machine: u32::MAX,
-            live: true,
+            dependents: List::EMPTY,
         };
+        let mut dependency_failed = false;
+        for dep in &row.depends_on {
+            if let Some(&d) = self.by_id.get(dep) {
+                extra.unfinished_deps += 1;
+                if d == next_slot {
+                    // Its own id: it waits for itself, forever.
+                    step.has_dependents = true;
+                    extra.rdeps = extra.rdeps.saturating_add(1);
+                    self.waiting.append(&mut extra.dependents, next_slot, serial);
+                    continue;
+                }
+                let ds = &mut self.steps[d as usize];
+                ds.has_dependents = true;
+                let queued = ds.state == StepState::Queued;
+                let de = &mut self.extras[d as usize];
+                self.waiting.append(&mut de.dependents, next_slot, serial);
+                de.rdeps = de.rdeps.saturating_add(1);
+                if queued {
+                    // Hydra reads `rdeps.size()` at every dispatch: requeue
+                    // the step under its new count.
+                    self.push_queue_entry(d);
+                }
+            } else if self.failed_ids.contains(dep) {
+                dependency_failed = true;
+            }
+        }
         let slot = match self.free_slots.pop() {
             Some(s) => {
-                // Its list of dependents is reused, empty, to spare an allocation.
-                let previous = &mut self.steps[s as usize];
-                let mut dependents = std::mem::take(&mut previous.dependents);
-                dependents.clear();
-                *previous = Step { dependents, ..step };
+                self.steps[s as usize] = step;
+                self.extras[s as usize] = extra;
                 s
             }
             None => {
                 self.steps.push(step);
+                self.extras.push(extra);
                 self.entry_gens.push(0);
                 (self.steps.len() - 1) as u32
             }
         };
         debug_assert_eq!(slot, next_slot);
         self.counters.total += 1;
-        let mut dependency_failed = false;
-        for dep in &row.depends_on {
-            if let Some(&d) = self.by_id.get(dep) {
-                let ds = &mut self.steps[d as usize];
-                ds.dependents.push((slot, serial));
-                ds.rdeps = ds.rdeps.saturating_add(1);
-                if ds.state == StepState::Queued {
-                    // Hydra reads `rdeps.size()` at every dispatch: requeue
-                    // the step under its new count.
-                    self.push_queue_entry(d);
-                }
-                self.steps[slot as usize].unfinished_deps += 1;
-            } else if self.failed_ids.contains(dep) {
-                dependency_failed = true;
-            }
-        }
         if dependency_failed {
             self.cancel_for_failed_dependency(slot, serial);
-        } else if self.steps[slot as usize].unfinished_deps == 0 {
+        } else if extra.unfinished_deps == 0 {
             self.make_runnable(slot, now);
         }
         Ok(())
@@ -783,13 +888,38 @@ impl Hydra {
     /// Pushes the queued step's entry with its current key; an earlier entry
     /// of the same step becomes stale.
     fn push_queue_entry(&mut self, slot: u32) {
-        let s = &self.steps[slot as usize];
+        let (s, e) = (&self.steps[slot as usize], &self.extras[slot as usize]);
         let gen_ = self.entry_gens[slot as usize].wrapping_add(1);
         self.entry_gens[slot as usize] = gen_;
         let features = self.kinds[s.kind as usize].features.len();
-        let key = QueueKey::new(s.global_priority, s.priority, features, s.rdeps, s.build_id, s.step_id, slot, gen_);
+        let key = QueueKey::new(e.global_priority, e.priority, features, e.rdeps, e.build_id, s.step_id, slot, gen_);
         self.runnable.push(s.kind, s.jobset, key);
         self.dispatch_needed = true;
+    }
+
+    /// Takes the list of steps waiting for the step in `slot`, in order,
+    /// into a buffer to give back with [`Hydra::give_back`].
+    fn take_dependents(&mut self, slot: u32) -> Vec<(u32, u64)> {
+        if !self.steps[slot as usize].has_dependents {
+            return Vec::new();
+        }
+        let mut out = self.spare_lists.pop().unwrap_or_default();
+        self.steps[slot as usize].has_dependents = false;
+        self.waiting.drain_into(&mut self.extras[slot as usize].dependents, &mut out);
+        out
+    }
+
+    fn give_back(&mut self, mut list: Vec<(u32, u64)>) {
+        if list.capacity() > 0 {
+            list.clear();
+            self.spare_lists.push(list);
+        }
+    }
+
+    /// Whether `serial` still names the step in `slot`.
+    fn is_live(&self, slot: u32, serial: u64) -> bool {
+        let s = &self.steps[slot as usize];
+        s.state != StepState::Left && s.serial == serial
     }
 
     /// Whether a queue entry is the live entry of a queued step.
@@ -805,15 +935,19 @@ impl Hydra {
 
     /// Steps that can never run because a dependency failed, transitively.
     fn cancel_for_failed_dependency(&mut self, slot: u32, serial: u64) {
-        let mut stack = vec![(slot, serial)];
+        let mut stack = self.spare_lists.pop().unwrap_or_default();
+        stack.push((slot, serial));
         while let Some((s, serial)) = stack.pop() {
-            let step = &mut self.steps[s as usize];
-            if !step.live || step.serial != serial {
+            if !self.is_live(s, serial) {
                 continue;
             }
-            stack.append(&mut step.dependents);
+            if self.steps[s as usize].has_dependents {
+                self.steps[s as usize].has_dependents = false;
+                self.waiting.drain_into(&mut self.extras[s as usize].dependents, &mut stack);
+            }
             self.resolve(s, StepEnd::NeverStarted(DEPENDENCY_FAILED), None);
         }
+        self.give_back(stack);
     }
 
     /// Reports a step that leaves the model; steps waiting for one that did
@@ -824,19 +958,24 @@ impl Hydra {
             StepEnd::NeverStarted(reason) => reason != HORIZON,
             _ => false,
         };
-        let dependents =
-            if blocks_dependents { std::mem::take(&mut self.steps[slot as usize].dependents) } else { vec![] };
+        // Dependents of a step that ends otherwise (at the end of the run)
+        // are let go.
+        let mut dependents = self.take_dependents(slot);
+        if !blocks_dependents {
+            dependents.clear();
+        }
         self.invalidate_entries(slot);
         let s = &self.steps[slot as usize];
         if self.keep_records {
+            let first_start = self.extras[slot as usize].first_start;
             self.records.push(StepRecord {
                 step_id: s.step_id,
                 kind: s.kind,
                 runnable_at: (s.runnable_at >= 0).then_some(SimTime(s.runnable_at)),
-                started_at: (s.first_start >= 0).then_some(SimTime(s.first_start)),
+                started_at: (first_start >= 0).then_some(SimTime(first_start)),
                 finished_at,
                 machine: (s.machine != u32::MAX).then_some(s.machine),
-                attempts: s.attempts,
+                attempts: u32::from(s.attempts),
                 end,
             });
         }
@@ -858,11 +997,12 @@ impl Hydra {
             }
         }
         self.by_id.remove(&s.step_id);
-        self.steps[slot as usize].live = false;
+        self.steps[slot as usize].state = StepState::Left;
         self.free_slots.push(slot);
-        for (d, id) in dependents {
+        for &(d, id) in &dependents {
             self.cancel_for_failed_dependency(d, id);
         }
+        self.give_back(dependents);
     }
 
     /// The heap holding the best queued step a machine of `class` supports.
@@ -933,11 +1073,14 @@ impl Hydra {
         let s = &mut self.steps[slot as usize];
         s.state = StepState::Running;
         s.machine = machine;
+        let first = s.attempts == 0;
         s.attempts += 1;
         s.attempt_start = now.0;
         s.charge_ticket = self.runnable.attempt_started(s.jobset, now.0);
-        if s.first_start < 0 {
-            s.first_start = now.0;
+        if first {
+            if self.keep_records {
+                self.extras[slot as usize].first_start = now.0;
+            }
             let waited_for_boot = provisioned && requested_at > s.runnable_at;
             self.waits.record(now.0 - s.runnable_at, s.kind, s.jobset, waited_for_boot);
             self.counters.started += 1;
@@ -946,7 +1089,7 @@ impl Hydra {
         kind.runnable -= 1;
         kind.running += 1;
         self.counters.attempts_started += 1;
-        let (attempt, serial) = (s.attempts, s.serial);
+        let (attempt, serial) = (u32::from(s.attempts), s.serial);
         self.scheduled.push((now.plus_ms(run_ms), HydraEvent::StepDone { serial, slot, attempt }));
     }
 
@@ -987,11 +1130,11 @@ impl Hydra {
 
     fn back_off_or_give_up(&mut self, slot: u32, now: SimTime) {
         let s = &mut self.steps[slot as usize];
-        if s.attempts >= MAX_ATTEMPTS {
+        if u32::from(s.attempts) >= MAX_ATTEMPTS {
             return self.give_up(slot, now);
         }
         s.state = StepState::Backoff;
-        let (attempt, serial) = (s.attempts, s.serial);
+        let (attempt, serial) = (u32::from(s.attempts), s.serial);
         self.kinds[s.kind as usize].runnable += 1;
         let due = now.plus_ms(retry_delay_ms(attempt));
         self.scheduled.push((due, HydraEvent::RetryDue { serial, slot, attempt }));
@@ -1019,21 +1162,19 @@ impl Hydra {
                     Outcome::Transient if attempts == 1 => self.back_off_or_give_up(slot, now),
                     Outcome::Failure => self.resolve(slot, StepEnd::Failed, Some(now)),
                     _ => {
-                        let mut dependents = std::mem::take(&mut self.steps[slot as usize].dependents);
+                        let dependents = self.take_dependents(slot);
                         self.resolve(slot, StepEnd::Succeeded, Some(now));
                         for &(d, serial) in &dependents {
-                            let ds = &mut self.steps[d as usize];
-                            if !ds.live || ds.serial != serial {
+                            if !self.is_live(d, serial) {
                                 continue;
                             }
-                            ds.unfinished_deps -= 1;
-                            if ds.unfinished_deps == 0 {
+                            let de = &mut self.extras[d as usize];
+                            de.unfinished_deps -= 1;
+                            if de.unfinished_deps == 0 {
                                 self.make_runnable(d, now);
                             }
                         }
-                        // Back to the (free) slot, for the next step there.
-                        dependents.clear();
-                        self.steps[slot as usize].dependents = dependents;
+                        self.give_back(dependents);
                     }
                 }
             }
@@ -1050,7 +1191,7 @@ impl Hydra {
     /// Whether an event scheduled for this attempt still applies (lazy cancellation).
     fn is_current(&self, slot: u32, serial: u64, attempt: u32, state: StepState) -> bool {
         let s = &self.steps[slot as usize];
-        s.live && s.serial == serial && s.attempts == attempt && s.state == state
+        s.serial == serial && u32::from(s.attempts) == attempt && s.state == state
     }
 
     /// Ends the run: every step still in the model is reported.
@@ -1059,7 +1200,7 @@ impl Hydra {
         live.sort_unstable();
         for (id, slot) in live {
             let s = &self.steps[slot as usize];
-            if !s.live || s.step_id != id {
+            if s.state == StepState::Left || s.step_id != id {
                 continue;
             }
             let end = match s.state {
@@ -1237,7 +1378,8 @@ mod tests {
         hydra.add_class(plain.clone(), true);
         let m = hydra.add_machine("h".into(), plain.clone(), SimTime(0), true);
         let other = hydra.add_machine("g".into(), plain.clone(), SimTime(0), true);
-        let file: BTreeMap<String, MachineSpec> = [("h".to_string(), plain.clone()), ("g".to_string(), plain.clone())].into();
+        let file: BTreeMap<String, MachineSpec> =
+            [("h".to_string(), plain.clone()), ("g".to_string(), plain.clone())].into();
         hydra.apply_machines_file(|host| file.get(host));
         hydra.set_alive(m, true, SimTime(0));
         hydra.set_alive(other, true, SimTime(0));

@@ -148,6 +148,36 @@ enum Event {
     SpotTerminate { machine: u32, generation: u32 },
 }
 
+/// An event waiting in the heap. Ordered by time, then by when it was
+/// scheduled (`seq`), earliest first; the event itself is never compared.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    at: SimTime,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Pending) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Pending {}
+
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Pending) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Pending {
+    /// Reversed, so that std's max-heap pops the earliest first.
+    fn cmp(&self, other: &Pending) -> std::cmp::Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
 /// A provisioned instance. Its NixOps deployment, as the engine sees it, is
 /// the entry of `Simulation::observation`'s fleet at the same position as
 /// the instance in `Simulation::live`.
@@ -212,7 +242,7 @@ pub struct Simulation<'s> {
     scenario: &'s Scenario,
     hydra: Hydra,
     rng: ChaCha8Rng,
-    heap: BinaryHeap<Reverse<(SimTime, u64, Event)>>,
+    heap: BinaryHeap<Pending>,
     seq: u64,
     now: SimTime,
     instances: Vec<Instance>,
@@ -309,10 +339,13 @@ impl<'s> Simulation<'s> {
 
     fn schedule(&mut self, at: SimTime, event: Event) {
         self.seq += 1;
-        self.heap.push(Reverse((at, self.seq, event)));
+        self.heap.push(Pending { at, seq: self.seq, event });
     }
 
     fn drain_hydra(&mut self, observer: &mut dyn Observer) {
+        if self.hydra.scheduled.is_empty() && self.hydra.records.is_empty() {
+            return;
+        }
         // Taken and put back so that both buffers keep their capacity.
         let mut scheduled = std::mem::take(&mut self.hydra.scheduled);
         for (at, e) in scheduled.drain(..) {
@@ -361,7 +394,7 @@ impl<'s> Simulation<'s> {
         let mut arrived: u64 = 0;
         let mut iterations: u64 = 0;
         loop {
-            let mut event_at = self.heap.peek().map(|Reverse((t, _, _))| *t);
+            let mut event_at = self.heap.peek().map(|p| p.at);
             let mut row_at = next_row.as_ref().map(|r| SimTime(r.submitted_ms));
             let mut next = match (event_at, row_at) {
                 (Some(e), Some(r)) => e.min(r),
@@ -371,7 +404,7 @@ impl<'s> Simulation<'s> {
             if self.hydra.dispatch_needed && next > self.now {
                 self.hydra.dispatch(self.now);
                 self.drain_hydra(observer);
-                event_at = self.heap.peek().map(|Reverse((t, _, _))| *t);
+                event_at = self.heap.peek().map(|p| p.at);
                 row_at = next_row.as_ref().map(|r| SimTime(r.submitted_ms));
                 next = event_at.into_iter().chain(row_at).min().unwrap_or(next);
             }
@@ -380,7 +413,7 @@ impl<'s> Simulation<'s> {
             }
             self.now = next;
             if event_at == Some(next) {
-                let Some(Reverse((_, _, event))) = self.heap.pop() else { break };
+                let Some(Pending { event, .. }) = self.heap.pop() else { break };
                 self.handle(event, observer)?;
             } else if let Some(row) = next_row.take() {
                 self.hydra

@@ -92,7 +92,7 @@
 //! so.
 
 use super::queue::{QueueKey, Runnable};
-use super::slots::{FreeMachines, MachineKey};
+use super::slots::FreeMachines;
 use super::time::SimTime;
 use crate::metrics::WaitRecorder;
 use crate::model::{BuilderStatus, QueueHealth, QueueStatus, TypeStatus};
@@ -591,19 +591,6 @@ impl Hydra {
         i
     }
 
-    /// Whether a free-machine key is the current key of a free, active machine.
-    /// (A machine that moved to another class after a machines-file change
-    /// leaves stale keys in its old class.)
-    fn is_live_key(machines: &[Machine], class: u32, key: &MachineKey) -> bool {
-        let m = &machines[key.machine as usize];
-        m.active && m.class == class && m.current_jobs < m.max_jobs && key.jobs.0 == m.current_jobs
-    }
-
-    fn machine_key(&self, machine: u32) -> MachineKey {
-        let m = &self.machines[machine as usize];
-        MachineKey::new(m.current_jobs, m.speed_factor, machine)
-    }
-
     /// Makes a machine active or not after its `enabled`, `alive` or
     /// `removed` changed.
     fn update_active(&mut self, machine: u32) {
@@ -613,20 +600,19 @@ impl Hydra {
             return;
         }
         self.work += 1;
-        let (class, free) = (m.class, u64::from(m.max_jobs.saturating_sub(m.current_jobs)));
+        let (class, jobs, max_jobs, speed_factor) = (m.class, m.current_jobs, m.max_jobs, m.speed_factor);
+        let free = u64::from(max_jobs.saturating_sub(jobs));
         self.machines[machine as usize].active = active;
         if active {
             self.free_active_slots += free;
             if free > 0 {
-                let key = self.machine_key(machine);
-                let machines = &self.machines;
-                self.free.became_free(class, key, |k| Self::is_live_key(machines, class, k));
+                self.free.add(class, machine, jobs, max_jobs, speed_factor);
             }
             self.dispatch_needed = true;
         } else {
             self.free_active_slots -= free;
             if free > 0 {
-                self.free.became_full(class);
+                self.free.remove(class, machine, jobs);
             }
         }
     }
@@ -637,17 +623,14 @@ impl Hydra {
         if !m.active {
             return;
         }
-        let (class, max, now) = (m.class, m.max_jobs, m.current_jobs);
-        let (was_free, is_free) = (before < max, now < max);
+        let (class, max, now, speed_factor) = (m.class, m.max_jobs, m.current_jobs, m.speed_factor);
         self.free_active_slots =
             self.free_active_slots + u64::from(max.saturating_sub(now)) - u64::from(max.saturating_sub(before));
-        let machines = &self.machines;
-        let key = MachineKey::new(now, machines[machine as usize].speed_factor, machine);
-        match (was_free, is_free) {
-            (true, true) => self.free.moved(class, key, |k| Self::is_live_key(machines, class, k)),
-            (false, true) => self.free.became_free(class, key, |k| Self::is_live_key(machines, class, k)),
-            (true, false) => self.free.became_full(class),
-            (false, false) => {}
+        if before < max {
+            self.free.remove(class, machine, before);
+        }
+        if now < max {
+            self.free.add(class, machine, now, max, speed_factor);
         }
     }
 
@@ -1038,8 +1021,7 @@ impl Hydra {
                 if !class.served_kinds.iter().any(|&k| self.runnable.has(k)) {
                     continue;
                 }
-                let machines = &self.machines;
-                let Some(key) = self.free.best(c, |k| Self::is_live_key(machines, c, k)) else { continue };
+                let Some(key) = self.free.best(c) else { continue };
                 let speed = self.machines[key.machine as usize].speed_factor;
                 let order = (key.load, Reverse(speed.to_bits()), key.jobs, key.machine);
                 if best.as_ref().is_none_or(|b| order < b.0) {

@@ -6,7 +6,10 @@
 #
 # Imported by the network expression of every provisioned machine, e.g.
 #   imports = [ <hydra-provisioner/auto-shutdown.nix> ];
-# (deploys get `-I hydra-provisioner=<directory of conf.nix>`) or by path.
+# Deploys get `-I hydra-provisioner=<directory of the config>`: keep a copy
+# of this file beside conf.nix, or use the NixOS module, which puts it beside
+# the config it renders into the store. The package also installs it as
+# share/hydra-provisioner/auto-shutdown.nix, to import by path.
 { config, lib, pkgs, ... }:
 
 let

@@ -32,16 +32,15 @@ impl BillingModel {
     /// with `now` to the millisecond (NixOps used float time). A launch time
     /// in the future therefore counts as paid time (as in NixOps), and `now`
     /// exactly on an hour boundary leaves nothing paid, while half a second
-    /// later a whole new hour is.
+    /// later a whole new hour is. Computed wide and saturated, so times near
+    /// the ends of the clock give the end of the clock rather than an overflow.
     pub fn paid_until(self, launch: Seconds, now: impl Into<Timestamp>) -> Seconds {
-        let now = now.into();
-        match self {
-            BillingModel::Hourly => {
-                let since_launch_ms = now.millis().saturating_sub(launch.saturating_mul(1000));
-                launch.saturating_add(div_ceil(since_launch_ms, HOUR * 1000).saturating_mul(HOUR))
-            }
-            BillingModel::PerSecond => launch.saturating_add(PER_SECOND_MINIMUM),
-        }
+        let (launch, now_ms) = (i128::from(launch), i128::from(now.into().millis()));
+        let hour = i128::from(HOUR);
+        saturate(match self {
+            BillingModel::Hourly => launch + div_ceil(now_ms - launch * 1000, hour * 1000) * hour,
+            BillingModel::PerSecond => launch + i128::from(PER_SECOND_MINIMUM),
+        })
     }
 
     /// Whole seconds already paid for beyond `now` (never negative): the
@@ -50,37 +49,46 @@ impl BillingModel {
     pub fn paid_time_left(self, launch: Option<Seconds>, now: impl Into<Timestamp>) -> Seconds {
         let now = now.into();
         match launch {
-            Some(launch) => (self.paid_until(launch, now) - now.secs()).max(0),
+            Some(launch) => self.paid_until(launch, now).saturating_sub(now.secs()).max(0),
             None => 0,
         }
     }
 
     /// Seconds charged for one run of an instance from `start` to `end`
-    /// (start from stopped or launch, to stop or termination).
+    /// (start from stopped or launch, to stop or termination); never
+    /// negative, saturated at the end of the clock.
     pub fn billed_seconds(self, start: Seconds, end: Seconds) -> Seconds {
-        let ran = (end - start).max(0);
-        match self {
-            BillingModel::Hourly => div_ceil(ran, HOUR).max(1) * HOUR,
-            BillingModel::PerSecond => ran.max(PER_SECOND_MINIMUM),
-        }
+        self.billed(start, end, 1)
     }
 
     /// Same as [`BillingModel::billed_seconds`] on millisecond time, for the
     /// simulator, which keeps sub-second resolution; returns milliseconds.
     pub fn billed_millis(self, start_ms: i64, end_ms: i64) -> i64 {
-        let ran = (end_ms - start_ms).max(0);
-        match self {
-            BillingModel::Hourly => div_ceil(ran, HOUR * 1000).max(1) * HOUR * 1000,
-            BillingModel::PerSecond => ran.max(PER_SECOND_MINIMUM * 1000),
-        }
+        self.billed(start_ms, end_ms, 1000)
+    }
+
+    fn billed(self, start: i64, end: i64, per_second: i128) -> i64 {
+        let ran = (i128::from(end) - i128::from(start)).max(0);
+        saturate(match self {
+            BillingModel::Hourly => {
+                let hour = i128::from(HOUR) * per_second;
+                div_ceil(ran, hour).max(1) * hour
+            }
+            BillingModel::PerSecond => ran.max(i128::from(PER_SECOND_MINIMUM) * per_second),
+        })
     }
 }
 
 /// Integer ceiling division that is right for negative numerators too
 /// (Python's `math.ceil(a / b)`).
-fn div_ceil(a: i64, b: i64) -> i64 {
+fn div_ceil(a: i128, b: i128) -> i128 {
     let q = a.div_euclid(b);
     if a.rem_euclid(b) == 0 { q } else { q + 1 }
+}
+
+/// An i128 clamped into the i64 range.
+fn saturate(v: i128) -> i64 {
+    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
 
 impl fmt::Display for BillingModel {
@@ -139,6 +147,17 @@ mod tests {
         assert_eq!(m.billed_seconds(0, 10), 60);
         assert_eq!(m.billed_seconds(0, 300), 300);
         assert_eq!(m.billed_millis(0, 300_500), 300_500);
+    }
+
+    #[test]
+    fn the_ends_of_the_clock_saturate_instead_of_overflowing() {
+        for m in [BillingModel::Hourly, BillingModel::PerSecond] {
+            assert!((0..=HOUR).contains(&m.paid_time_left(Some(i64::MIN), i64::MAX)));
+            assert!(m.paid_time_left(Some(i64::MAX), i64::MIN) >= 0, "a launch far in the future");
+            assert_eq!(m.billed_seconds(i64::MIN, i64::MAX), i64::MAX, "never negative hours");
+            assert_eq!(m.billed_millis(i64::MIN, i64::MAX), i64::MAX);
+        }
+        assert_eq!(BillingModel::PerSecond.paid_time_left(Some(i64::MAX), i64::MIN), i64::MAX);
     }
 
     #[test]

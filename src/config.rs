@@ -7,6 +7,7 @@
 //! problem names its key path; all problems are reported at once.
 
 use crate::billing::BillingModel;
+pub use crate::model::machines_file_word;
 use crate::model::{MachineType, Seconds};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -19,6 +20,25 @@ pub const DEFAULT_MACHINES_FILE: &str = "/var/lib/hydra/provisioner/machines";
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/hydra-provisioner";
 pub const DEFAULT_RECORD_MAX_BYTES: u64 = 64 << 20;
 
+/// The largest `minMachines`/`maxMachines` of one type. Far above any real
+/// Hydra (hydra.nixos.org ran at most 24), low enough that no sum or
+/// allocation over it can run away.
+pub const MAX_MACHINES: u32 = 10_000;
+/// The largest `maxCreationsPerPass`: creations run one after another, so a
+/// pass with more would outlive the timer interval anyway.
+pub const MAX_CREATIONS_PER_PASS: u32 = 100;
+/// The largest `deployConcurrency`: parallel NixOps processes (each with its
+/// own ssh and nix children) on the provisioning host.
+pub const MAX_DEPLOY_CONCURRENCY: u32 = 256;
+/// The largest `maxJobs` of a machine.
+pub const MAX_JOBS: u32 = 10_000;
+/// The longest duration any key takes (gracePeriod, drainDelay, timeouts,
+/// thresholds): ten years, so `now` plus or minus any of them stays far
+/// inside the range of a 64-bit second count.
+pub const MAX_DURATION: Seconds = 315_360_000;
+/// The range of `speedFactor` (the simulator divides durations by it).
+pub const SPEED_FACTOR_RANGE: std::ops::RangeInclusive<f64> = 0.001..=1000.0;
+
 /// Which behaviour the engine follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -28,6 +48,72 @@ pub enum Quirks {
     Fixed,
     /// Reproduce the original pass decision for decision, defects included.
     Original,
+}
+
+/// Which generation of Hydra's queue runner the fleet serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Runner {
+    /// The C++ queue runner: builders are listed in a machines file.
+    #[default]
+    Cpp,
+    /// The Rust queue runner (2026): builders run `hydra-builder`, join by
+    /// themselves under their hostname, and have no drain (see
+    /// `engine/rust_runner.rs`).
+    Rust,
+}
+
+impl Runner {
+    /// Whether this is the C++ runner (the default, left unnamed in reports).
+    pub fn is_cpp(&self) -> bool {
+        *self == Runner::Cpp
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Runner::Cpp => "cpp",
+            Runner::Rust => "rust",
+        }
+    }
+}
+
+impl std::str::FromStr for Runner {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Runner, String> {
+        match s {
+            "cpp" => Ok(Runner::Cpp),
+            "rust" => Ok(Runner::Rust),
+            other => Err(format!("must be `cpp` or `rust`, got `{other}`")),
+        }
+    }
+}
+
+/// The systemd unit of upstream Hydra's builder module (`nixos-modules/builder-module.nix`).
+pub const DEFAULT_BUILDER_SERVICE: &str = "hydra-queue-builder-dev.service";
+/// The Nix store directory the Rust runner's bare `.drv` names live in.
+pub const DEFAULT_STORE_DIR: &str = "/nix/store";
+
+/// Settings that only `runner = "rust"` reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RustRunnerConfig {
+    /// The gRPC endpoint builders dial (`hydra-builder --gateway-endpoint`),
+    /// handed to new deployments as the `runnerEndpoint` argument.
+    pub runner_endpoint: String,
+    /// Where the bearer token file lies on the builders (`--authorization-file`),
+    /// handed to new deployments as the `tokenPath` argument; `None` for mTLS.
+    pub builder_token_path: Option<String>,
+    /// The store directory the runner's bare `.drv` names are in.
+    pub store_dir: PathBuf,
+    /// The builder's systemd unit, stopped before a machine goes.
+    pub builder_service: String,
+    /// A builder silent (no ping) this long is reported.
+    pub watchdog_report: Seconds,
+    /// A builder silent this long has its service stopped and is replaced.
+    pub watchdog_replace: Seconds,
+    /// The runner's `maxRetries` (tries per step): a builder running a step
+    /// on its last try is never retired.
+    pub max_tries: u32,
 }
 
 /// Speed factor as a number and as the text the machines file shows
@@ -84,11 +170,19 @@ pub struct Config {
     pub status_command: Vec<String>,
     /// Rust queue runner's `/status` URL; when set it replaces `statusCommand`.
     pub status_url: Option<String>,
+    /// File holding a bearer token sent with `statusUrl` requests.
+    pub status_token_file: Option<PathBuf>,
+    /// PEM file of the certificate authorities trusted for an https `statusUrl`.
+    pub status_ca_file: Option<PathBuf>,
     pub update_command: Option<Vec<String>>,
     pub machines_file: PathBuf,
     pub state_dir: PathBuf,
     pub nixops_command: Vec<String>,
     pub quirks: Quirks,
+    /// Which queue runner serves the fleet (`runner`).
+    pub runner: Runner,
+    /// `Some` exactly when `runner = "rust"`.
+    pub rust_runner: Option<RustRunnerConfig>,
     /// Default billing model of every type (`billing`, per type too).
     pub billing: BillingModel,
     /// Keep (and keep listing) an unneeded machine with at least this much paid time left.
@@ -165,16 +259,27 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-const TOP_KEYS: &[&str] = &[
+/// Every top-level key of the configuration (others are warned about).
+pub const TOP_KEYS: &[&str] = &[
     "tag",
     "statusCommand",
     "sshCommand",
     "statusUrl",
+    "statusTokenFile",
+    "statusCaFile",
     "updateCommand",
     "machinesFile",
     "stateDir",
     "nixopsCommand",
     "quirks",
+    "runner",
+    "runnerEndpoint",
+    "builderTokenPath",
+    "storeDir",
+    "builderService",
+    "watchdogReport",
+    "watchdogReplace",
+    "runnerMaxTries",
     "billing",
     "keepPaidThreshold",
     "destroyPaidThreshold",
@@ -196,7 +301,8 @@ const TOP_KEYS: &[&str] = &[
     "systemTypes",
 ];
 
-const TYPE_KEYS: &[&str] = &[
+/// Every key of a `systemTypes.<T>` entry.
+pub const TYPE_KEYS: &[&str] = &[
     "nixopsExpr",
     "nixPath",
     "minMachines",
@@ -246,14 +352,19 @@ impl Reader<'_> {
         }
     }
 
-    /// A non-negative integer of at least `min`.
-    fn uint(&mut self, obj: &Map<String, Value>, key: &str, path: &str, default: u64, min: u64) -> u64 {
+    /// A non-negative integer between `min` and `max`.
+    fn uint(&mut self, obj: &Map<String, Value>, key: &str, path: &str, default: u64, range: (u64, u64)) -> u64 {
+        let (min, max) = range;
         match obj.get(key) {
             None | Some(Value::Null) => default,
             Some(Value::Number(n)) => match n.as_u64() {
-                Some(v) if v >= min => v,
-                Some(v) => {
+                Some(v) if (min..=max).contains(&v) => v,
+                Some(v) if v < min => {
                     self.problem(&join(path, key), format!("must be at least {min}, got {v}"));
+                    default
+                }
+                Some(v) => {
+                    self.problem(&join(path, key), format!("must be at most {max}, got {v}"));
                     default
                 }
                 None => {
@@ -268,20 +379,15 @@ impl Reader<'_> {
         }
     }
 
-    fn u32(&mut self, obj: &Map<String, Value>, key: &str, path: &str, default: u32, min: u32) -> u32 {
-        let v = self.uint(obj, key, path, u64::from(default), u64::from(min));
-        u32::try_from(v).unwrap_or_else(|_| {
-            self.problem(&join(path, key), format!("{v} is too large"));
-            default
-        })
+    fn u32(&mut self, obj: &Map<String, Value>, key: &str, path: &str, default: u32, range: (u32, u32)) -> u32 {
+        let v = self.uint(obj, key, path, u64::from(default), (u64::from(range.0), u64::from(range.1)));
+        u32::try_from(v).unwrap_or(default)
     }
 
-    fn seconds(&mut self, obj: &Map<String, Value>, key: &str, path: &str, default: Seconds) -> Seconds {
-        let v = self.uint(obj, key, path, default as u64, 0);
-        i64::try_from(v).unwrap_or_else(|_| {
-            self.problem(&join(path, key), format!("{v} is too large"));
-            default
-        })
+    /// Seconds between `min` and [`MAX_DURATION`].
+    fn seconds(&mut self, obj: &Map<String, Value>, key: &str, path: &str, default: Seconds, min: Seconds) -> Seconds {
+        let v = self.uint(obj, key, path, default.unsigned_abs(), (min.unsigned_abs(), MAX_DURATION.unsigned_abs()));
+        Seconds::try_from(v).unwrap_or(default)
     }
 
     fn argv(&mut self, obj: &Map<String, Value>, key: &str, path: &str) -> Option<Vec<String>> {
@@ -337,6 +443,15 @@ impl Reader<'_> {
     }
 }
 
+/// NixOps's rule for deployment names, `^[a-zA-Z_-][a-zA-Z0-9_.-]*$`,
+/// without the leading `-`: every command line we build puts the name (or a
+/// name derived from it) after `-d`, where `-rf` would be read as an option.
+pub fn valid_tag(tag: &str) -> bool {
+    let mut chars = tag.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
 fn join(path: &str, key: &str) -> String {
     if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
@@ -364,8 +479,13 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
     r.warn_unknown(top, TOP_KEYS, "");
 
     let tag = r.string(top, "tag", "").unwrap_or_else(|| DEFAULT_TAG.to_string());
-    if tag.is_empty() || tag.contains(char::is_whitespace) {
-        r.problem("tag", format!("must be a non-empty word, got `{tag}`"));
+    if !valid_tag(&tag) {
+        r.problem(
+            "tag",
+            format!(
+                "must be a NixOps deployment name starting with a letter or `_` ([a-zA-Z_][a-zA-Z0-9_.-]*), got {tag:?}"
+            ),
+        );
     }
     let status = r.argv(top, "statusCommand", "");
     let ssh = r.argv(top, "sshCommand", "");
@@ -378,6 +498,21 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
         (None, None) => vec!["hydra-queue-runner".into(), "--status".into()],
     };
     let status_url = r.string(top, "statusUrl", "");
+    if let Some(url) = &status_url
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        r.problem("statusUrl", format!("must be an http:// or https:// URL, got `{url}`"));
+    }
+    let status_token_file = r.string(top, "statusTokenFile", "").map(|p| PathBuf::from(r.path(p)));
+    let status_ca_file = r.string(top, "statusCaFile", "").map(|p| PathBuf::from(r.path(p)));
+    if status_url.is_none() {
+        for (key, set) in [("statusTokenFile", status_token_file.is_some()), ("statusCaFile", status_ca_file.is_some())]
+        {
+            if set {
+                r.warnings.push(format!("{key}: only used with statusUrl, ignored"));
+            }
+        }
+    }
     let update_command = r.argv(top, "updateCommand", "");
     let machines_file =
         PathBuf::from(r.string(top, "machinesFile", "").map_or(DEFAULT_MACHINES_FILE.into(), |p| r.path(p)));
@@ -391,25 +526,33 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
             Quirks::Fixed
         }
     };
+    let runner = match r.string(top, "runner", "") {
+        None => Runner::Cpp,
+        Some(s) => s.parse().unwrap_or_else(|e: String| {
+            r.problem("runner", e);
+            Runner::Cpp
+        }),
+    };
+    let rust_runner = rust_runner_config(&mut r, top, runner, &tag, status_url.is_some());
     let billing = r.billing(top, "", BillingModel::Hourly);
-    let keep_paid_threshold = r.seconds(top, "keepPaidThreshold", "", 1800);
-    let destroy_paid_threshold = r.seconds(top, "destroyPaidThreshold", "", 600);
-    let max_creations = r.u32(top, "maxCreationsPerPass", "", 1, 0);
-    let max_deploy_failures = r.u32(top, "maxDeployFailures", "", 3, 0);
+    let keep_paid_threshold = r.seconds(top, "keepPaidThreshold", "", 1800, 0);
+    let destroy_paid_threshold = r.seconds(top, "destroyPaidThreshold", "", 600, 0);
+    let max_creations = r.u32(top, "maxCreationsPerPass", "", 1, (0, MAX_CREATIONS_PER_PASS));
+    let max_deploy_failures = r.u32(top, "maxDeployFailures", "", 3, (0, u32::MAX));
     let drain_before_destroy = r.bool(top, "drainBeforeDestroy", "", true);
-    let drain_delay = r.seconds(top, "drainDelay", "", 60);
-    let restart_guard = r.seconds(top, "restartGuard", "", 1800);
-    let redeploy_interval = r.seconds(top, "redeployInterval", "", 86_400);
-    let address_timeout = r.seconds(top, "addressTimeout", "", 1800);
-    let not_running_timeout = r.seconds(top, "notRunningTimeout", "", 900);
-    let deploy_concurrency = r.u32(top, "deployConcurrency", "", 4, 1);
-    let deploy_timeout = r.seconds(top, "deployTimeout", "", 3600);
-    let command_timeout = r.seconds(top, "commandTimeout", "", 300);
+    let drain_delay = r.seconds(top, "drainDelay", "", 60, 0);
+    let restart_guard = r.seconds(top, "restartGuard", "", 1800, 0);
+    let redeploy_interval = r.seconds(top, "redeployInterval", "", 86_400, 0);
+    let address_timeout = r.seconds(top, "addressTimeout", "", 1800, 0);
+    let not_running_timeout = r.seconds(top, "notRunningTimeout", "", 900, 0);
+    let deploy_concurrency = r.u32(top, "deployConcurrency", "", 4, (1, MAX_DEPLOY_CONCURRENCY));
+    let deploy_timeout = r.seconds(top, "deployTimeout", "", 3600, 1);
+    let command_timeout = r.seconds(top, "commandTimeout", "", 300, 1);
     let prometheus_textfile = r.string(top, "prometheusTextfile", "").map(|p| PathBuf::from(r.path(p)));
     let record_dir = r.string(top, "recordDir", "").map(|p| PathBuf::from(r.path(p)));
     // A pass's record is tens of kilobytes; a smaller file would rotate every pass.
-    let record_max_bytes = r.uint(top, "recordMaxBytes", "", DEFAULT_RECORD_MAX_BYTES, 1 << 16);
-    let record_keep = r.u32(top, "recordKeep", "", 8, 0);
+    let record_max_bytes = r.uint(top, "recordMaxBytes", "", DEFAULT_RECORD_MAX_BYTES, (1 << 16, 1 << 40));
+    let record_keep = r.u32(top, "recordKeep", "", 8, (0, 100_000));
 
     let mut system_types = BTreeMap::new();
     match top.get("systemTypes") {
@@ -424,6 +567,14 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
                         continue;
                     }
                 };
+                // Systems and features are machines-file columns, where `#`
+                // starts a comment that would swallow the rest of the line.
+                if let Some(bad) =
+                    machine_type.systems.iter().chain(&machine_type.features).find(|w| !machines_file_word(w))
+                {
+                    r.problem(&path, format!("system or feature {bad:?} contains `#` or a control character"));
+                    continue;
+                }
                 let canonical = machine_type.to_string();
                 if canonical != *key {
                     r.warnings.push(format!("{path}: Hydra spells this machine type `{canonical}`; using that"));
@@ -443,8 +594,8 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
                     }
                 };
                 let nix_path = r.argv(t, "nixPath", &path).unwrap_or_default();
-                let min_machines = r.u32(t, "minMachines", &path, 0, 0);
-                let max_machines = r.u32(t, "maxMachines", &path, 1, 0);
+                let min_machines = r.u32(t, "minMachines", &path, 0, (0, MAX_MACHINES));
+                let max_machines = r.u32(t, "maxMachines", &path, 1, (0, MAX_MACHINES));
                 if min_machines > max_machines {
                     r.warnings.push(format!(
                         "{path}: minMachines ({min_machines}) > maxMachines ({max_machines}); maxMachines wins"
@@ -452,17 +603,29 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
                 }
                 let speed_factor = match t.get("speedFactor") {
                     None | Some(Value::Null) => SpeedFactor { value: 1.0, text: "1".into() },
-                    Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f > 0.0 && f.is_finite()) => {
+                    Some(Value::Number(n)) if n.as_f64().is_some_and(|f| SPEED_FACTOR_RANGE.contains(&f)) => {
                         SpeedFactor { value: n.as_f64().unwrap_or(1.0), text: n.to_string() }
                     }
                     Some(other) => {
-                        r.problem(&join(&path, "speedFactor"), format!("must be a positive number, got {other}"));
+                        r.problem(
+                            &join(&path, "speedFactor"),
+                            format!(
+                                "must be a number from {} to {}, got {other}",
+                                SPEED_FACTOR_RANGE.start(),
+                                SPEED_FACTOR_RANGE.end()
+                            ),
+                        );
                         SpeedFactor { value: 1.0, text: "1".into() }
                     }
                 };
                 let ssh_key = r.string(t, "sshKey", &path).unwrap_or_else(|| "-".into());
-                if ssh_key.is_empty() || ssh_key.contains(char::is_whitespace) {
-                    r.problem(&join(&path, "sshKey"), "must be a path without white space, or `-`");
+                if !machines_file_word(&ssh_key) {
+                    r.problem(
+                        &join(&path, "sshKey"),
+                        format!(
+                            "must be a path without white space, `#` or control characters, or `-`; got {ssh_key:?}"
+                        ),
+                    );
                 }
                 let tc = TypeConfig {
                     key: key.clone(),
@@ -472,15 +635,21 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
                     nix_path,
                     min_machines,
                     max_machines,
-                    ignored_runnables: r.uint(t, "ignoredRunnables", &path, 0, 0),
-                    runnables_per_machine: r.uint(t, "runnablesPerMachine", &path, 10, 1),
-                    max_jobs: r.u32(t, "maxJobs", &path, 1, 1),
+                    ignored_runnables: r.uint(t, "ignoredRunnables", &path, 0, (0, u64::MAX)),
+                    runnables_per_machine: r.uint(t, "runnablesPerMachine", &path, 10, (1, u64::MAX)),
+                    max_jobs: r.u32(t, "maxJobs", &path, 1, (1, MAX_JOBS)),
                     speed_factor,
                     ssh_key,
                     stop_on_idle: r.bool(t, "stopOnIdle", &path, false),
-                    grace_period: r.seconds(t, "gracePeriod", &path, 0),
+                    grace_period: r.seconds(t, "gracePeriod", &path, 0, 0),
                     billing: r.billing(t, &path, billing),
-                    max_creations_per_pass: r.u32(t, "maxCreationsPerPass", &path, max_creations, 0),
+                    max_creations_per_pass: r.u32(
+                        t,
+                        "maxCreationsPerPass",
+                        &path,
+                        max_creations,
+                        (0, MAX_CREATIONS_PER_PASS),
+                    ),
                 };
                 if system_types.insert(canonical.clone(), tc).is_some() {
                     r.problem(&path, format!("machine type `{canonical}` is configured twice"));
@@ -497,11 +666,15 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
         tag,
         status_command,
         status_url,
+        status_token_file,
+        status_ca_file,
         update_command,
         machines_file,
         state_dir,
         nixops_command,
         quirks,
+        runner,
+        rust_runner,
         billing,
         keep_paid_threshold,
         destroy_paid_threshold,
@@ -524,6 +697,119 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
     Ok((config, r.warnings))
 }
 
+/// The keys only `runner = "rust"` reads; warned about when set under the
+/// C++ runner. The builders' hostnames are deployment names, so under the
+/// Rust runner the tag must make a host name (NixOS's `networking.hostName`:
+/// letters, digits and `-`, no dot).
+fn rust_runner_config(
+    r: &mut Reader<'_>,
+    top: &Map<String, Value>,
+    runner: Runner,
+    tag: &str,
+    has_status_url: bool,
+) -> Option<RustRunnerConfig> {
+    const RUST_ONLY: [&str; 7] = [
+        "runnerEndpoint",
+        "builderTokenPath",
+        "storeDir",
+        "builderService",
+        "watchdogReport",
+        "watchdogReplace",
+        "runnerMaxTries",
+    ];
+    if runner != Runner::Rust {
+        for key in RUST_ONLY {
+            if top.contains_key(key) {
+                r.warnings.push(format!("{key}: only used with runner = \"rust\", ignored"));
+            }
+        }
+        return None;
+    }
+    if !has_status_url {
+        r.problem(
+            "statusUrl",
+            "is required with runner = \"rust\" (the runner's REST `/status`, e.g. http://127.0.0.1:8080/status)",
+        );
+    }
+    let runner_endpoint = r.string(top, "runnerEndpoint", "").unwrap_or_default();
+    if runner_endpoint.is_empty() || runner_endpoint.contains(char::is_whitespace) {
+        r.problem(
+            "runnerEndpoint",
+            "is required with runner = \"rust\": the gRPC endpoint builders dial, e.g. https://hydra.example.org:50051",
+        );
+    }
+    let builder_token_path = r.string(top, "builderTokenPath", "");
+    if let Some(p) = &builder_token_path
+        && !Path::new(p).is_absolute()
+    {
+        r.problem("builderTokenPath", format!("must be an absolute path on the builders, got `{p}`"));
+    }
+    let store_dir = PathBuf::from(r.string(top, "storeDir", "").unwrap_or_else(|| DEFAULT_STORE_DIR.into()));
+    if !store_dir.is_absolute() {
+        r.problem("storeDir", format!("must be an absolute path, got `{}`", store_dir.display()));
+    }
+    let builder_service = r.string(top, "builderService", "").unwrap_or_else(|| DEFAULT_BUILDER_SERVICE.into());
+    let unit_ok = !builder_service.is_empty()
+        && !builder_service.starts_with('-')
+        && builder_service
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ':' | '\\'));
+    if !unit_ok {
+        r.problem("builderService", format!("must be a systemd unit name, got `{builder_service}`"));
+    }
+    let watchdog_report = r.seconds(top, "watchdogReport", "", 120, 1);
+    let watchdog_replace = r.seconds(top, "watchdogReplace", "", 600, 1);
+    if watchdog_replace < watchdog_report {
+        r.problem(
+            "watchdogReplace",
+            format!("must be at least watchdogReport ({watchdog_report}), got {watchdog_replace}"),
+        );
+    }
+    let max_tries = r.u32(top, "runnerMaxTries", "", 5, (1, 1000));
+    if !valid_builder_tag(tag) {
+        r.problem(
+            "tag",
+            format!(
+                "with runner = \"rust\" the deployment names are the builders' host names: letters, digits and `-`, \
+                 starting with a letter or digit, at most 50 characters; got {tag:?}"
+            ),
+        );
+    }
+    Some(RustRunnerConfig {
+        runner_endpoint,
+        builder_token_path,
+        store_dir,
+        builder_service,
+        watchdog_report,
+        watchdog_replace,
+        max_tries,
+    })
+}
+
+/// Whether `<tag>-<n>` makes a host name NixOS accepts (`networking.hostName`).
+pub fn valid_builder_tag(tag: &str) -> bool {
+    tag.len() <= 50
+        && tag.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// Problems for every `nan` or `inf` in a TOML document, by key path. JSON
+/// has no such numbers, and converting one to JSON silently gives `null`,
+/// which would read as "use the default".
+pub fn non_finite_numbers(value: &toml::Value) -> Vec<String> {
+    fn walk(v: &toml::Value, path: &str, out: &mut Vec<String>) {
+        match v {
+            toml::Value::Float(f) if !f.is_finite() => out.push(format!("{path}: must be a finite number, got {f}")),
+            toml::Value::Table(t) => t.iter().for_each(|(k, v)| walk(v, &join(path, k), out)),
+            toml::Value::Array(a) => a.iter().enumerate().for_each(|(i, v)| walk(v, &format!("{path}[{i}]"), out)),
+            _ => {}
+        }
+    }
+    let mut out = vec![];
+    walk(value, "", &mut out);
+    out
+}
+
 /// The directory relative paths in a file are resolved against: its
 /// parent, or `.` for a bare file name.
 pub fn directory_of(path: &Path) -> &Path {
@@ -543,6 +829,10 @@ pub fn load(path: &Path) -> anyhow::Result<(Config, Vec<String>)> {
         Some("toml") => {
             let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {origin}"))?;
             let t: toml::Value = toml::from_str(&text).with_context(|| format!("config {origin} is not valid TOML"))?;
+            let problems = non_finite_numbers(&t);
+            if !problems.is_empty() {
+                return Err(ConfigError { origin, problems }.into());
+            }
             serde_json::to_value(t)?
         }
         _ => crate::adapters::nix::eval_json(path)?,
@@ -612,6 +902,45 @@ mod tests {
     }
 
     #[test]
+    fn status_url_takes_http_or_https_with_token_and_ca_files_beside_the_config() {
+        let (c, w) = parse(
+            &json!({"statusUrl": "https://runner:8080/status", "statusTokenFile": "token", "statusCaFile": "/etc/ca.pem"}),
+            "c",
+            Some(Path::new("/etc/hp")),
+        )
+        .unwrap();
+        assert!(!w.iter().any(|w| w.starts_with("status")), "{w:?}");
+        assert_eq!(c.status_token_file.as_deref(), Some(Path::new("/etc/hp/token")));
+        assert_eq!(c.status_ca_file.as_deref(), Some(Path::new("/etc/ca.pem")));
+        let e = parse(&json!({"statusUrl": "runner:8080/status"}), "c", None).unwrap_err();
+        assert!(e.problems[0].starts_with("statusUrl: must be an http:// or https:// URL"), "{e}");
+        let (_, w) = parse_ok(json!({"statusTokenFile": "/t"}));
+        assert!(w.contains(&"statusTokenFile: only used with statusUrl, ignored".to_string()), "{w:?}");
+    }
+
+    #[test]
+    fn the_rust_runner_needs_its_endpoints_and_a_host_name_tag() {
+        let (c, w) = parse_ok(json!({"statusUrl": "http://127.0.0.1:8080/status"}));
+        assert_eq!((c.runner, c.rust_runner.is_none()), (Runner::Cpp, true));
+        assert!(!w.iter().any(|w| w.contains("rust")), "{w:?}");
+        let (c, _) = parse_ok(json!({"runner": "rust", "statusUrl": "http://127.0.0.1:8080/status",
+            "runnerEndpoint": "https://h:50051", "builderTokenPath": "/run/keys/t"}));
+        let r = c.rust_runner.unwrap();
+        assert_eq!(c.runner, Runner::Rust);
+        assert_eq!(r.builder_service, DEFAULT_BUILDER_SERVICE);
+        assert_eq!(r.store_dir, PathBuf::from("/nix/store"));
+        assert_eq!((r.watchdog_report, r.watchdog_replace, r.max_tries), (120, 600, 5));
+        let p = problems(json!({"runner": "rust", "tag": "hp.x", "builderTokenPath": "rel",
+            "watchdogReport": 300, "watchdogReplace": 200, "builderService": "-x"}));
+        for key in ["statusUrl", "runnerEndpoint", "tag", "builderTokenPath", "watchdogReplace", "builderService"] {
+            assert!(p.iter().any(|p| p.starts_with(&format!("{key}: "))), "{key}: {p:#?}");
+        }
+        assert!(problems(json!({"runner": "go"}))[0].starts_with("runner: must be `cpp` or `rust`"));
+        let (_, w) = parse_ok(json!({"watchdogReport": 5}));
+        assert!(w.contains(&"watchdogReport: only used with runner = \"rust\", ignored".to_string()), "{w:?}");
+    }
+
+    #[test]
     fn min_above_max_warns_and_max_wins() {
         let (c, w) = parse_ok(
             json!({"systemTypes": {"x86_64-linux": {"nixopsExpr": "/d", "minMachines": 5, "maxMachines": 2}}}),
@@ -633,6 +962,87 @@ mod tests {
         assert_eq!(t.key, "x86_64-linux:kvm,big-parallel");
         assert_eq!(w.len(), 1);
         assert!(c.type_for("x86_64-linux:kvm,big-parallel").is_some());
+    }
+
+    fn problems(v: Value) -> Vec<String> {
+        parse(&v, "c", None).unwrap_err().problems
+    }
+
+    fn one_type(t: Value) -> Value {
+        let mut body = json!({"nixopsExpr": "/d"});
+        if let (Value::Object(b), Value::Object(o)) = (&mut body, t) {
+            b.extend(o);
+        }
+        json!({"systemTypes": {"x86_64-linux": body}})
+    }
+
+    #[test]
+    fn the_tag_follows_nixops_deployment_names_without_a_leading_dash() {
+        for bad in ["hp;rm", "a/b", "-rf", "", "two words", "a#b", "1abc", "t\u{7}"] {
+            let p = problems(json!({"tag": bad}));
+            assert_eq!(p.len(), 1, "{bad:?}: {p:?}");
+            assert!(p[0].starts_with("tag: ") && p[0].contains("[a-zA-Z_][a-zA-Z0-9_.-]*"), "{bad:?}: {p:?}");
+        }
+        for good in ["hydra-provisioned", "_x", "a.b-c_1", "Z"] {
+            assert_eq!(parse(&json!({"tag": good}), "c", None).unwrap().0.tag, good);
+        }
+    }
+
+    #[test]
+    fn hash_signs_white_space_and_control_characters_cannot_reach_the_machines_file() {
+        for key in ["a b", "a#b", "a\tb", "a\u{1}b", "#"] {
+            let p = problems(one_type(json!({"sshKey": key})));
+            assert!(p.iter().any(|p| p.starts_with("systemTypes.x86_64-linux.sshKey: ")), "{key:?}: {p:?}");
+        }
+        for key in ["x86_64-linux:kvm#x", "x86_64-linux:a\u{1}", "x86#64-linux", "x86_64-linux:\u{0}"] {
+            let p = problems(json!({"systemTypes": {key: {"nixopsExpr": "/d"}}}));
+            assert!(p.iter().any(|p| p.starts_with(&format!("systemTypes.{key}"))), "{key:?}: {p:?}");
+        }
+    }
+
+    #[test]
+    fn counts_and_durations_are_bounded_with_the_key_named() {
+        let p = problems(json!({
+            "deployConcurrency": 4_294_967_295u64, "maxCreationsPerPass": 4_294_967_295u64,
+            "drainDelay": 9_223_372_036_854_775_807u64, "restartGuard": 400_000_000,
+            "commandTimeout": 0, "deployTimeout": 0,
+            "systemTypes": {"x86_64-linux": {"nixopsExpr": "/d", "maxMachines": 4_294_967_295u64,
+                "minMachines": 20_000, "gracePeriod": 9_223_372_036_854_775_807u64,
+                "maxCreationsPerPass": 1000, "maxJobs": 1_000_000, "speedFactor": 1e-300}}
+        }));
+        for key in [
+            "deployConcurrency",
+            "maxCreationsPerPass",
+            "drainDelay",
+            "restartGuard",
+            "commandTimeout",
+            "deployTimeout",
+            "systemTypes.x86_64-linux.maxMachines",
+            "systemTypes.x86_64-linux.minMachines",
+            "systemTypes.x86_64-linux.gracePeriod",
+            "systemTypes.x86_64-linux.maxCreationsPerPass",
+            "systemTypes.x86_64-linux.maxJobs",
+            "systemTypes.x86_64-linux.speedFactor",
+        ] {
+            assert!(p.iter().any(|p| p.starts_with(&format!("{key}: "))), "{key}: {p:#?}");
+        }
+        // The largest allowed values are accepted.
+        let (c, _) = parse_ok(json!({"deployConcurrency": MAX_DEPLOY_CONCURRENCY, "drainDelay": MAX_DURATION,
+            "systemTypes": {"x86_64-linux": {"nixopsExpr": "/d", "maxMachines": MAX_MACHINES,
+                "maxCreationsPerPass": MAX_CREATIONS_PER_PASS}}}));
+        assert_eq!(c.system_types["x86_64-linux"].max_machines, MAX_MACHINES);
+    }
+
+    #[test]
+    fn toml_nan_and_inf_are_errors_not_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "drainDelay = nan\n[systemTypes.x86_64-linux]\nnixopsExpr = \"/d\"\nspeedFactor = inf\ngracePeriod = -inf\n")
+            .unwrap();
+        let e = load(&path).unwrap_err().downcast::<ConfigError>().unwrap();
+        for key in ["drainDelay", "systemTypes.x86_64-linux.speedFactor", "systemTypes.x86_64-linux.gracePeriod"] {
+            assert!(e.problems.iter().any(|p| p.starts_with(&format!("{key}: must be a finite number"))), "{key}: {e}");
+        }
     }
 
     #[test]

@@ -335,9 +335,16 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// The host part Hydra uses for this machine (`root@<host>` / `ssh://root@<host>`).
+    /// The host part Hydra uses for this machine (`root@<host>` / `ssh://root@<host>`),
+    /// if it has an address a machines file can carry.
     pub fn host(&self) -> Option<&str> {
-        self.public_ip.as_deref().filter(|ip| !ip.is_empty())
+        self.public_ip.as_deref().filter(|ip| machines_file_host(ip))
+    }
+
+    /// An address that is set but cannot be written to the machines file:
+    /// such a machine can never be listed, so it must not count as serving.
+    pub fn unusable_address(&self) -> Option<&str> {
+        self.public_ip.as_deref().filter(|ip| !ip.is_empty() && !machines_file_host(ip))
     }
 
     /// Launch time if known: NixOps treats 0 as "unknown" too.
@@ -394,6 +401,19 @@ pub struct BuilderStatus {
     pub idle_since: Option<Seconds>,
 }
 
+/// What the Rust queue runner tells about a builder beyond the C++ fields
+/// (`/status/machines` and `/status/queues`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuilderLiveness {
+    /// `lastPing` (Unix seconds); `None` for a builder that has not pinged
+    /// yet (`lastPing` 0), which is not silence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_ping: Option<Seconds>,
+    /// The most tries any step running on it has used (`tries`), if it runs any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_tries: Option<u32>,
+}
+
 /// The queue runner's status, normalised: machine types after the i686
 /// squash, machines keyed by bare host (no `ssh://`, no `user@`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -410,6 +430,19 @@ pub struct QueueStatus {
     pub has_machine_types: bool,
     pub machine_types: BTreeMap<String, TypeStatus>,
     pub machines: BTreeMap<String, BuilderStatus>,
+    /// Whether `machines` describes every machine the queue runner has. A
+    /// `machines` section that is absent, `null` or `{}` (late-2022 to
+    /// mid-2023 dumps have them while machines build) cannot: a machine
+    /// absent from it is *unknown*, not idle (see `engine::activity`).
+    #[serde(default = "yes")]
+    pub machines_known: bool,
+    /// Steps being built right now (`nrActiveSteps`; the Rust runner's
+    /// `activeRunnable` summed), if the status says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_steps: Option<u64>,
+    /// The Rust runner only: liveness and tries per builder, keyed as `machines`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub liveness: BTreeMap<String, BuilderLiveness>,
 }
 
 fn yes() -> bool {
@@ -426,6 +459,11 @@ impl QueueStatus {
             has_machine_types: true,
             machine_types: BTreeMap::new(),
             machines: BTreeMap::new(),
+            // Nothing to doubt: a down status stops nothing in fixed mode,
+            // and the original read it as an empty queue of idle machines.
+            machines_known: true,
+            active_steps: None,
+            liveness: BTreeMap::new(),
         }
     }
 
@@ -441,6 +479,20 @@ impl QueueStatus {
     pub fn builder(&self, host: &str) -> Option<&BuilderStatus> {
         self.machines.get(host)
     }
+}
+
+/// A word that fits in one column of Hydra's machines file: not empty, no
+/// white space (the column separator), no `#` (a comment to the end of the
+/// line) and no control characters.
+pub fn machines_file_word(word: &str) -> bool {
+    !word.is_empty() && !word.chars().any(|c| c.is_whitespace() || c.is_control() || c == '#')
+}
+
+/// A host name or IP address as `root@<host>` in a machines file takes it:
+/// letters, digits and `.-_:[]%` (IPv6 with a zone) only.
+pub fn machines_file_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '%'))
 }
 
 /// Strips a machines-file store URI down to its host: `ssh://root@1.2.3.4`

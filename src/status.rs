@@ -106,7 +106,35 @@ pub fn parse_status_value(value: &Value) -> Result<QueueStatus, String> {
         machines.insert(host_of_store_uri(key).to_string(), bs);
     }
 
-    Ok(QueueStatus { health: QueueHealth::Up, time, uptime, has_machine_types, machine_types, machines })
+    let active_steps = match top.get("nrActiveSteps") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(count(top, "nrActiveSteps").map_err(|e| format!("nrActiveSteps: {e}"))?),
+    };
+    let types = (has_machine_types, machine_types);
+    Ok(up(time, uptime, types, machines, active_steps))
+}
+
+/// An "up" status. Its machines are known only if it lists any: an empty
+/// (or absent) section cannot tell an idle machine from one it leaves out.
+pub fn up(
+    time: Option<Seconds>,
+    uptime: Seconds,
+    (has_machine_types, machine_types): (bool, BTreeMap<String, TypeStatus>),
+    machines: BTreeMap<String, BuilderStatus>,
+    active_steps: Option<u64>,
+) -> QueueStatus {
+    let machines_known = !machines.is_empty();
+    QueueStatus {
+        health: QueueHealth::Up,
+        time,
+        uptime,
+        has_machine_types,
+        machine_types,
+        machines,
+        machines_known,
+        active_steps,
+        liveness: BTreeMap::new(),
+    }
 }
 
 /// Adds one type's figures under its canonical key. Hydra spells every key
@@ -128,13 +156,18 @@ fn merge_type(types: &mut BTreeMap<String, TypeStatus>, key: String, status: Typ
 /// The original's i686 squash: runnables of `i686-linux...` are added to the
 /// `x86_64-linux...` type of the same features; a type with no x86_64 twin is
 /// renamed to it. Done in key order so the result does not depend on input order.
+/// Running steps are added too (they run on the x86_64 machines), and both
+/// sums saturate: a huge count must read as huge, not wrap to nothing.
 pub fn squash_i686(types: &mut BTreeMap<String, TypeStatus>) {
     let i686: Vec<String> = types.keys().filter(|k| k.starts_with("i686-linux")).cloned().collect();
     for name in i686 {
         let Some(status) = types.remove(&name) else { continue };
         let target = name.replacen("i686-linux", "x86_64-linux", 1);
         match types.get_mut(&target) {
-            Some(t) => t.runnable += status.runnable,
+            Some(t) => {
+                t.runnable = t.runnable.saturating_add(status.runnable);
+                t.running = t.running.saturating_add(status.running);
+            }
             None => {
                 types.insert(target, status);
             }

@@ -28,18 +28,31 @@ logins=$(printf '%s,' "$@")
 here=$(pwd)
 
 parts="$out/shards"
-mkdir -p "$parts"
+raw="$parts/.jobs"
+rm -rf "$raw"
+mkdir -p "$raw"
 # The remote side writes its shard file to a temporary directory and prints
-# it; GNU parallel keeps each job's output in a file of its own (--files),
-# listed in shard order (--keep-order).
+# it. GNU parallel stores each job's stdout and stderr in files named after
+# the shard (--results), so no shard's output can land under another's name;
+# its exit status is checked here, not lost in a pipe.
 remote="cd '$here' && d=\$(mktemp -d) && '$bin' sweep '$sweep' --shard {}/$shards --out \"\$d\" >&2 && cat \"\$d\"/shard-{}-of-$shards.json && rm -r \"\$d\""
-seq 1 "$shards" |
-  parallel --keep-order --files --tmpdir "$parts" --halt now,fail=1 --sshlogin "${logins%,}" "$remote" |
-  {
-    k=1
-    while read -r file; do
-      mv "$file" "$parts/shard-$k-of-$shards.json"
-      k=$((k + 1))
-    done
-  }
+if ! seq 1 "$shards" |
+  parallel --halt now,fail=1 --sshlogin "${logins%,}" --results "$raw/{}" "$remote" >/dev/null; then
+  echo "error: a shard failed; the stderr of each shard follows" >&2
+  for k in $(seq 1 "$shards"); do
+    [ -s "$raw/$k.err" ] && { echo "--- shard $k:" >&2; cat "$raw/$k.err" >&2; }
+  done
+  exit 1
+fi
+k=1
+while [ "$k" -le "$shards" ]; do
+  if [ ! -s "$raw/$k" ]; then
+    echo "error: shard $k of $shards returned no shard file; its stderr:" >&2
+    cat "$raw/$k.err" >&2 2>/dev/null || true
+    exit 1
+  fi
+  mv "$raw/$k" "$parts/shard-$k-of-$shards.json"
+  k=$((k + 1))
+done
+rm -r "$raw"
 "$bin" sweep merge "$parts" --out "$out"

@@ -11,3 +11,4 @@ pub mod nix;
 pub mod nixops;
 pub mod process;
 pub mod queue;
+pub mod rust_runner;

@@ -132,6 +132,29 @@ impl<'de> serde::Deserialize<'de> for InOrder {
     }
 }
 
+/// A deployment in the NixOps state that is not tagged ours: someone
+/// else's, or one of ours half made (a `nixops create` that stopped before
+/// naming it, or a pass that stopped before `set-args` tagged it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Untagged {
+    pub uuid: String,
+    /// `None` for a deployment whose `create` stopped before naming it.
+    pub name: Option<String>,
+    /// Its network expressions (`nixExprs`).
+    pub nix_exprs: Vec<String>,
+    /// Whether it has any arguments at all (ours get `type` and `tag`).
+    pub has_args: bool,
+    /// Whether it has any resource (a machine that may cost money).
+    pub has_resources: bool,
+}
+
+/// Everything `nixops export --all` says: our fleet, and the rest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inventory {
+    pub fleet: Fleet,
+    pub untagged: Vec<Untagged>,
+}
+
 /// Reads `nixops export --all` output: the deployments whose `tag` argument
 /// is `tag` become the fleet, in the order NixOps printed them (the order
 /// the original took reuse candidates in, as far as the command line shows
@@ -142,30 +165,46 @@ impl<'de> serde::Deserialize<'de> for InOrder {
 /// default, so a machine resource without `state` (or a deployment that was
 /// never deployed and has no machine at all) is MISSING.
 pub fn parse_export(text: &str, tag: &str) -> Result<Fleet, String> {
+    parse_inventory(text, tag).map(|i| i.fleet)
+}
+
+/// [`parse_export`], keeping the untagged deployments too.
+pub fn parse_inventory(text: &str, tag: &str) -> Result<Inventory, String> {
     let top: InOrder = serde_json::from_str(text).map_err(|e| format!("not JSON of deployments by UUID ({e})"))?;
     let wanted_tag = nix_string(tag);
     let mut fleet = Fleet::default();
+    let mut untagged = vec![];
     for (uuid, body) in &top.0 {
         let Value::Object(dep) = body else {
             return Err(format!("deployment {uuid} is not an object"));
         };
-        // A deployment created without a name is only reachable by UUID; it
-        // cannot be ours (we always name them) nor collide with our names.
-        let Some(name) = text_field(dep, "name").filter(|n| !n.is_empty()) else { continue };
+        let name = text_field(dep, "name").filter(|n| !n.is_empty());
+        let shown = name.clone().unwrap_or_default();
         let args = match dep.get("args") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
                 Ok(Value::Object(m)) => m,
-                _ => return Err(format!("deployment {name} ({uuid}): `args` is not a JSON object text")),
+                _ => return Err(format!("deployment {shown} ({uuid}): `args` is not a JSON object text")),
             },
             Some(Value::Object(m)) => m.clone(),
-            Some(_) => return Err(format!("deployment {name} ({uuid}): `args` is not a JSON object text")),
+            Some(_) => return Err(format!("deployment {shown} ({uuid}): `args` is not a JSON object text")),
         };
         let is_ours = args.get("tag").and_then(Value::as_str) == Some(wanted_tag.as_str());
-        if !is_ours {
-            fleet.other_deployment_names.insert(name);
+        // A deployment without a name is only reachable by UUID: never part
+        // of the fleet (we always name ours), but possibly a half-made one.
+        let (Some(name), true) = (name.clone(), is_ours) else {
+            if let Some(name) = &name {
+                fleet.other_deployment_names.insert(name.clone());
+            }
+            let nix_exprs = match dep.get("nixExprs") {
+                Some(Value::String(s)) => serde_json::from_str::<Vec<String>>(s).unwrap_or_else(|_| vec![s.clone()]),
+                Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+                _ => vec![],
+            };
+            let has_resources = matches!(dep.get("resources"), Some(Value::Object(r)) if !r.is_empty());
+            untagged.push(Untagged { uuid: uuid.clone(), name, nix_exprs, has_args: !args.is_empty(), has_resources });
             continue;
-        }
+        };
         let machine_type = match args.get("type").and_then(Value::as_str) {
             Some(expr) => parse_nix_string(expr).unwrap_or_else(|| expr.to_string()),
             None => String::new(),
@@ -209,7 +248,7 @@ pub fn parse_export(text: &str, tag: &str) -> Result<Fleet, String> {
         }
         fleet.deployments.push(deployment);
     }
-    Ok(fleet)
+    Ok(Inventory { fleet, untagged })
 }
 
 /// A field NixOps printed as a string (numbers are accepted too).
@@ -225,6 +264,18 @@ fn text_field(obj: &Map<String, Value>, key: &str) -> Option<String> {
 /// 1.5 prints `error: ...`, 1.7 a Python traceback.
 fn looks_like_error(stderr: &str) -> bool {
     stderr.lines().any(|l| l.starts_with("error:") || l.starts_with("Traceback (most recent call last)"))
+}
+
+/// What a finished `nixops check` said, from its exit code (`None`: killed
+/// by a signal), whether it timed out, and its output: `None` when the check
+/// itself failed (the caller names the command).
+pub fn classify_check(code: Option<i32>, timed_out: bool, _stdout: &str, stderr: &str) -> Option<CheckOutcome> {
+    match code {
+        _ if timed_out => None,
+        Some(0) => Some(CheckOutcome::Healthy),
+        Some(code @ 1..=31) if !looks_like_error(stderr) => Some(CheckOutcome::Problems(code as u8)),
+        _ => None,
+    }
 }
 
 impl NixOps {
@@ -247,8 +298,13 @@ impl NixOps {
 
     /// Every deployment in the NixOps state, read with `export --all`.
     pub fn inventory(&self, tag: &str) -> Result<Fleet, CommandError> {
+        self.full_inventory(tag).map(|i| i.fleet)
+    }
+
+    /// [`NixOps::inventory`] with the untagged deployments.
+    pub fn full_inventory(&self, tag: &str) -> Result<Inventory, CommandError> {
         let out = self.run(&["export", "--all"], self.command_timeout)?;
-        parse_export(&out.stdout, tag).map_err(|detail| CommandError {
+        parse_inventory(&out.stdout, tag).map_err(|detail| CommandError {
             command: self.argv_for(&["export", "--all"]).join(" "),
             detail: format!("unexpected output: {detail}"),
         })
@@ -261,14 +317,9 @@ impl NixOps {
             Ok(out) => out,
             Err(e) => return CheckOutcome::Failed(e),
         };
-        if out.success() {
-            return CheckOutcome::Healthy;
-        }
-        match out.status.and_then(|s| s.code()) {
-            Some(code @ 1..=31) if !out.timed_out && !looks_like_error(&out.stderr) => {
-                CheckOutcome::Problems(code as u8)
-            }
-            _ => CheckOutcome::Failed(failure(&self.argv_for(&args), &out)),
+        match classify_check(out.status.and_then(|s| s.code()), out.timed_out, &out.stdout, &out.stderr) {
+            Some(outcome) => outcome,
+            None => CheckOutcome::Failed(failure(&self.argv_for(&args), &out)),
         }
     }
 
@@ -281,10 +332,46 @@ impl NixOps {
         self.run(&args, self.command_timeout).map(drop)
     }
 
-    /// `nixops set-args -d NAME --argstr type T --argstr tag TAG`: the tag
-    /// argument is what makes a deployment ours.
-    pub fn set_args(&self, name: &str, machine_type: &str, tag: &str) -> Result<(), CommandError> {
-        let args = ["set-args", "-d", name, "--argstr", "type", machine_type, "--argstr", "tag", tag];
+    /// `nixops set-args -d NAME --argstr type T --argstr tag TAG`, plus
+    /// `--argstr K V` for each of `extra` (a Rust runner builder's
+    /// hostname, endpoint, token path): the tag argument is what makes a
+    /// deployment ours, so it is set in the same command as the rest.
+    pub fn set_args(
+        &self,
+        name: &str,
+        machine_type: &str,
+        tag: &str,
+        extra: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), CommandError> {
+        let mut args = vec!["set-args", "-d", name, "--argstr", "type", machine_type, "--argstr", "tag", tag];
+        for (k, v) in extra {
+            args.extend(["--argstr", k.as_str(), v.as_str()]);
+        }
+        self.run(&args, self.command_timeout).map(drop)
+    }
+
+    /// `nixops ssh -d NAME machine -- systemctl stop UNIT`: stops the Rust
+    /// runner's builder service, which leaves the runner (its steps are
+    /// aborted there and retried elsewhere). `--` keeps the unit from being
+    /// read as an ssh option.
+    pub fn stop_service(&self, name: &str, unit: &str) -> Result<(), CommandError> {
+        self.run(&["ssh", "-d", name, "machine", "--", "systemctl", "stop", unit], self.command_timeout).map(drop)
+    }
+
+    /// `nixops modify -d UUID --name NAME EXPR [-I ...]`: names a deployment
+    /// whose `create` stopped before it could (modify also resets the
+    /// expressions and path, so they are given again).
+    pub fn name_deployment(
+        &self,
+        uuid: &str,
+        name: &str,
+        nixops_expr: &str,
+        nix_path: &[String],
+    ) -> Result<(), CommandError> {
+        let mut args = vec!["modify", "-d", uuid, "--name", name, nixops_expr];
+        for p in nix_path {
+            args.extend(["-I", p.as_str()]);
+        }
         self.run(&args, self.command_timeout).map(drop)
     }
 
@@ -294,15 +381,21 @@ impl NixOps {
     }
 
     /// `nixops deploy -d NAME --check [-I ...] -I hydra-provisioner=<config dir>`,
-    /// then the keep-alive touch. Bounded by `deployTimeout`.
-    pub fn deploy(&self, name: &str, nix_path: &[String], config_dir: &Path) -> Result<(), CommandError> {
+    /// then the keep-alive touch. The deploy is bounded by `timeout`.
+    pub fn deploy(
+        &self,
+        name: &str,
+        nix_path: &[String],
+        config_dir: &Path,
+        timeout: Duration,
+    ) -> Result<(), CommandError> {
         let own_path = format!("hydra-provisioner={}", config_dir.display());
         let mut args = vec!["deploy", "-d", name, "--check"];
         for p in nix_path {
             args.extend(["-I", p.as_str()]);
         }
         args.extend(["-I", own_path.as_str()]);
-        self.run(&args, self.deploy_timeout)?;
+        self.run(&args, timeout)?;
         self.touch_keep_alive(name)
     }
 

@@ -3,12 +3,65 @@
 //!
 //! Every command starts in its own process group, and a timeout ends the
 //! whole group: `nixops` starts `ssh` grandchildren that would otherwise
-//! outlive it. This module does not interpret output or exit codes.
+//! outlive it. Because the groups are our own, a terminal's Ctrl-C or a
+//! service manager's SIGTERM does not reach them: once
+//! [`forward_termination_signals`] is installed, SIGINT and SIGTERM are
+//! forwarded to every running group, no new command starts, and the caller
+//! waits for the groups to end (a second signal, or
+//! [`TERMINATION_GRACE`], ends them with SIGKILL). Each command also asks
+//! the kernel to kill it if the pass dies first (`PR_SET_PDEATHSIG`), so a
+//! `kill -9` of the pass cannot leave a `nixops create` running on its own.
+//! This module does not interpret output or exit codes.
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
+
+/// How long commands get to end after a forwarded SIGINT/SIGTERM before
+/// their groups are killed.
+pub const TERMINATION_GRACE: Duration = Duration::from_secs(20);
+
+/// Process groups of the commands running now.
+static GROUPS: Mutex<BTreeSet<libc::pid_t>> = Mutex::new(BTreeSet::new());
+/// The termination signal received, or 0.
+static TERMINATING: AtomicI32 = AtomicI32::new(0);
+/// How many termination signals arrived.
+static SIGNALS_SEEN: AtomicI32 = AtomicI32::new(0);
+
+/// Forwards SIGINT and SIGTERM to every running command's group from now
+/// on (see the module comment). Call once, before the first command.
+pub fn forward_termination_signals() -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([libc::SIGINT, libc::SIGTERM])?;
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            let _ = TERMINATING.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
+            // The first signal is passed on as it came; a second one insists.
+            let forward = if SIGNALS_SEEN.fetch_add(1, Ordering::SeqCst) == 0 { signal } else { libc::SIGKILL };
+            signal_groups(forward);
+        }
+    });
+    Ok(())
+}
+
+/// The termination signal received (SIGINT or SIGTERM), if any: the pass
+/// should start nothing new and end.
+pub fn termination_signal() -> Option<i32> {
+    match TERMINATING.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+fn signal_groups(signal: libc::c_int) {
+    let groups: Vec<libc::pid_t> = GROUPS.lock().map(|g| g.iter().copied().collect()).unwrap_or_default();
+    for pgid in groups {
+        signal_group(pgid, signal);
+    }
+}
 
 /// What a finished (or timed-out) command left behind.
 #[derive(Debug, Clone)]
@@ -71,6 +124,10 @@ pub fn run(
     timeout: Duration,
 ) -> Result<Output, SpawnError> {
     let program = argv.first().cloned().unwrap_or_default();
+    if let Some(signal) = termination_signal() {
+        let source = std::io::Error::other(format!("not started: the pass received signal {signal}"));
+        return Err(SpawnError { program, source });
+    }
     let mut cmd = Command::new(&program);
     cmd.args(&argv[argv.len().min(1)..])
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -80,9 +137,32 @@ pub fn run(
     if let Some(dir) = dir {
         cmd.current_dir(dir);
     }
+    // SAFETY: getpid before the fork; in the child only prctl, getppid and
+    // raise, which are async-signal-safe system calls.
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        cmd.pre_exec(move || {
+            // Die with the pass. If it died before this line, die now.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0);
+            if libc::getppid() != parent {
+                libc::raise(libc::SIGKILL);
+            }
+            Ok(())
+        });
+    }
     let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|source| SpawnError { program: program.clone(), source })?;
+    // Registered while the group lock is held, so a signal arriving right
+    // now is forwarded to this group too.
+    let mut child = {
+        let mut groups = GROUPS.lock().unwrap_or_else(|e| e.into_inner());
+        let child = cmd.spawn().map_err(|source| SpawnError { program: program.clone(), source })?;
+        groups.insert(child.id() as libc::pid_t);
+        child
+    };
     let pgid = child.id() as libc::pid_t;
+    if let Some(signal) = termination_signal() {
+        signal_group(pgid, signal);
+    }
 
     // Feed stdin and drain both pipes on threads so a chatty child never
     // blocks on a full pipe while we wait for it.
@@ -113,6 +193,7 @@ pub fn run(
     });
 
     let mut timed_out = false;
+    let mut interrupted_at: Option<Instant> = None;
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
@@ -121,13 +202,24 @@ pub fn run(
                 kill_group(pgid);
                 break child.wait().ok();
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Ok(None) => {
+                if termination_signal().is_some() {
+                    let since = *interrupted_at.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= TERMINATION_GRACE {
+                        kill_group(pgid);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
             Err(_) => break None,
         }
     };
     // The group may hold grandchildren that keep the pipes open; end them so
     // the readers see end of file.
     kill_group(pgid);
+    if let Ok(mut groups) = GROUPS.lock() {
+        groups.remove(&pgid);
+    }
     if let Some(w) = writer {
         let _ = w.join();
     }
@@ -136,13 +228,18 @@ pub fn run(
     Ok(Output { status, stdout, stderr, timed_out, elapsed: start.elapsed() })
 }
 
-/// Sends SIGKILL to a process group we created. Never called with a
-/// non-positive id: `kill(-0)` or `kill(-1)` would reach far more than ours.
+/// Sends SIGKILL to a process group we created.
 fn kill_group(pgid: libc::pid_t) {
+    signal_group(pgid, libc::SIGKILL);
+}
+
+/// Sends `signal` to a process group we created. Never called with a
+/// non-positive id: `kill(-0)` or `kill(-1)` would reach far more than ours.
+fn signal_group(pgid: libc::pid_t, signal: libc::c_int) {
     if pgid > 1 {
         // SAFETY: killpg only sends a signal; the group is one we created.
         unsafe {
-            libc::killpg(pgid, libc::SIGKILL);
+            libc::killpg(pgid, signal);
         }
     }
 }

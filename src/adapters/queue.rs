@@ -1,6 +1,8 @@
 //! Reading the queue runner's status: the C++ runner's `statusCommand`
 //! (e.g. `hydra-queue-runner --status`, possibly wrapped in `ssh`), or the
-//! Rust runner's HTTP `/status` (`statusUrl`).
+//! Rust runner's `/status` (`statusUrl`) over http or https, with ureq and
+//! rustls, an optional bearer token (`statusTokenFile`) and CA file
+//! (`statusCaFile`).
 //!
 //! Failures are data here, as they were for the original: a command that
 //! exits non-zero, times out or cannot start, an unreachable URL, and a
@@ -21,13 +23,12 @@
 
 use super::process;
 use crate::config::Config;
-use crate::model::{BuilderStatus, QueueHealth, QueueStatus, Seconds, TypeStatus, host_of_store_uri};
+use crate::model::{BuilderStatus, QueueStatus, Seconds, TypeStatus, host_of_store_uri};
 use crate::status::{parse_status, squash_i686};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 /// The status of one pass and, if reading it went wrong, what went wrong
 /// (the pass then counts as not fully successful).
@@ -39,10 +40,22 @@ pub struct StatusReading {
     pub document: Option<Value>,
 }
 
-/// Reads the status the way the config says: `statusUrl` if set, else `statusCommand`.
+/// Reads the status the way the config says: the Rust runner's REST API
+/// with features (`runner = "rust"`, see `rust_runner`), else `statusUrl`
+/// if set, else `statusCommand`.
 pub fn read_status(config: &Config, timeout: Duration) -> StatusReading {
+    if let Some(rust) = &config.rust_runner {
+        return super::rust_runner::read_status(config, rust, timeout);
+    }
     match &config.status_url {
-        Some(url) => read_http(url, timeout),
+        Some(url) => read_http(
+            &StatusEndpoint {
+                url,
+                token_file: config.status_token_file.as_deref(),
+                ca_file: config.status_ca_file.as_deref(),
+            },
+            timeout,
+        ),
         None => read_command(&config.status_command, timeout),
     }
 }
@@ -73,8 +86,9 @@ pub fn read_command(argv: &[String], timeout: Duration) -> StatusReading {
 }
 
 /// Fetches the Rust runner's `/status` and maps it.
-pub fn read_http(url: &str, timeout: Duration) -> StatusReading {
-    match http_get(url, timeout) {
+pub fn read_http(endpoint: &StatusEndpoint<'_>, timeout: Duration) -> StatusReading {
+    let url = endpoint.url;
+    match http_get(endpoint, timeout) {
         Err(e) => {
             let problem = format!("status URL {url}: {e}");
             StatusReading { status: QueueStatus::down(problem.clone()), problem: Some(problem), document: None }
@@ -160,164 +174,101 @@ pub fn parse_rust_status(text: &str) -> Result<QueueStatus, String> {
         }
         Some(_) => return Err("`machines` is not an object".into()),
     }
-    Ok(QueueStatus { health: QueueHealth::Up, time, uptime, has_machine_types, machine_types, machines })
+    let active_steps = has_machine_types.then(|| machine_types.values().fold(0u64, |n, t| n.saturating_add(t.running)));
+    Ok(crate::status::up(time, uptime, (has_machine_types, machine_types), machines, active_steps))
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)` to Unix seconds.
+/// An RFC 3339 time (`2023-11-14T22:13:20Z`, `...+02:00`, fractions
+/// allowed) to Unix seconds, rounded down; `None` for anything else. Parsed
+/// by jiff, so no input can make it panic.
 pub fn parse_rfc3339(s: &str) -> Option<Seconds> {
-    let b = s.as_bytes();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    // jiff also reads a few ISO 8601 forms RFC 3339 does not have (a space
+    // instead of `T`, no offset for a civil time); a Timestamp needs an offset.
+    if !s.as_bytes().get(10).is_some_and(|b| matches!(b, b'T' | b't')) {
         return None;
     }
-    let num = |from: usize, to: usize| -> Option<i64> {
-        let part = s.get(from..to)?;
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
-    };
-    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        rest = &frac[digits..];
-    }
-    let offset = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
-            let h: i64 = rest[1..3].parse().ok()?;
-            let m: i64 = rest[4..6].parse().ok()?;
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            sign * (h * 3600 + m * 60)
-        }
-        _ => return None,
-    };
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset)
+    s.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// The largest status document read (Hydra's `/status` of a big instance,
+/// with every jobset, is a few megabytes).
+const MAX_STATUS_BYTES: u64 = 64 << 20;
+
+/// How to reach the Rust runner's `/status`: the URL (`http://` or
+/// `https://`), a file holding a bearer token, and a PEM file of the
+/// certificate authorities to trust instead of the built-in (Mozilla) roots.
+#[derive(Debug, Clone, Copy)]
+pub struct StatusEndpoint<'a> {
+    pub url: &'a str,
+    pub token_file: Option<&'a Path>,
+    pub ca_file: Option<&'a Path>,
 }
 
-/// A plain-HTTP GET of `url`, returning the body of a 200 answer. Small on
-/// purpose: the status endpoint is on the local network or behind an ssh
-/// tunnel, so TLS and redirects are out of scope.
-pub fn http_get(url: &str, timeout: Duration) -> Result<String, String> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| "only http:// URLs are supported (use a local tunnel or proxy for TLS)".to_string())?;
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() {
-        return Err("the URL names no host".into());
+/// A GET of the endpoint through ureq (rustls for https), returning the
+/// body of a 200 answer. The token and CA files are read on every call, so
+/// a rotated token needs no restart; the token is never logged. Redirects
+/// are followed without the token.
+pub fn http_get(endpoint: &StatusEndpoint<'_>, timeout: Duration) -> Result<String, String> {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(path) = endpoint.ca_file {
+        tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&trusted_certificates(path)?));
     }
-    let with_port =
-        if authority.rsplit_once(':').is_some_and(|(_, p)| p.bytes().all(|c| c.is_ascii_digit()) && !p.is_empty())
-            && !authority.ends_with(']')
-        {
-            authority.to_string()
-        } else {
-            format!("{authority}:80")
-        };
-    let deadline = Instant::now() + timeout;
-    let addr = with_port
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {authority}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("{authority} resolves to no address"))?;
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-    let remaining = |d: Instant| d.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-    stream.set_write_timeout(Some(remaining(deadline))).map_err(|e| e.to_string())?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\nUser-Agent: hydra-provisioner/{}\r\nConnection: close\r\n\r\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    stream.write_all(request.as_bytes()).map_err(|e| format!("cannot send the request: {e}"))?;
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        if Instant::now() >= deadline {
-            return Err(format!("no complete answer within {timeout:?}"));
-        }
-        stream.set_read_timeout(Some(remaining(deadline))).map_err(|e| e.to_string())?;
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => raw.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("reading the answer: {e}")),
-        }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false)
+        .user_agent(concat!("hydra-provisioner/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls.build())
+        .build()
+        .into();
+    let mut request = agent.get(endpoint.url).header("Accept", "application/json");
+    if let Some(path) = endpoint.token_file {
+        request = request.header("Authorization", format!("Bearer {}", bearer_token(path)?));
     }
-    parse_http_response(&raw)
+    let mut response = request.call().map_err(|e| e.to_string())?;
+    let status = response.status();
+    if status != ureq::http::StatusCode::OK {
+        return Err(format!("answered HTTP {status}"));
+    }
+    response
+        .body_mut()
+        .with_config()
+        .limit(MAX_STATUS_BYTES)
+        .read_to_string()
+        .map_err(|e| format!("reading the answer: {e}"))
 }
 
-/// The body of a complete HTTP/1.x response if its status is 200.
-fn parse_http_response(raw: &[u8]) -> Result<String, String> {
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("the answer has no complete header")?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let body = &raw[split + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let code = status_line.split_whitespace().nth(1).unwrap_or("");
-    if code != "200" {
-        return Err(format!("answered `{status_line}`"));
+/// The token in `path`, without surrounding white space (a trailing newline).
+fn bearer_token(path: &Path) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read statusTokenFile {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        return Err(format!("statusTokenFile {} must hold one token (it is empty or has spaces)", path.display()));
     }
-    let header = |name: &str| {
-        head.split("\r\n").skip(1).find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-        })
-    };
-    let body = if header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked")) {
-        dechunk(body)?
-    } else if let Some(len) = header("content-length") {
-        let len: usize = len.parse().map_err(|_| format!("bad Content-Length `{len}`"))?;
-        body.get(..len).ok_or("the answer is shorter than its Content-Length")?.to_vec()
-    } else {
-        body.to_vec()
-    };
-    String::from_utf8(body).map_err(|_| "the body is not UTF-8".to_string())
+    Ok(token.to_string())
 }
 
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body.windows(2).position(|w| w == b"\r\n").ok_or("truncated chunked body")?;
-        let size_text = String::from_utf8_lossy(&body[..line_end]);
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| format!("bad chunk size `{size_text}`"))?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
+/// Every certificate of the PEM file `path`.
+fn trusted_certificates(path: &Path) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read statusCaFile {}: {e}", path.display()))?;
+    let mut certificates = vec![];
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certificates.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(format!("statusCaFile {} is not valid PEM: {e}", path.display())),
         }
-        let chunk = body.get(..size).ok_or("truncated chunk")?;
-        out.extend_from_slice(chunk);
-        body = body.get(size + 2..).ok_or("truncated chunk")?;
     }
+    if certificates.is_empty() {
+        return Err(format!("statusCaFile {} holds no certificate", path.display()));
+    }
+    Ok(certificates)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::QueueHealth;
 
     #[test]
     fn rfc3339_times() {
@@ -327,6 +278,18 @@ mod tests {
         assert_eq!(parse_rfc3339("2023-11-15T00:13:20+02:00"), Some(1_700_000_000));
         assert_eq!(parse_rfc3339("2023-11-14 22:13:20"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn a_time_with_a_multibyte_character_is_an_error_not_a_panic() {
+        assert_eq!(parse_rfc3339("2024-01-01T00:00:00+1\u{e9}00"), None);
+        let doc = r#"{"queueRunner": {"status": "up", "time": "2024-01-01T00:00:00+1\u00e900"}}"#;
+        assert!(parse_rust_status(doc).unwrap_err().contains("RFC 3339"));
+        for s in
+            ["2024-01-01T00:00:00.\u{e9}Z", "\u{e9}\u{e9}\u{e9}\u{e9}-01-01T00:00:00Z", "2024-01-01T00:00:00+\u{e9}"]
+        {
+            assert_eq!(parse_rfc3339(s), None, "{s}");
+        }
     }
 
     #[test]
@@ -348,20 +311,6 @@ mod tests {
                 .is_err()
         );
         assert!(parse_rust_status("{}").is_err());
-    }
-
-    #[test]
-    fn http_responses_plain_and_chunked() {
-        assert_eq!(parse_http_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}junk").unwrap(), "{}");
-        assert_eq!(
-            parse_http_response(
-                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n"
-            )
-            .unwrap(),
-            "{\"a\":1}"
-        );
-        assert!(parse_http_response(b"HTTP/1.1 503 Service Unavailable\r\n\r\n").unwrap_err().contains("503"));
-        assert!(parse_http_response(b"HTTP/1.1 200 OK\r\n").is_err());
     }
 
     #[test]

@@ -17,45 +17,56 @@ pub const LONG_ABOUT: &str = "Show what the engine would do for a given config, 
     deployments, format in README.md), then prints the plan: per machine type the demand, per machine \
     the action and its reason, the ordered commands and the machines file. Nothing is changed.";
 
-pub const AFTER_HELP: &str = "Example:\n  hydra-provisioner plan --config scenarios/example/conf.json \\\n    \
-    --status scenarios/example/status.json --fleet scenarios/example/fleet.json";
+pub const AFTER_HELP: &str = "Examples:\n  hydra-provisioner plan --config scenarios/example/conf.json \\\n    \
+    --status scenarios/example/status.json --fleet scenarios/example/fleet.json\n  \
+    ssh hydra hydra-queue-runner --status | hydra-provisioner plan -c conf.nix -s -\n  \
+    nix-instantiate --eval --strict --json conf.nix | hydra-provisioner plan -c - -s status.json";
 
 #[derive(Args, Debug)]
 pub struct PlanArgs {
-    /// Configuration: conf.nix, or .json/.toml with the same schema.
+    /// Configuration: conf.nix, or .json/.toml with the same schema; `-` reads its evaluated JSON
+    /// from standard input (relative paths in it resolve against the current directory).
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: PathBuf,
-    /// Queue runner status JSON, as `hydra-queue-runner --status` prints it.
+    /// Queue runner status JSON, as `hydra-queue-runner --status` prints it (`-` reads standard input).
     #[arg(long, short = 's', value_name = "FILE")]
     pub status: PathBuf,
-    /// Fleet JSON: the provisioned deployments (omit for an empty fleet).
+    /// Fleet JSON: the provisioned deployments (omit for an empty fleet; `-` reads standard input).
     #[arg(long, short = 'f', value_name = "FILE")]
     pub fleet: Option<PathBuf>,
     /// The time of the pass, Unix seconds, with a fraction if wanted (e.g. 1700000000.5) [default: the status's `time`].
     #[arg(long, value_name = "EPOCH")]
     pub now: Option<Timestamp>,
-    /// Print the plan as JSON instead of text.
+    /// Print the plan as JSON instead of text (times stay Unix seconds).
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: PlanArgs) -> Result<ExitCode, Failure> {
-    let (config, warnings) = config::load(&args.config).map_err(Failure::input)?;
+    let inputs = [("--config", args.config.as_path()), ("--status", args.status.as_path())]
+        .into_iter()
+        .chain(args.fleet.as_deref().map(|f| ("--fleet", f)));
+    super::stdin_at_most_once(inputs)?;
+    let (config, warnings) = if super::is_stdin(&args.config) {
+        // What `nix-instantiate --eval --strict --json conf.nix` prints.
+        let text = super::read_input(&args.config, "config")?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).context("the config on standard input is not JSON").map_err(Failure::input)?;
+        config::parse(&value, "<stdin>", std::env::current_dir().ok().as_deref()).map_err(Failure::input)?
+    } else {
+        config::load(&args.config).map_err(Failure::input)?
+    };
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    let text = std::fs::read_to_string(&args.status)
-        .with_context(|| format!("cannot read status file {}", args.status.display()))
-        .map_err(Failure::input)?;
-    let status = status::parse_status(&text, &args.status.display().to_string()).map_err(Failure::input)?;
+    let text = super::read_input(&args.status, "status file")?;
+    let status = status::parse_status(&text, &super::input_name(&args.status)).map_err(Failure::input)?;
     let fleet = match &args.fleet {
         None => Fleet::default(),
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read fleet file {}", path.display()))
-                .map_err(Failure::input)?;
+            let text = super::read_input(path, "fleet file")?;
             serde_json::from_str(&text)
-                .with_context(|| format!("fleet file {} is not valid", path.display()))
+                .with_context(|| format!("fleet file {} is not valid", super::input_name(path)))
                 .map_err(Failure::input)?
         }
     };

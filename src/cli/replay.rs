@@ -74,9 +74,9 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode, Failure> {
         return Err(Failure::input(anyhow::anyhow!("no recorded passes in the chosen time range")));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).map_err(Failure::failed)?);
+        super::write_stdout(&(serde_json::to_string_pretty(&report).map_err(Failure::failed)? + "\n"))?;
     } else {
-        print!("{}", report.to_text(if args.all { usize::MAX } else { 20 }));
+        super::write_stdout(&report.to_text(if args.all { usize::MAX } else { 20 }))?;
     }
     if args.fail_on_difference && report.differing_passes > 0 {
         return Ok(ExitCode::from(1));

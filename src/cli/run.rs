@@ -25,7 +25,8 @@ pub const LONG_ABOUT: &str = "Run one pass against the live system: read the que
 #[derive(Args, Debug)]
 #[command(after_help = "Exit codes: 0 everything succeeded (or another pass holds the lock), 1 a command \
         failed or the fleet could not be observed, 2 bad config.\n\n\
-        Example:\n  hydra-provisioner run /etc/hydra-provisioner/conf.nix --dry-run")]
+        Examples:\n  hydra-provisioner run /etc/hydra-provisioner/conf.nix --dry-run\n  \
+        hydra-provisioner run /etc/hydra-provisioner/conf.nix --dry-run --json | jq '.commands'")]
 pub struct RunArgs {
     /// Configuration: conf.nix (evaluated with nix-instantiate), or .json/.toml with the same schema.
     #[arg(value_name = "CONFIG")]
@@ -33,6 +34,9 @@ pub struct RunArgs {
     /// Print the plan with its reasons and change nothing (no NixOps changes, no file writes).
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: print the plan as JSON (the same document as `plan --json`) instead of text.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
     /// Run the pass as if it were this Unix time, with a fraction if wanted [default: the system clock]. For tests and replays.
     #[arg(long, value_name = "EPOCH")]
     pub now: Option<Timestamp>,
@@ -56,6 +60,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             .map_err(|e| Failure::failed(anyhow::anyhow!("the system clock is before 1970: {e}")))?,
     };
     let opts = PassOptions { now, dry_run: args.dry_run, config_dir };
+    // NixOps runs in process groups of its own, out of reach of a terminal's
+    // Ctrl-C or a service manager's SIGTERM: pass those on and wait for them.
+    if let Err(e) = crate::adapters::process::forward_termination_signals() {
+        tracing::warn!("cannot handle SIGINT/SIGTERM ({e}); a signal ends the pass without its commands");
+    }
     let outcome = driver::run_pass(&config, &opts).map_err(Failure::failed)?;
     let mut record_failure = None;
     if let (Some(dir), PassOutcome::Done { plan, observation, status_document, .. }) =
@@ -69,6 +78,11 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     match outcome {
         PassOutcome::Locked { lock_file } => {
             tracing::info!("another pass holds {}; this one does nothing", lock_file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        PassOutcome::DryRun { plan } if args.json => {
+            let json = serde_json::to_string_pretty(&plan).map_err(Failure::failed)?;
+            super::write_stdout(&(json + "\n"))?;
             Ok(ExitCode::SUCCESS)
         }
         PassOutcome::DryRun { plan } => {

@@ -5,13 +5,14 @@ use super::Failure;
 use crate::engine::Plan;
 use crate::model::Observation;
 use crate::passes::{PassRecord, config_fingerprint};
-use crate::sim::{self, Observer, Scenario, SimError, SimTime, StepLine};
+use crate::policy::run_report::{self, RunData};
+use crate::sim::{self, MachineEvent, Observer, SERIES_FIGURES, Scenario, SimError, SimTime, StepLine};
 use crate::trace::background::Background;
 use crate::trace::{StepSource, TraceReader, format_seconds};
 use anyhow::Context;
 use clap::Args;
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -26,8 +27,8 @@ const QUICK_START_TRACE: &str = include_str!("../../traces/quick-start.csv");
         the cloud model and the static machines. Without one, the embedded quick-start scenario runs.",
     after_help = "Examples:\n  hydra-provisioner simulate\n  \
         hydra-provisioner simulate scenarios/hydra-nixos-2017.toml --out out/2017\n\n\
-        Files written with --out: summary.json, steps.csv, series.csv, machines.csv \
-        (and passes/ with --record-passes)."
+        Files written with --out: summary.json, steps.csv, series.csv, machines.csv, report.html \
+        (and passes/ with --record-passes); docs/scenario-format.md describes them."
 )]
 pub struct SimulateArgs {
     /// Scenario file [default: the embedded quick-start scenario].
@@ -35,7 +36,7 @@ pub struct SimulateArgs {
     /// Seed of the cloud model's random draws [default: the scenario's].
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Write summary.json and the per-step, time-series and machine CSVs here.
+    /// Write summary.json, the per-step, per-type time-series and machine CSVs, and report.html here.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// With --out: also write every pass's status, fleet and plan (passes/NNNNN.json), and an
@@ -55,6 +56,34 @@ struct Files {
     record_passes: bool,
     config_fingerprint: String,
     error: Option<anyhow::Error>,
+    /// Deployment names by instance number (from 1), for steps.csv.
+    names: Vec<String>,
+    /// The time of the pass sampled last, whose rows of series.csv are
+    /// written when the next pass begins.
+    sampled_at: Option<SimTime>,
+    report: RunData,
+}
+
+/// Column headers of the CSV files (docs/scenario-format.md); times are
+/// seconds since the run's zero.
+const STEPS_HEADER: [&str; 11] = [
+    "step_id",
+    "jobset",
+    "type",
+    "runnable_at_s",
+    "started_at_s",
+    "wait_s",
+    "finished_at_s",
+    "machine_id",
+    "machine",
+    "attempts",
+    "end",
+];
+const MACHINES_HEADER: [&str; 5] = ["time_s", "machine_id", "machine", "type", "event"];
+
+/// The identifier of a provisioned instance in steps.csv and machines.csv.
+fn instance_id(instance: u32) -> String {
+    format!("i-{instance}")
 }
 
 fn csv_file(dir: &Path, name: &str, header: &[&str]) -> anyhow::Result<csv::Writer<BufWriter<File>>> {
@@ -77,16 +106,15 @@ impl Files {
         }
         Ok(Files {
             dir: dir.to_path_buf(),
-            steps: csv_file(
-                dir,
-                "steps.csv",
-                &["step", "type", "runnable_at", "started_at", "finished_at", "machine", "attempts", "end"],
-            )?,
-            series: csv_file(dir, "series.csv", &["time", "metric", "key", "value"])?,
-            machines: csv_file(dir, "machines.csv", &["time", "machine", "type", "event"])?,
+            steps: csv_file(dir, "steps.csv", &STEPS_HEADER)?,
+            series: csv_file(dir, "series.csv", &series_header())?,
+            machines: csv_file(dir, "machines.csv", &MACHINES_HEADER)?,
             record_passes,
             config_fingerprint,
             error: None,
+            names: vec![],
+            sampled_at: None,
+            report: RunData::default(),
         })
     }
 
@@ -96,15 +124,34 @@ impl Files {
         }
     }
 
-    fn finish(mut self) -> anyhow::Result<()> {
+    /// Writes the rows of the pass sampled last.
+    fn flush_series(&mut self) {
+        let Some(at) = self.sampled_at.take() else { return };
+        let time = format_seconds(at.0);
+        for (machine_type, rows) in &self.report.series {
+            let Some((_, row)) = rows.last().filter(|(t, _)| *t == at.0) else { continue };
+            let mut cells = vec![time.clone(), machine_type.clone()];
+            cells.extend(row.iter().map(u64::to_string));
+            if let Err(e) = self.series.write_record(&cells) {
+                self.error.get_or_insert(e.into());
+            }
+        }
+    }
+
+    fn finish(mut self) -> anyhow::Result<RunData> {
+        self.flush_series();
         if let Some(e) = self.error {
             return Err(e);
         }
         self.steps.flush()?;
         self.series.flush()?;
         self.machines.flush()?;
-        Ok(())
+        Ok(self.report)
     }
+}
+
+fn series_header() -> Vec<&'static str> {
+    ["time_s", "type"].into_iter().chain(SERIES_FIGURES).collect()
 }
 
 impl Observer for Files {
@@ -112,13 +159,29 @@ impl Observer for Files {
         self.record_passes
     }
     fn step(&mut self, l: &StepLine<'_>) {
+        let wait = match (l.runnable_at, l.started_at) {
+            (Some(r), Some(s)) => {
+                self.report.wait(l.machine_type, l.jobset, s.0 - r.0);
+                format_seconds(s.0 - r.0)
+            }
+            _ => String::new(),
+        };
+        // A provisioned machine by its instance and deployment name, a static one by its host name.
+        let (id, name) = match (l.instance, l.machine) {
+            (Some(i), _) => (instance_id(i), self.names.get(i as usize - 1).map_or("", String::as_str)),
+            (None, Some(host)) => (host.to_string(), host),
+            (None, None) => (String::new(), ""),
+        };
         let r = self.steps.write_record([
             l.step_id.to_string().as_str(),
+            l.jobset,
             l.machine_type,
             &opt_time(l.runnable_at),
             &opt_time(l.started_at),
+            &wait,
             &opt_time(l.finished_at),
-            l.machine.unwrap_or(""),
+            &id,
+            name,
             &l.attempts.to_string(),
             l.end,
         ]);
@@ -126,12 +189,26 @@ impl Observer for Files {
     }
 
     fn sample(&mut self, at: SimTime, metric: &str, key: &str, value: u64) {
-        let r = self.series.write_record([format_seconds(at.0).as_str(), metric, key, &value.to_string()]);
-        self.keep(r);
+        if self.sampled_at.is_some_and(|t| t != at) {
+            self.flush_series();
+        }
+        self.sampled_at = Some(at);
+        self.report.sample(at.0, metric, key, value);
     }
 
-    fn lifecycle(&mut self, at: SimTime, machine: &str, machine_type: &str, event: &str) {
-        let r = self.machines.write_record([format_seconds(at.0).as_str(), machine, machine_type, event]);
+    fn machine_event(&mut self, e: &MachineEvent<'_>) {
+        let i = e.instance as usize;
+        if self.names.len() < i {
+            self.names.resize(i, String::new());
+        }
+        self.names[i - 1] = e.machine.to_string();
+        let r = self.machines.write_record([
+            format_seconds(e.at.0).as_str(),
+            &instance_id(e.instance),
+            e.machine,
+            e.machine_type,
+            e.event,
+        ]);
         self.keep(r);
     }
 
@@ -142,7 +219,10 @@ impl Observer for Files {
         let doc = PassRecord {
             now: plan.now,
             status: status.clone(),
-            queue_status: None,
+            // The Rust runner's documents (`status`, `machines`, `queues`)
+            // need the queued steps' `.drv` files to be read again, which a
+            // simulation has not: record what the engine saw, as production does.
+            queue_status: status.get("queues").map(|_| observation.status.clone()),
             fleet: observation.fleet.clone(),
             config_fingerprint: Some(self.config_fingerprint.clone()),
             plan: plan.clone(),
@@ -177,9 +257,9 @@ impl Observer for Progress<'_> {
             f.sample(at, metric, key, value)
         }
     }
-    fn lifecycle(&mut self, at: SimTime, machine: &str, machine_type: &str, event: &str) {
+    fn machine_event(&mut self, e: &MachineEvent<'_>) {
         if let Some(f) = self.inner.as_deref_mut() {
-            f.lifecycle(at, machine, machine_type, event)
+            f.machine_event(e)
         }
     }
     fn pass(&mut self, index: u64, status: &serde_json::Value, observation: &Observation, plan: &Plan) {
@@ -252,18 +332,21 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode, Failure> {
     bar.finish_and_clear();
     if let Some(files) = files {
         let dir = files.dir.clone();
-        files.finish().map_err(Failure::failed)?;
+        let data = files.finish().map_err(Failure::failed)?;
         let json = serde_json::to_vec_pretty(&summary).map_err(Failure::failed)?;
-        std::fs::write(dir.join("summary.json"), json)
-            .with_context(|| format!("cannot write {}", dir.join("summary.json").display()))
-            .map_err(Failure::failed)?;
+        let scenario_file = args.scenario.as_ref().map_or("embedded".to_string(), |p| p.display().to_string());
+        let html = run_report::html(&summary, &data, &scenario_file).map_err(Failure::failed)?;
+        for (name, bytes) in [("summary.json", json.as_slice()), ("report.html", html.as_bytes())] {
+            std::fs::write(dir.join(name), bytes)
+                .with_context(|| format!("cannot write {}", dir.join(name).display()))
+                .map_err(Failure::failed)?;
+        }
     }
-    let mut stdout = std::io::stdout().lock();
     let text = if args.json {
         serde_json::to_string_pretty(&summary).map_err(Failure::failed)? + "\n"
     } else {
         summary.to_table()
     };
-    stdout.write_all(text.as_bytes()).map_err(Failure::failed)?;
+    super::write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -8,14 +8,15 @@
 //! timing or count. Also home of [`run_batch`], which `compare` shares.
 
 use super::Failure;
+use crate::config::Quirks;
 use crate::metrics::Summary;
-use crate::policy::results::{Metrics, SweepResults, quirks_name};
-use crate::policy::shard::{self, Partial, RunFigures, Shard};
-use crate::policy::sweep::{Base, Sweep};
+use crate::policy::results::{RunFigures, SweepResults, quirks_name};
+use crate::policy::shard::{self, Partial, Shard, ShardRun};
+use crate::policy::sweep::{Axis, Base, Role, Sweep};
 use crate::policy::{plot, report};
 use crate::sim::{self, NoObserver, Scenario, SimError};
-use crate::trace::TraceReader;
 use crate::trace::background::Loaded;
+use crate::trace::{StepSource, TraceReader};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::io::{IsTerminal, Write};
@@ -24,17 +25,19 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 #[command(
-    long_about = "Run every combination of policy settings (the axes of a sweep file) once per seed over the \
-        sweep's base scenario, and report cost and latency per run and per point, the Pareto frontier of \
-        mean cost and mean p95 wait, a chart of it and an HTML report.\n\n\
+    long_about = "Run every combination of the axes of a sweep file (policy settings, cloud settings, traces \
+        or windows of one) once per seed over the sweep's base scenario, and report cost and latency per run \
+        and per point with the range over its runs, the Pareto frontier of mean cost and mean p95 wait for each \
+        cloud setting, a chart of it and an HTML report.\n\n\
         With --shard K/N only the K-th of N slices of the runs is run, and its figures are written to \
         DIR/shard-K-of-N.json; `sweep merge` combines the N files into the files a whole sweep writes, \
         byte for byte. The sweep file format is described in docs/sweep-format.md.",
     after_help = "Examples:\n  hydra-provisioner sweep scenarios/sweep-quick-start.toml --out reports/sweep-quick-start\n  \
         hydra-provisioner sweep big.toml --shard 3/8 --out parts/\n  \
         hydra-provisioner sweep merge parts/ --out report/\n\n\
-        Files written to --out: points.csv (one row per point and seed), summary.csv (mean per point), \
-        pareto.csv, pareto.svg, pareto.png, report.html (or shard-K-of-N.json with --shard). \
+        Files written to --out: points.csv (one row per run), summary.csv (mean and range per point), \
+        pareto.csv (each cloud setting's frontier), groups.csv (per point and machine type or jobset), \
+        pareto.svg, pareto.png, report.html (or shard-K-of-N.json with --shard). \
         contrib/ has ways to run the shards with GNU parallel over ssh and as a Kubernetes Indexed Job.",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
@@ -107,6 +110,16 @@ fn sim_failure(e: SimError, what: &str) -> Failure {
     if internal { Failure::failed(e) } else { Failure::input(e) }
 }
 
+/// The time of a trace's last arrival.
+fn trace_span_ms(trace: &Loaded) -> i64 {
+    let mut source = trace.source();
+    let mut last = 0;
+    while let Some(Ok(row)) = source.next_step() {
+        last = row.submitted_ms;
+    }
+    last
+}
+
 /// One simulation: a scenario (its seed already set), the parsed trace it
 /// shares with the other runs, and how to name it in an error.
 pub(super) struct Job<'a> {
@@ -137,10 +150,145 @@ pub(super) fn run_batch(
     jobs.iter().zip(results).map(|(job, r)| r.map_err(|e| sim_failure(e, &job.name))).collect()
 }
 
-fn read(path: &Path, what: &str) -> Result<String, Failure> {
+pub(super) fn read(path: &Path, what: &str) -> Result<String, Failure> {
     std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the {what} {}", path.display()))
         .map_err(Failure::input)
+}
+
+/// A sweep file read and checked, with every grid point's scenario and the
+/// traces they replay, each parsed once.
+pub(super) struct Prepared {
+    pub origin: String,
+    pub sweep: Sweep,
+    pub sweep_text: String,
+    pub base: Base,
+    pub base_text: String,
+    pub seeds: Vec<u64>,
+    /// Per grid point: its scenario and the index of its trace in `traces`.
+    pub points: Vec<(Scenario, usize)>,
+    pub traces: Vec<Loaded>,
+}
+
+impl Prepared {
+    /// Reads the sweep file and its base scenario, checks every axis value,
+    /// builds every point's scenario and loads the traces; `seeds` overrides
+    /// the sweep's.
+    pub fn read(sweep_path: &Path, seeds: Option<Vec<u64>>) -> Result<Prepared, Failure> {
+        let origin = sweep_path.display().to_string();
+        let sweep_text = read(sweep_path, "sweep file")?;
+        let sweep =
+            Sweep::parse(&sweep_text, &origin, crate::config::directory_of(sweep_path)).map_err(Failure::input)?;
+        Self::from_sweep(origin, sweep, sweep_text, seeds, None)
+    }
+
+    /// Builds a sweep's runs; `seeds` overrides the sweep's, and `split`
+    /// (seconds) adds a sample axis of consecutive windows of that length
+    /// covering the longest trace.
+    pub fn from_sweep(
+        origin: String,
+        mut sweep: Sweep,
+        sweep_text: String,
+        seeds: Option<Vec<u64>>,
+        split: Option<f64>,
+    ) -> Result<Prepared, Failure> {
+        let base_origin = sweep.scenario.display().to_string();
+        let base_text = read(&sweep.scenario, "base scenario")?;
+        let base = Base::parse(&base_text, &base_origin, crate::config::directory_of(&sweep.scenario))
+            .map_err(Failure::input)?;
+        base.check(&sweep).map_err(Failure::input)?;
+        let seeds = seeds.or_else(|| sweep.seeds.clone()).unwrap_or_else(|| vec![base.scenario.seed]);
+        let mut trace_paths: Vec<PathBuf> = vec![];
+        let mut traces = vec![];
+        for point in sweep.points() {
+            let scenario = base.point(&sweep, &point).map_err(Failure::input)?;
+            if !trace_paths.contains(&scenario.trace) {
+                traces.push(read_trace(&scenario)?);
+                trace_paths.push(scenario.trace);
+            }
+        }
+        if let Some(len) = split {
+            if sweep.axes.iter().any(|a| a.in_scenario && a.segments == ["window"]) {
+                return Err(Failure::input(anyhow::anyhow!("--windows: {} already has a window axis", origin)));
+            }
+            let span = traces.iter().map(trace_span_ms).max().unwrap_or(0);
+            sweep.axes.push(Axis {
+                path: "window".into(),
+                segments: vec!["window".into()],
+                values: super::recommend::windows(span, len),
+                in_scenario: true,
+                role: Role::Sample,
+            });
+            base.check(&sweep).map_err(Failure::input)?;
+        }
+        let mut points = vec![];
+        for point in sweep.points() {
+            let scenario = base.point(&sweep, &point).map_err(Failure::input)?;
+            let t = trace_paths.iter().position(|p| *p == scenario.trace).unwrap_or(0);
+            points.push((scenario, t));
+        }
+        Ok(Prepared { origin, sweep, sweep_text, base, base_text, seeds, points, traces })
+    }
+
+    /// The jobs of the runs this shard runs (all without a shard), and
+    /// their run indices (grid point times seeds plus seed).
+    pub fn jobs(&self, shard: Option<Shard>) -> (Vec<Job<'_>>, Vec<usize>) {
+        let mut jobs = vec![];
+        let mut indices = vec![];
+        for ((p, (scenario, t)), point) in self.points.iter().enumerate().zip(self.sweep.points()) {
+            for (s, &seed) in self.seeds.iter().enumerate() {
+                let run = p * self.seeds.len() + s;
+                if !shard.is_none_or(|shard| shard.has(run)) {
+                    continue;
+                }
+                let mut scenario = scenario.clone();
+                scenario.seed = seed;
+                let name = format!("point {p} ({}) seed {seed}", self.sweep.label(&point));
+                jobs.push(Job { scenario, trace: &self.traces[*t], name });
+                indices.push(run);
+            }
+        }
+        (jobs, indices)
+    }
+
+    /// A digest of every trace the sweep replays.
+    pub fn trace_digest(&self) -> String {
+        self.traces.iter().map(Loaded::digest).collect::<Vec<_>>().join("+")
+    }
+
+    pub fn quirks(&self) -> Vec<Quirks> {
+        self.points.iter().map(|(s, _)| s.config.quirks).collect()
+    }
+
+    /// Runs every job (or a shard's) on `threads` threads.
+    pub fn run(&self, shard: Option<Shard>, threads: usize) -> Result<(Vec<Summary>, Vec<usize>), Failure> {
+        let (jobs, indices) = self.jobs(shard);
+        let runs = self.points.len() * self.seeds.len();
+        tracing::info!(
+            "sweep {}: {} grid point(s) x {} seed(s) = {runs} runs{} on {threads} thread(s)",
+            self.sweep.name,
+            self.points.len(),
+            self.seeds.len(),
+            shard.map_or(String::new(), |s| format!(", {} of them in shard {}/{}", jobs.len(), s.index, s.count)),
+        );
+        let bar = progress_bar(jobs.len() as u64);
+        let summaries = run_batch(&jobs, threads, &bar)?;
+        bar.finish_and_clear();
+        Ok((summaries, indices))
+    }
+
+    /// The results of all runs (in run order).
+    pub fn results(&self, runs: Vec<RunFigures>) -> SweepResults {
+        SweepResults::new(
+            self.sweep.clone(),
+            self.seeds.clone(),
+            runs,
+            self.quirks(),
+            self.base.scenario.name.clone(),
+            self.base.scenario.trace_text.clone(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        )
+    }
 }
 
 pub fn run(args: SweepArgs) -> Result<ExitCode, Failure> {
@@ -150,70 +298,27 @@ pub fn run(args: SweepArgs) -> Result<ExitCode, Failure> {
             None => Err(Failure::input(anyhow::anyhow!("sweep: a sweep file and --out are required"))),
         };
     };
-    let origin = sweep_path.display().to_string();
-    let sweep_text = read(sweep_path, "sweep file")?;
-    let sweep = Sweep::parse(&sweep_text, &origin, crate::config::directory_of(sweep_path)).map_err(Failure::input)?;
-    let base_origin = sweep.scenario.display().to_string();
-    let base_text = read(&sweep.scenario, "base scenario")?;
-    let base =
-        Base::parse(&base_text, &base_origin, crate::config::directory_of(&sweep.scenario)).map_err(Failure::input)?;
-    base.check(&sweep).map_err(Failure::input)?;
-    let seeds = sweep.seeds.clone().unwrap_or_else(|| vec![base.scenario.seed]);
-    let points = sweep.points();
-    let trace = read_trace(&base.scenario)?;
-    let mut jobs = Vec::with_capacity(points.len() * seeds.len());
-    let mut indices = Vec::with_capacity(points.len() * seeds.len());
-    let mut quirks = Vec::with_capacity(points.len());
-    for point in &points {
-        let scenario = base.point(&sweep, point).map_err(Failure::input)?;
-        quirks.push(scenario.config.quirks);
-        for (s, &seed) in seeds.iter().enumerate() {
-            let run = point.index * seeds.len() + s;
-            if !args.shard.is_none_or(|shard| shard.has(run)) {
-                continue;
-            }
-            let mut scenario = scenario.clone();
-            scenario.seed = seed;
-            let name = format!("point {} ({}) seed {seed}", point.index, sweep.label(point));
-            jobs.push(Job { scenario, trace: &trace, name });
-            indices.push(run);
-        }
-    }
-    let threads = threads(args.jobs);
-    tracing::info!(
-        "sweep {}: {} point(s) x {} seed(s) = {} runs{} on {threads} thread(s)",
-        sweep.name,
-        points.len(),
-        seeds.len(),
-        points.len() * seeds.len(),
-        args.shard.map_or(String::new(), |s| format!(", {} of them in shard {}/{}", jobs.len(), s.index, s.count)),
-    );
-    let bar = progress_bar(jobs.len() as u64);
-    let summaries = run_batch(&jobs, threads, &bar)?;
-    bar.finish_and_clear();
-    let metrics: Vec<Metrics> = summaries.iter().map(Metrics::from_summary).collect();
-    let seeds_len = seeds.len();
+    let prepared = Prepared::read(sweep_path, None)?;
+    let (summaries, indices) = prepared.run(args.shard, threads(args.jobs))?;
+    let runs: Vec<RunFigures> = summaries.iter().map(RunFigures::from_summary).collect();
     if let Some(shard) = args.shard {
+        let p = &prepared;
         let partial = Partial {
             format: shard::FORMAT.into(),
             version: shard::FORMAT_VERSION,
             program_version: env!("CARGO_PKG_VERSION").to_string(),
-            sweep_origin: origin,
-            sweep_text,
-            base_text,
-            scenario_name: base.scenario.name.clone(),
-            trace: base.scenario.trace_text.clone(),
-            trace_digest: trace.digest(),
-            seeds,
-            point_quirks: quirks.iter().map(|&q| quirks_name(q).to_string()).collect(),
-            runs_total: points.len() * seeds_len,
+            sweep_origin: p.origin.clone(),
+            sweep_text: p.sweep_text.clone(),
+            base_text: p.base_text.clone(),
+            scenario_name: p.base.scenario.name.clone(),
+            trace: p.base.scenario.trace_text.clone(),
+            trace_digest: p.trace_digest(),
+            seeds: p.seeds.clone(),
+            point_quirks: p.quirks().iter().map(|&q| quirks_name(q).to_string()).collect(),
+            runs_total: p.points.len() * p.seeds.len(),
             shard: shard.index,
             shards: shard.count,
-            runs: indices
-                .into_iter()
-                .zip(&metrics)
-                .map(|(run, m)| RunFigures { run, metrics: m.to_array().to_vec() })
-                .collect(),
+            runs: indices.into_iter().zip(&runs).map(|(run, r)| ShardRun::new(run, r)).collect(),
         };
         let path = out.join(shard.file_name());
         std::fs::create_dir_all(out)
@@ -232,29 +337,18 @@ pub fn run(args: SweepArgs) -> Result<ExitCode, Failure> {
         .map_err(Failure::failed)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let results = SweepResults::new(
-        sweep,
-        seeds,
-        metrics,
-        quirks,
-        base.scenario.name.clone(),
-        base.scenario.trace_text.clone(),
-        env!("CARGO_PKG_VERSION").to_string(),
-    );
-    finish(out, &results)
+    finish(out, &prepared.results(runs))
 }
 
 /// Writes a sweep's files and prints its frontier.
 fn finish(out: &Path, results: &SweepResults) -> Result<ExitCode, Failure> {
     write_results(out, results)?;
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(results.frontier_table().as_bytes()).map_err(Failure::failed)?;
-    writeln!(
-        stdout,
-        "\nwritten to {}: points.csv summary.csv pareto.csv pareto.svg pareto.png report.html",
-        out.display()
-    )
-    .map_err(Failure::failed)?;
+    super::write_stdout(&format!(
+        "{}written to {}: {} report.html\n",
+        results.frontier_table(),
+        out.display(),
+        report::SWEEP_FILES.join(" ")
+    ))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -288,7 +382,7 @@ fn merge(args: MergeArgs) -> Result<ExitCode, Failure> {
     let results = SweepResults::new(
         sweep,
         p.seeds.clone(),
-        merged.metrics,
+        merged.runs,
         merged.quirks,
         p.scenario_name.clone(),
         p.trace.clone(),
@@ -298,16 +392,18 @@ fn merge(args: MergeArgs) -> Result<ExitCode, Failure> {
 }
 
 fn write_results(dir: &Path, r: &SweepResults) -> Result<(), Failure> {
-    let svg = plot::svg(r).map_err(Failure::failed)?;
-    let png = plot::png(r).map_err(Failure::failed)?;
-    let html = report::html(r, &svg);
+    let figure = plot::ParetoFigure { results: r };
+    let svg = plot::svg(&figure).map_err(Failure::failed)?;
+    let png = plot::png(&figure).map_err(Failure::failed)?;
+    let html = report::html(r).map_err(Failure::failed)?;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create {}", dir.display()))
         .map_err(Failure::failed)?;
-    let files: [(&str, &[u8]); 6] = [
+    let files: [(&str, &[u8]); 7] = [
         ("points.csv", &r.points_csv()),
         ("summary.csv", &r.summary_csv()),
         ("pareto.csv", &r.pareto_csv()),
+        ("groups.csv", &r.groups_csv()),
         ("pareto.svg", svg.as_bytes()),
         ("pareto.png", &png),
         ("report.html", html.as_bytes()),

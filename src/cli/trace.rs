@@ -12,7 +12,7 @@ use crate::trace::{StepSource, TraceReader, TraceWriter, format_seconds};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Args, Debug)]
@@ -34,7 +34,7 @@ pub enum TraceCmd {
     Synth(SynthArgs),
     /// Read a trace and print what it contains; a bad row is an error naming file, line and column.
     Check {
-        /// The trace (CSV, format v1).
+        /// The trace (CSV, format v1; `-` reads standard input).
         file: PathBuf,
     },
     /// Import a real Hydra's history (its database or saved API responses) as a trace.
@@ -70,7 +70,7 @@ impl BurstArgs {
 
 #[derive(Args, Debug)]
 pub struct StatsArgs {
-    /// The trace (CSV, format v1).
+    /// The trace (CSV, format v1; `-` reads standard input).
     pub file: PathBuf,
     /// Print the figures as JSON.
     #[arg(long)]
@@ -81,16 +81,18 @@ pub struct StatsArgs {
 
 #[derive(Args, Debug)]
 pub struct SynthArgs {
-    /// Seed of the generator.
+    /// Seed of the generator's random draws (ChaCha8): the same seed and parameters give the same
+    /// trace, byte for byte, on every machine and version of the format.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Length in hours [default: 24, or with --like the source trace's length].
     #[arg(long)]
     pub hours: Option<f64>,
-    /// Fit the parameters to this trace (e.g. an imported one) and print them; docs/trace-format.md, "Fitting".
+    /// Fit the parameters to this trace (e.g. an imported one; `-` reads standard input) and print
+    /// them; docs/trace-format.md, "Fitting".
     #[arg(long, value_name = "TRACE", conflicts_with = "params")]
     pub like: Option<PathBuf>,
-    /// Start from parameters saved as TOML (what --like prints).
+    /// Start from parameters saved as TOML (what --like prints; `-` reads standard input).
     #[arg(long, value_name = "FILE")]
     pub params: Option<PathBuf>,
     /// With --like: print the fitted parameters and write no trace.
@@ -101,8 +103,8 @@ pub struct SynthArgs {
     /// Any other parameter, as KEY=VALUE (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Output file [default: stdout].
-    #[arg(long, short = 'o')]
+    /// Output file (`-` is standard output) [default: standard output].
+    #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
 
@@ -145,11 +147,9 @@ pub fn run(args: TraceArgs) -> Result<ExitCode, Failure> {
     }
 }
 
-fn trace_stats(file: &PathBuf, rule: BurstRule) -> Result<TraceStats, Failure> {
-    let f = std::fs::File::open(file)
-        .with_context(|| format!("cannot open trace {}", file.display()))
-        .map_err(Failure::input)?;
-    let mut reader = TraceReader::new(std::io::BufReader::with_capacity(1 << 16, f), file.display().to_string());
+fn trace_stats(file: &Path, rule: BurstRule) -> Result<TraceStats, Failure> {
+    let f = super::open_input(file, "trace")?;
+    let mut reader = TraceReader::new(std::io::BufReader::with_capacity(1 << 16, f), super::input_name(file));
     stats::compute(&mut reader, rule).map_err(Failure::input)
 }
 
@@ -157,7 +157,7 @@ fn stats_cmd(args: StatsArgs) -> Result<ExitCode, Failure> {
     let stats = trace_stats(&args.file, args.bursts.rule()?)?;
     let text =
         if args.json { serde_json::to_string_pretty(&stats).map_err(Failure::failed)? + "\n" } else { stats.to_text() };
-    std::io::stdout().lock().write_all(text.as_bytes()).map_err(Failure::failed)?;
+    super::write_stdout(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -171,11 +171,9 @@ fn base_params(args: &SynthArgs) -> Result<SynthParams, Failure> {
         return Ok(synth_mod::fit(&stats, args.seed, stats.hours as f64));
     }
     if let Some(path) = &args.params {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read parameters {}", path.display()))
-            .map_err(Failure::input)?;
+        let text = super::read_input(path, "parameters")?;
         return toml::from_str(&text)
-            .with_context(|| format!("parameters {} are not valid", path.display()))
+            .with_context(|| format!("parameters {} are not valid", super::input_name(path)))
             .map_err(Failure::input);
     }
     Ok(SynthParams::default())
@@ -188,8 +186,8 @@ fn synth(args: SynthArgs) -> Result<ExitCode, Failure> {
         let text = toml::to_string(&params).map_err(Failure::failed)?;
         let header = "# Fitted by `hydra-provisioner trace synth --like`; reuse with --params FILE.\n";
         // The parameters go to stdout unless the trace does.
-        if args.fit_only || args.out.is_some() {
-            print!("{header}{text}");
+        if args.fit_only || args.out.as_deref().is_some_and(|p| !super::is_stdin(p)) {
+            super::write_stdout(&format!("{header}{text}"))?;
         } else {
             eprint!("{header}{text}");
         }
@@ -198,7 +196,7 @@ fn synth(args: SynthArgs) -> Result<ExitCode, Failure> {
         }
     }
     let mut synth = Synth::new(params).map_err(|e| Failure::input(anyhow::anyhow!(e)))?;
-    let out: Box<dyn Write> = match &args.out {
+    let out: Box<dyn Write> = match args.out.as_deref().filter(|p| !super::is_stdin(p)) {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p)
                 .with_context(|| format!("cannot create {}", p.display()))
@@ -219,10 +217,9 @@ fn synth(args: SynthArgs) -> Result<ExitCode, Failure> {
 }
 
 fn check(file: PathBuf) -> Result<ExitCode, Failure> {
-    let f = std::fs::File::open(&file)
-        .with_context(|| format!("cannot open trace {}", file.display()))
-        .map_err(Failure::input)?;
-    let mut reader = TraceReader::new(std::io::BufReader::new(f), file.display().to_string());
+    let f = super::open_input(&file, "trace")?;
+    let name = super::input_name(&file);
+    let mut reader = TraceReader::new(std::io::BufReader::new(f), name.clone());
     let (mut n, mut first, mut last, mut work, mut deps) = (0u64, None, 0i64, 0i128, 0u64);
     while let Some(row) = reader.next_step() {
         let row = row.map_err(Failure::input)?;
@@ -234,8 +231,7 @@ fn check(file: PathBuf) -> Result<ExitCode, Failure> {
     }
     let mean = if n > 0 { (work / i128::from(n)) as i64 } else { 0 };
     super::write_stdout(&format!(
-        "{}: format v{}, {n} steps, arrivals {}..{} s, mean duration {} s, {deps} dependencies\n",
-        file.display(),
+        "{name}: format v{}, {n} steps, arrivals {}..{} s, mean duration {} s, {deps} dependencies\n",
         crate::trace::FORMAT_VERSION,
         format_seconds(first.unwrap_or(0)),
         format_seconds(last),

@@ -20,19 +20,23 @@
 //! - what Hydra was last told (listed or delisted since) is remembered only
 //!   as far as it was really written, so two-phase scale-in works across runs.
 
+mod actuator;
+pub mod adoption;
 pub mod lock;
 pub mod metrics;
+mod retire;
 pub mod state;
 
-use crate::adapters::nixops::{CheckOutcome, CommandError, NixOps};
-use crate::adapters::{files, machines_file, queue};
+use crate::adapters::nixops::{CheckOutcome, NixOps};
+use crate::adapters::{files, queue};
 use crate::config::Config;
-use crate::engine::{self, Command, Plan};
-use crate::model::{Fleet, MachineMemory, MachineState, Observation, QueueHealth, Seconds, Timestamp};
+use crate::engine::{self, Plan};
+use crate::model::{Fleet, MachineState, Observation, QueueHealth, QueueStatus, Seconds, Timestamp, host_of_store_uri};
+use actuator::Actuator;
 use anyhow::Context;
-use state::{PendingCreation, State};
+use state::State;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// How a pass is run.
@@ -64,12 +68,6 @@ pub enum PassOutcome {
     },
 }
 
-/// One deploy-phase job.
-enum Job<'a> {
-    Deploy { deployment: &'a str, nix_path: &'a [String], fingerprint: &'a str },
-    Touch { deployment: &'a str },
-}
-
 /// Runs one production pass. An error means the pass could not observe the
 /// fleet (or not safely record its intentions) and changed nothing.
 pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutcome> {
@@ -97,10 +95,14 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
     };
 
     let (mut state, warning) = state::load(&state_path);
-    if let Some(w) = warning {
-        tracing::warn!("{w}");
-    }
     let mut failures: Vec<String> = vec![];
+    // The memory is rebuilt safely, but someone should look: the pass fails.
+    let state_rebuilt = warning.is_some();
+    if let Some(w) = warning {
+        tracing::error!("{w}");
+        failures.push(w);
+    }
+    let books = Books { config, state_path: &state_path, now, started, state_rebuilt, dry_run: opts.dry_run };
 
     let reading = queue::read_status(config, seconds(config.command_timeout));
     match &reading.status.health {
@@ -118,16 +120,42 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
         failures.push(problem);
     }
 
-    let mut fleet = nixops.inventory(&config.tag).context("cannot take the NixOps inventory; nothing was changed")?;
-    if resolve_pending_creations(config, &nixops, &mut state, &fleet, opts.dry_run, &mut failures) {
-        fleet = nixops.inventory(&config.tag).context("cannot take the NixOps inventory after adopting deployments")?;
+    let mut inventory = match nixops.full_inventory(&config.tag) {
+        Ok(inventory) => inventory,
+        Err(e) => {
+            let e = anyhow::Error::new(e).context("cannot take the NixOps inventory; nothing was changed");
+            return Err(books.unobserved(&mut state, failures, &reading.status, e));
+        }
+    };
+    if adoption::settle(config, &nixops, &mut state, &inventory, now, opts.dry_run, &mut failures) {
+        inventory = match nixops.full_inventory(&config.tag) {
+            Ok(inventory) => inventory,
+            Err(e) => {
+                let e = anyhow::Error::new(e).context("cannot take the NixOps inventory after adoptions");
+                return Err(books.unobserved(&mut state, failures, &reading.status, e));
+            }
+        };
     }
+    let mut fleet = inventory.fleet;
     if !opts.dry_run {
         fleet = check_up_machines(config, &nixops, fleet, &mut failures);
     }
+    mark_what_the_file_lists(config, &fleet, &mut state);
     for d in &mut fleet.deployments {
         d.memory = state.deployments.get(&d.name).cloned().unwrap_or_default();
+        if let Some(address) = d.unusable_address() {
+            let problem = format!(
+                "{}: address {address:?} cannot be written to the machines file; it is not listed and does not \
+                 count as serving (a replacement is created)",
+                d.name
+            );
+            tracing::error!("{problem}");
+            failures.push(problem);
+        }
     }
+    // A creation still awaited keeps its name: a `create` that outlived
+    // its pass may yet insert it.
+    fleet.other_deployment_names.extend(state.pending_creations.keys().cloned());
     tracing::info!(
         "inventory: {} provisioned deployment(s), {} other deployment(s)",
         fleet.deployments.len(),
@@ -141,42 +169,15 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
         return Ok(PassOutcome::DryRun { plan: Box::new(plan) });
     }
 
-    let mut actuator = Actuator {
-        config,
-        nixops: &nixops,
-        now,
-        state_path: &state_path,
-        previous: state.deployments.clone(),
-        memory: plan.memory.clone(),
-        left_out: BTreeSet::new(),
-        failures,
-    };
-    actuator.create(&plan, &mut state);
-    actuator.start(&plan);
-    actuator.deploy(&plan, opts);
-    let file_written = actuator.publish_machines_file(&plan, &observation.fleet);
-    actuator.scale_in(&plan, file_written);
-
-    state.deployments = actuator.memory;
-    if let Err(e) = state::save(&state_path, &state) {
-        let problem = format!("cannot write state file {}: {e:#}", state_path.display());
-        tracing::error!("{problem}");
-        actuator.failures.push(problem);
-    }
-    let failures = actuator.failures;
-    if let Some(path) = &config.prometheus_textfile {
-        let figures = metrics::PassFigures {
-            now,
-            status: &observation.status,
-            fleet: &observation.fleet,
-            plan: &plan,
-            command_failures: failures.len(),
-            duration: started.elapsed(),
-        };
-        if let Err(e) = files::write_atomically(path, metrics::render(&figures).as_bytes()) {
-            tracing::warn!("cannot write the Prometheus textfile {}: {e:#}", path.display());
-        }
-    }
+    let mut actuator = Actuator::new(config, &nixops, now, &state_path, state, &observation.fleet, &plan);
+    actuator.failures = failures;
+    actuator.carry_out(&plan, opts);
+    let (mut state, mut failures) = actuator.finish();
+    let outcome = if failures.is_empty() { metrics::Outcome::Success } else { metrics::Outcome::Failure };
+    let listed: BTreeSet<String> =
+        state.deployments.iter().filter(|(_, m)| m.listed).map(|(name, _)| name.clone()).collect();
+    let decided = metrics::Decided { fleet: &observation.fleet, plan: &plan, listed: &listed };
+    books.close(&mut state, outcome, &mut failures, &observation.status, Some(decided));
     tracing::info!("pass finished in {:.1?}: {} command(s) failed", started.elapsed(), failures.len());
     Ok(PassOutcome::Done {
         plan: Box::new(plan),
@@ -186,61 +187,111 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
     })
 }
 
-fn seconds(s: Seconds) -> Duration {
-    Duration::from_secs(u64::try_from(s).unwrap_or(0))
-}
-
-/// Settles creations a previous pass recorded but may not have finished:
-/// a name that is now tagged ours is done; a name that exists without our
-/// tag (a crash between `create` and `set-args`) is adopted by setting its
-/// arguments, so the engine sees and manages it; a name NixOps does not know
-/// was never created. Returns whether anything was adopted.
-fn resolve_pending_creations(
-    config: &Config,
-    nixops: &NixOps,
-    state: &mut State,
-    fleet: &Fleet,
-    dry_run: bool,
-    failures: &mut Vec<String>,
-) -> bool {
-    let mut adopted = false;
-    let pending: Vec<(String, PendingCreation)> =
-        state.pending_creations.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    for (name, p) in pending {
-        if fleet.deployments.iter().any(|d| d.name == name) {
-            tracing::info!("{name}: creation recorded by an earlier pass is complete");
-            state.pending_creations.remove(&name);
-        } else if fleet.other_deployment_names.contains(&name) {
-            if dry_run {
-                tracing::info!("{name}: would adopt: created by an earlier pass that stopped before tagging it");
-                continue;
+/// The machines file Hydra reads is the truth about what is listed: a
+/// deployment whose address it has is listed, whatever the state file says
+/// (a pass killed between publishing and recording leaves the record
+/// behind). Only for `machinesFile`; `updateCommand`'s output cannot be read back.
+fn mark_what_the_file_lists(config: &Config, fleet: &Fleet, state: &mut State) {
+    if config.update_command.is_some() || config.rust_runner.is_some() {
+        return;
+    }
+    let Ok(text) = std::fs::read_to_string(&config.machines_file) else { return };
+    let hosts: BTreeSet<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(host_of_store_uri)
+        .collect();
+    for d in &fleet.deployments {
+        if d.host().is_some_and(|h| hosts.contains(h)) {
+            let m = state.deployments.entry(d.name.clone()).or_default();
+            if !m.listed {
+                tracing::warn!("{}: the machines file lists it though the state file did not say so", d.name);
             }
-            match nixops.set_args(&name, &p.machine_type, &config.tag) {
-                Ok(()) => {
-                    tracing::warn!(
-                        "{name}: adopted as type {}: created by an earlier pass (at {}) that stopped before tagging it",
-                        p.machine_type,
-                        p.since
-                    );
-                    state.pending_creations.remove(&name);
-                    adopted = true;
-                }
-                Err(e) => {
-                    tracing::error!("{name}: cannot adopt an untagged deployment of an earlier pass: {e}");
-                    failures.push(e.to_string());
-                }
-            }
-        } else {
-            tracing::info!("{name}: creation recorded by an earlier pass never happened; forgetting it");
-            state.pending_creations.remove(&name);
+            m.listed = true;
+            m.delisted_at = None;
         }
     }
-    adopted
+}
+
+fn seconds(s: Seconds) -> Duration {
+    actuator::seconds(s)
+}
+
+/// Closes a pass's books: counts it, saves the state file with the
+/// counters, and writes the Prometheus textfile. Passes that change nothing
+/// (`--dry-run`) are not counted.
+struct Books<'a> {
+    config: &'a Config,
+    state_path: &'a Path,
+    now: Seconds,
+    started: Instant,
+    state_rebuilt: bool,
+    dry_run: bool,
+}
+
+impl Books<'_> {
+    /// Counts the pass as `outcome` and publishes; a state file that cannot
+    /// be written is one more failure, and the textfile then counts the pass
+    /// as failed (its counts are lost with the write).
+    fn close(
+        &self,
+        state: &mut State,
+        outcome: metrics::Outcome,
+        failures: &mut Vec<String>,
+        status: &QueueStatus,
+        decided: Option<metrics::Decided<'_>>,
+    ) {
+        if self.dry_run {
+            return;
+        }
+        let before = state.counters.clone();
+        state.counters.record_pass(outcome, failures.len(), self.now);
+        if let Err(e) = state::save(self.state_path, state) {
+            let problem = format!("cannot write state file {}: {e:#}", self.state_path.display());
+            tracing::error!("{problem}");
+            failures.push(problem);
+            state.counters = before;
+            let outcome = if outcome == metrics::Outcome::Success { metrics::Outcome::Failure } else { outcome };
+            state.counters.record_pass(outcome, failures.len(), self.now);
+        }
+        let Some(path) = &self.config.prometheus_textfile else { return };
+        let figures = metrics::PassFigures {
+            now: self.now,
+            config: self.config,
+            status,
+            decided,
+            command_failures: failures.len(),
+            state_rebuilt: self.state_rebuilt,
+            duration: self.started.elapsed(),
+            counters: &state.counters,
+        };
+        if let Err(e) = files::write_atomically(path, metrics::render(&figures).as_bytes()) {
+            tracing::warn!("cannot write the Prometheus textfile {}: {e:#}", path.display());
+        }
+    }
+
+    /// A pass that could not observe the fleet: counted as `unobserved`
+    /// (with `error` as one more failure), nothing else changed. Returns `error`.
+    fn unobserved(
+        &self,
+        state: &mut State,
+        mut failures: Vec<String>,
+        status: &QueueStatus,
+        error: anyhow::Error,
+    ) -> anyhow::Error {
+        failures.push(format!("{error:#}"));
+        self.close(state, metrics::Outcome::Unobserved, &mut failures, status, None);
+        error
+    }
 }
 
 /// Runs `nixops check` on every machine NixOps records as up (in parallel),
-/// as the original did with `check()`: a vanished spot instance or an
-/// unreachable machine is noticed before the engine relies on it.
+/// as the original did with `check()`, then reads the inventory again:
+/// `check` records what it found even when it exits 0 (NixOps marks a
+/// terminated spot instance MISSING and reports nothing), so its exit
+/// status alone would leave a vanished machine to serve another pass.
 fn check_up_machines(config: &Config, nixops: &NixOps, fleet: Fleet, failures: &mut Vec<String>) -> Fleet {
     let names: Vec<&str> =
         fleet.deployments.iter().filter(|d| d.state == MachineState::Up).map(|d| d.name.as_str()).collect();
@@ -266,24 +317,20 @@ fn check_up_machines(config: &Config, nixops: &NixOps, fleet: Fleet, failures: &
             }
         }
     }
-    let flagged = outcomes.iter().any(|o| matches!(o, CheckOutcome::Problems(_)));
     let checked: BTreeSet<String> = names.iter().map(|n| n.to_string()).collect();
     drop(names);
-    // `nixops check` records what it found; read it back for the states
-    // the bitmask does not spell out (e.g. stopped).
-    let mut fleet = if flagged {
-        match nixops.inventory(&config.tag) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!("cannot re-read the inventory after checks: {e}");
-                fleet
-            }
+    let mut fleet = match nixops.inventory(&config.tag) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!("cannot re-read the inventory after checks: {e}");
+            fleet
         }
-    } else {
-        fleet
     };
     for d in &mut fleet.deployments {
         if let Some(s) = corrections.get(&d.name) {
+            if d.state != *s {
+                tracing::info!("{}: NixOps records it {} after the check; taken as {s}", d.name, d.state);
+            }
             d.state = *s;
         }
         // Only machines recorded UP were checked: the engine's original
@@ -299,6 +346,15 @@ fn check_up_machines(config: &Config, nixops: &NixOps, fleet: Fleet, failures: &
 fn log_plan(plan: &Plan) {
     for w in &plan.warnings {
         tracing::warn!("{w}");
+    }
+    for b in &plan.silent_builders {
+        let next = if b.replaced { "its service is stopped and it is replaced" } else { "reported" };
+        tracing::warn!(
+            "{}: the builder has been silent for {}s (no ping to the runner since {}): {next}",
+            b.deployment,
+            b.silent_for,
+            engine::reason::When { t: b.last_ping, now: Some(plan.now.secs()) }
+        );
     }
     for t in &plan.types {
         tracing::info!(
@@ -317,247 +373,6 @@ fn log_plan(plan: &Plan) {
     for m in &plan.machines {
         let state = m.state.map_or("new".to_string(), |s| s.to_string());
         let listed = if m.listed { "listed" } else { "not listed" };
-        tracing::info!("{}: {:?} ({state}, {listed}): {}", m.deployment, m.action, m.reason);
-    }
-}
-
-/// Carries out one plan and keeps the books: the memory to save, the
-/// machines left out of the file, the failures.
-struct Actuator<'a> {
-    config: &'a Config,
-    nixops: &'a NixOps,
-    now: Seconds,
-    state_path: &'a std::path::Path,
-    /// Memory as the state file had it at the start of the pass.
-    previous: BTreeMap<String, MachineMemory>,
-    /// Memory for the next pass (the plan's, corrected by results).
-    memory: BTreeMap<String, MachineMemory>,
-    /// Machines that must not be listed: their create or deploy failed.
-    left_out: BTreeSet<String>,
-    failures: Vec<String>,
-}
-
-impl Actuator<'_> {
-    fn fail(&mut self, deployment: &str, e: impl std::fmt::Display) {
-        tracing::error!("{deployment}: {e}");
-        self.failures.push(format!("{deployment}: {e}"));
-    }
-
-    /// Creates, one after another (the engine asks for at most a few per
-    /// pass), each recorded in the state file before it starts.
-    fn create(&mut self, plan: &Plan, state: &mut State) {
-        for c in &plan.commands {
-            let Command::Create { deployment, machine_type, tag, nixops_expr, nix_path } = c else { continue };
-            state
-                .pending_creations
-                .insert(deployment.clone(), PendingCreation { machine_type: machine_type.clone(), since: self.now });
-            if let Err(e) = state::save(self.state_path, state) {
-                state.pending_creations.remove(deployment);
-                self.memory.remove(deployment);
-                self.left_out.insert(deployment.clone());
-                self.fail(
-                    deployment,
-                    format!("not created: cannot record the creation in the state file first: {e:#}"),
-                );
-                continue;
-            }
-            tracing::info!("{deployment}: creating as type {machine_type} ({nixops_expr})");
-            let result = self
-                .nixops
-                .create(deployment, nixops_expr, nix_path)
-                .and_then(|()| self.nixops.set_args(deployment, machine_type, tag));
-            match result {
-                Ok(()) => {
-                    state.pending_creations.remove(deployment);
-                    tracing::info!("{deployment}: created and tagged");
-                }
-                Err(e) => {
-                    // The record stays: next pass adopts or forgets the name.
-                    self.memory.remove(deployment);
-                    self.left_out.insert(deployment.clone());
-                    self.fail(deployment, e);
-                }
-            }
-        }
-        if let Err(e) = state::save(self.state_path, state) {
-            tracing::warn!("cannot update the state file after creations: {e:#}");
-        }
-    }
-
-    fn start(&mut self, plan: &Plan) {
-        for c in &plan.commands {
-            let Command::Start { deployment } = c else { continue };
-            tracing::info!("{deployment}: starting");
-            if let Err(e) = self.nixops.start(deployment) {
-                self.fail(deployment, e);
-            }
-        }
-    }
-
-    /// Deploys and keep-alive touches, in parallel (`deployConcurrency`).
-    fn deploy(&mut self, plan: &Plan, opts: &PassOptions) {
-        let jobs: Vec<Job<'_>> = plan
-            .commands
-            .iter()
-            .filter_map(|c| match c {
-                Command::Deploy { deployment, nix_path, fingerprint } => {
-                    Some(Job::Deploy { deployment, nix_path, fingerprint })
-                }
-                Command::TouchKeepAlive { deployment } => Some(Job::Touch { deployment }),
-                _ => None,
-            })
-            .filter(|j| {
-                let name = match j {
-                    Job::Deploy { deployment, .. } | Job::Touch { deployment } => *deployment,
-                };
-                !self.left_out.contains(name)
-            })
-            .collect();
-        let nixops = self.nixops;
-        let results: Vec<(Result<(), CommandError>, Duration)> =
-            crate::pool::parallel(&jobs, self.config.deploy_concurrency as usize, |job| {
-                let started = Instant::now();
-                let result = match job {
-                    Job::Deploy { deployment, nix_path, .. } => {
-                        tracing::info!("{deployment}: deploying");
-                        nixops.deploy(deployment, nix_path, &opts.config_dir)
-                    }
-                    Job::Touch { deployment } => {
-                        tracing::info!("{deployment}: touching keep-alive (deployment is current)");
-                        nixops.touch_keep_alive(deployment)
-                    }
-                };
-                (result, started.elapsed())
-            });
-        for (job, (result, took)) in jobs.iter().zip(results) {
-            match (job, result) {
-                (Job::Deploy { deployment, fingerprint, .. }, Ok(())) => {
-                    tracing::info!("{deployment}: deployed in {took:.1?}");
-                    self.memory.entry(deployment.to_string()).or_default().record_deploy(true, fingerprint, self.now);
-                }
-                (Job::Deploy { deployment, fingerprint, .. }, Err(e)) => {
-                    self.memory.entry(deployment.to_string()).or_default().record_deploy(false, fingerprint, self.now);
-                    self.left_out.insert(deployment.to_string());
-                    self.fail(deployment, format!("deploy failed, left out of the machines file: {e}"));
-                }
-                (Job::Touch { deployment }, Ok(())) => tracing::debug!("{deployment}: keep-alive touched"),
-                (Job::Touch { deployment }, Err(e)) => {
-                    self.left_out.insert(deployment.to_string());
-                    self.fail(deployment, format!("keep-alive touch failed, left out of the machines file: {e}"));
-                }
-            }
-        }
-    }
-
-    /// Writes the machines file if the plan says so; returns whether it was
-    /// written. Also settles the `listed` memory to what Hydra really reads.
-    fn publish_machines_file(&mut self, plan: &Plan, observed: &Fleet) -> bool {
-        let mut in_file: BTreeSet<String> = BTreeSet::new();
-        let mut written = false;
-        if plan.commands.contains(&Command::WriteMachinesFile) {
-            // New machines got their address and host key during the deploy.
-            let refreshed = match self.nixops.inventory(&self.config.tag) {
-                Ok(f) => f.deployments,
-                Err(e) => {
-                    self.fail("inventory", format!("{e}; the machines file uses the addresses seen at the start"));
-                    observed.deployments.clone()
-                }
-            };
-            let contents = plan.render_machines_file(self.config, &refreshed, &self.left_out);
-            let destination = machines_file::destination(self.config);
-            match machines_file::publish(self.config, &contents, seconds(self.config.command_timeout)) {
-                Ok(()) => {
-                    written = true;
-                    for l in &plan.listings {
-                        let has_host = refreshed.iter().any(|d| d.name == l.deployment && d.host().is_some());
-                        if has_host && !self.left_out.contains(&l.deployment) {
-                            in_file.insert(l.deployment.clone());
-                        }
-                    }
-                    tracing::info!("machines file written to {destination}: {} machine(s)", contents.lines().count());
-                }
-                Err(e) => {
-                    self.fail("machines file", format!("{e:#}; nothing is stopped or destroyed in this pass"));
-                }
-            }
-        }
-        for (name, m) in self.memory.iter_mut() {
-            let previous = self.previous.get(name);
-            if !written {
-                // Hydra still reads the previous file.
-                m.listed = previous.is_some_and(|p| p.listed);
-                m.delisted_at = previous.and_then(|p| p.delisted_at);
-            } else if in_file.contains(name) {
-                m.listed = true;
-                m.delisted_at = None;
-            } else {
-                if previous.is_some_and(|p| p.listed) && m.delisted_at.is_none() {
-                    m.delisted_at = Some(self.now);
-                }
-                m.listed = false;
-            }
-        }
-        written
-    }
-
-    /// Stops and destroys, in parallel, only once Hydra has a file without them.
-    fn scale_in(&mut self, plan: &Plan, file_written: bool) {
-        let commands: Vec<&Command> =
-            plan.commands.iter().filter(|c| matches!(c, Command::Stop { .. } | Command::Destroy { .. })).collect();
-        if commands.is_empty() {
-            return;
-        }
-        let file_expected = plan.commands.contains(&Command::WriteMachinesFile);
-        if file_expected && !file_written {
-            for c in &commands {
-                let name = c.deployment().unwrap_or_default();
-                tracing::warn!("{name}: not stopped or destroyed: the machines file could not be written");
-                self.keep_memory_of(name, file_written);
-            }
-            return;
-        }
-        let nixops = self.nixops;
-        let results = crate::pool::parallel(&commands, self.config.deploy_concurrency as usize, |c| match c {
-            Command::Stop { deployment } => {
-                tracing::info!("{deployment}: stopping");
-                nixops.stop(deployment)
-            }
-            Command::Destroy { deployment } => {
-                tracing::info!("{deployment}: destroying and deleting");
-                nixops.destroy_and_delete(deployment)
-            }
-            _ => Ok(()),
-        });
-        for (c, result) in commands.iter().zip(results) {
-            let name = c.deployment().unwrap_or_default();
-            match (c, result) {
-                (Command::Stop { .. }, Ok(())) => tracing::info!("{name}: stopped"),
-                (Command::Destroy { .. }, Ok(())) => {
-                    tracing::info!("{name}: destroyed and deleted");
-                    self.memory.remove(name);
-                }
-                (_, Err(e)) => {
-                    self.keep_memory_of(name, file_written);
-                    self.fail(name, e);
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// A machine that was meant to go but is still there keeps what we knew
-    /// about it, delisted if the file without it was written.
-    fn keep_memory_of(&mut self, name: &str, file_written: bool) {
-        if self.memory.contains_key(name) {
-            return;
-        }
-        let mut m = self.previous.get(name).cloned().unwrap_or_default();
-        if file_written {
-            if m.listed && m.delisted_at.is_none() {
-                m.delisted_at = Some(self.now);
-            }
-            m.listed = false;
-        }
-        self.memory.insert(name.to_string(), m);
+        tracing::info!("{}: {:?} ({state}, {listed}): {}", m.deployment, m.action, m.reason.at(plan.now.secs()));
     }
 }

@@ -1,7 +1,8 @@
 //! The state file (`<stateDir>/state.json`): what the provisioner remembers
 //! between passes that NixOps does not record, namely each deployment's
 //! [`MachineMemory`] (idle since, consecutive deploy failures, listed or
-//! delisted since, deployed fingerprint) and the creations in flight.
+//! delisted since, deployed fingerprint), the creations in flight, and the
+//! Prometheus counters ([`Counters`]), which must grow across passes.
 //!
 //! A creation is recorded *before* `nixops create` runs and forgotten only
 //! once `set-args` has tagged the deployment, so a crash between the two
@@ -9,8 +10,10 @@
 //!
 //! Missing or unreadable state is never fatal: every field defaults to
 //! "nothing known", which the engine treats safely, and the file is rebuilt
-//! from observation. This module only reads and writes the file.
+//! from observation; the counters then restart from zero (a counter reset to
+//! Prometheus). This module only reads and writes the file.
 
+use super::metrics::Counters;
 use crate::adapters::files;
 use crate::model::{MachineMemory, Seconds};
 use serde::{Deserialize, Serialize};
@@ -29,6 +32,8 @@ pub struct State {
     pub deployments: BTreeMap<String, MachineMemory>,
     /// Deployments whose creation started but whose tag may not be set yet.
     pub pending_creations: BTreeMap<String, PendingCreation>,
+    /// What the passes counted so far (absent in files of older versions).
+    pub counters: Counters,
 }
 
 /// A `nixops create` that may not have been followed by `set-args` yet.
@@ -37,6 +42,12 @@ pub struct PendingCreation {
     pub machine_type: String,
     /// The pass that started it.
     pub since: Seconds,
+    /// The expression and path it was created with, to recognise it if the
+    /// `create` stopped before naming it.
+    #[serde(default)]
+    pub nixops_expr: Option<String>,
+    #[serde(default)]
+    pub nix_path: Vec<String>,
 }
 
 /// Reads the state at `path`. A missing file is an empty state; a corrupt
@@ -101,12 +112,27 @@ mod tests {
         assert_eq!(load(&path), (State::default(), None));
         let mut state = State::default();
         state.deployments.insert("t-0".into(), MachineMemory { deploy_failures: 2, ..Default::default() });
-        state.pending_creations.insert("t-1".into(), PendingCreation { machine_type: "x86_64-linux".into(), since: 5 });
+        state.pending_creations.insert(
+            "t-1".into(),
+            PendingCreation {
+                machine_type: "x86_64-linux".into(),
+                since: 5,
+                nixops_expr: Some("/d.nix".into()),
+                nix_path: vec![],
+            },
+        );
+        state.counters.record(super::super::metrics::Event::Destroyed, "x86_64-linux");
+        state.counters.record_pass(super::super::metrics::Outcome::Success, 0, 7);
         save(&path, &state).unwrap();
         let (back, warning) = load(&path);
         assert!(warning.is_none());
         assert_eq!(back.deployments, state.deployments);
         assert_eq!(back.pending_creations, state.pending_creations);
+        assert_eq!(back.counters, state.counters);
+
+        // A file written before the counters existed still loads.
+        std::fs::write(&path, r#"{"version": 1, "deployments": {}, "pending_creations": {}}"#).unwrap();
+        assert_eq!(load(&path), (State { version: 1, ..State::default() }, None));
 
         std::fs::write(&path, "{\"deployments\": [").unwrap();
         let (back, warning) = load(&path);

@@ -6,6 +6,7 @@
 //! original's own rules are in `original.rs`; the pass both share is
 //! `mod.rs`.
 
+use super::activity::{self, Activity};
 use super::{Action, ActivitySource, Pass, Reason};
 use crate::config::TypeConfig;
 use crate::model::{Deployment, MachineState, Seconds};
@@ -21,6 +22,16 @@ fn reuse_rank(state: MachineState) -> u8 {
     }
 }
 
+/// Sort key that orders `tag-2` before `tag-10`.
+fn natural_key(name: &str) -> (&str, u64, &str) {
+    match name.rsplit_once('-') {
+        Some((prefix, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            (prefix, n.parse().unwrap_or(u64::MAX), name)
+        }
+        _ => (name, 0, name),
+    }
+}
+
 /// Whether EC2 may still be billing the machine: every state but a
 /// vanished or a stopped one. `nixops check` reads an unreachable machine
 /// over SSH, so an unreachable machine is usually still running.
@@ -29,13 +40,17 @@ fn may_be_billed(state: MachineState) -> bool {
 }
 
 impl<'a> Pass<'a> {
-    /// Reuse candidates by readiness, the inventory's order among equals;
-    /// MISSING ones and those whose deploys keep failing are skipped.
+    /// Reuse candidates by readiness, then by name (`tag-2` before
+    /// `tag-10`), so which machine serves does not hang on the order NixOps
+    /// happens to print (`export` sorts by UUID); MISSING ones and those
+    /// whose deploys keep failing are skipped.
     pub(super) fn fixed_reuse_order(&self, mut candidates: Vec<&'a Deployment>) -> Vec<&'a Deployment> {
         let limit = self.config.max_deploy_failures;
         candidates.retain(|d| d.state != MachineState::Missing);
         candidates.retain(|d| limit == 0 || d.memory.deploy_failures < limit);
-        candidates.sort_by_key(|d| reuse_rank(d.state));
+        candidates.sort_by(|a, b| {
+            (reuse_rank(a.state), natural_key(&a.name)).cmp(&(reuse_rank(b.state), natural_key(&b.name)))
+        });
         candidates
     }
 
@@ -52,16 +67,15 @@ impl<'a> Pass<'a> {
         // while the hour is paid anyway. Not one whose deploys keep failing:
         // keeping it listed means deploying it again. (A machine without an
         // address yet gets one from that deploy, as a reused one does.)
-        if tc.is_some() && d.state.is_running() && !self.deploys_failing(d) {
+        if tc.is_some() && d.state.is_running() && d.unusable_address().is_none() && !self.deploys_failing(d) {
             let left = self.paid_time_left(d);
             let threshold = self.config.keep_paid_threshold;
             if left >= threshold {
                 return self.record(d, Action::Keep, Reason::PaidTimeLeft { left, threshold });
             }
         }
-        let jobs = self.jobs(d);
-        if jobs > 0 {
-            return self.record(d, Action::Drain, Reason::Busy { jobs });
+        if let Activity::Busy(jobs) = self.activity(d) {
+            return self.record(d, self.runner.busy_action(), Reason::Busy { jobs });
         }
         if !d.state.is_running() {
             if d.state == MachineState::Stopped && tc.is_some_and(|t| t.stop_on_idle) {
@@ -73,6 +87,10 @@ impl<'a> Pass<'a> {
             let type_argument = d.machine_type.clone();
             return self.fixed_expire(d, Reason::TypeNotConfigured { type_argument });
         };
+        if let Some(address) = d.unusable_address() {
+            let address = address.to_string();
+            return self.fixed_expire(d, Reason::UnusableAddress { address });
+        }
         if d.host().is_none() {
             return self.no_address(d);
         }
@@ -82,8 +100,8 @@ impl<'a> Pass<'a> {
             return self.fixed_expire(d, Reason::DeployFailedRepeatedly { failures, limit });
         }
         let (last_active, source) = self.last_active(d, tc);
-        if self.now - last_active < tc.grace_period {
-            let until = last_active + tc.grace_period;
+        if self.now.saturating_sub(last_active) < tc.grace_period {
+            let until = last_active.saturating_add(tc.grace_period);
             return self.record(d, Action::Keep, Reason::InGracePeriod { last_active, until, source });
         }
         let uptime = self.obs.status.uptime;
@@ -117,7 +135,7 @@ impl<'a> Pass<'a> {
     fn no_address(&mut self, d: &'a Deployment) {
         let since = self.no_address_since(d);
         let timeout = self.config.address_timeout;
-        if self.now - since < timeout {
+        if self.now.saturating_sub(since) < timeout {
             return self.record(d, Action::Hold, Reason::NoAddress { since, until: since.saturating_add(timeout) });
         }
         self.expire_as(d, Reason::NoAddressTimedOut { since, timeout }, false)
@@ -131,7 +149,7 @@ impl<'a> Pass<'a> {
         if let Some(t) = status.machine_types.get(&tc.canonical).and_then(|t| t.last_active) {
             return (t, ActivitySource::TypeLastActive);
         }
-        if let Some(t) = d.host().and_then(|h| status.builder(h)).and_then(|b| b.idle_since) {
+        if let Some(t) = self.builder(d).and_then(|b| b.idle_since) {
             return (t, ActivitySource::MachineIdleSince);
         }
         match d.memory.idle_since {
@@ -149,25 +167,31 @@ impl<'a> Pass<'a> {
     /// destroyed only once Hydra has reread the file. `stop_allowed`: whether
     /// `stopOnIdle` may stop it instead of destroying it.
     fn expire_as(&mut self, d: &'a Deployment, reason: Reason, stop_allowed: bool) {
-        let left = self.paid_time_left(d);
-        let threshold = self.config.destroy_paid_threshold;
-        if may_be_billed(d.state) && left >= threshold {
-            return self.record(d, Action::Leave, Reason::PaidTimeLeftBeforeStop { left, threshold });
+        if self.spared(d, may_be_billed(d.state)) {
+            return;
         }
-        if self.config.drain_before_destroy && d.state != MachineState::Missing {
+        // Only a machines file can be drained through (the Rust runner's
+        // builders have no drain: `rust_runner.rs` guards them instead).
+        if self.config.drain_before_destroy && self.runner.lists_machines() && d.state != MachineState::Missing {
             let delay = self.config.drain_delay;
+            // A machine in the last file Hydra was given starts its drain
+            // now: never delisted and stopped in the same pass, whatever an
+            // older (possibly stale) record of its delisting says.
             let delisted_at = match d.memory.delisted_at {
+                _ if d.memory.listed => Some(self.now),
                 Some(at) => Some(at),
-                None if d.memory.listed || self.in_hydra(d) => Some(self.now),
+                None if self.in_hydra(d) => Some(self.now),
                 None => None,
             };
             if let Some(at) = delisted_at {
-                if self.now - at < delay {
-                    return self.record(d, Action::Drain, Reason::Draining { delisted_at: at, until: at + delay });
+                let delisted_for = self.now.saturating_sub(at);
+                if at == self.now || delisted_for < delay {
+                    let until = at.saturating_add(delay);
+                    return self.record(d, Action::Drain, Reason::Draining { delisted_at: at, until });
                 }
                 // Hydra should have reread the file by now; if it still has
                 // the machine enabled, give it a while longer.
-                if self.in_hydra(d) && self.now - at < 10 * delay.max(30) {
+                if self.in_hydra(d) && delisted_for < delay.max(activity::HYDRA_RELOAD).saturating_mul(10) {
                     return self.record(d, Action::Drain, Reason::WaitingForReload { delisted_at: at });
                 }
             }

@@ -14,17 +14,26 @@
 //! destroying anything. This file is the pass both modes share; the rules
 //! that differ live in one file per mode, `original.rs` (`quirks =
 //! "original"`, defects included) and `fixed.rs` (the default).
+//!
+//! The queue runner's generation is a second, independent axis: the
+//! [`Runner`] seam says how builders meet the runner (a machines file for
+//! the C++ runner, below; self-registration and no drain for the Rust one,
+//! `rust_runner.rs`) and guards every stop and destroy; either quirks mode
+//! decides under either generation.
 
+pub mod activity;
 mod fixed;
 mod original;
 pub mod plan;
 pub mod reason;
+pub mod rust_runner;
 
-pub use plan::{Action, Command, Listing, MachineDecision, Plan, TypeDecision};
+pub use plan::{Action, Command, Listing, MachineDecision, Plan, SilentBuilder, TypeDecision};
 pub use reason::{ActivitySource, Reason, TypeNote};
 
-use crate::config::{Config, Quirks, TypeConfig};
+use crate::config::{Config, Quirks, RustRunnerConfig, TypeConfig};
 use crate::model::{Deployment, MachineMemory, MachineState, Observation, QueueHealth, Seconds, Timestamp};
+use activity::{Activity, could_be_building};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The original's fallback for a missing `lastActive`: the queue runner's
@@ -47,6 +56,7 @@ pub fn decide(config: &Config, observation: &Observation, now: impl Into<Timesta
 /// renders it with [`Plan::render_preview`] only for the passes it records).
 pub fn decide_without_preview(config: &Config, observation: &Observation, now: impl Into<Timestamp>) -> Plan {
     let mut pass = Pass::new(config, observation, now.into());
+    pass.silent_builders = pass.runner.watch(&pass);
     pass.choose_for_demand();
     pass.walk_the_rest();
     pass.finish()
@@ -67,8 +77,88 @@ pub fn deploy_fingerprint(tc: &TypeConfig, tag: &str) -> String {
     format!("{h:016x}")
 }
 
+/// How builders meet the queue runner, by its generation: what the
+/// machines file is for, how a builder is found in the status, and what
+/// must hold before one is stopped or destroyed. Every method has the C++
+/// runner's answer as its default.
+trait Runner {
+    /// Whether Hydra learns its builders from a machines file (C++), which
+    /// the pass then writes and drains through; else builders register
+    /// themselves and nothing is written.
+    fn lists_machines(&self) -> bool {
+        true
+    }
+
+    /// The key of the deployment's builder in the status's machines: the
+    /// address written to the machines file.
+    fn builder_key<'d>(&self, d: &'d Deployment) -> Option<&'d str> {
+        d.host()
+    }
+
+    /// NixOps arguments of a new deployment besides `type` and `tag`.
+    fn builder_args(&self, _deployment: &str, _tc: &TypeConfig) -> BTreeMap<String, String> {
+        BTreeMap::new()
+    }
+
+    /// Whether an existing deployment may be chosen to serve demand.
+    fn may_serve(&self, _pass: &Pass<'_>, _d: &Deployment) -> bool {
+        true
+    }
+
+    /// Builders to report as silent.
+    fn watch(&self, _pass: &Pass<'_>) -> Vec<SilentBuilder> {
+        vec![]
+    }
+
+    /// A decision for an unchosen deployment before the quirks mode's keep rules.
+    fn decide_first(&self, _pass: &Pass<'_>, _d: &Deployment) -> Option<(Action, Reason)> {
+        None
+    }
+
+    /// What becomes of a busy machine nobody needs (the fixed rules).
+    fn busy_action(&self) -> Action {
+        Action::Drain
+    }
+
+    /// What to do instead when a machine in `state` may not be stopped or
+    /// destroyed for `reason` yet.
+    fn guard_retire(
+        &self,
+        _pass: &Pass<'_>,
+        _d: &Deployment,
+        _state: MachineState,
+        _reason: &Reason,
+    ) -> Option<(Action, Reason)> {
+        None
+    }
+
+    /// A command that must succeed before the machine is stopped or destroyed.
+    fn before_retire(&self, _d: &Deployment, _state: MachineState, _reason: &Reason) -> Option<Command> {
+        None
+    }
+
+    /// Whether a kept machine may be redeployed now (else only touched).
+    fn may_redeploy(&self, _pass: &Pass<'_>, _d: &Deployment) -> bool {
+        true
+    }
+}
+
+/// The C++ queue runner: a machines file lists the builders.
+struct CppRunner;
+
+impl Runner for CppRunner {}
+
+fn runner_rules(rust: Option<&RustRunnerConfig>) -> Box<dyn Runner + '_> {
+    match rust {
+        Some(config) => Box::new(rust_runner::RustRunner { config }),
+        None => Box::new(CppRunner),
+    }
+}
+
 pub(crate) struct Pass<'a> {
     config: &'a Config,
+    runner: Box<dyn Runner + 'a>,
+    silent_builders: Vec<SilentBuilder>,
     obs: &'a Observation,
     /// The time of the pass as given (billing reads its fraction).
     at: Timestamp,
@@ -97,6 +187,8 @@ pub(crate) struct Pass<'a> {
     creates: Vec<Command>,
     starts: Vec<Command>,
     deploys: Vec<Command>,
+    /// Commands that must succeed before a stop or destroy (a builder's service stop).
+    retire_first: Vec<Command>,
     stops: Vec<Command>,
     destroys: Vec<Command>,
     listings: Vec<Listing>,
@@ -147,6 +239,8 @@ impl<'a> Pass<'a> {
             config.system_types.iter().map(|(k, tc)| (k.as_str(), deploy_fingerprint(tc, &config.tag))).collect();
         Pass {
             config,
+            runner: runner_rules(config.rust_runner.as_ref()),
+            silent_builders: vec![],
             obs,
             at,
             now: at.secs(),
@@ -167,6 +261,7 @@ impl<'a> Pass<'a> {
             creates: vec![],
             starts: vec![],
             deploys: vec![],
+            retire_first: vec![],
             stops: vec![],
             destroys: vec![],
             listings: vec![],
@@ -238,6 +333,9 @@ impl<'a> Pass<'a> {
                 .flatten()
                 .copied()
                 .filter(|d| !self.ambiguous.contains(&d.name))
+                // It could never be listed: counting it would leave demand unserved.
+                .filter(|d| d.unusable_address().is_none())
+                .filter(|d| self.runner.may_serve(self, d))
                 .collect();
             let chosen = if self.original {
                 let (chosen, checked) = original::reuse(&candidates, allowed);
@@ -254,16 +352,16 @@ impl<'a> Pass<'a> {
             }
             let reused = have;
             let short = allowed - have;
-            let creating = short.min(u64::from(tc.max_creations_per_pass));
+            // Validation bounds the setting; the engine holds to the bound
+            // whatever built the config, so it never allocates per machine wanted.
+            let per_pass = tc.max_creations_per_pass.min(crate::config::MAX_CREATIONS_PER_PASS);
+            let creating = short.min(u64::from(per_pass));
             for _ in 0..creating {
                 have += 1;
                 self.create(tc, Reason::CreatedForDemand { rank: have, allowed });
             }
             if short > creating {
-                notes.push(TypeNote::CreationLimitReached {
-                    per_pass: tc.max_creations_per_pass,
-                    short_by: short - creating,
-                });
+                notes.push(TypeNote::CreationLimitReached { per_pass, short_by: short - creating });
             }
             self.types.push(TypeDecision {
                 machine_type: key,
@@ -301,20 +399,24 @@ impl<'a> Pass<'a> {
             tag: self.config.tag.clone(),
             nixops_expr: tc.nixops_expr.clone(),
             nix_path: tc.nix_path.clone(),
+            builder_args: self.runner.builder_args(&name, tc),
         });
         self.deploys.push(self.deploy_command(&name, tc));
-        self.listings.push(Listing {
-            deployment: name.clone(),
-            machine_type: tc.canonical.clone(),
-            needs_deploy: true,
-        });
-        self.memory.insert(name.clone(), MachineMemory { listed: true, ..MachineMemory::default() });
+        let listed = self.runner.lists_machines();
+        if listed {
+            self.listings.push(Listing {
+                deployment: name.clone(),
+                machine_type: tc.canonical.clone(),
+                needs_deploy: true,
+            });
+        }
+        self.memory.insert(name.clone(), MachineMemory { listed, ..MachineMemory::default() });
         self.machines.push(MachineDecision {
             deployment: name,
             machine_type: type_arg,
             state: None,
             action: Action::Create,
-            listed: true,
+            listed,
             reason,
         });
     }
@@ -337,9 +439,11 @@ impl<'a> Pass<'a> {
         let current = m.deployed_fingerprint.as_deref() == Some(self.fingerprint(tc));
         let due = match m.deployed_at {
             None => true,
-            Some(at) => self.config.redeploy_interval > 0 && self.now - at >= self.config.redeploy_interval,
+            Some(at) => {
+                self.config.redeploy_interval > 0 && self.now.saturating_sub(at) >= self.config.redeploy_interval
+            }
         };
-        !current || due
+        (!current || due) && self.runner.may_redeploy(self, d)
     }
 
     /// Whether `action` deploys the machine. The original redeployed every
@@ -348,10 +452,17 @@ impl<'a> Pass<'a> {
         action.lists() || (self.original && action == Action::Drain)
     }
 
-    /// Books `d`'s decision: its commands, its listing and its memory.
+    /// Books `d`'s decision: its commands, its listing and its memory. A
+    /// stop or destroy passes the runner's guard first.
     fn record(&mut self, d: &'a Deployment, action: Action, reason: Reason) {
         let tc = self.type_of(d);
         let state = self.state_of(d);
+        let (action, reason) = match action {
+            Action::Stop | Action::Destroy => {
+                self.runner.guard_retire(self, d, state, &reason).unwrap_or((action, reason))
+            }
+            _ => (action, reason),
+        };
         let mut listing = None;
         if self.deploys(action) {
             match tc {
@@ -365,7 +476,7 @@ impl<'a> Pass<'a> {
                     } else {
                         self.deploys.push(Command::TouchKeepAlive { deployment: d.name.clone() });
                     }
-                    if action.lists() {
+                    if action.lists() && self.runner.lists_machines() {
                         listing = Some(Listing {
                             deployment: d.name.clone(),
                             machine_type: tc.canonical.clone(),
@@ -397,6 +508,9 @@ impl<'a> Pass<'a> {
         if kept_alive && state.is_running() && d.host().is_some() {
             self.deploys.push(Command::TouchKeepAlive { deployment: d.name.clone() });
         }
+        if matches!(action, Action::Stop | Action::Destroy) {
+            self.retire_first.extend(self.runner.before_retire(d, state, &reason));
+        }
         match action {
             Action::Stop => self.stops.push(Command::Stop { deployment: d.name.clone() }),
             Action::Destroy => self.destroys.push(Command::Destroy { deployment: d.name.clone() }),
@@ -419,24 +533,56 @@ impl<'a> Pass<'a> {
         });
     }
 
-    fn jobs(&self, d: &Deployment) -> u64 {
-        d.host().and_then(|h| self.obs.status.builder(h)).map_or(0, |b| b.current_jobs)
+    fn activity(&self, d: &Deployment) -> Activity {
+        let key = self.runner.builder_key(d);
+        activity::activity(&self.obs.status, key, d, self.type_of(d), self.config.drain_delay)
+    }
+
+    /// The deployment's builder in the status, if it is there.
+    fn builder(&self, d: &Deployment) -> Option<&'a crate::model::BuilderStatus> {
+        self.runner.builder_key(d).and_then(|k| self.obs.status.builder(k))
+    }
+
+    /// Whether the machine's activity is unknown while it may be building:
+    /// such a machine is never stopped or destroyed.
+    fn maybe_building(&self, d: &Deployment) -> bool {
+        could_be_building(d.state) && self.activity(d) == Activity::Unknown
+    }
+
+    /// The guards before any stop or destroy, in both modes: a machine EC2
+    /// may still bill (`billed`, each mode's own reading of its state) with
+    /// paid time left is left alone (delisted), and one that may be building
+    /// is drained. Records the decision if one applies.
+    fn spared(&mut self, d: &'a Deployment, billed: bool) -> bool {
+        let left = self.paid_time_left(d);
+        let threshold = self.config.destroy_paid_threshold;
+        if billed && left >= threshold {
+            self.record(d, Action::Leave, Reason::PaidTimeLeftBeforeStop { left, threshold });
+        } else if self.maybe_building(d) {
+            self.record(d, Action::Drain, Reason::ActivityUnknown);
+        } else {
+            return false;
+        }
+        true
     }
 
     /// Whether Hydra currently has the machine enabled (i.e. in its file).
     fn in_hydra(&self, d: &Deployment) -> bool {
-        d.host().and_then(|h| self.obs.status.builder(h)).is_some_and(|b| b.enabled)
+        self.runner.lists_machines() && self.builder(d).is_some_and(|b| b.enabled)
     }
 
     fn next_memory(&self, d: &Deployment, action: Action, listing: Option<&Listing>) -> MachineMemory {
         let state = self.state_of(d);
         let mut m = d.memory.clone();
         if self.obs.status.is_up() {
-            if self.jobs(d) > 0 {
-                m.idle_since = None;
-            } else if m.idle_since.is_none() {
-                let reported = d.host().and_then(|h| self.obs.status.builder(h)).and_then(|b| b.idle_since);
-                m.idle_since = Some(reported.unwrap_or(self.now));
+            match self.activity(d) {
+                // Not seen idle: it may have worked since it last was.
+                Activity::Busy(_) | Activity::Unknown => m.idle_since = None,
+                Activity::Idle if m.idle_since.is_none() => {
+                    let reported = self.builder(d).and_then(|b| b.idle_since);
+                    m.idle_since = Some(reported.unwrap_or(self.now));
+                }
+                Activity::Idle => {}
             }
         }
         m.no_address_since = match d.host() {
@@ -458,7 +604,9 @@ impl<'a> Pass<'a> {
                 m.delisted_at = None;
             }
         } else {
-            if m.delisted_at.is_none() && (m.listed || self.in_hydra(d)) {
+            // A machine in the last file is delisted now, whatever an older
+            // record says (a pass killed before saving its state leaves one).
+            if m.listed || (m.delisted_at.is_none() && self.in_hydra(d)) {
                 m.delisted_at = Some(self.now);
             }
             m.listed = false;
@@ -486,7 +634,9 @@ impl<'a> Pass<'a> {
                 self.record(d, Action::Hold, Reason::QueueStatusUnavailable { detail });
                 continue;
             }
-            if self.original {
+            if let Some((action, reason)) = self.runner.decide_first(self, d) {
+                self.record(d, action, reason);
+            } else if self.original {
                 self.original_keep_rules(d);
             } else {
                 self.fixed_keep_rules(d);
@@ -503,9 +653,10 @@ impl<'a> Pass<'a> {
         let mut commands = self.creates;
         commands.extend(self.starts);
         commands.extend(self.deploys);
-        if self.hold_all.is_none() {
+        if self.hold_all.is_none() && self.runner.lists_machines() {
             commands.push(Command::WriteMachinesFile);
         }
+        commands.extend(self.retire_first);
         commands.extend(self.stops);
         commands.extend(self.destroys);
         Plan {
@@ -518,6 +669,7 @@ impl<'a> Pass<'a> {
             machines_file_preview: String::new(),
             memory: self.memory,
             warnings: self.warnings,
+            silent_builders: self.silent_builders,
         }
     }
 }

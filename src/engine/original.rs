@@ -7,6 +7,7 @@
 //! original got before crashing. Nothing here applies in the default mode
 //! (see `fixed.rs`).
 
+use super::activity::Activity;
 use super::{Action, ActivitySource, Pass, Reason, UPTIME_FALLBACK_PAD};
 use crate::model::{Deployment, MachineState, canonical_type_key};
 
@@ -54,12 +55,11 @@ impl<'a> Pass<'a> {
         if left >= threshold {
             return self.original_keep(d, Action::Keep, Reason::PaidTimeLeft { left, threshold });
         }
-        let Some(host) = d.host() else {
+        if d.host().is_none() {
             let why = "a running machine without a public IP".to_string();
             return self.record(d, Action::Hold, Reason::OriginalWouldCrash { why });
-        };
-        let jobs = self.obs.status.builder(host).map_or(0, |b| b.current_jobs);
-        if jobs > 0 {
+        }
+        if let Activity::Busy(jobs) = self.activity(d) {
             // The original's comment says "if this machine doesn't have a
             // grace period, then don't add it to the machines list"; its code
             // leaves it out when it *has* one. Kept and deployed either way.
@@ -71,10 +71,13 @@ impl<'a> Pass<'a> {
         let type_status = status.machine_types.get(&canonical_type_key(&d.machine_type));
         let (last_active, source) = match type_status.and_then(|t| t.last_active) {
             Some(t) => (t, ActivitySource::TypeLastActive),
-            None => (self.now - status.uptime + UPTIME_FALLBACK_PAD, ActivitySource::UptimeFallback),
+            None => (
+                self.now.saturating_sub(status.uptime).saturating_add(UPTIME_FALLBACK_PAD),
+                ActivitySource::UptimeFallback,
+            ),
         };
-        if self.now - last_active < grace {
-            let reason = Reason::InGracePeriod { last_active, until: last_active + grace, source };
+        if self.now.saturating_sub(last_active) < grace {
+            let reason = Reason::InGracePeriod { last_active, until: last_active.saturating_add(grace), source };
             return self.original_keep(d, Action::Keep, reason);
         }
         self.original_expire(d, Reason::Idle { last_active: Some(last_active), source: Some(source) })
@@ -97,10 +100,8 @@ impl<'a> Pass<'a> {
     /// Step 7 of the original.
     fn original_expire(&mut self, d: &'a Deployment, reason: Reason) {
         let state = self.state_of(d);
-        let left = self.paid_time_left(d);
-        let threshold = self.config.destroy_paid_threshold;
-        if state.is_running() && left >= threshold {
-            return self.record(d, Action::Leave, Reason::PaidTimeLeftBeforeStop { left, threshold });
+        if self.spared(d, state.is_running()) {
+            return;
         }
         let stop_on_idle = self.type_of(d).is_some_and(|t| t.stop_on_idle);
         if !stop_on_idle {

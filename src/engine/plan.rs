@@ -77,8 +77,18 @@ pub struct TypeDecision {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
-    /// `nixops create -d NAME EXPR [-I ...]` then `set-args --argstr type T --argstr tag TAG`.
-    Create { deployment: String, machine_type: String, tag: String, nixops_expr: String, nix_path: Vec<String> },
+    /// `nixops create -d NAME EXPR [-I ...]` then `set-args --argstr type T --argstr tag TAG`,
+    /// plus `--argstr K V` for each of `builder_args` (the Rust runner's
+    /// builders: hostname, runner endpoint, token path, slots).
+    Create {
+        deployment: String,
+        machine_type: String,
+        tag: String,
+        nixops_expr: String,
+        nix_path: Vec<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        builder_args: BTreeMap<String, String>,
+    },
     /// `nixops start -d NAME`: bring a stopped machine back before deploying it.
     Start { deployment: String },
     /// `nixops deploy -d NAME --check [-I ...]`, then touch `/run/keep-alive`.
@@ -88,6 +98,11 @@ pub enum Command {
     TouchKeepAlive { deployment: String },
     /// Write the machines file (after every deploy, before any stop or destroy).
     WriteMachinesFile,
+    /// `nixops ssh -d NAME machine -- systemctl stop UNIT`: the Rust runner's
+    /// builder leaves the runner (aborting what it runs) before its machine
+    /// is stopped or destroyed. `idle`: retired for idleness, so the driver
+    /// first checks the runner still reports it idle (else the watchdog's).
+    StopBuilderService { deployment: String, unit: String, idle: bool },
     /// `nixops stop -d NAME --confirm`.
     Stop { deployment: String },
     /// `nixops destroy -d NAME --confirm`, then `nixops delete -d NAME`.
@@ -102,6 +117,7 @@ impl Command {
             | Command::Deploy { deployment, .. }
             | Command::TouchKeepAlive { deployment }
             | Command::Stop { deployment }
+            | Command::StopBuilderService { deployment, .. }
             | Command::Destroy { deployment } => Some(deployment),
             Command::WriteMachinesFile => None,
         }
@@ -139,6 +155,21 @@ pub struct Plan {
     pub memory: BTreeMap<String, MachineMemory>,
     /// Problems with the input that did not stop the pass.
     pub warnings: Vec<String>,
+    /// The Rust runner's builders whose pings stopped (the watchdog).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub silent_builders: Vec<SilentBuilder>,
+}
+
+/// A provisioned builder that has not pinged the Rust runner for a while.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilentBuilder {
+    pub deployment: String,
+    pub machine_type: String,
+    /// Its last ping (Unix seconds).
+    pub last_ping: Seconds,
+    pub silent_for: Seconds,
+    /// Silent past `watchdogReplace`: its service is stopped and it is replaced.
+    pub replaced: bool,
 }
 
 impl Plan {
@@ -163,12 +194,28 @@ impl Plan {
     /// commands and the machines file.
     pub fn to_text(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "plan at {} (quirks: {})", self.now, self.quirks);
+        let when = super::reason::When { t: self.now.secs(), now: None };
+        let _ = writeln!(out, "plan at {when} ({}) (quirks: {})", self.now, self.quirks);
         for w in &self.warnings {
             let _ = writeln!(out, "warning: {w}");
         }
+        for b in &self.silent_builders {
+            let what = if b.replaced { "replaced" } else { "reported" };
+            let _ = writeln!(
+                out,
+                "watchdog: {} [{}] silent for {}s (last ping {}): {what}",
+                b.deployment,
+                b.machine_type,
+                b.silent_for,
+                super::reason::When { t: b.last_ping, now: Some(self.now.secs()) }
+            );
+        }
         let _ = writeln!(out, "\nmachine types:");
-        for t in &self.types {
+        // Types the status reports but the config does not provision (other
+        // builders' types) get one line between them, and only if they have work.
+        let (unconfigured, configured): (Vec<&TypeDecision>, Vec<&TypeDecision>) =
+            self.types.iter().partition(|t| t.notes.iter().any(|n| matches!(n, TypeNote::NotConfigured { .. })));
+        for t in configured {
             let _ = writeln!(
                 out,
                 "  {}: {} runnable, wants {}, allowed {}, reuses {}, creates {}",
@@ -177,6 +224,14 @@ impl Plan {
             for n in &t.notes {
                 let _ = writeln!(out, "    - {n}");
             }
+        }
+        let waiting: Vec<String> = unconfigured
+            .iter()
+            .filter(|t| t.runnable > 0)
+            .map(|t| format!("{} ({} runnable)", t.machine_type, t.runnable))
+            .collect();
+        if !waiting.is_empty() {
+            let _ = writeln!(out, "  not configured, left to other machines: {}", waiting.join(", "));
         }
         let _ = writeln!(out, "\nmachines:");
         if self.machines.is_empty() {
@@ -188,7 +243,10 @@ impl Plan {
             let _ = writeln!(
                 out,
                 "  {} [{}, {state}]: {:?}, {listed}: {}",
-                m.deployment, m.machine_type, m.action, m.reason
+                m.deployment,
+                m.machine_type,
+                m.action,
+                m.reason.at(self.now.secs())
             );
         }
         let _ = writeln!(out, "\ncommands:");
@@ -213,6 +271,10 @@ fn command_text(c: &Command) -> String {
         Command::TouchKeepAlive { deployment } => format!("touch keep-alive on {deployment}"),
         Command::WriteMachinesFile => "write machines file".to_string(),
         Command::Stop { deployment } => format!("stop {deployment}"),
+        Command::StopBuilderService { deployment, unit, idle } => {
+            let check = if *idle { ", if the runner still reports it idle" } else { "" };
+            format!("stop {unit} on {deployment}{check}")
+        }
         Command::Destroy { deployment } => format!("destroy and delete {deployment}"),
     }
 }
@@ -287,7 +349,7 @@ pub(crate) fn render_machines_file(
         let Some(tc) = config.system_types.get(&l.machine_type) else { continue };
         let machine = by_name.get(l.deployment.as_str());
         match machine.and_then(|d| d.host().map(|h| (h, d.host_key.as_deref()))) {
-            Some((host, key)) if valid_host(host) => {
+            Some((host, key)) => {
                 out.push_str(&line(tc, host, key));
                 out.push('\n');
             }
@@ -298,11 +360,6 @@ pub(crate) fn render_machines_file(
         }
     }
     out
-}
-
-/// A host that cannot break a machines-file line.
-fn valid_host(host: &str) -> bool {
-    !host.is_empty() && !host.contains(|c: char| c.is_whitespace() || c == '#')
 }
 
 impl MachineMemory {
@@ -353,6 +410,9 @@ mod tests {
             Reason::NoAddress { since: 1, until: 2 },
             Reason::NoAddressTimedOut { since: 1, timeout: 2 },
             Reason::OriginalWouldCrash { why: "x".into() },
+            Reason::IdleNotHeld { idle_since: 1, until: 2 },
+            Reason::LastTryRunning { tries: 4, max_tries: 5 },
+            Reason::BuilderSilent { last_ping: 1, limit: 2 },
         ]
     }
 

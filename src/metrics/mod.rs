@@ -6,8 +6,8 @@
 //! This module only computes and renders numbers. It does not simulate,
 //! observe a fleet or decide anything; callers feed it what they measured.
 
-use crate::config::Quirks;
-use serde::Serialize;
+use crate::config::{Quirks, Runner};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -33,7 +33,7 @@ pub fn round3(x: f64) -> f64 {
 }
 
 /// Wait statistics in seconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WaitStats {
     pub count: u64,
     pub mean: f64,
@@ -167,6 +167,23 @@ impl WaitHistogram {
         }
         let block = self.octaves[o].get_or_insert_with(|| vec![0; SUB_BUCKETS as usize].into_boxed_slice());
         block[sub] = block[sub].saturating_add(1);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// The distribution as `points + 1` steps of its cumulative curve: the
+    /// nearest-rank wait (ms) at each of `0, 1/points, ..., 1` of the count
+    /// (the first is the smallest wait). Empty when nothing was recorded.
+    pub fn cdf(&self, points: usize) -> Vec<(i64, f64)> {
+        if self.count == 0 || points == 0 {
+            return vec![];
+        }
+        let fractions: Vec<f64> = (0..=points).map(|i| i as f64 / points as f64).collect();
+        let ranks: Vec<u64> =
+            fractions.iter().map(|f| ((f * self.count as f64).ceil() as u64).clamp(1, self.count)).collect();
+        self.ranks(&ranks).into_iter().zip(fractions).collect()
     }
 
     /// The nearest-rank values for ascending ranks (1-based), clamped to the
@@ -361,6 +378,35 @@ pub struct Cost {
     pub busy_job_hours: f64,
     /// Job-hours over billed slot-hours (billed machine-hours times maxJobs).
     pub utilisation: f64,
+    /// The same bill split per provisioned machine type (canonical key).
+    pub per_machine_type: BTreeMap<String, TypeCost>,
+}
+
+/// One machine type's share of the bill, split by what the money bought:
+/// time with at least one job running, time billed without a job (idle but
+/// paid, billing rounding included), and the disks of stopped instances.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TypeCost {
+    /// Instances of the type the run created.
+    pub instances: u64,
+    pub dollars: f64,
+    pub busy_dollars: f64,
+    pub idle_dollars: f64,
+    pub storage_dollars: f64,
+    pub billed_machine_hours: f64,
+    pub busy_machine_hours: f64,
+    pub idle_machine_hours: f64,
+}
+
+/// What a run replayed, to tell whether two runs can be compared: digests of
+/// the trace rows replayed and of the scenario's world (everything but the
+/// provisioner configuration, the interval, the name and the seed).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Inputs {
+    pub trace_digest: String,
+    pub world_digest: String,
+    /// The window of the trace replayed, e.g. `1d..2d`; `None`: all of it.
+    pub window: Option<String>,
 }
 
 /// Creates, starts and the like, and what they cost the queue.
@@ -378,6 +424,21 @@ pub struct Stability {
     pub spot_interruptions: u64,
     pub aborted_steps: u64,
     pub retries: u64,
+    /// The Rust runner's builders whose service was stopped before their
+    /// machine went (each aborting whatever it ran at that moment).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub builder_service_stops: u64,
+    /// Idle builders spared because the runner gave them a step between the
+    /// status read and the service stop (the re-check caught the race).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retire_race_caught: u64,
+    /// The Rust runner's builders that went silent.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub builders_silent: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Step counts; every step of the trace is in exactly one final bucket.
@@ -407,8 +468,14 @@ pub struct Summary {
     pub config: String,
     /// The engine's rules: the original's, defects included, or the fixed ones.
     pub quirks: Quirks,
+    /// The queue runner simulated; named only when it is the Rust one, so
+    /// the C++ runner's summaries read as they always did.
+    #[serde(skip_serializing_if = "Runner::is_cpp")]
+    pub runner: Runner,
     pub seed: u64,
     pub program_version: String,
+    /// Digests of what was replayed (see [`Inputs`]).
+    pub inputs: Inputs,
     /// Seconds of simulated time covered.
     pub simulated_seconds: f64,
     pub passes: u64,
@@ -427,7 +494,13 @@ impl Summary {
         let _ = writeln!(o, "trace            {}", self.trace);
         let _ = writeln!(o, "config           {}", self.config);
         let _ = writeln!(o, "quirks           {}", quirks_text(self.quirks));
+        if !self.runner.is_cpp() {
+            let _ = writeln!(o, "runner           rust (Hydra's Rust queue runner: no machines file, no drain)");
+        }
         let _ = writeln!(o, "seed             {}", self.seed);
+        if let Some(w) = &self.inputs.window {
+            let _ = writeln!(o, "window           {w} of the trace");
+        }
         let _ = writeln!(o, "version          hydra-provisioner {}", self.program_version);
         let _ = writeln!(
             o,
@@ -445,6 +518,13 @@ impl Summary {
             c.idle_machine_hours,
             c.utilisation * 100.0
         );
+        for (t, tc) in &c.per_machine_type {
+            let _ = writeln!(
+                o,
+                "  type {t:<30} ${:.2}: busy ${:.2}, idle ${:.2}, storage ${:.2}; {} instance(s)",
+                tc.dollars, tc.busy_dollars, tc.idle_dollars, tc.storage_dollars, tc.instances
+            );
+        }
         let _ = writeln!(o, "alive at end     {}", self.machines_alive_at_end);
         let s = &self.steps;
         let _ = writeln!(
@@ -489,6 +569,13 @@ impl Summary {
             );
         }
         let _ = writeln!(o, "steps            {} aborted, {} retries", st.aborted_steps, st.retries);
+        if st.builder_service_stops + st.retire_race_caught + st.builders_silent > 0 {
+            let _ = writeln!(
+                o,
+                "builders         {} services stopped, {} spared by the idle re-check, {} went silent",
+                st.builder_service_stops, st.retire_race_caught, st.builders_silent
+            );
+        }
         o
     }
 }

@@ -1,11 +1,14 @@
-//! Policy testing: the pure parts of `sweep` and `compare`. A sweep file names
-//! a base scenario and axes (dotted paths into its provisioner configuration,
-//! each with a list of values); [`sweep`] expands them into a grid of points,
-//! [`results`] turns simulation summaries into per-run and per-point metrics
-//! and CSV, [`shard`] splits a sweep's runs over machines and merges them
-//! back, [`pareto`] finds the points no other point beats on both cost and
-//! latency, [`gate`] judges a candidate policy against a baseline, and
-//! [`plot`] and [`report`] draw the frontier and write the HTML report.
+//! Policy testing and the reports of runs: the pure parts of `sweep`,
+//! `compare`, `recommend` and `simulate --out`. A sweep file names a base
+//! scenario and axes (dotted paths into the scenario or its provisioner
+//! configuration, each with a list of values and a role); [`sweep`] expands
+//! them into a grid of points, [`results`] turns simulation summaries into
+//! per-run and per-candidate figures with their spread, and CSV, [`shard`]
+//! splits a sweep's runs over machines and merges them back, [`pareto`]
+//! finds the points no other point beats on both cost and latency, [`gate`]
+//! judges a candidate policy against a baseline seed by seed, [`recommend`]
+//! picks the cheapest policy meeting wait targets, and [`plot`], [`report`]
+//! and [`run_report`] draw the charts and write the HTML reports.
 //!
 //! Nothing here runs a simulation, reads or writes a file, spawns a thread or
 //! reads the clock: `cli::sweep` and `cli::compare` do that and hand the
@@ -15,8 +18,10 @@
 pub mod gate;
 pub mod pareto;
 pub mod plot;
+pub mod recommend;
 pub mod report;
 pub mod results;
+pub mod run_report;
 pub mod shard;
 pub mod sweep;
 

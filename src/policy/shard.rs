@@ -12,13 +12,13 @@
 //! files (the partial's JSON text comes in and goes out as text).
 
 use super::PolicyError;
-use super::results::{METRIC_COUNT, Metrics};
+use super::results::{Breakdown, METRIC_COUNT, Metrics, RunFigures};
 use crate::config::Quirks;
 use serde::{Deserialize, Serialize};
 
 /// What a partial result file says it is.
 pub const FORMAT: &str = "hydra-provisioner sweep shard";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// `K/N`: the K-th (from 1) of N slices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +54,19 @@ impl Shard {
 
 /// One run's figures in a partial result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunFigures {
+pub struct ShardRun {
     /// Index in grid order (seeds innermost).
     pub run: usize,
     /// In [`super::results::METRIC_NAMES`] order.
     pub metrics: Vec<f64>,
+    /// Per machine type and jobset.
+    pub breakdown: Breakdown,
+}
+
+impl ShardRun {
+    pub fn new(run: usize, figures: &RunFigures) -> ShardRun {
+        ShardRun { run, metrics: figures.metrics.to_array().to_vec(), breakdown: figures.breakdown.clone() }
+    }
 }
 
 /// A partial result: what one slice ran, and enough about the sweep to
@@ -76,8 +84,8 @@ pub struct Partial {
     pub base_text: String,
     pub scenario_name: String,
     pub trace: String,
-    /// A digest of the trace's rows, so that slices run on different
-    /// machines are known to have replayed the same trace.
+    /// A digest of the rows of every trace the sweep replays, so that slices
+    /// run on different machines are known to have replayed the same traces.
     pub trace_digest: String,
     pub seeds: Vec<u64>,
     /// The quirks mode of each point.
@@ -85,7 +93,7 @@ pub struct Partial {
     pub runs_total: usize,
     pub shard: u32,
     pub shards: u32,
-    pub runs: Vec<RunFigures>,
+    pub runs: Vec<ShardRun>,
 }
 
 /// Parses a quirks mode as a partial result spells it.
@@ -102,7 +110,7 @@ pub fn quirks_of(text: &str) -> Option<Quirks> {
 #[derive(Debug, Clone)]
 pub struct Merged {
     pub first: Partial,
-    pub metrics: Vec<Metrics>,
+    pub runs: Vec<RunFigures>,
     pub quirks: Vec<Quirks>,
 }
 
@@ -113,7 +121,7 @@ pub fn merge(partials: Vec<(String, Partial)>) -> Result<Merged, PolicyError> {
         return Err(PolicyError::new("sweep merge", "no shard files (shard-K-of-N.json) in the given directories"));
     };
     let mut slot: Vec<Option<String>> = vec![None; first.shards as usize];
-    let mut runs: Vec<Option<Metrics>> = vec![None; first.runs_total];
+    let mut runs: Vec<Option<RunFigures>> = vec![None; first.runs_total];
     for (name, p) in &partials {
         let err = |m: String| PolicyError::new(name.as_str(), m);
         if p.format != FORMAT || p.version != FORMAT_VERSION {
@@ -150,7 +158,7 @@ pub fn merge(partials: Vec<(String, Partial)>) -> Result<Merged, PolicyError> {
                     r.run, k, p.shards
                 )));
             }
-            runs[r.run] = Some(Metrics::from_array(metrics));
+            runs[r.run] = Some(RunFigures { metrics: Metrics::from_array(metrics), breakdown: r.breakdown.clone() });
         }
     }
     let missing: Vec<String> = slot
@@ -162,7 +170,7 @@ pub fn merge(partials: Vec<(String, Partial)>) -> Result<Merged, PolicyError> {
     if !missing.is_empty() {
         return Err(PolicyError::new(first_name, format!("missing shard(s) {}", missing.join(", "))));
     }
-    let metrics: Vec<Metrics> = runs
+    let runs: Vec<RunFigures> = runs
         .into_iter()
         .enumerate()
         .map(|(i, m)| m.ok_or_else(|| PolicyError::new(first_name.as_str(), format!("run {i} is in no shard"))))
@@ -174,7 +182,7 @@ pub fn merge(partials: Vec<(String, Partial)>) -> Result<Merged, PolicyError> {
             quirks_of(q).ok_or_else(|| PolicyError::new(first_name.as_str(), format!("unknown quirks mode `{q}`")))
         })
         .collect::<Result<_, _>>()?;
-    Ok(Merged { first, metrics, quirks })
+    Ok(Merged { first, runs, quirks })
 }
 
 #[cfg(test)]

@@ -1,6 +1,11 @@
 //! Sweep files (TOML, docs/sweep-format.md): a base scenario, the seeds, and
-//! axes that each set one key of the scenario's provisioner configuration to
+//! axes that each set one key of the scenario (of its provisioner
+//! configuration, or the interval, the cloud, the trace or its window) to
 //! each of a list of values. The grid is the cartesian product of the axes.
+//! Each axis has a role: a *policy* axis is what an operator chooses, a
+//! *setting* axis a fact of the cloud (billing, prices, boot times) that
+//! gets a frontier of its own, and a *sample* axis (trace, window) a
+//! repetition of the same question, like a seed.
 //!
 //! This module parses, validates and expands; applying a point yields a
 //! [`Scenario`] through the scenario's own parser, so a swept configuration
@@ -34,15 +39,91 @@ struct SweepFile {
 struct AxisFile {
     path: String,
     values: Vec<toml::Value>,
+    role: Option<Role>,
 }
 
-/// One axis: a key of the provisioner configuration and the values it takes.
+/// What an axis varies, which decides how its points are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A choice of the operator: points differing here are candidates to
+    /// choose between.
+    Policy,
+    /// A fact of the cloud (billing model, prices, boot times, spot rate):
+    /// each setting gets its own frontier and recommendation.
+    Setting,
+    /// Another sample of the same question (a trace, a window of one): its
+    /// points are pooled with the seeds into each candidate's spread.
+    Sample,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Policy => "policy",
+            Role::Setting => "setting",
+            Role::Sample => "sample",
+        }
+    }
+}
+
+/// Top-level scenario keys an axis may set (docs/scenario-format.md); every
+/// other path is in the provisioner configuration.
+pub const SCENARIO_KEYS: [&str; 11] = [
+    "trace",
+    "window",
+    "interval",
+    "cloud",
+    "static_machines",
+    "shares",
+    "horizon",
+    "era",
+    "reload_delay",
+    "epoch",
+    "queue_runner_uptime",
+];
+
+/// The role of an axis that does not name one: traces and windows are
+/// samples; the cloud, the rest of the scenario's world and `billing`
+/// (which says how the cloud bills) and `runner` (which queue runner serves
+/// the fleet: the world the policy meets, not the policy) are settings; the
+/// provisioner configuration and the interval are policy.
+fn default_role(in_scenario: bool, segments: &[String]) -> Role {
+    let first = segments.first().map_or("", String::as_str);
+    if in_scenario {
+        match first {
+            "trace" | "window" => Role::Sample,
+            "interval" => Role::Policy,
+            _ => Role::Setting,
+        }
+    } else if segments.last().is_some_and(|l| l == "billing") || segments == ["runner"] {
+        Role::Setting
+    } else {
+        Role::Policy
+    }
+}
+
+/// One axis: a key of the scenario and the values it takes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Axis {
     /// The path as written, e.g. `systemTypes."x86_64-linux".gracePeriod`.
     pub path: String,
+    /// The path's segments below the table it is in (the scenario's top
+    /// level, or its provisioner configuration).
     pub segments: Vec<String>,
     pub values: Vec<toml::Value>,
+    /// Whether the path is a top-level key of the scenario rather than one
+    /// of its provisioner configuration.
+    pub in_scenario: bool,
+    pub role: Role,
+}
+
+impl Axis {
+    /// The path without quotes, as a CSV column name:
+    /// `systemTypes.x86_64-linux.gracePeriod`.
+    pub fn column(&self) -> String {
+        self.segments.join(".")
+    }
 }
 
 /// A parsed sweep file.
@@ -126,11 +207,17 @@ impl Sweep {
         let mut axes: Vec<Axis> = Vec::new();
         for (i, a) in file.axis.into_iter().enumerate() {
             let at = format!("axis[{i}]");
-            let segments = parse_path(&a.path).map_err(|m| err(format!("{at}.{m}")))?;
+            let mut segments = parse_path(&a.path).map_err(|m| err(format!("{at}.{m}")))?;
+            let explicit_provisioner = segments.len() > 1 && segments[0] == "provisioner";
+            if explicit_provisioner {
+                segments.remove(0);
+            }
+            let in_scenario = !explicit_provisioner && SCENARIO_KEYS.contains(&segments[0].as_str());
+            let role = a.role.unwrap_or_else(|| default_role(in_scenario, &segments));
             if a.values.is_empty() {
                 return Err(err(format!("{at} (`{}`): values must not be empty", a.path)));
             }
-            if let Some(prev) = axes.iter().find(|p| p.segments == segments) {
+            if let Some(prev) = axes.iter().find(|p| p.segments == segments && p.in_scenario == in_scenario) {
                 return Err(err(format!("{at}: path `{}` is already swept by `{}`", a.path, prev.path)));
             }
             for (j, v) in a.values.iter().enumerate() {
@@ -138,7 +225,7 @@ impl Sweep {
                     return Err(err(format!("{at} (`{}`): value {} is listed twice", a.path, value_text(v))));
                 }
             }
-            axes.push(Axis { path: a.path.trim().to_string(), segments, values: a.values });
+            axes.push(Axis { path: a.path.trim().to_string(), segments, values: a.values, in_scenario, role });
         }
         let sweep = Sweep {
             name: file.name.unwrap_or_else(|| {
@@ -192,17 +279,26 @@ impl Sweep {
 
     /// The point's settings as text, e.g. `gracePeriod=600 billing=hourly`.
     pub fn label(&self, point: &Point) -> String {
-        let names = self.axis_names();
-        if names.is_empty() {
-            return "base".into();
-        }
-        names
+        let all = self.label_of(point, &[Role::Policy, Role::Setting, Role::Sample]);
+        if all.is_empty() { "base".into() } else { all }
+    }
+
+    /// The values of the point's axes of the given roles, e.g.
+    /// `gracePeriod=600`; empty when it has none.
+    pub fn label_of(&self, point: &Point, roles: &[Role]) -> String {
+        self.axis_names()
             .iter()
             .zip(&self.axes)
             .zip(&point.values)
+            .filter(|((_, axis), _)| roles.contains(&axis.role))
             .map(|((name, axis), &v)| format!("{name}={}", value_text(&axis.values[v])))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+
+    /// Whether any axis has the role.
+    pub fn has(&self, role: Role) -> bool {
+        self.axes.iter().any(|a| a.role == role)
     }
 }
 
@@ -221,12 +317,6 @@ impl Base {
     pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Base, PolicyError> {
         let scenario = Scenario::parse(text, origin, base_dir).map_err(|e| PolicyError::new(origin, e.message))?;
         let table: toml::Table = toml::from_str(text).map_err(|e| PolicyError::new(origin, e.to_string()))?;
-        if !table.get("provisioner").is_some_and(toml::Value::is_table) {
-            return Err(PolicyError::new(
-                origin,
-                "provisioner: a sweep needs the configuration inline, as a [provisioner] table, not a file name",
-            ));
-        }
         Ok(Base { table, origin: origin.to_string(), base_dir: base_dir.to_path_buf(), scenario })
     }
 
@@ -266,10 +356,21 @@ impl Base {
 }
 
 fn set(scenario: &mut toml::Table, axis: &Axis, value: &toml::Value) -> Result<(), String> {
-    let Some(toml::Value::Table(table)) = scenario.get_mut("provisioner") else {
-        return Err("provisioner: not an inline table".into());
+    let mut table = if axis.in_scenario {
+        scenario
+    } else {
+        match scenario.get_mut("provisioner") {
+            Some(toml::Value::Table(t)) => t,
+            _ => {
+                return Err(format!(
+                    "path `{}`: the base scenario names its provisioner configuration in a file; a sweep over its \
+                     keys needs it inline, as a [provisioner] table",
+                    axis.path
+                ));
+            }
+        }
     };
-    let mut table = table;
+    let within = if axis.in_scenario { "scenario" } else { "scenario's provisioner configuration" };
     let (leaf, parents) = axis.segments.split_last().ok_or_else(|| format!("path `{}`: empty", axis.path))?;
     let mut walked = String::new();
     for seg in parents {
@@ -280,10 +381,7 @@ fn set(scenario: &mut toml::Table, axis: &Axis, value: &toml::Value) -> Result<(
                 return Err(format!("path `{}`: `{walked}` is a value, not a table", axis.path));
             }
             None => {
-                return Err(format!(
-                    "path `{}`: `{walked}` does not exist in the base scenario's provisioner configuration",
-                    axis.path
-                ));
+                return Err(format!("path `{}`: `{walked}` does not exist in the base {within}", axis.path));
             }
         };
     }
@@ -431,12 +529,59 @@ on_demand_price = 0.5
     }
 
     #[test]
-    fn a_base_naming_a_configuration_file_is_refused() {
+    fn a_base_naming_a_configuration_file_sweeps_only_scenario_keys() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("conf.json"), r#"{"systemTypes": {"x86_64-linux": {"nixopsExpr": "/m.nix"}}}"#)
             .unwrap();
         let text = "trace = \"t.csv\"\nprovisioner = \"conf.json\"\n[cloud.\"x86_64-linux\"]\n";
-        let e = Base::parse(text, "b.toml", dir.path()).unwrap_err().to_string();
+        let b = Base::parse(text, "b.toml", dir.path()).unwrap();
+        let s = |axes: &str| {
+            Sweep::parse(&format!("version = 1\nscenario = \"b.toml\"\n{axes}"), "s.toml", dir.path()).unwrap()
+        };
+        let e = b.check(&s("[[axis]]\npath = \"billing\"\nvalues = [\"hourly\"]\n")).unwrap_err().to_string();
         assert!(e.contains("inline"), "{e}");
+        b.check(&s("[[axis]]\npath = \"interval\"\nvalues = [60, 600]\n")).unwrap();
+        let sc = b
+            .point(&s("[[axis]]\npath = \"interval\"\nvalues = [60]\n"), &Point { index: 0, values: vec![0] })
+            .unwrap();
+        assert_eq!((sc.interval, sc.config.system_types["x86_64-linux"].max_machines), (60.0, 1));
+    }
+
+    #[test]
+    fn scenario_axes_set_the_interval_the_cloud_the_trace_and_its_window() {
+        let s = sweep(
+            "[[axis]]\npath = \"interval\"\nvalues = [60]\n\
+             [[axis]]\npath = 'cloud.\"x86_64-linux\".boot_median'\nvalues = [200]\n\
+             [[axis]]\npath = \"trace\"\nvalues = [\"other.csv\"]\n\
+             [[axis]]\npath = \"window\"\nvalues = [\"1d..2d\"]\n\
+             [[axis]]\npath = 'provisioner.systemTypes.\"x86_64-linux\".maxMachines'\nvalues = [9]\n\
+             [[axis]]\npath = \"runner\"\nvalues = [\"cpp\", \"rust\"]\n",
+        )
+        .unwrap();
+        let roles: Vec<Role> = s.axes.iter().map(|a| a.role).collect();
+        assert_eq!(roles, [Role::Policy, Role::Setting, Role::Sample, Role::Sample, Role::Policy, Role::Setting]);
+        assert_eq!(s.axes[1].column(), "cloud.x86_64-linux.boot_median");
+        let b = base();
+        b.check(&s).unwrap();
+        let sc = b.point(&s, &s.points()[0]).unwrap();
+        assert_eq!((sc.interval, sc.cloud["x86_64-linux"].boot_median), (60.0, 200.0));
+        assert_eq!(sc.trace, PathBuf::from("/d/other.csv"));
+        assert_eq!(sc.window, Some(crate::sim::Window { start: 86400.0, end: 172800.0 }));
+        assert_eq!(sc.config.system_types["x86_64-linux"].max_machines, 9);
+        assert_eq!(s.label_of(&s.points()[0], &[Role::Sample]), "trace=other.csv window=1d..2d");
+        // Roles can be named; a bad window or a cloud key that does not exist is named.
+        let s = sweep("[[axis]]\npath = \"billing\"\nrole = \"policy\"\nvalues = [\"hourly\"]\n").unwrap();
+        assert_eq!(s.axes[0].role, Role::Policy);
+        for (axes, want) in [
+            ("[[axis]]\npath = \"window\"\nvalues = [\"2d..1d\"]\n", "window"),
+            (
+                "[[axis]]\npath = 'cloud.\"aarch64-linux\".boot_median'\nvalues = [1]\n",
+                "`cloud.\"aarch64-linux\"` does not exist",
+            ),
+            ("[[axis]]\npath = 'cloud.\"x86_64-linux\".boot'\nvalues = [1]\n", "boot"),
+        ] {
+            let e = base().check(&sweep(axes).unwrap()).unwrap_err().to_string();
+            assert!(e.contains(want), "{axes}: {e}");
+        }
     }
 }

@@ -90,13 +90,20 @@
 //! left cannot touch the new step. This module knows nothing of clouds,
 //! billing or the provisioner: machines come and go when the simulator says
 //! so.
+//!
+//! **The Rust queue runner** differs in its dispatch order and in how
+//! builders come and go; those rules are in `hydra/rust.rs`, reached through
+//! [`DispatchOrder`] (the keys of the step and machine orders) and the
+//! builder methods there. Every rule above holds for it unless that file
+//! says otherwise.
 
 use super::queue::{QueueKey, Runnable};
-use super::slots::FreeMachines;
+use super::slots::{Free, FreeMachines};
 use super::time::SimTime;
 use crate::metrics::WaitRecorder;
-use crate::model::{BuilderStatus, QueueHealth, QueueStatus, TypeStatus};
+use crate::model::{BuilderStatus, QueueStatus, TypeStatus};
 use crate::trace::{Outcome, StepRow, Sym, Symbols};
+pub use rust::{DispatchOrder, QueuedStep};
 use serde_json::{Map, Value, json};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
@@ -139,6 +146,8 @@ impl std::hash::Hasher for StepIdHasher {
         self.0 = (Self::mix(id) & TAG) | (place & !TAG);
     }
 }
+
+mod rust;
 
 /// Attempts a step gets before Hydra gives up on it.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -218,6 +227,7 @@ pub const HORIZON: &str = "horizon reached first";
 pub struct StepRecord {
     pub step_id: u64,
     pub kind: u32,
+    pub jobset: u32,
     pub runnable_at: Option<SimTime>,
     pub started_at: Option<SimTime>,
     pub finished_at: Option<SimTime>,
@@ -405,6 +415,11 @@ pub struct Machine {
     pub provisioned: bool,
     /// Destroyed: no longer tracked by Hydra.
     pub removed: bool,
+    /// Its place in the Rust runner's list of builders (`hydra/rust.rs`).
+    rank: u32,
+    /// A Rust runner builder that stopped answering: what it runs never
+    /// finishes, and it keeps its slots until it is dropped.
+    pub silent: bool,
 }
 
 /// Hydra's order of machines, smaller first: load, speed factor (higher
@@ -474,6 +489,10 @@ pub struct Hydra {
     free_active_slots: u64,
     /// Items visited by machine bookkeeping (see [`Hydra::work`]).
     work: u64,
+    /// Whose orders dispatch follows.
+    order: DispatchOrder,
+    /// The Rust runner's builders in its order (`hydra/rust.rs`).
+    builder_order: Vec<u32>,
 }
 
 impl Hydra {
@@ -508,6 +527,8 @@ impl Hydra {
             counters: Counters::default(),
             free_active_slots: 0,
             work: 0,
+            order: DispatchOrder::Cpp,
+            builder_order: vec![],
         }
     }
 
@@ -583,12 +604,20 @@ impl Hydra {
             provisioned,
             removed: false,
             active: false,
+            rank: 0,
+            silent: false,
         });
         if provisioned {
             self.provisioned.push(i);
         }
         self.update_active(i);
         i
+    }
+
+    /// A machine of the free machines' sets as it is now but for running `jobs`.
+    fn free_entry(&self, machine: u32, jobs: u32) -> Free {
+        let m = &self.machines[machine as usize];
+        Free { machine, jobs, max_jobs: m.max_jobs, speed_factor: m.speed_factor, rank: m.rank }
     }
 
     /// Makes a machine active or not after its `enabled`, `alive` or
@@ -600,19 +629,19 @@ impl Hydra {
             return;
         }
         self.work += 1;
-        let (class, jobs, max_jobs, speed_factor) = (m.class, m.current_jobs, m.max_jobs, m.speed_factor);
+        let (class, jobs, max_jobs) = (m.class, m.current_jobs, m.max_jobs);
         let free = u64::from(max_jobs.saturating_sub(jobs));
         self.machines[machine as usize].active = active;
         if active {
             self.free_active_slots += free;
             if free > 0 {
-                self.free.add(class, machine, jobs, max_jobs, speed_factor);
+                self.free.add(class, self.free_entry(machine, jobs));
             }
             self.dispatch_needed = true;
         } else {
             self.free_active_slots -= free;
             if free > 0 {
-                self.free.remove(class, machine, jobs);
+                self.free.remove(class, self.free_entry(machine, jobs));
             }
         }
     }
@@ -623,14 +652,14 @@ impl Hydra {
         if !m.active {
             return;
         }
-        let (class, max, now, speed_factor) = (m.class, m.max_jobs, m.current_jobs, m.speed_factor);
+        let (class, max, now) = (m.class, m.max_jobs, m.current_jobs);
         self.free_active_slots =
             self.free_active_slots + u64::from(max.saturating_sub(now)) - u64::from(max.saturating_sub(before));
         if before < max {
-            self.free.remove(class, machine, before);
+            self.free.remove(class, self.free_entry(machine, before));
         }
         if now < max {
-            self.free.add(class, machine, now, max, speed_factor);
+            self.free.add(class, self.free_entry(machine, now));
         }
     }
 
@@ -834,9 +863,11 @@ impl Hydra {
         if !self.keep_records {
             return;
         }
+        let jobset = self.jobset_of(row.jobset, symbols);
         self.records.push(StepRecord {
             step_id: row.step_id,
             kind,
+            jobset,
             runnable_at: None,
             started_at: None,
             finished_at: None,
@@ -875,7 +906,8 @@ impl Hydra {
         let gen_ = self.entry_gens[slot as usize].wrapping_add(1);
         self.entry_gens[slot as usize] = gen_;
         let features = self.kinds[s.kind as usize].features.len();
-        let key = QueueKey::new(e.global_priority, e.priority, features, e.rdeps, e.build_id, s.step_id, slot, gen_);
+        let key =
+            self.order.queue_key(e.global_priority, e.priority, features, e.rdeps, e.build_id, s.step_id, slot, gen_);
         self.runnable.push(s.kind, s.jobset, key);
         self.dispatch_needed = true;
     }
@@ -954,6 +986,7 @@ impl Hydra {
             self.records.push(StepRecord {
                 step_id: s.step_id,
                 kind: s.kind,
+                jobset: s.jobset,
                 runnable_at: (s.runnable_at >= 0).then_some(SimTime(s.runnable_at)),
                 started_at: (first_start >= 0).then_some(SimTime(first_start)),
                 finished_at,
@@ -1133,6 +1166,10 @@ impl Hydra {
                 if !self.is_current(slot, serial, attempt, StepState::Running) {
                     return;
                 }
+                if self.machines[self.steps[slot as usize].machine as usize].silent {
+                    // Its builder hangs: the runner hears nothing until it drops it.
+                    return;
+                }
                 let ran = self.leave_machine(slot, now);
                 let s = &mut self.steps[slot as usize];
                 s.state = StepState::Waiting;
@@ -1227,14 +1264,8 @@ impl Hydra {
             let builder = BuilderStatus { enabled: m.enabled, current_jobs: u64::from(m.current_jobs), idle_since };
             machines.insert(m.host.clone(), builder);
         }
-        QueueStatus {
-            health: QueueHealth::Up,
-            time: Some(unix(now.0)),
-            uptime: uptime_s,
-            has_machine_types: true,
-            machine_types,
-            machines,
-        }
+        let active_steps: u64 = self.kinds.iter().map(|k| k.running).sum();
+        crate::status::up(Some(unix(now.0)), uptime_s, (true, machine_types), machines, Some(active_steps))
     }
 
     /// The status document as `hydra-queue-runner --status` prints it at

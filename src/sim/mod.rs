@@ -40,18 +40,20 @@
 //! [`Summary`]; files, terminals and progress bars belong to the CLI.
 
 pub mod hydra;
+pub mod input;
 mod queue;
+mod rust_runner;
 pub mod scenario;
 pub mod shell;
 mod slots;
 pub mod time;
 
-pub use scenario::{CloudType, Era, Market, Scenario, ScenarioError, StaticMachine};
+pub use scenario::{CloudType, Era, Market, RustRunnerModel, Scenario, ScenarioError, StaticMachine, Window};
 pub use time::SimTime;
 
 use crate::billing::BillingModel;
 use crate::engine::{self, Command, Plan};
-use crate::metrics::{self, Cost, Stability, StepCounts, Summary};
+use crate::metrics::{self, Cost, Inputs, Stability, StepCounts, Summary, TypeCost};
 use crate::model::{Deployment, Fleet, MachineMemory, MachineState, Observation, QueueStatus};
 use crate::status;
 use crate::trace::{StepRow, StepSource, TraceError};
@@ -87,12 +89,30 @@ pub enum SimError {
 pub struct StepLine<'a> {
     pub step_id: u64,
     pub machine_type: &'a str,
+    pub jobset: &'a str,
     pub runnable_at: Option<SimTime>,
     pub started_at: Option<SimTime>,
     pub finished_at: Option<SimTime>,
     pub machine: Option<&'a str>,
+    /// The provisioned instance of the last attempt (see [`MachineEvent::instance`]);
+    /// `None` for a static machine.
+    pub instance: Option<u32>,
     pub attempts: u32,
     pub end: &'a str,
+}
+
+/// Something that happened to a provisioned machine.
+#[derive(Debug, Clone)]
+pub struct MachineEvent<'a> {
+    pub at: SimTime,
+    /// The instance, numbered from 1 in creation order for the run. Deployment
+    /// names are reused once their machine is destroyed; this number is not,
+    /// and a stopped and restarted instance keeps it.
+    pub instance: u32,
+    /// The NixOps deployment's name.
+    pub machine: &'a str,
+    pub machine_type: &'a str,
+    pub event: &'a str,
 }
 
 /// Receives the run's detailed results as they happen. Every method has an
@@ -110,6 +130,11 @@ pub trait Observer {
     fn step(&mut self, _line: &StepLine<'_>) {}
     fn sample(&mut self, _at: SimTime, _metric: &str, _key: &str, _value: u64) {}
     fn lifecycle(&mut self, _at: SimTime, _machine: &str, _machine_type: &str, _event: &str) {}
+    /// A machine's event with its instance number; by default handed on to
+    /// [`Observer::lifecycle`].
+    fn machine_event(&mut self, e: &MachineEvent<'_>) {
+        self.lifecycle(e.at, e.machine, e.machine_type, e.event)
+    }
     /// The status document, observation and plan of pass `index` (from 1).
     fn pass(&mut self, _index: u64, _status: &serde_json::Value, _observation: &Observation, _plan: &Plan) {}
     fn progress(&mut self, _at: SimTime, _steps_arrived: u64) {}
@@ -125,6 +150,23 @@ impl Observer for NoObserver {
         false
     }
 }
+
+/// The figures sampled per type at every pass, in the order they are
+/// reported ([`Observer::sample`]'s `metric`, with the type as `key`):
+/// runnable and running steps of the type, its provisioned machines by state
+/// (starting, up, stopped, missing), those listed in the machines file,
+/// their slots (listed machines times maxJobs) and the slots busy.
+pub const SERIES_FIGURES: [&str; 9] = [
+    "runnable",
+    "running",
+    "machines_starting",
+    "machines_up",
+    "machines_stopped",
+    "machines_missing",
+    "machines_listed",
+    "slots",
+    "busy_slots",
+];
 
 /// Whether pass `index` (from 1) checks the status the simulator builds for
 /// the engine against the document Hydra would print, read back through the
@@ -146,6 +188,7 @@ enum Event {
     MachinesFileRead { version: u64 },
     SpotNotice { machine: u32, generation: u32 },
     SpotTerminate { machine: u32, generation: u32 },
+    Rust(rust_runner::RustEvent),
 }
 
 /// An event waiting in the heap. Ordered by time, then by when it was
@@ -263,11 +306,13 @@ pub struct Simulation<'s> {
     last_file: Option<(Listing, Rc<Listed>)>,
     file_version: u64,
     applied_version: u64,
-    /// Hosts in the machines file Hydra read last.
-    listed_count: usize,
     next_ip: u32,
     passes: u64,
     stability: Stability,
+    /// The instance behind each of Hydra's machines (`None`: static).
+    instance_of_machine: Vec<Option<u32>>,
+    /// The Rust runner's shell; `None` under the C++ runner.
+    rust: Option<rust_runner::RustRunnerSim>,
 }
 
 fn lognormal_ms(rng: &mut ChaCha8Rng, median_s: f64, spread: f64) -> i64 {
@@ -282,6 +327,11 @@ fn secs_ms(s: f64) -> i64 {
 impl<'s> Simulation<'s> {
     pub fn new(scenario: &'s Scenario) -> Simulation<'s> {
         let mut hydra = Hydra::new(scenario.shares.clone());
+        let mut rust = (scenario.runner == crate::config::Runner::Rust)
+            .then(|| rust_runner::RustRunnerSim::new(scenario.rust_runner.clone()));
+        if rust.is_some() {
+            hydra.set_dispatch_order(hydra::DispatchOrder::Rust);
+        }
         for m in &scenario.static_machines {
             for i in 1..=m.count {
                 let host = if m.count == 1 { m.name.clone() } else { format!("{}-{i}", m.name) };
@@ -292,7 +342,12 @@ impl<'s> Simulation<'s> {
                     supported: m.supported_features.iter().cloned().collect(),
                     mandatory: m.mandatory_features.iter().cloned().collect(),
                 };
-                hydra.add_machine(host, spec, SimTime::ZERO, false);
+                let systems = spec.systems.clone();
+                let h = hydra.add_machine(host, spec, SimTime::ZERO, false);
+                if let Some(rust) = &mut rust {
+                    hydra.join_builder(h);
+                    rust.static_builder(h, &systems);
+                }
             }
         }
         for tc in scenario.config.system_types.values() {
@@ -330,10 +385,11 @@ impl<'s> Simulation<'s> {
             last_file: None,
             file_version: 0,
             applied_version: 0,
-            listed_count: 0,
             next_ip: 0,
             passes: 0,
             stability: Stability::default(),
+            instance_of_machine: vec![],
+            rust,
         }
     }
 
@@ -375,7 +431,12 @@ impl<'s> Simulation<'s> {
                 runnable_at: r.runnable_at,
                 started_at: r.started_at,
                 finished_at: r.finished_at,
+                jobset: self.hydra.jobset_name(r.jobset),
                 machine: r.machine.map(|m| self.hydra.machines[m as usize].host.as_str()),
+                instance: r
+                    .machine
+                    .and_then(|m| self.instance_of_machine.get(m as usize).copied().flatten())
+                    .map(|i| i + 1),
                 attempts: r.attempts,
                 end,
             };
@@ -455,10 +516,11 @@ impl<'s> Simulation<'s> {
             Event::Pass => self.pass(observer)?,
             Event::PassEnd => self.pass_end(observer),
             Event::MachinesFileRead { version } => self.machines_file_read(version, observer),
+            Event::Rust(e) => self.handle_rust(e, observer),
             Event::SpotNotice { machine, generation } => {
                 let inst = &self.instances[machine as usize];
                 if inst.generation == generation && inst.state == InstanceState::Running {
-                    observer.lifecycle(self.now, &inst.name, &inst.machine_type, "spot interruption notice");
+                    self.event(observer, self.now, machine, "spot interruption notice");
                     let at = self.now.plus_ms(SPOT_NOTICE_MS);
                     self.schedule(at, Event::SpotTerminate { machine, generation });
                 }
@@ -468,12 +530,19 @@ impl<'s> Simulation<'s> {
                 if inst.generation == generation && inst.state == InstanceState::Running {
                     self.stability.spot_interruptions += 1;
                     self.end_run(machine, InstanceState::Missing);
-                    let inst = &self.instances[machine as usize];
-                    observer.lifecycle(self.now, &inst.name, &inst.machine_type, "spot interrupted");
+                    self.event(observer, self.now, machine, "spot interrupted");
                 }
             }
         }
         Ok(())
+    }
+
+    /// Tells the observer what happened to instance `machine`.
+    fn event(&self, observer: &mut dyn Observer, at: SimTime, machine: u32, event: &str) {
+        let inst = &self.instances[machine as usize];
+        let e =
+            MachineEvent { at, instance: machine + 1, machine: &inst.name, machine_type: &inst.machine_type, event };
+        observer.machine_event(&e);
     }
 
     fn engine_now(&self) -> i64 {
@@ -506,21 +575,11 @@ impl<'s> Simulation<'s> {
         let now_s = self.engine_now();
         let uptime = self.scenario.queue_runner_uptime.saturating_add(self.now.whole_secs());
         let with_last_active = self.scenario.era == Era::WithLastActive;
-        let status = self.hydra.status(self.scenario.epoch, self.now, uptime, with_last_active);
         let wants_document = observer.wants_passes();
-        let document = if wants_document || status_checked(self.passes) {
-            let document = self.hydra.status_json(self.scenario.epoch, self.now, uptime, with_last_active);
-            let parsed = status::parse_status_value(&document)
-                .map_err(|e| SimError::Internal(format!("the simulated status does not parse: {e}")))?;
-            if parsed != status {
-                return Err(SimError::Internal(format!(
-                    "pass {}: the status read back from the document differs from the one the simulator built",
-                    self.passes
-                )));
-            }
-            Some(document)
+        let (status, document) = if self.rust.is_some() {
+            self.rust_status(uptime, wants_document || status_checked(self.passes))?
         } else {
-            None
+            self.cpp_status(uptime, with_last_active, wants_document)?
         };
         self.observation.status = status;
         self.refresh_fleet();
@@ -535,27 +594,73 @@ impl<'s> Simulation<'s> {
         Ok(())
     }
 
+    /// The canonical key of an instance's type (its type argument is in the
+    /// configuration's spelling under the original quirks).
+    fn type_key<'a>(&'a self, inst: &'a Instance) -> &'a str {
+        self.scenario.config.type_for(&inst.machine_type).map_or(inst.machine_type.as_str(), |t| t.canonical.as_str())
+    }
+
+    /// The C++ runner's status, and its document when it is recorded or
+    /// checked (see [`status_checked`]).
+    fn cpp_status(
+        &self,
+        uptime: i64,
+        with_last_active: bool,
+        wants_document: bool,
+    ) -> Result<(crate::model::QueueStatus, Option<serde_json::Value>), SimError> {
+        let status = self.hydra.status(self.scenario.epoch, self.now, uptime, with_last_active);
+        if !(wants_document || status_checked(self.passes)) {
+            return Ok((status, None));
+        }
+        let document = self.hydra.status_json(self.scenario.epoch, self.now, uptime, with_last_active);
+        let parsed = status::parse_status_value(&document)
+            .map_err(|e| SimError::Internal(format!("the simulated status does not parse: {e}")))?;
+        if parsed != status {
+            return Err(SimError::Internal(format!(
+                "pass {}: the status read back from the document differs from the one the simulator built",
+                self.passes
+            )));
+        }
+        Ok((status, Some(document)))
+    }
+
+    /// One sample per type and figure (`series.csv`, docs/scenario-format.md):
+    /// the queue's runnable and running steps per step type, and the
+    /// provisioned machines of each configured type by state, listed, their
+    /// slots and how many of those are busy.
     fn sample(&self, observer: &mut dyn Observer) {
+        let mut types: BTreeMap<&str, [u64; 9]> = BTreeMap::new();
         for k in self.hydra.kinds() {
-            observer.sample(self.now, "runnable", &k.key, k.runnable);
-            observer.sample(self.now, "running", &k.key, k.running);
+            let row = types.entry(&k.key).or_default();
+            row[0] = k.runnable;
+            row[1] = k.running;
         }
-        let mut states: BTreeMap<&str, u64> =
-            ["starting", "up", "stopped", "missing"].into_iter().map(|s| (s, 0)).collect();
+        for key in self.scenario.config.system_types.keys() {
+            types.entry(key).or_default();
+        }
         for inst in self.live.iter().map(|&i| &self.instances[i as usize]) {
-            let s = match inst.state {
+            let state = match inst.state {
                 InstanceState::Destroyed => continue,
-                InstanceState::Stopped => "stopped",
-                InstanceState::Missing => "missing",
-                InstanceState::Running if inst.ready_at <= self.now => "up",
-                InstanceState::Running => "starting",
+                InstanceState::Stopped => 4,
+                InstanceState::Missing => 5,
+                InstanceState::Running if inst.ready_at <= self.now => 3,
+                InstanceState::Running => 2,
             };
-            *states.entry(s).or_default() += 1;
+            let row = types.entry(self.type_key(inst)).or_default();
+            row[state] += 1;
+            if inst.state == InstanceState::Running && inst.in_file {
+                row[6] += 1;
+                row[7] += u64::from(inst.max_jobs);
+            }
+            if let Some(h) = inst.hydra.filter(|_| inst.state == InstanceState::Running) {
+                row[8] += u64::from(self.hydra.machines[h as usize].current_jobs);
+            }
         }
-        for (s, n) in states {
-            observer.sample(self.now, "machines", s, n);
+        for (key, row) in types {
+            for (name, value) in SERIES_FIGURES.into_iter().zip(row) {
+                observer.sample(self.now, name, key, value);
+            }
         }
-        observer.sample(self.now, "machines", "listed", self.listed_count as u64);
     }
 
     /// The instance starts running at `now` (a launch or a start from stopped).
@@ -590,8 +695,7 @@ impl<'s> Simulation<'s> {
         let delay = lognormal_ms(&mut self.rng, median, spread);
         self.begin_run(machine, at, delay);
         self.stability.starts += 1;
-        let inst = &self.instances[machine as usize];
-        observer.lifecycle(at, &inst.name, &inst.machine_type, "start");
+        self.event(observer, at, machine, "start");
     }
 
     /// The instance stops running (stop, interruption or destruction).
@@ -609,6 +713,12 @@ impl<'s> Simulation<'s> {
         inst.state = state;
         inst.generation += 1;
         if let Some(h) = inst.hydra {
+            if let Some(rust) = &self.rust {
+                if rust.keeps_slots(h) {
+                    return;
+                }
+                self.builder_gone(h);
+            }
             if state == InstanceState::Destroyed {
                 self.hydra.remove_machine(h, now);
             } else {
@@ -675,7 +785,7 @@ impl<'s> Simulation<'s> {
                     let boot = lognormal_ms(&mut self.rng, cloud.boot_median, cloud.boot_spread);
                     self.instances[index as usize].launch_pending = Some(boot);
                     self.stability.creates += 1;
-                    observer.lifecycle(now, deployment, machine_type, "create");
+                    self.event(observer, now, index, "create");
                 }
                 Command::Start { deployment } => {
                     let Some(&m) = self.by_name.get(deployment) else { continue };
@@ -709,11 +819,12 @@ impl<'s> Simulation<'s> {
                     };
                     deploying.push(Reverse(done_at));
                     pass_end = pass_end.max(done_at);
+                    self.schedule_join(m, done_at, ok);
                     deploys.push(DeployResult { machine: m, fingerprint: fingerprint.clone(), done_at, ok });
                 }
                 Command::TouchKeepAlive { .. } => pass_end = pass_end.max(now.plus_ms(TOUCH_MS)),
                 Command::WriteMachinesFile => write_file = true,
-                Command::Stop { .. } | Command::Destroy { .. } => {}
+                Command::Stop { .. } | Command::Destroy { .. } | Command::StopBuilderService { .. } => {}
             }
         }
         // A creation without a deploy still launches its instance.
@@ -743,12 +854,8 @@ impl<'s> Simulation<'s> {
             }
             let done_s = self.scenario.epoch.saturating_add(d.done_at.whole_secs());
             memory.entry(inst.name.clone()).or_default().record_deploy(ok, &d.fingerprint, done_s);
-            observer.lifecycle(
-                d.done_at,
-                &inst.name,
-                &inst.machine_type,
-                if ok { "deployed" } else { "deploy failed" },
-            );
+            let (at, machine) = (d.done_at, d.machine);
+            self.event(observer, at, machine, if ok { "deployed" } else { "deploy failed" });
         }
         for d in &mut self.observation.fleet.deployments {
             d.memory = memory.remove(&d.name).unwrap_or_default();
@@ -787,8 +894,20 @@ impl<'s> Simulation<'s> {
             let version = self.file_version;
             self.schedule(at, Event::MachinesFileRead { version });
         }
+        if self.rust.is_some() {
+            self.retire(&plan.commands, observer);
+        } else {
+            self.take_down(&plan.commands, observer);
+        }
+        let next = now.plus_ms(secs_ms(self.scenario.interval));
+        self.schedule(next, Event::Pass);
+    }
+
+    /// The plan's stops and destroys take effect now.
+    fn take_down(&mut self, commands: &[Command], observer: &mut dyn Observer) {
+        let now = self.now;
         let stop_confirmed = ShellRules::of(&self.scenario.config).stop_confirmed;
-        for command in &plan.commands {
+        for command in commands {
             let (deployment, state, verb) = match command {
                 Command::Stop { deployment } => (deployment, InstanceState::Stopped, "stop"),
                 Command::Destroy { deployment } => (deployment, InstanceState::Destroyed, "destroy"),
@@ -807,8 +926,7 @@ impl<'s> Simulation<'s> {
                 }
                 if !stop_confirmed {
                     self.stability.stops_refused += 1;
-                    let inst = &self.instances[m as usize];
-                    observer.lifecycle(now, &inst.name, &inst.machine_type, "stop refused (no confirmation)");
+                    self.event(observer, now, m, "stop refused (no confirmation)");
                     continue;
                 }
                 self.stability.stops += 1;
@@ -821,11 +939,8 @@ impl<'s> Simulation<'s> {
                 }
             }
             self.end_run(m, state);
-            let inst = &self.instances[m as usize];
-            observer.lifecycle(now, &inst.name, &inst.machine_type, verb);
+            self.event(observer, now, m, verb);
         }
-        let next = now.plus_ms(secs_ms(self.scenario.interval));
-        self.schedule(next, Event::Pass);
     }
 
     /// The machines file the simulator reads is what the production code
@@ -861,6 +976,10 @@ impl<'s> Simulation<'s> {
                 Some(h) => h,
                 None => {
                     let h = self.hydra.add_machine(host.clone(), MachineSpec::clone(spec), now, true);
+                    if self.instance_of_machine.len() <= h as usize {
+                        self.instance_of_machine.resize(h as usize + 1, None);
+                    }
+                    self.instance_of_machine[h as usize] = Some(m as u32);
                     let requested = self.instances[m].run_start.unwrap_or(now);
                     self.hydra.set_requested_at(h, requested);
                     self.instances[m].hydra = Some(h);
@@ -870,16 +989,15 @@ impl<'s> Simulation<'s> {
             self.hydra.set_alive(h, true, now);
         }
         for &i in &self.live {
-            let inst = &mut self.instances[i as usize];
+            let inst = &self.instances[i as usize];
             let in_file = listed.contains_key(&inst.ip);
             let is = in_file && inst.state == InstanceState::Running;
             if inst.in_file != is {
-                observer.lifecycle(now, &inst.name, &inst.machine_type, if is { "listed" } else { "delisted" });
+                self.event(observer, now, i, if is { "listed" } else { "delisted" });
             }
-            inst.in_file = in_file;
+            self.instances[i as usize].in_file = in_file;
         }
         self.hydra.apply_machines_file(|host| listed.get(host).map(|(_, spec)| &**spec));
-        self.listed_count = listed.len();
     }
 
     fn finish(mut self) -> Summary {
@@ -890,7 +1008,9 @@ impl<'s> Simulation<'s> {
         let mut busy_ms = 0i64;
         let mut job_ms = 0i64;
         let mut alive = 0;
-        for inst in &mut self.instances {
+        let mut per_type: BTreeMap<String, TypeCost> = BTreeMap::new();
+        let type_keys: Vec<String> = self.instances.iter().map(|i| self.type_key(i).to_string()).collect();
+        for (inst, key) in self.instances.iter_mut().zip(type_keys) {
             if let Some(start) = inst.run_start.take() {
                 inst.billed_ms = inst.billed_ms.saturating_add(inst.billing.billed_millis(start.0, now.0));
                 alive += 1;
@@ -903,12 +1023,35 @@ impl<'s> Simulation<'s> {
             cost.storage_dollars += metrics::dollars(inst.storage_ms, inst.storage_price);
             billed_total = billed_total.saturating_add(inst.billed_ms);
             slot_ms += i128::from(inst.billed_ms) * i128::from(inst.max_jobs);
+            let mut instance_busy_ms = 0;
             if let Some(h) = inst.hydra {
                 let m = &self.hydra.machines[h as usize];
                 busy_ms = busy_ms.saturating_add(m.busy_ms);
                 job_ms = job_ms.saturating_add(m.job_ms);
+                instance_busy_ms = m.busy_ms.min(inst.billed_ms);
+            }
+            let t = per_type.entry(key).or_default();
+            t.instances += 1;
+            t.busy_dollars += metrics::dollars(instance_busy_ms, inst.price);
+            t.idle_dollars += metrics::dollars(inst.billed_ms - instance_busy_ms, inst.price);
+            t.storage_dollars += metrics::dollars(inst.storage_ms, inst.storage_price);
+            t.billed_machine_hours += inst.billed_ms as f64 / 3_600_000.0;
+            t.busy_machine_hours += instance_busy_ms as f64 / 3_600_000.0;
+        }
+        for t in per_type.values_mut() {
+            t.dollars = metrics::round3(t.busy_dollars + t.idle_dollars + t.storage_dollars);
+            t.idle_machine_hours = metrics::round3(t.billed_machine_hours - t.busy_machine_hours);
+            for v in [
+                &mut t.busy_dollars,
+                &mut t.idle_dollars,
+                &mut t.storage_dollars,
+                &mut t.billed_machine_hours,
+                &mut t.busy_machine_hours,
+            ] {
+                *v = metrics::round3(*v);
             }
         }
+        cost.per_machine_type = per_type;
         let hours = |ms: i64| metrics::round3(ms as f64 / 3_600_000.0);
         cost.dollars = metrics::round3(cost.dollars);
         cost.storage_dollars = metrics::round3(cost.storage_dollars);
@@ -942,8 +1085,10 @@ impl<'s> Simulation<'s> {
             trace: self.scenario.trace_text.clone(),
             config: self.scenario.config_origin.clone(),
             quirks: self.scenario.config.quirks,
+            runner: self.scenario.runner,
             seed: self.scenario.seed,
             program_version: env!("CARGO_PKG_VERSION").to_string(),
+            inputs: Inputs::default(),
             simulated_seconds: metrics::round3(now.0 as f64 / 1000.0),
             passes: self.passes,
             steps,
@@ -955,9 +1100,20 @@ impl<'s> Simulation<'s> {
     }
 }
 
-/// Runs `scenario` over `source`.
+/// Runs `scenario` over the rows of `source` in its window, and names in
+/// the summary the inputs it replayed.
 pub fn run(scenario: &Scenario, source: &mut dyn StepSource, observer: &mut dyn Observer) -> Result<Summary, SimError> {
-    Simulation::new(scenario).run(source, observer)
+    let mut replayed = input::Replayed::new(source, scenario.window);
+    let mut summary = match scenario.window {
+        Some(_) => Simulation::new(&scenario.at_window_start()).run(&mut replayed, observer)?,
+        None => Simulation::new(scenario).run(&mut replayed, observer)?,
+    };
+    summary.inputs = Inputs {
+        trace_digest: replayed.digest(),
+        world_digest: scenario.world_digest(),
+        window: scenario.window.map(|w| w.label()),
+    };
+    Ok(summary)
 }
 
 #[cfg(test)]

@@ -49,7 +49,7 @@ pub struct QueueKey {
 }
 
 /// An `i32` mapped to a `u32` of the same order.
-fn ordered(x: i32) -> u32 {
+pub(super) fn ordered(x: i32) -> u32 {
     (x as u32) ^ 0x8000_0000
 }
 

@@ -5,14 +5,24 @@
 //! This module reads and validates; it does not open the trace or run anything.
 
 use crate::billing::BillingModel;
-use crate::config::{self, Config};
-use serde::Deserialize;
+use crate::config::{self, Config, Runner};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// `nixopsExpr` given to types of an inline configuration that omit it: the
 /// simulator never evaluates it, but the configuration schema requires one.
 pub const SIMULATED_NIXOPS_EXPR: &str = "/simulated/machine.nix";
+
+/// The longest delay a scenario may give (boot, start, deploy, interval,
+/// reload): about 11 days, far beyond any real one.
+pub const MAX_DELAY: f64 = 1e6;
+/// The largest lognormal spread (sigma): e^(2 * 6) is a 160 000-fold delay.
+pub const MAX_SPREAD: f64 = 2.0;
+/// Dollars per hour; only a bound against typos and overflowing sums.
+pub const MAX_PRICE: f64 = 1e6;
+/// The most identical machines one static machine entry may stand for.
+pub const MAX_STATIC_COUNT: u32 = 10_000;
 
 /// A scenario that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +33,7 @@ pub struct ScenarioError {
 }
 
 /// Which status era the simulated queue runner reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Era {
     /// Dumps before late 2022: `machineTypes.<T>.lastActive` while idle.
@@ -33,7 +43,7 @@ pub enum Era {
     WithoutLastActive,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Market {
     #[default]
@@ -42,7 +52,7 @@ pub enum Market {
 }
 
 /// The cloud's side of one machine type.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CloudType {
     pub instance_type: String,
@@ -103,7 +113,7 @@ impl CloudType {
 }
 
 /// A build machine that is always there, outside the provisioner's control.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticMachine {
     pub name: String,
@@ -128,6 +138,136 @@ fn one_f() -> f64 {
     1.0
 }
 
+/// A part of a trace, in seconds on the trace's own time axis: the steps
+/// submitted at `start` or later and before `end` are replayed, moved so
+/// that `start` is the run's zero (docs/scenario-format.md).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Window {
+    pub start: f64,
+    pub end: f64,
+}
+
+impl Window {
+    /// Reads `[start, end]` (seconds) or `"start..end"` with units
+    /// (`"24h..48h"`, see [`parse_duration`]).
+    pub fn from_toml(v: &toml::Value) -> Result<Window, String> {
+        let bad =
+            || format!("expected [start, end] in seconds or \"start..end\" with units (e.g. \"24h..48h\"), got {v}");
+        let (start, end) = match v {
+            toml::Value::Array(a) if a.len() == 2 => {
+                let num = |x: &toml::Value| x.as_float().or_else(|| x.as_integer().map(|i| i as f64));
+                (num(&a[0]).ok_or_else(bad)?, num(&a[1]).ok_or_else(bad)?)
+            }
+            toml::Value::String(s) => {
+                let (a, b) = s.split_once("..").ok_or_else(bad)?;
+                (parse_duration(a)?, parse_duration(b)?)
+            }
+            _ => return Err(bad()),
+        };
+        if !(start.is_finite() && end.is_finite() && start >= 0.0 && start < end && end <= 1e10) {
+            return Err(format!("the start must be zero or more and before the end, got {start}..{end} s"));
+        }
+        if start.fract() != 0.0 || end.fract() != 0.0 {
+            return Err(format!("the start and end must be whole seconds, got {start}..{end} s"));
+        }
+        Ok(Window { start, end })
+    }
+
+    /// `start..end` in the shortest of days, hours, minutes or seconds.
+    pub fn label(&self) -> String {
+        format!("{}..{}", duration_text(self.start), duration_text(self.end))
+    }
+}
+
+/// Seconds written with a unit: `90s`, `15m`, `1.5h`, `7d`, or a bare number
+/// of seconds.
+pub fn parse_duration(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let (number, unit) = match t.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let scale = match unit.trim() {
+        "s" | "sec" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        "d" => 86400.0,
+        other => return Err(format!("`{text}`: unknown unit `{other}` (s, m, h, d)")),
+    };
+    let n: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}`: expected a number of seconds, or one with a unit (90s, 15m, 2h, 1d)"))?;
+    if !n.is_finite() || n < 0.0 {
+        return Err(format!("`{text}`: must be zero or more"));
+    }
+    Ok(n * scale)
+}
+
+/// Seconds as the largest whole unit: `86400` is `1d`, `5400` is `90m`.
+pub fn duration_text(seconds: f64) -> String {
+    for (unit, size) in [("d", 86400.0), ("h", 3600.0), ("m", 60.0)] {
+        if seconds != 0.0 && seconds % size == 0.0 {
+            return format!("{}{unit}", seconds / size);
+        }
+    }
+    format!("{seconds}s")
+}
+
+/// The simulated queue runner (`[hydra]`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct HydraFile {
+    runner: Option<String>,
+    silent_per_hour: Option<f64>,
+    silence_detection: Option<f64>,
+    ping_interval: Option<f64>,
+    service_stop: Option<f64>,
+}
+
+impl HydraFile {
+    /// The keys that model the Rust runner only.
+    fn rust_keys_set(&self) -> bool {
+        self.silent_per_hour.is_some()
+            || self.silence_detection.is_some()
+            || self.ping_interval.is_some()
+            || self.service_stop.is_some()
+    }
+}
+
+/// What the Rust queue runner's model needs beyond the C++ one's
+/// (`sim/rust_runner.rs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RustRunnerModel {
+    /// Times per builder-hour a joined builder goes silent (exponential):
+    /// it stops pinging and answering, and its steps hang.
+    pub silent_per_hour: f64,
+    /// Seconds until the runner's transport notices a silent builder and
+    /// drops it, aborting its steps.
+    pub silence_detection: f64,
+    /// Seconds between a builder's pings.
+    pub ping_interval: f64,
+    /// Seconds from the provisioner's idle re-check to the builder leaving
+    /// the runner (`nixops ssh` connecting, `systemctl stop`): the window in
+    /// which a step dispatched to a retiring builder is aborted.
+    pub service_stop: f64,
+}
+
+impl Default for RustRunnerModel {
+    fn default() -> Self {
+        // 924 s: Linux gives up on a peer that stopped acknowledging after
+        // 15 retransmissions (tcp_retries2), and the runner's pings keep
+        // data outstanding. 10 s: hydra-builder's ping interval. 2 s: an
+        // ssh connection and a `systemctl stop`.
+        RustRunnerModel { silent_per_hour: 0.0, silence_detection: 924.0, ping_interval: 10.0, service_stop: 2.0 }
+    }
+}
+
+/// Placeholders an inline `runner = "rust"` configuration gets for the keys
+/// production requires and the simulator never reads.
+const SIMULATED_STATUS_URL: &str = "http://127.0.0.1:8080/status";
+const SIMULATED_RUNNER_ENDPOINT: &str = "simulated:50051";
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ScenarioFile {
@@ -141,6 +281,7 @@ struct ScenarioFile {
     #[serde(default)]
     shares: BTreeMap<String, u64>,
     horizon: Option<f64>,
+    window: Option<toml::Value>,
     #[serde(default = "default_seed")]
     seed: u64,
     #[serde(default = "default_interval")]
@@ -153,6 +294,8 @@ struct ScenarioFile {
     epoch: i64,
     #[serde(default = "default_uptime")]
     queue_runner_uptime: i64,
+    #[serde(default)]
+    hydra: HydraFile,
 }
 
 fn default_seed() -> u64 {
@@ -188,8 +331,11 @@ pub struct Scenario {
     pub cloud: BTreeMap<String, CloudType>,
     pub static_machines: Vec<StaticMachine>,
     pub shares: BTreeMap<String, u64>,
-    /// Seconds after the trace's zero at which the run stops.
+    /// Seconds after the run's zero (the trace's zero, or the start of the
+    /// window) at which the run stops.
     pub horizon: Option<f64>,
+    /// The part of the trace replayed; `None`: all of it.
+    pub window: Option<Window>,
     pub seed: u64,
     pub interval: f64,
     pub era: Era,
@@ -198,9 +344,48 @@ pub struct Scenario {
     pub epoch: i64,
     /// The queue runner's uptime at the trace's zero.
     pub queue_runner_uptime: i64,
+    /// The simulated queue runner's generation (`[hydra] runner`; the
+    /// configuration's `runner` follows it).
+    pub runner: Runner,
+    /// The Rust runner's model (read only under `runner = "rust"`).
+    pub rust_runner: RustRunnerModel,
 }
 
 impl Scenario {
+    /// A digest of what the scenario says about the world the policy runs
+    /// in (cloud, static machines, shares, era, reload delay, epoch, queue
+    /// runner uptime, horizon, window): not its name, seed, interval or
+    /// provisioner configuration. Two runs with equal digests and equal trace
+    /// digests replayed the same inputs under (perhaps) different policies.
+    pub fn world_digest(&self) -> String {
+        let world = serde_json::json!({
+            "cloud": self.cloud,
+            "static_machines": self.static_machines,
+            "shares": self.shares,
+            "horizon": self.horizon,
+            "window": self.window,
+            "era": self.era,
+            "reload_delay": self.reload_delay,
+            "epoch": self.epoch,
+            "queue_runner_uptime": self.queue_runner_uptime,
+        });
+        let mut d = super::input::Digest::default();
+        d.eat(world.to_string().as_bytes());
+        d.hex()
+    }
+
+    /// The scenario as a run over its window sees it: the engine's clock and
+    /// the queue runner's uptime moved on to the window's start.
+    pub fn at_window_start(&self) -> Scenario {
+        let mut s = self.clone();
+        if let Some(w) = self.window {
+            let start = w.start.floor() as i64;
+            s.epoch = s.epoch.saturating_add(start);
+            s.queue_runner_uptime = s.queue_runner_uptime.saturating_add(start);
+        }
+        s
+    }
+
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let origin = path.display().to_string();
         let text = std::fs::read_to_string(path)
@@ -212,6 +397,10 @@ impl Scenario {
     pub fn parse(text: &str, origin: &str, base_dir: &Path) -> Result<Scenario, ScenarioError> {
         let err = |message: String| ScenarioError { origin: origin.to_string(), message };
         let file: ScenarioFile = toml::from_str(text).map_err(|e| err(e.to_string().trim_end().to_string()))?;
+        let hydra_runner = match &file.hydra.runner {
+            None => None,
+            Some(r) => Some(r.parse::<Runner>().map_err(|e| err(format!("hydra.runner: {e}")))?),
+        };
         let (config_json, config_origin, config) = match &file.provisioner {
             toml::Value::String(p) => {
                 let path = base_dir.join(p);
@@ -222,12 +411,25 @@ impl Scenario {
                 (None, path.display().to_string(), config)
             }
             toml::Value::Table(_) => {
+                // `nan` and `inf` would turn into JSON null, which reads as "the default".
+                if let Some(problem) = config::non_finite_numbers(&file.provisioner).into_iter().next() {
+                    return Err(err(format!("provisioner.{problem}")));
+                }
                 let mut json = serde_json::to_value(&file.provisioner).map_err(|e| err(format!("provisioner: {e}")))?;
                 if let Some(types) = json.get_mut("systemTypes").and_then(|t| t.as_object_mut()) {
                     for t in types.values_mut() {
                         if let Some(t) = t.as_object_mut() {
                             t.entry("nixopsExpr").or_insert_with(|| SIMULATED_NIXOPS_EXPR.into());
                         }
+                    }
+                }
+                if let Some(top) = json.as_object_mut() {
+                    if let Some(r) = hydra_runner {
+                        top.entry("runner").or_insert_with(|| r.name().into());
+                    }
+                    if top.get("runner").and_then(|r| r.as_str()) == Some("rust") {
+                        top.entry("statusUrl").or_insert_with(|| SIMULATED_STATUS_URL.into());
+                        top.entry("runnerEndpoint").or_insert_with(|| SIMULATED_RUNNER_ENDPOINT.into());
                     }
                 }
                 let origin_inline = format!("{origin} [provisioner]");
@@ -249,16 +451,53 @@ impl Scenario {
                 )));
             }
         };
+        let runner = hydra_runner.unwrap_or(config.runner);
+        if runner != config.runner {
+            return Err(err(format!(
+                "hydra.runner is `{}` but the provisioner's runner is `{}`: the provisioner must serve the runner simulated",
+                runner.name(),
+                config.runner.name()
+            )));
+        }
+        // Written beside an explicit C++ runner they are a mistake; beside
+        // the configuration's default they wait for a `runner` sweep's
+        // Rust points, so one base scenario serves both generations.
+        if hydra_runner == Some(Runner::Cpp) && file.hydra.rust_keys_set() {
+            return Err(err(
+                "hydra: silent_per_hour, silence_detection, ping_interval and service_stop model the Rust runner; \
+                 set hydra.runner = \"rust\""
+                    .into(),
+            ));
+        }
+        let defaults = RustRunnerModel::default();
+        let rust_runner = RustRunnerModel {
+            silent_per_hour: file.hydra.silent_per_hour.unwrap_or(defaults.silent_per_hour),
+            silence_detection: file.hydra.silence_detection.unwrap_or(defaults.silence_detection),
+            ping_interval: file.hydra.ping_interval.unwrap_or(defaults.ping_interval),
+            service_stop: file.hydra.service_stop.unwrap_or(defaults.service_stop),
+        };
+        for (key, value, low, high) in [
+            ("silent_per_hour", rust_runner.silent_per_hour, 0.0, 3600.0),
+            ("silence_detection", rust_runner.silence_detection, 0.0, MAX_DELAY),
+            ("ping_interval", rust_runner.ping_interval, 1.0, MAX_DELAY),
+            ("service_stop", rust_runner.service_stop, 0.0, 60.0),
+        ] {
+            if !(value.is_finite() && (low..=high).contains(&value)) {
+                return Err(err(format!("hydra.{key}: must be from {low} to {high}, got {value}")));
+            }
+        }
         let mut cloud = BTreeMap::new();
         for (key, c) in &file.cloud {
             let Some(tc) = config.type_for(key) else {
                 return Err(err(format!("cloud.\"{key}\": no such machine type in the provisioner configuration")));
             };
             let at = |what: &str| format!("cloud.\"{key}\".{what}");
-            let check = |v: f64, what: &str, positive: bool| {
-                if !v.is_finite() || v < 0.0 || (positive && v == 0.0) {
+            // Upper bounds keep every drawn delay (median * e^(spread * z))
+            // and every sum of them far inside the simulator's millisecond clock.
+            let check = |v: f64, what: &str, positive: bool, max: f64| {
+                if !v.is_finite() || v < 0.0 || (positive && v == 0.0) || v > max {
                     Err(err(format!(
-                        "{}: must be {}, got {v}",
+                        "{}: must be {} and at most {max}, got {v}",
                         at(what),
                         if positive { "positive" } else { "zero or more" }
                     )))
@@ -266,15 +505,15 @@ impl Scenario {
                     Ok(())
                 }
             };
-            check(c.on_demand_price, "on_demand_price", false)?;
-            check(c.storage_price, "storage_price", false)?;
-            check(c.boot_median, "boot_median", true)?;
-            check(c.boot_spread, "boot_spread", false)?;
-            check(c.start_median, "start_median", true)?;
-            check(c.start_spread, "start_spread", false)?;
-            check(c.deploy, "deploy", false)?;
-            check(c.redeploy, "redeploy", false)?;
-            check(c.spot_interruptions_per_hour, "spot_interruptions_per_hour", false)?;
+            check(c.on_demand_price, "on_demand_price", false, MAX_PRICE)?;
+            check(c.storage_price, "storage_price", false, MAX_PRICE)?;
+            check(c.boot_median, "boot_median", true, MAX_DELAY)?;
+            check(c.boot_spread, "boot_spread", false, MAX_SPREAD)?;
+            check(c.start_median, "start_median", true, MAX_DELAY)?;
+            check(c.start_spread, "start_spread", false, MAX_SPREAD)?;
+            check(c.deploy, "deploy", false, MAX_DELAY)?;
+            check(c.redeploy, "redeploy", false, MAX_DELAY)?;
+            check(c.spot_interruptions_per_hour, "spot_interruptions_per_hour", false, 3600.0)?;
             if !(0.0..=1.0).contains(&c.deploy_failure_rate) {
                 return Err(err(format!("{}: must be between 0 and 1", at("deploy_failure_rate"))));
             }
@@ -282,7 +521,7 @@ impl Scenario {
                 (Market::Spot, None) => {
                     return Err(err(format!("{}: required when market = \"spot\"", at("spot_price"))));
                 }
-                (_, Some(p)) => check(p, "spot_price", false)?,
+                (_, Some(p)) => check(p, "spot_price", false, MAX_PRICE)?,
                 _ => {}
             }
             if c.market != Market::Spot && c.spot_interruptions_per_hour > 0.0 {
@@ -312,20 +551,34 @@ impl Scenario {
             if m.max_jobs == 0 || !(m.speed_factor.is_finite() && m.speed_factor > 0.0) {
                 return Err(err(format!("{at}: max_jobs and speed_factor must be positive")));
             }
+            if m.max_jobs > config::MAX_JOBS {
+                return Err(err(format!("{at}.max_jobs: must be at most {}, got {}", config::MAX_JOBS, m.max_jobs)));
+            }
+            if !config::SPEED_FACTOR_RANGE.contains(&m.speed_factor) {
+                return Err(err(format!(
+                    "{at}.speed_factor: must be from {} to {}, got {}",
+                    config::SPEED_FACTOR_RANGE.start(),
+                    config::SPEED_FACTOR_RANGE.end(),
+                    m.speed_factor
+                )));
+            }
+            if !(1..=MAX_STATIC_COUNT).contains(&m.count) {
+                return Err(err(format!("{at}.count: must be from 1 to {MAX_STATIC_COUNT}, got {}", m.count)));
+            }
         }
         for (jobset, shares) in &file.shares {
             if *shares == 0 {
                 return Err(err(format!("shares.\"{jobset}\": must be positive")));
             }
         }
-        if !(file.interval.is_finite() && file.interval >= 1.0) {
-            return Err(err(format!("interval: must be at least 1 second, got {}", file.interval)));
+        if !(file.interval.is_finite() && (1.0..=MAX_DELAY).contains(&file.interval)) {
+            return Err(err(format!("interval: must be from 1 to {MAX_DELAY} seconds, got {}", file.interval)));
         }
-        if !(file.reload_delay.is_finite() && file.reload_delay >= 0.0) {
-            return Err(err(format!("reload_delay: must be zero or more, got {}", file.reload_delay)));
+        if !(file.reload_delay.is_finite() && (0.0..=MAX_DELAY).contains(&file.reload_delay)) {
+            return Err(err(format!("reload_delay: must be from 0 to {MAX_DELAY} seconds, got {}", file.reload_delay)));
         }
         const TEN_THOUSAND_YEARS: i64 = 315_360_000_000;
-        if file.epoch.abs() > TEN_THOUSAND_YEARS {
+        if !(-TEN_THOUSAND_YEARS..=TEN_THOUSAND_YEARS).contains(&file.epoch) {
             return Err(err(format!("epoch: must be a Unix time, got {}", file.epoch)));
         }
         if !(0..=TEN_THOUSAND_YEARS).contains(&file.queue_runner_uptime) {
@@ -334,6 +587,10 @@ impl Scenario {
         if let Some(h) = file.horizon.filter(|h| !(h.is_finite() && *h > 0.0 && *h <= 1e10)) {
             return Err(err(format!("horizon: must be positive seconds (at most 1e10), got {h}")));
         }
+        let window = match &file.window {
+            Some(v) => Some(Window::from_toml(v).map_err(|m| err(format!("window: {m}")))?),
+            None => None,
+        };
         let name = file.name.clone().unwrap_or_else(|| {
             Path::new(origin).file_stem().map_or("scenario".into(), |s| s.to_string_lossy().into_owned())
         });
@@ -348,12 +605,15 @@ impl Scenario {
             static_machines: file.static_machines,
             shares: file.shares,
             horizon: file.horizon,
+            window,
             seed: file.seed,
             interval: file.interval,
             era: file.era,
             reload_delay: file.reload_delay,
             epoch: file.epoch,
             queue_runner_uptime: file.queue_runner_uptime,
+            runner,
+            rust_runner,
         })
     }
 }
@@ -406,6 +666,35 @@ on_demand_price = 0.5
         assert!(s.config_json.is_none());
         let e = Scenario::parse(&text.replace("conf.json", "nope.json"), "s.toml", dir.path()).unwrap_err();
         assert!(e.to_string().contains("nope.json"), "{e}");
+    }
+
+    #[test]
+    fn windows_and_durations_read_with_units() {
+        assert_eq!(parse_duration("90s"), Ok(90.0));
+        assert_eq!(parse_duration("15m"), Ok(900.0));
+        assert_eq!(parse_duration("1.5h"), Ok(5400.0));
+        assert_eq!(parse_duration("2d"), Ok(172_800.0));
+        assert_eq!(parse_duration(" 30 "), Ok(30.0));
+        for bad in ["", "m", "5 weeks", "-1m", "1e400"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            (duration_text(86400.0), duration_text(5400.0), duration_text(61.0)),
+            ("1d".into(), "90m".into(), "61s".into())
+        );
+        let s = Scenario::parse(&format!("window = \"1d..36h\"\n{GOOD}"), "s.toml", Path::new(".")).unwrap();
+        assert_eq!(s.window, Some(Window { start: 86400.0, end: 129_600.0 }));
+        assert_eq!(s.window.unwrap().label(), "1d..36h");
+        let s = Scenario::parse(&format!("window = [0, 3600]\n{GOOD}"), "s.toml", Path::new(".")).unwrap();
+        assert_eq!(s.at_window_start().epoch, s.epoch);
+        let s = Scenario::parse(&format!("window = [7200, 9000]\n{GOOD}"), "s.toml", Path::new(".")).unwrap();
+        let moved = s.at_window_start();
+        assert_eq!((moved.epoch - s.epoch, moved.queue_runner_uptime - s.queue_runner_uptime), (7200, 7200));
+        assert_ne!(s.world_digest(), Scenario::parse(GOOD, "s.toml", Path::new(".")).unwrap().world_digest());
+        for bad in ["[5, 1]", "[0.5, 10]", "\"1h\"", "[1, 2, 3]", "\"1x..2h\""] {
+            let e = Scenario::parse(&format!("window = {bad}\n{GOOD}"), "s.toml", Path::new(".")).unwrap_err();
+            assert!(e.to_string().contains("window"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -13,8 +13,17 @@
 //! whose load changes moves between two sets without leaving anything stale
 //! behind. The caller reports every change of membership exactly. This
 //! module knows nothing of steps.
+//!
+//! The Rust runner's order (`hydra/rust.rs`) ranks a class's free machines
+//! by their place in its builders' list, which moves only when a builder
+//! joins; the load plays no part but to break ties of place. A class under
+//! that order keeps its free machines' keys in one ordered set instead, and
+//! the caller empties the sets and adds every free machine again when the
+//! places change ([`FreeMachines::clear`]).
 
+use super::hydra::DispatchOrder;
 use std::cmp::Reverse;
+use std::collections::BTreeSet;
 
 /// A free machine's place in Hydra's order within its class: smaller first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -83,6 +92,19 @@ impl Bits {
     }
 }
 
+/// A machine with a free slot, as its class's order sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Free {
+    pub machine: u32,
+    /// Its current jobs, fewer than `max_jobs`.
+    pub jobs: u32,
+    /// Slots and speed factor of its class.
+    pub max_jobs: u32,
+    pub speed_factor: f64,
+    /// Its place in the Rust runner's builders' list.
+    pub rank: u32,
+}
+
 #[derive(Debug, Default)]
 struct Class {
     speed_factor: f64,
@@ -93,6 +115,9 @@ struct Class {
     machines: Vec<Bits>,
     /// Ranks with a free machine.
     ranks: Bits,
+    /// Under the Rust runner's order, the keys of the free machines
+    /// (the sets per job count stay empty).
+    keys: BTreeSet<MachineKey>,
     /// Machines of the class with a free slot.
     free: u32,
 }
@@ -106,7 +131,7 @@ impl Class {
             rank_of_jobs[j as usize] = rank as u32;
         }
         let machines = (0..max_jobs).map(|_| Bits::default()).collect();
-        Class { speed_factor, rank_of_jobs, jobs_of_rank, machines, ranks: Bits::default(), free: 0 }
+        Class { speed_factor, rank_of_jobs, jobs_of_rank, machines, ..Class::default() }
     }
 }
 
@@ -114,52 +139,78 @@ impl Class {
 #[derive(Debug, Default)]
 pub struct FreeMachines {
     classes: Vec<Class>,
+    order: DispatchOrder,
     /// Empty words passed over to find first members.
     pub work: u64,
 }
 
 impl FreeMachines {
+    /// Orders free machines by `order` from now on (while none is free).
+    pub fn set_order(&mut self, order: DispatchOrder) {
+        debug_assert!(self.classes.iter().all(|c| c.free == 0));
+        self.order = order;
+    }
+
+    /// No machine is free any more (their places are about to change).
+    pub fn clear(&mut self) {
+        self.classes.clear();
+    }
+
     /// Machines of `class` with a free slot.
     pub fn free(&self, class: u32) -> u32 {
         self.classes.get(class as usize).map_or(0, |c| c.free)
     }
 
-    /// A machine of `class` (whose machines have `max_jobs` slots and
-    /// `speed_factor`) runs `jobs` and has a free slot, from now on.
-    pub fn add(&mut self, class: u32, machine: u32, jobs: u32, max_jobs: u32, speed_factor: f64) {
+    /// A machine of `class` has a free slot, from now on.
+    pub fn add(&mut self, class: u32, f: Free) {
         let c = class as usize;
         if self.classes.len() <= c {
             self.classes.resize_with(c + 1, Class::default);
         }
         let cl = &mut self.classes[c];
-        if cl.rank_of_jobs.is_empty() {
-            *cl = Class::new(max_jobs, speed_factor);
+        if self.order == DispatchOrder::Rust {
+            let fresh = cl.keys.insert(self.order.machine_key(f.jobs, f.speed_factor, f.rank, f.machine));
+            debug_assert!(fresh, "{} is already free", f.machine);
+            cl.free += 1;
+            return;
         }
-        debug_assert!(jobs < max_jobs && cl.rank_of_jobs.len() == max_jobs as usize);
-        let rank = cl.rank_of_jobs[jobs as usize];
+        if cl.rank_of_jobs.is_empty() {
+            *cl = Class::new(f.max_jobs, f.speed_factor);
+        }
+        cl.free += 1;
+        debug_assert!(f.jobs < f.max_jobs && cl.rank_of_jobs.len() == f.max_jobs as usize);
+        let rank = cl.rank_of_jobs[f.jobs as usize];
         let set = &mut cl.machines[rank as usize];
         if set.len == 0 {
             cl.ranks.insert(rank);
         }
-        set.insert(machine);
-        cl.free += 1;
+        set.insert(f.machine);
     }
 
-    /// A machine of `class` running `jobs` is no longer free.
-    pub fn remove(&mut self, class: u32, machine: u32, jobs: u32) {
+    /// A machine of `class`, added as `f`, is no longer free.
+    pub fn remove(&mut self, class: u32, f: Free) {
         let Some(cl) = self.classes.get_mut(class as usize) else { return };
-        let Some(&rank) = cl.rank_of_jobs.get(jobs as usize) else { return };
+        if self.order == DispatchOrder::Rust {
+            let was = cl.keys.remove(&self.order.machine_key(f.jobs, f.speed_factor, f.rank, f.machine));
+            debug_assert!(was, "{} is not free", f.machine);
+            cl.free = cl.free.saturating_sub(u32::from(was));
+            return;
+        }
+        let Some(&rank) = cl.rank_of_jobs.get(f.jobs as usize) else { return };
         let set = &mut cl.machines[rank as usize];
-        set.remove(machine);
+        set.remove(f.machine);
         if set.len == 0 {
             cl.ranks.remove(rank);
         }
         cl.free = cl.free.saturating_sub(1);
     }
 
-    /// The first free machine of `class` in Hydra's order.
+    /// The first free machine of `class` in the dispatch order.
     pub fn best(&mut self, class: u32) -> Option<MachineKey> {
         let cl = self.classes.get_mut(class as usize)?;
+        if self.order == DispatchOrder::Rust {
+            return cl.keys.first().copied();
+        }
         let (rank, skipped) = cl.ranks.first()?;
         let (machine, more) = cl.machines[rank as usize].first()?;
         self.work += skipped + more;
@@ -173,27 +224,47 @@ mod tests {
     use proptest::prelude::*;
 
     proptest! {
-        /// The first free machine is the least key of the free machines,
-        /// whatever the order of their changes.
+        /// The first free machine is the least key of the free machines
+        /// under either dispatch order, whatever the order of their changes
+        /// and, for the Rust runner's order, of the changes of their places
+        /// (places may tie).
         #[test]
         fn best_is_the_least_key(
+            rust in any::<bool>(),
             max_jobs in 1u32..9,
             speed_factor in prop::sample::select(vec![0.5, 1.0, 1.5, 2.0, 3.0]),
-            changes in prop::collection::vec((0u32..150, 0u32..9), 1..300),
+            changes in prop::collection::vec((0u32..150, 0u32..9, prop::option::weighted(0.05, 0u32..200)), 1..300),
         ) {
+            let order = if rust { DispatchOrder::Rust } else { DispatchOrder::Cpp };
             let mut free = FreeMachines::default();
+            free.set_order(order);
             let mut jobs: Vec<Option<u32>> = vec![None; 150];
-            for (machine, new_jobs) in changes {
+            let mut ranks: Vec<u32> = (0..150).map(|m| (m * 7) % 150).collect();
+            let entry = |machine: u32, jobs: u32, rank: u32| Free { machine, jobs, max_jobs, speed_factor, rank };
+            for (machine, new_jobs, reranking) in changes {
+                if let Some(seed) = reranking {
+                    // The places change: every free machine is added again.
+                    free.clear();
+                    for (m, r) in ranks.iter_mut().enumerate() {
+                        *r = (m as u32 * 31 + seed) % 97;
+                        if let Some(j) = jobs[m] {
+                            free.add(3, entry(m as u32, j, *r));
+                        }
+                    }
+                }
                 let new_jobs = (new_jobs < max_jobs).then_some(new_jobs);
+                let rank = ranks[machine as usize];
                 if let Some(j) = jobs[machine as usize] {
-                    free.remove(3, machine, j);
+                    free.remove(3, entry(machine, j, rank));
                 }
                 if let Some(j) = new_jobs {
-                    free.add(3, machine, j, max_jobs, speed_factor);
+                    free.add(3, entry(machine, j, rank));
                 }
                 jobs[machine as usize] = new_jobs;
                 let expect = (0..150u32)
-                    .filter_map(|m| jobs[m as usize].map(|j| MachineKey::new(j, speed_factor, m)))
+                    .filter_map(|m| {
+                        jobs[m as usize].map(|j| order.machine_key(j, speed_factor, ranks[m as usize], m))
+                    })
                     .min();
                 prop_assert_eq!(free.best(3), expect);
                 prop_assert_eq!(free.free(3) as usize, jobs.iter().flatten().count());

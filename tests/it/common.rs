@@ -41,3 +41,14 @@ pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     std::fs::write(&p, text).unwrap();
     p
 }
+
+/// The Python interpreter that runs the fakes (the system one starts
+/// several times faster than a version-manager shim).
+pub fn python() -> String {
+    if Path::new("/usr/bin/python3").exists() { "/usr/bin/python3".into() } else { "python3".into() }
+}
+
+/// The path of a fake of an external tool in `tests/fakes/`.
+pub fn fake(name: &str) -> String {
+    root().join("tests/fakes").join(name).display().to_string()
+}

@@ -4,10 +4,15 @@
 
 mod common;
 mod engine;
+mod faults;
+mod fuzz;
 mod import;
+mod operators;
 mod oracle;
 mod pg;
 mod policy;
 mod production;
 mod replay;
+mod reports;
+mod rust_runner;
 mod simulation;

@@ -6,7 +6,7 @@
 
 use crate::common;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -99,8 +99,10 @@ impl World {
                 .entry(format!("ssh://root@{ip}"))
                 .or_insert_with(|| json!({"enabled": false, "currentJobs": jobs}));
         }
+        let running: u64 = busy.iter().map(|(_, j)| j).sum();
         let doc = json!({"status": "up", "time": now, "uptime": 86400, "nrRunnableSteps": runnable,
-            "machineTypes": {TYPE: {"runnable": runnable, "running": 0}}, "machines": machines, "jobsets": {}});
+            "nrActiveSteps": running, "machineTypes": {TYPE: {"runnable": runnable, "running": running}},
+            "machines": machines, "jobsets": {}});
         self.set_status_text(&doc.to_string());
     }
 
@@ -698,51 +700,6 @@ fn eval_test_nix(file: &str, args: &[(&str, &str)]) -> Value {
 }
 
 #[test]
-fn the_package_expression_builds_this_crate_from_its_lock_file() {
-    if !common::have_nix() {
-        return;
-    }
-    let p = eval_test_nix("eval-package.nix", &[]);
-    assert_eq!(p["pname"], "hydra-provisioner");
-    assert_eq!(p["version"], env!("CARGO_PKG_VERSION"), "nix/package.nix reads the version from Cargo.toml");
-    assert_eq!(p["lockFileExists"], true, "{}", p["lockFile"]);
-    assert_eq!(p["mainProgram"], "hydra-provisioner");
-}
-
-#[test]
-fn the_nixos_module_renders_a_usable_config_service_and_timer() {
-    if !common::have_nix() {
-        eprintln!("notice: nix-instantiate is not installed; skipping the NixOS module test");
-        return;
-    }
-    let m = eval_test_nix("eval-module.nix", &[]);
-    assert_eq!(m["enabled"], true);
-    let service = &m["service"]["serviceConfig"];
-    assert_eq!(service["Type"], "oneshot");
-    assert_eq!(service["StateDirectory"], "hydra-provisioner");
-    assert_eq!(service["User"], "hydra-provisioner");
-    assert_eq!(m["timer"]["timerConfig"]["OnUnitInactiveSec"], "7min");
-    assert_eq!(m["timer"]["wantedBy"], json!(["timers.target"]));
-    assert_eq!(m["users"]["hydra-provisioner"]["isSystemUser"], true);
-    assert_eq!(m["tmpfiles"], json!(["d /var/lib/hydra/provisioner 0755 hydra-provisioner hydra-provisioner -"]));
-    // The settings, rendered to JSON, are a config the binary accepts.
-    let exec = service["ExecStart"].as_str().unwrap();
-    let (program, rendered) = exec.split_once(" run WRITETEXT:").unwrap();
-    assert_eq!(program, "/nix/store/hydra-provisioner/bin/hydra-provisioner");
-    let dir = tempfile::tempdir().unwrap();
-    let conf = common::write(dir.path(), "conf.json", rendered);
-    let status = common::write(
-        dir.path(),
-        "status.json",
-        r#"{"status": "up", "time": 1700000000, "uptime": 1, "machineTypes": {}}"#,
-    );
-    let out = common::bin().args(["plan", "-c"]).arg(&conf).arg("-s").arg(&status).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let config: Value = serde_json::from_str(rendered).unwrap();
-    assert_eq!(config["stateDir"], "/var/lib/hydra-provisioner");
-}
-
-#[test]
 fn auto_shutdown_powers_off_only_after_an_hour_without_keep_alive() {
     if !common::have_nix() {
         eprintln!("notice: nix-instantiate is not installed; skipping the auto-shutdown test");
@@ -769,4 +726,332 @@ fn auto_shutdown_powers_off_only_after_an_hour_without_keep_alive() {
     assert_eq!(run(), None, "50 minutes old");
     file.set_modified(std::time::SystemTime::now() - Duration::from_secs(3700)).unwrap();
     assert_eq!(run().as_deref(), Some("poweroff\n"), "over an hour old");
+}
+
+/// Hydra's dumps of late 2022 to mid 2023 have `machines` (and
+/// `machineTypes`) as `null` or `{}` while machines build: a listed machine
+/// absent from such a status is unknown, not idle, and is never destroyed
+/// on that evidence, in either mode; once nothing runs, it goes.
+#[test]
+fn a_status_without_machines_never_gets_a_building_machine_destroyed() {
+    for (quirks, section) in [("fixed", "null"), ("fixed", "{}"), ("original", "null"), ("original", "{}")] {
+        let w = World::new(json!({"maxMachines": 1, "gracePeriod": 0}), json!({"quirks": quirks}));
+        w.scale_to(1);
+        let null_era = |now: i64, active: u64| {
+            w.set_status_text(&format!(
+                r#"{{"status": "up", "time": {now}, "uptime": 86400, "nrRunnableSteps": 0, "nrActiveSteps": {active},
+                    "machines": {section}, "jobsets": {section}, "machineTypes": {section}}}"#
+            ));
+        };
+        // Unneeded, idle type, hour nearly over, long past grace and drain:
+        // it may be building, so it is drained and kept.
+        for now in [T0 + 3500, T0 + 3560, T0 + 7100, T0 + 10_700] {
+            null_era(now, 4);
+            w.ok_pass(now);
+            assert_eq!(w.names(), vec![provisioned(0)], "{quirks} {section} at {now}");
+        }
+        assert!(w.listed_ips().is_empty(), "{quirks} {section}: drained");
+        assert!(w.calls_of("destroy").is_empty() && w.calls_of("stop").is_empty(), "{quirks} {section}");
+        // Nothing runs any more: the machine is idle and goes.
+        null_era(T0 + 14_300, 0);
+        w.ok_pass(T0 + 14_300);
+        assert!(w.names().is_empty(), "{quirks} {section}: destroyed once nothing runs");
+    }
+}
+
+/// A corrupt state file is set aside and the memory rebuilt safely, but the
+/// pass says so: exit 1 and a metric, so that an alert fires.
+#[test]
+fn a_corrupt_state_file_fails_the_pass_and_sets_a_metric() {
+    let w = World::new(json!({"maxMachines": 1}), json!({"prometheusTextfile": "metrics.prom"}));
+    w.scale_to(1);
+    let metrics = || std::fs::read_to_string(w.path().join("metrics.prom")).unwrap();
+    assert!(metrics().contains("hydra_provisioner_state_rebuilt 0"), "{}", metrics());
+    common::write(&w.path().join("state"), "state.json", "{\"deployments\": {\"hydra-provisioned-0\": [");
+    w.set_status(1000, &[], T0 + 300);
+    let p = w.pass(T0 + 300);
+    assert_eq!(p.code, 1, "{}", p.stderr);
+    assert!(p.stderr.contains("corrupt") && p.stderr.contains("state.json.corrupt"), "{}", p.stderr);
+    assert!(metrics().contains("hydra_provisioner_state_rebuilt 1"), "{}", metrics());
+    assert_eq!(w.names(), vec![provisioned(0)], "nothing lost");
+    // The next pass has a good state file again.
+    w.set_status(1000, &[], T0 + 600);
+    w.ok_pass(T0 + 600);
+    assert!(metrics().contains("hydra_provisioner_state_rebuilt 0"), "{}", metrics());
+}
+
+/// An address that cannot be written to the machines file (a `#`, a control
+/// character) is reported, the pass fails, and the machine neither counts
+/// as serving nor is recorded as listed, so a replacement is created.
+#[test]
+fn a_machine_whose_address_cannot_be_listed_is_reported_and_replaced() {
+    for address in ["10.0.0.9#x", "10.0.0.9\u{1}", "10.0.0.9 x86_64-linux"] {
+        let w = World::new(json!({"maxMachines": 1}), json!({}));
+        w.knob("address-hydra-provisioned-0", address);
+        w.set_status(100, &[], T0);
+        w.pass(T0);
+        assert!(w.listed_ips().is_empty(), "{address:?}: {:?}", w.machines_file());
+        assert_eq!(w.state()["deployments"][provisioned(0)]["listed"], false, "{address:?}");
+        w.set_status(100, &[], T0 + 300);
+        let p = w.pass(T0 + 300);
+        assert_eq!(p.code, 1, "{address:?}: {}", p.stderr);
+        assert!(p.stderr.contains("cannot be written to the machines file"), "{address:?}: {}", p.stderr);
+        assert_eq!(w.names(), vec![provisioned(0), provisioned(1)], "{address:?}: replaced");
+        assert_eq!(w.listed_ips(), vec![w.ip_of(&provisioned(1))], "{address:?}");
+        let text = w.machines_file().unwrap();
+        assert!(!text.contains("10.0.0.9"), "{address:?}: {text:?}");
+    }
+}
+
+fn set_config(w: &World, key: &str, value: Value) {
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(w.config()).unwrap()).unwrap();
+    config[key] = value;
+    common::write(w.path(), "conf.json", &config.to_string());
+}
+
+/// A pass killed right after it published a machines file that lists a
+/// machine again, before it saved its state, must not leave the old
+/// "delisted long ago" record that lets the next pass delist and destroy
+/// the machine at once while Hydra still has it loaded.
+#[test]
+fn a_pass_killed_after_relisting_never_leads_to_a_same_pass_delist_and_destroy() {
+    let w = World::new(json!({"maxMachines": 1, "gracePeriod": 0}), json!({}));
+    let file = w.path().join("machines");
+    let publish = format!("cat > {}.tmp && mv {0}.tmp {0}", file.display());
+    set_config(&w, "updateCommand", json!(["/bin/sh", "-c", publish]));
+    w.scale_to(1);
+    let ip = w.ip_of(&provisioned(0));
+    // Unneeded: delisted (paid time nearly over, so it would go next).
+    w.set_status(0, &[], T0 + 3500);
+    w.ok_pass(T0 + 3500);
+    assert!(w.listed_ips().is_empty());
+    // Needed again: listed again, and the pass is killed right after the
+    // file is published, before it records anything more.
+    let publish_then_die = format!("{publish} && kill -9 $PPID");
+    set_config(&w, "updateCommand", json!(["/bin/sh", "-c", publish_then_die]));
+    w.set_status(1000, &[], T0 + 3530);
+    let p = w.pass(T0 + 3530);
+    assert_eq!(p.code, -1, "killed: {}", p.stderr);
+    assert_eq!(w.listed_ips(), vec![ip.clone()]);
+    // Unneeded again, idle, its paid hour nearly over, Hydra has it
+    // enabled, and the old record is far more than 10 drain delays old: it
+    // is delisted now and kept for a drain.
+    set_config(&w, "updateCommand", json!(["/bin/sh", "-c", publish]));
+    w.set_status(0, &[], T0 + 7100);
+    w.ok_pass(T0 + 7100);
+    assert!(w.listed_ips().is_empty());
+    assert_eq!(w.names(), vec![provisioned(0)], "not destroyed in the pass that delisted it");
+    assert!(w.calls_of("destroy").is_empty());
+    // Drained: it goes.
+    w.set_status(0, &[], T0 + 7200);
+    w.ok_pass(T0 + 7200);
+    assert!(w.names().is_empty());
+}
+
+/// The published machines file is the truth about what is listed: a state
+/// file that says otherwise (lost, rebuilt, or left behind by a killed
+/// pass) does not make a listed machine go in one pass.
+#[test]
+fn a_machine_the_file_lists_is_drained_whatever_the_state_file_says() {
+    let w = World::new(json!({"maxMachines": 1, "gracePeriod": 0}), json!({}));
+    w.scale_to(1);
+    let state = w.path().join("state/state.json");
+    let mut s = w.state();
+    s["deployments"][provisioned(0)]["listed"] = json!(false);
+    s["deployments"][provisioned(0)]["delisted_at"] = json!(T0 - 10_000);
+    std::fs::write(&state, s.to_string()).unwrap();
+    w.set_status(0, &[], T0 + 3500);
+    w.ok_pass(T0 + 3500);
+    assert_eq!(w.names(), vec![provisioned(0)], "delisted first");
+    assert!(w.listed_ips().is_empty());
+}
+
+/// NixOps 1.7's `check` exits 0 for a terminated spot instance and records
+/// it MISSING; the pass must see that and replace it at once, not choose
+/// it to serve (and fail to deploy it) for another pass.
+#[test]
+fn a_vanished_instance_whose_check_exits_0_is_replaced_in_the_same_pass() {
+    let w = World::new(json!({"maxMachines": 1}), json!({}));
+    w.scale_to(1);
+    let old_ip = w.ip_of(&provisioned(0));
+    w.knob("vanish-hydra-provisioned-0", "1");
+    let deploys_of_m0 = || {
+        w.calls().iter().filter(|c| ["deploy", "ssh"].contains(&c[0].as_str()) && c.contains(&provisioned(0))).count()
+    };
+    let before = deploys_of_m0();
+    w.set_status(100, &[], T0 + 600);
+    let p = w.pass(T0 + 600);
+    assert_eq!(deploys_of_m0(), before, "the vanished machine was chosen to serve:\n{}", p.stderr);
+    assert_eq!(p.code, 0, "{}", p.stderr);
+    assert!(w.names().contains(&provisioned(1)), "replaced in the same pass");
+    assert_eq!(w.listed_ips(), vec![w.ip_of(&provisioned(1))]);
+    assert!(!w.listed_ips().contains(&old_ip));
+    // One check may be wrong: the vanished one is destroyed only once it has
+    // been reported gone for notRunningTimeout.
+    w.set_status(100, &[], T0 + 600 + 900);
+    w.ok_pass(T0 + 600 + 900);
+    assert_eq!(w.names(), vec![provisioned(1)]);
+}
+
+/// An unreachable machine's deploy gets `commandTimeout`, not the hour of
+/// `deployTimeout`; and scale-in and the machines file never wait behind a
+/// deploy, however long.
+#[test]
+fn deploys_never_hold_back_scale_in_or_the_machines_file() {
+    let w = World::new(json!({"maxMachines": 2, "gracePeriod": 0}), json!({"commandTimeout": 10}));
+    w.scale_to(2);
+    let (m0, m1) = (w.ip_of(&provisioned(0)), w.ip_of(&provisioned(1)));
+    // m1 is unreachable and its deploy would hang for the hour of deployTimeout.
+    w.knob("unreachable-hydra-provisioned-1", "1");
+    w.knob("sleep-unreachable-deploy-hydra-provisioned-1", "release");
+    w.set_status(100, &[], T0 + 600);
+    let p = w.pass(T0 + 600);
+    assert_eq!(p.code, 1);
+    assert!(p.stderr.contains("timed out after 10"), "{}", p.stderr);
+    assert_eq!(w.listed_ips(), vec![m0.clone()]);
+    w.clear_knob("unreachable-hydra-provisioned-1");
+    w.clear_knob("sleep-unreachable-deploy-hydra-provisioned-1");
+
+    w.set_status(100, &[], T0 + 900);
+    w.ok_pass(T0 + 900);
+    // Hydra reads the lines in any order.
+    let mut listed = w.listed_ips();
+    listed.sort();
+    let mut both = vec![m0.clone(), m1.clone()];
+    both.sort();
+    assert_eq!(listed, both);
+
+    // m0 serves and is redeployed slowly (until released); m1 is no longer
+    // needed. Its delisting is published while m0's deploy still runs...
+    set_config(&w, "deployTimeout", json!(3600));
+    set_config(&w, "redeployInterval", json!(60));
+    w.knob("sleep-deploy-hydra-provisioned-0", "release");
+    let slow_pass = |now: i64, done: &dyn Fn() -> bool, what: &str| {
+        let _ = std::fs::remove_file(w.nixops_dir().join("release"));
+        let _ = std::fs::remove_file(w.nixops_dir().join("deploy-started-hydra-provisioned-0"));
+        w.set_status(10, &[], now);
+        let mut pass = w.spawn(now);
+        w.wait_for("deploy-started-hydra-provisioned-0");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !done() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let happened = done();
+        common::write(&w.nixops_dir(), "release", "");
+        assert!(pass.wait().unwrap().success());
+        assert!(happened, "{what} waited for the deploy");
+    };
+    slow_pass(T0 + 3400, &|| w.listed_ips() == vec![m0.clone()], "the delisting");
+    // ... and, drained, it is destroyed while m0's next deploy runs.
+    slow_pass(T0 + 3590, &|| w.names() == vec![provisioned(0)], "the destroy");
+    assert_eq!(w.listed_ips(), vec![m0]);
+}
+
+/// SIGTERM (a service manager stopping the pass) and SIGINT (Ctrl-C) are
+/// passed on to NixOps, which runs in its own process group, and the pass
+/// waits for it: no `nixops` is left running, and the state is saved.
+#[test]
+fn termination_signals_are_forwarded_and_waited_for() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let w = World::new(json!({"maxMachines": 1}), json!({}));
+        w.knob("linger", "1");
+        w.knob("sleep-deploy", "release");
+        w.set_status(100, &[], T0);
+        let mut pass = w.spawn(T0);
+        w.wait_for("deploy-started-hydra-provisioned-0");
+        let fake: i32 =
+            std::fs::read_to_string(w.nixops_dir().join("deploy-pid-hydra-provisioned-0")).unwrap().parse().unwrap();
+        // SAFETY: a signal to the pass this test started.
+        unsafe { libc::kill(pass.id() as i32, signal) };
+        let status = pass.wait().unwrap();
+        assert_eq!(status.code(), Some(1), "signal {signal}: the pass ends, failed");
+        // SAFETY: signal 0 only asks whether the process exists.
+        let alive = unsafe { libc::kill(fake, 0) } == 0;
+        common::write(&w.nixops_dir(), "release", "");
+        assert!(!alive, "signal {signal}: the nixops deploy outlived the pass");
+        assert!(w.state()["pending_creations"].as_object().unwrap().is_empty(), "signal {signal}");
+        assert_eq!(w.names(), vec![provisioned(0)]);
+    }
+}
+
+/// `nixops create` inserts the deployment before it names it: a pass killed
+/// in between leaves an unnamed deployment, which the next pass adopts
+/// under the recorded name instead of leaking it.
+#[test]
+fn an_unnamed_deployment_left_by_a_killed_create_is_adopted() {
+    let w = World::new(json!({"maxMachines": 1}), json!({}));
+    w.knob("stop-create-after-insert", "1");
+    w.set_status(100, &[], T0);
+    let mut pass = w.spawn(T0);
+    w.wait_for("create-pid-hydra-provisioned-0");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.deployments().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    pass.kill().unwrap();
+    pass.wait().unwrap();
+    w.clear_knob("stop-create-after-insert");
+    common::write(&w.nixops_dir(), "release", "");
+    assert_eq!(w.deployments().len(), 1);
+    assert_eq!(w.deployments()[0].name, "", "left unnamed");
+    // The last pass comes after notRunningTimeout (900 s), when the adopted
+    // deployment that never deployed has been MISSING long enough to go.
+    for now in [T0 + 300, T0 + 600, T0 + 1500] {
+        w.set_status(100, &[], now);
+        w.ok_pass(now);
+    }
+    let modify = w.calls_of("modify");
+    assert!(modify.len() == 1 && modify[0][3..5] == ["--name".to_string(), provisioned(0)], "{modify:?}");
+    // Adopted, it never deployed: MISSING, so it went and a new one serves.
+    let deployments = w.deployments();
+    assert_eq!(deployments.len(), 1, "{deployments:?}");
+    assert!(deployments[0].tagged && !deployments[0].name.is_empty(), "{deployments:?}");
+    assert_eq!(w.listed_ips(), vec![deployments[0].ip.clone().unwrap()]);
+}
+
+/// A `create` that outlives its pass (a wrapper's child) and inserts the
+/// deployment after the next pass looked: the name stays reserved, so no
+/// second deployment takes it, and the late one is adopted; nothing is left
+/// untagged or ambiguous.
+#[test]
+fn a_create_finishing_after_the_next_pass_is_adopted_not_leaked() {
+    let w = World::new(json!({"maxMachines": 1}), json!({}));
+    w.knob("linger-create", "1");
+    w.set_status(100, &[], T0);
+    let mut pass = w.spawn(T0);
+    w.wait_for("create-pid-hydra-provisioned-0");
+    std::thread::sleep(Duration::from_millis(300));
+    pass.kill().unwrap();
+    pass.wait().unwrap();
+    w.clear_knob("linger-create");
+    assert!(w.deployments().is_empty(), "the create has not inserted anything yet");
+    w.set_status(100, &[], T0 + 300);
+    w.ok_pass(T0 + 300);
+    // The lingering create finishes now.
+    common::write(&w.nixops_dir(), "release", "");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !w.names().contains(&provisioned(0)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for now in [T0 + 600, T0 + 900, T0 + 4500, T0 + 8100] {
+        w.set_status(if now < T0 + 4000 { 100 } else { 0 }, &[], now);
+        w.ok_pass(now);
+    }
+    let deployments = w.deployments();
+    assert!(deployments.iter().all(|d| d.tagged && !d.name.is_empty()), "{deployments:?}");
+    let names: BTreeSet<&str> = deployments.iter().map(|d| d.name.as_str()).collect();
+    assert_eq!(names.len(), deployments.len(), "ambiguous names: {deployments:?}");
+}
+
+/// A tag NixOps cannot take as a deployment name (or one read as an
+/// option) is a configuration error: nothing runs, no deployment leaks.
+#[test]
+fn a_tag_that_is_no_deployment_name_is_rejected_before_anything_runs() {
+    for tag in ["hp;rm", "a/b", "-rf"] {
+        let w = World::new(json!({}), json!({"tag": tag}));
+        let p = w.pass(T0);
+        assert_eq!(p.code, 2, "{tag}: {}", p.stderr);
+        assert!(p.stderr.contains("tag: must be a NixOps deployment name"), "{tag}: {}", p.stderr);
+        assert!(w.calls().is_empty(), "{tag}");
+    }
 }

@@ -11,21 +11,21 @@ use std::path::Path;
 
 /// One step line as the tests look at it.
 #[derive(Debug, Clone, PartialEq)]
-struct Line {
-    id: u64,
-    kind: String,
-    runnable: Option<i64>,
-    started: Option<i64>,
-    finished: Option<i64>,
-    machine: Option<String>,
-    attempts: u32,
-    end: String,
+pub(crate) struct Line {
+    pub(crate) id: u64,
+    pub(crate) kind: String,
+    pub(crate) runnable: Option<i64>,
+    pub(crate) started: Option<i64>,
+    pub(crate) finished: Option<i64>,
+    pub(crate) machine: Option<String>,
+    pub(crate) attempts: u32,
+    pub(crate) end: String,
 }
 
 #[derive(Default)]
-struct Collect {
-    lines: Vec<Line>,
-    lifecycle: Vec<(i64, String, String)>,
+pub(crate) struct Collect {
+    pub(crate) lines: Vec<Line>,
+    pub(crate) lifecycle: Vec<(i64, String, String)>,
 }
 
 impl Observer for Collect {
@@ -47,7 +47,7 @@ impl Observer for Collect {
 }
 
 /// Runs a scenario given as text over a trace given as text.
-fn simulate(scenario: &str, trace: &str) -> (Summary, Collect) {
+pub(crate) fn simulate(scenario: &str, trace: &str) -> (Summary, Collect) {
     let scenario = Scenario::parse(scenario, "test.toml", Path::new(".")).expect("scenario parses");
     let mut source = TraceReader::new(trace.as_bytes(), "test.csv");
     let mut collect = Collect::default();
@@ -230,7 +230,7 @@ systems = ["x86_64-linux"]
 }
 
 /// Checks that nothing was lost or counted twice.
-fn assert_conserved(summary: &Summary, lines: &[Line], step_ids: &BTreeSet<u64>) {
+pub(crate) fn assert_conserved(summary: &Summary, lines: &[Line], step_ids: &BTreeSet<u64>) {
     let seen: Vec<u64> = lines.iter().map(|l| l.id).collect();
     let unique: BTreeSet<u64> = seen.iter().copied().collect();
     assert_eq!(seen.len(), unique.len(), "a step was reported twice");
@@ -275,7 +275,7 @@ fn quick_start_conserves_steps_and_bills_at_least_the_busy_time() {
     assert_eq!(summary.stability.aborted_steps, 0);
 }
 
-fn read_dir_sorted(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn read_dir_sorted(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out = vec![];
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -412,7 +412,9 @@ fn synthetic_traces_are_reproducible_from_the_command_line() {
     bin().args(["trace", "synth", "--set", "no-such-knob=1"]).assert().code(2);
 }
 
-fn arbitrary_trace() -> impl Strategy<Value = String> {
+/// Traces of up to 40 steps of four kinds (one no machine serves), with
+/// dependencies and every outcome.
+pub(crate) fn arbitrary_trace() -> impl Strategy<Value = String> {
     let row = (0u32..4000, 1u32..900, 0usize..4, 0usize..3, any::<bool>(), 0u8..20);
     proptest::collection::vec(row, 1..40).prop_map(|mut rows| {
         rows.sort_by_key(|r| r.0);
@@ -433,14 +435,11 @@ fn arbitrary_trace() -> impl Strategy<Value = String> {
     })
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(48))]
-    #[test]
-    fn random_traces_lose_no_step(trace in arbitrary_trace(), horizon in proptest::option::of(600u32..20000)) {
-        let horizon = horizon.map_or(String::new(), |h| format!("horizon = {h}\n"));
-        let scenario = format!(r#"
+/// Two provisioned types (spot machines interrupted, deploys failing) and a
+/// static builder; `HORIZON` takes a `horizon = N` line or nothing.
+pub(crate) const MIXED_FLEET: &str = r#"
 trace = "unused.csv"
-{horizon}
+HORIZON
 [provisioner]
 billing = "per-second"
 [provisioner.systemTypes."x86_64-linux"]
@@ -459,7 +458,14 @@ deploy_failure_rate = 0.3
 [[static_machines]]
 name = "arm"
 systems = ["aarch64-linux"]
-"#);
+"#;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    #[test]
+    fn random_traces_lose_no_step(trace in arbitrary_trace(), horizon in proptest::option::of(600u32..20000)) {
+        let horizon = horizon.map_or(String::new(), |h| format!("horizon = {h}\n"));
+        let scenario = MIXED_FLEET.replace("HORIZON", &horizon);
         let ids: BTreeSet<u64> = (1..trace.lines().count() as u64).collect();
         let (summary, c) = simulate(&scenario, &trace);
         assert_conserved(&summary, &c.lines, &ids);
@@ -830,9 +836,9 @@ fn share_sums_of_enormous_steps_do_not_overflow() {
 
 #[test]
 fn an_enormous_deploy_concurrency_deploys_like_enough_of_it() {
-    // deployConcurrency is a u32; 4294967295 must behave like any number of
-    // slots at least as large as the deploys of a pass, without allocating
-    // per slot.
+    // Validation bounds deployConcurrency (at most 256); the largest value
+    // must behave like any number of slots at least as large as the deploys
+    // of a pass, without allocating per slot.
     let with = |concurrency: &str| {
         let scenario = std::fs::read_to_string(root().join("scenarios/quick-start.toml")).unwrap().replace(
             "billing = \"per-second\"",
@@ -841,5 +847,5 @@ fn an_enormous_deploy_concurrency_deploys_like_enough_of_it() {
         let trace = std::fs::read_to_string(root().join("traces/quick-start.csv")).unwrap();
         simulate(&scenario, &trace).0
     };
-    assert_eq!(with("4294967295"), with("64"));
+    assert_eq!(with("256"), with("64"));
 }

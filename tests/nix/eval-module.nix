@@ -1,22 +1,55 @@
-# Evaluates nix/module.nix with a stub lib and the given option values;
-# `pkgs.writeText` returns the text itself behind a marker so the test can
-# read the rendered config out of ExecStart.
+# Evaluates nix/module.nix with the stub lib. Arguments are JSON strings
+# (for --argstr): `options` the values of services.hydra-provisioner.*
+# (checked against the module's declarations, defaults filled in),
+# `settings` its settings, `hydraEnabled` and `buildMachines` what the rest
+# of the system says. `pkgs.runCommand` returns its arguments, so the test
+# can run the build script itself.
+{ options ? "{}"
+, settings ? ''{"systemTypes": {"x86_64-linux": {"nixopsExpr": "/etc/hydra-provisioner/deployment.nix"}}}''
+, hydraEnabled ? "true"
+, buildMachines ? "[]"
+}:
 let
-  settings = { systemTypes.x86_64-linux.nixopsExpr = "/etc/hydra-provisioner/deployment.nix"; };
   lib = import ./stub-lib.nix;
-  pkgs = { writeText = name: text: "WRITETEXT:${text}"; nix = "/nix/store/nix"; };
-  cfg = {
-    enable = true; package = "/nix/store/hydra-provisioner"; inherit settings;
-    configFile = null; interval = "7min"; user = "hydra-provisioner"; group = "hydra-provisioner";
-    nixopsPackage = null; extraPath = [ ]; environment = { RUST_LOG = "debug"; };
+  pkgs = {
+    nix = "/nix/store/nix";
+    runCommand = name: env: script: {
+      inherit name env script;
+      outPath = "/nix/store/00000000000000000000000000000000-${name}";
+    };
   };
-  module = import ../../nix/module.nix { inherit lib pkgs; config.services.hydra-provisioner = cfg; };
+  given = {
+    enable = true;
+    package = "/nix/store/hydra-provisioner";
+    interval = "7min";
+    environment = { RUST_LOG = "debug"; };
+    settings = builtins.fromJSON settings;
+  } // builtins.fromJSON options;
+  config = {
+    services.hydra-provisioner = lib.evalOptions "services.hydra-provisioner" module.options.services.hydra-provisioner given;
+    services.hydra.enable = builtins.fromJSON hydraEnabled;
+    nix.buildMachines = builtins.fromJSON buildMachines;
+  };
+  module = import ../../nix/module.nix { inherit config lib pkgs; };
+  result = lib.resolve module.config;
+  configDir = result.environment.etc.hydra-provisioner.source or null;
 in {
   options = builtins.attrNames module.options.services.hydra-provisioner;
+  settingsKeys = builtins.attrNames module.options.services.hydra-provisioner.settings.type.module.options;
+  typeKeys = builtins.attrNames
+    module.options.services.hydra-provisioner.settings.type.module.options.systemTypes.type.elemType.module.options;
   enabled = module.config.condition;
-  service = module.config.content.systemd.services.hydra-provisioner;
-  timer = module.config.content.systemd.timers.hydra-provisioner;
-  users = module.config.content.users.users;
-  groups = module.config.content.users.groups;
-  tmpfiles = module.config.content.systemd.tmpfiles.rules;
+  failedAssertions = map (a: a.message) (builtins.filter (a: !a.assertion) result.assertions);
+  service = result.systemd.services.hydra-provisioner;
+  timer = result.systemd.timers.hydra-provisioner;
+  users = result.users.users;
+  groups = result.users.groups;
+  tmpfiles = result.systemd.tmpfiles.rules;
+  hydraMachinesFiles = result.services.hydra.buildMachinesFiles or null;
+  nodeExporter = result.services.prometheus.exporters.node or null;
+  configDir = if configDir == null then null else {
+    path = configDir.outPath;
+    inherit (configDir) script;
+    json = configDir.env.json;
+  };
 }

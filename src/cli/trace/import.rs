@@ -53,7 +53,7 @@ pub struct CommonArgs {
     /// The trace's zero (Unix seconds, YYYY-MM-DD or RFC 3339) [default: midnight UTC of the first arrival].
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub zero: Option<i64>,
-    /// Output file [default: stdout]; written whole or not at all.
+    /// Output file (`-` is standard output) [default: standard output]; a file is written whole or not at all.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub out: Option<PathBuf>,
 }
@@ -121,7 +121,7 @@ enum Output {
 
 impl Output {
     fn open(out: &Option<PathBuf>) -> Result<(Output, Box<dyn Write>), Failure> {
-        let Some(path) = out else {
+        let Some(path) = out.as_ref().filter(|p| !super::super::is_stdin(p)) else {
             return Ok((Output::Direct, Box::new(std::io::BufWriter::new(std::io::stdout()))));
         };
         // Through a symbolic link, the file it points to is the output.

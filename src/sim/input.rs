@@ -1,0 +1,149 @@
+//! What a run reads from its trace: the rows of the scenario's window, moved
+//! so that the window's start is the run's zero, and a digest of exactly the
+//! rows replayed, which the summary carries so that `compare` can tell
+//! whether two runs replayed the same steps.
+//!
+//! This wraps any [`StepSource`]; it parses nothing itself, and reads no
+//! file. Without a window it passes every row through unchanged.
+
+use super::scenario::Window;
+use crate::trace::{StepRow, StepSource, Symbols, TraceError};
+
+/// FNV-1a, 64 bits, over whole words: cheap enough to run over every row of
+/// a trace. It tells runs apart; it is no defence against tampering.
+#[derive(Debug, Clone)]
+pub struct Digest(u64);
+
+impl Default for Digest {
+    fn default() -> Digest {
+        Digest(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Digest {
+    const PRIME: u64 = 0x0100_0000_01b3;
+
+    pub fn eat_u64(&mut self, word: u64) {
+        self.0 = (self.0 ^ word).wrapping_mul(Self::PRIME);
+    }
+
+    pub fn eat(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.eat_u64(u64::from_le_bytes(word));
+        }
+        self.eat_u64(bytes.len() as u64);
+    }
+
+    pub fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
+/// The rows of a trace that a run replays.
+pub struct Replayed<'a> {
+    source: &'a mut dyn StepSource,
+    /// Milliseconds on the trace's axis: skip rows before, stop at the end.
+    window: Option<(i64, i64)>,
+    digest: Digest,
+    /// Which names are already in the digest, by symbol. A name goes in when
+    /// a replayed row first uses it, so the digest does not depend on how far
+    /// ahead the source has interned names.
+    named: Vec<bool>,
+}
+
+impl<'a> Replayed<'a> {
+    pub fn new(source: &'a mut dyn StepSource, window: Option<Window>) -> Replayed<'a> {
+        let window = window.map(|w| ((w.start * 1000.0) as i64, (w.end * 1000.0) as i64));
+        Replayed { source, window, digest: Digest::default(), named: vec![] }
+    }
+
+    /// The digest of the rows replayed so far, and of their names.
+    pub fn digest(&self) -> String {
+        self.digest.hex()
+    }
+
+    fn digest_row(&mut self, r: &StepRow) {
+        for sym in [r.system, r.features, r.jobset] {
+            let i = sym.0 as usize;
+            if self.named.len() <= i {
+                self.named.resize(i + 1, false);
+            }
+            if !self.named[i] {
+                self.named[i] = true;
+                self.digest.eat(self.source.symbols().name(sym).as_bytes());
+            }
+        }
+        let d = &mut self.digest;
+        for n in [r.step_id, r.submitted_ms as u64, r.duration_ms as u64, r.build_id] {
+            d.eat_u64(n);
+        }
+        d.eat_u64(u64::from(r.system.0) | u64::from(r.features.0) << 32);
+        d.eat_u64(u64::from(r.jobset.0) | u64::from(r.priority as u32) << 32);
+        d.eat_u64(u64::from(r.global_priority as u32) | (r.outcome as u64) << 32);
+        for &dep in &r.depends_on {
+            d.eat_u64(dep);
+        }
+        d.eat_u64(r.depends_on.len() as u64);
+    }
+}
+
+impl StepSource for Replayed<'_> {
+    fn next_step(&mut self) -> Option<Result<StepRow, TraceError>> {
+        loop {
+            let mut row = match self.source.next_step()? {
+                Ok(row) => row,
+                Err(e) => return Some(Err(e)),
+            };
+            if let Some((start, end)) = self.window {
+                if row.submitted_ms < start {
+                    continue;
+                }
+                if row.submitted_ms >= end {
+                    // Rows come in time order: the rest are past the window too.
+                    return None;
+                }
+                row.submitted_ms -= start;
+            }
+            self.digest_row(&row);
+            return Some(Ok(row));
+        }
+    }
+    fn symbols(&self) -> &Symbols {
+        self.source.symbols()
+    }
+    fn name(&self) -> &str {
+        self.source.name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trace::TraceReader;
+
+    const TRACE: &str = "step_id,submitted_at,system,duration,jobset\n\
+        1,10,x86_64-linux,5,a:b\n2,100,x86_64-linux,5,a:c\n3,150,aarch64-linux,5,a:b\n4,200,x86_64-linux,5,a:b\n";
+
+    fn ids(window: Option<Window>) -> (Vec<(u64, i64)>, String) {
+        let mut reader = TraceReader::new(TRACE.as_bytes(), "t.csv");
+        let mut r = Replayed::new(&mut reader, window);
+        let mut out = vec![];
+        while let Some(row) = r.next_step() {
+            let row = row.unwrap();
+            out.push((row.step_id, row.submitted_ms));
+        }
+        (out, r.digest())
+    }
+
+    #[test]
+    fn a_window_keeps_its_rows_moved_to_zero_and_the_digest_tells_windows_apart() {
+        let (all, whole) = ids(None);
+        assert_eq!(all, [(1, 10_000), (2, 100_000), (3, 150_000), (4, 200_000)]);
+        let (part, windowed) = ids(Some(Window { start: 100.0, end: 200.0 }));
+        assert_eq!(part, [(2, 0), (3, 50_000)]);
+        assert_ne!(whole, windowed);
+        assert_eq!(ids(None).1, whole, "the digest is a function of the rows");
+    }
+}

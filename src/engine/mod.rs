@@ -45,6 +45,16 @@ pub const UPTIME_FALLBACK_PAD: Seconds = 1800;
 /// `now` may carry a fraction of a second (see [`Timestamp`]); whole
 /// seconds (`i64`) convert.
 pub fn decide(config: &Config, observation: &Observation, now: impl Into<Timestamp>) -> Plan {
+    let mut plan = decide_without_preview(config, observation, now);
+    plan.machines_file_preview = plan.render_preview(config, &observation.fleet.deployments);
+    plan
+}
+
+/// [`decide`] without the text of [`Plan::machines_file_preview`], which is
+/// left empty: the same decisions, commands, listings and memory, for a
+/// caller that shows the preview seldom or never (the simulator, which
+/// renders it with [`Plan::render_preview`] only for the passes it records).
+pub fn decide_without_preview(config: &Config, observation: &Observation, now: impl Into<Timestamp>) -> Plan {
     let mut pass = Pass::new(config, observation, now.into());
     pass.silent_builders = pass.runner.watch(&pass);
     pass.choose_for_demand();
@@ -649,13 +659,6 @@ impl<'a> Pass<'a> {
         commands.extend(self.retire_first);
         commands.extend(self.stops);
         commands.extend(self.destroys);
-        let preview = plan::render_machines_file(
-            self.config,
-            &self.listings,
-            &self.obs.fleet.deployments,
-            &BTreeSet::new(),
-            true,
-        );
         Plan {
             now: self.at,
             quirks: plan::quirks_name(self.config.quirks).to_string(),
@@ -663,7 +666,7 @@ impl<'a> Pass<'a> {
             machines: self.machines,
             commands,
             listings: self.listings,
-            machines_file_preview: preview,
+            machines_file_preview: String::new(),
             memory: self.memory,
             warnings: self.warnings,
             silent_builders: self.silent_builders,

@@ -146,7 +146,9 @@ pub struct Plan {
     pub listings: Vec<Listing>,
     /// The machines file as it will read if every deploy succeeds, rendered
     /// from the observed addresses (machines created in this pass have none
-    /// yet and appear as comments).
+    /// yet and appear as comments): [`Plan::render_preview`] of the observed
+    /// fleet. Empty when the plan came from
+    /// [`crate::engine::decide_without_preview`].
     pub machines_file_preview: String,
     /// What to remember per deployment for the next pass, assuming every
     /// command succeeds; feed results back with [`MachineMemory::record_deploy`].
@@ -180,6 +182,12 @@ impl Plan {
     /// address is unknown. The result always parses as a machines file.
     pub fn render_machines_file(&self, config: &Config, fleet: &[Deployment], failed: &BTreeSet<String>) -> String {
         render_machines_file(config, &self.listings, fleet, failed, false)
+    }
+
+    /// The machines file as it will read if every deploy succeeds, from the
+    /// fleet the plan was decided on (see [`Plan::machines_file_preview`]).
+    pub fn render_preview(&self, config: &Config, fleet: &[Deployment]) -> String {
+        render_machines_file(config, &self.listings, fleet, &BTreeSet::new(), true)
     }
 
     /// A human-readable account of the plan: types, machines with reasons,
@@ -314,6 +322,16 @@ fn line_with_features(tc: &TypeConfig, features: &[&str], host: &str, host_key: 
     )
 }
 
+/// The line of a machine of type `tc` in the machines file written under
+/// `config`: features in the config's spelling under the original quirks,
+/// in Hydra's otherwise.
+pub fn machines_file_line_written(config: &Config, tc: &TypeConfig, host: &str, host_key: Option<&str>) -> String {
+    match config.quirks {
+        Quirks::Original => machines_file_line_as_configured(tc, host, host_key),
+        Quirks::Fixed => machines_file_line(tc, host, host_key),
+    }
+}
+
 pub(crate) fn render_machines_file(
     config: &Config,
     listings: &[Listing],
@@ -322,7 +340,7 @@ pub(crate) fn render_machines_file(
     preview: bool,
 ) -> String {
     let by_name: BTreeMap<&str, &Deployment> = fleet.iter().map(|d| (d.name.as_str(), d)).collect();
-    let line = if config.quirks == Quirks::Original { machines_file_line_as_configured } else { machines_file_line };
+    let line = |tc: &TypeConfig, host: &str, key: Option<&str>| machines_file_line_written(config, tc, host, key);
     let mut out = String::new();
     for l in listings {
         if failed.contains(&l.deployment) {

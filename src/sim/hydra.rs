@@ -107,7 +107,7 @@ pub use health::UNSUPPORTED;
 pub use phases::{LaterEvent, Phase};
 
 use super::queue::{QueueKey, Runnable};
-use super::slots::{FreeMachines, MachineKey};
+use super::slots::{Free, FreeMachines};
 use super::time::SimTime;
 use crate::metrics::WaitRecorder;
 use crate::model::{BuilderStatus, QueueStatus, TypeStatus};
@@ -119,9 +119,44 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 pub use super::queue::SHARE_WINDOW_MS;
 
-mod rust;
+type StepIdHash = std::hash::BuildHasherDefault<StepIdHasher>;
 
-type IdHash = std::hash::BuildHasherDefault<crate::trace::IdHasher>;
+/// Hashes the step ids of the maps of steps so that ids close together sit
+/// close together: blocks of 64 consecutive ids take consecutive buckets,
+/// and the blocks are scattered. Traces number steps in arrival order, and
+/// steps arrive and leave in roughly that order, so the maps' inserts,
+/// lookups and removals touch few cache lines; ids in any other pattern
+/// spread like any hash. (std's map takes the bucket from the hash's low
+/// bits and a tag from its top seven; only speed depends on that.)
+#[derive(Default, Clone, Copy)]
+pub struct StepIdHasher(u64);
+
+impl StepIdHasher {
+    /// The finaliser of splitmix64: every input bit reaches every output bit.
+    fn mix(mut x: u64) -> u64 {
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+}
+
+impl std::hash::Hasher for StepIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = Self::mix(self.0 ^ u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        const TAG: u64 = !0 << 57;
+        let place = Self::mix(id >> 6) << 6 | (id & 63);
+        self.0 = (Self::mix(id) & TAG) | (place & !TAG);
+    }
+}
+
+mod rust;
 
 /// Attempts a step gets before Hydra gives up on it.
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -230,43 +265,118 @@ enum StepState {
     Running,
     /// Off its machine, outputs being received and uploaded (`phases.rs`).
     Uploading,
+    /// The step left the model; its slot may be reused.
+    Left,
 }
 
-#[derive(Debug)]
+/// What dispatch and completion read of a step, in one cache line: a step
+/// queued or running for a while is no longer in cache, and each of the
+/// two costs one miss, not two. The rest is in [`StepExtra`].
+#[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
 struct Step {
     step_id: u64,
     /// Counts arrivals: unique for the run, where step ids are unique only
     /// among the steps in the model.
     serial: u64,
+    duration_ms: i64,
+    runnable_at: i64,
+    attempt_start: i64,
+    /// Names the current attempt's share charge.
+    charge_ticket: u64,
     kind: u32,
     jobset: u32,
+    machine: u32,
+    attempts: u8,
+    state: StepState,
+    outcome: Outcome,
+    /// Some step arrived depending on this one (its list may be empty since).
+    has_dependents: bool,
+}
+
+const _: () = assert!(std::mem::size_of::<Step>() == 64);
+
+/// What a step's queue key and its dependencies need, read on arrival and
+/// when it is queued.
+#[derive(Debug, Clone, Copy)]
+struct StepExtra {
     build_id: u64,
+    /// Only kept for the per-step report.
+    first_start: i64,
     priority: i32,
     global_priority: i32,
     rdeps: u32,
-    duration_ms: i64,
-    outcome: Outcome,
-    runnable_at: i64,
-    first_start: i64,
-    attempt_start: i64,
-    attempts: u32,
     unfinished_deps: u32,
-    /// Bumped whenever the step enters its queue again (retry, a new
-    /// dependent): only the entry with the current value is live.
-    queue_gen: u32,
-    /// Names the current attempt's share charge.
-    charge_ticket: u64,
-    /// Steps waiting for this one: (slot, serial).
-    dependents: Vec<(u32, u64)>,
-    state: StepState,
-    machine: u32,
-    /// False once the step left the model (its slot may then be reused).
-    live: bool,
+    /// Steps waiting for this one, in `Hydra::waiting`.
+    dependents: List,
     /// Where the running attempt is (always `Build` without a server).
     phase: Phase,
     output_size: Option<u64>,
     /// Its evaluation in [`Hydra::evaluations`], or `NO_EVALUATION`.
     eval: u32,
+}
+
+/// A list in [`Links`]: its first and last link.
+#[derive(Debug, Clone, Copy)]
+struct List {
+    head: u32,
+    tail: u32,
+}
+
+const END: u32 = u32::MAX;
+const NO_JOBSET: u32 = u32::MAX;
+
+impl List {
+    const EMPTY: List = List { head: END, tail: END };
+}
+
+/// One entry of a list of dependents: the dependent's slot and serial.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    slot: u32,
+    next: u32,
+    serial: u64,
+}
+
+/// The lists of steps waiting for each step, in one pool: appending costs
+/// no allocation once the pool has grown to the dependencies in flight.
+#[derive(Debug, Default)]
+struct Links {
+    links: Vec<Link>,
+    free: Vec<u32>,
+}
+
+impl Links {
+    fn append(&mut self, list: &mut List, slot: u32, serial: u64) {
+        let link = Link { slot, next: END, serial };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.links[i as usize] = link;
+                i
+            }
+            None => {
+                self.links.push(link);
+                (self.links.len() - 1) as u32
+            }
+        };
+        match list.tail {
+            END => list.head = i,
+            tail => self.links[tail as usize].next = i,
+        }
+        list.tail = i;
+    }
+
+    /// Empties a list into `out`, in order, and frees its links.
+    fn drain_into(&mut self, list: &mut List, out: &mut Vec<(u32, u64)>) {
+        let mut i = list.head;
+        while i != END {
+            let link = self.links[i as usize];
+            out.push((link.slot, link.serial));
+            self.free.push(i);
+            i = link.next;
+        }
+        *list = List::EMPTY;
+    }
 }
 
 /// A step type as Hydra keys it: `system[:features]`.
@@ -357,11 +467,13 @@ pub struct Counters {
 /// The queue runner model.
 pub struct Hydra {
     kinds: Vec<Kind>,
-    kind_index: HashMap<(Sym, Sym), u32, IdHash>,
+    /// Per system symbol, the types of that system: (features symbol, type).
+    kind_index: Vec<Vec<(Sym, u32)>>,
     classes: Vec<Class>,
     runnable: Runnable,
     jobsets: Vec<Jobset>,
-    jobset_index: HashMap<Sym, u32, IdHash>,
+    /// Per jobset symbol, its jobset (`NONE` until one arrives).
+    jobset_index: Vec<u32>,
     shares: BTreeMap<String, u64>,
     pub machines: Vec<Machine>,
     /// Active machines with a free slot, per class, in Hydra's order.
@@ -369,11 +481,19 @@ pub struct Hydra {
     /// Provisioned machines not removed, for machines-file reloads.
     provisioned: Vec<u32>,
     steps: Vec<Step>,
+    extras: Vec<StepExtra>,
+    waiting: Links,
+    /// Buffers for lists of dependents being walked, reused.
+    spare_lists: Vec<Vec<(u32, u64)>>,
     free_slots: Vec<u32>,
-    by_id: HashMap<u64, u32, IdHash>,
+    by_id: HashMap<u64, u32, StepIdHash>,
+    /// Per slot, the generation of its step's live queue entry: an entry
+    /// carrying any other is stale (its step was requeued, dispatched or
+    /// left). Kept apart from the steps so that the check reads 4 bytes.
+    entry_gens: Vec<u32>,
     /// Ids of the latest [`FAILED_IDS_KEPT`] steps that failed, gave up or
     /// never started for a failed dependency, oldest first in the queue.
-    failed_ids: HashSet<u64, IdHash>,
+    failed_ids: HashSet<u64, StepIdHash>,
     failed_order: VecDeque<u64>,
     arrivals: u64,
     queued: u64,
@@ -390,33 +510,37 @@ pub struct Hydra {
     free_active_slots: u64,
     /// Items visited by machine bookkeeping (see [`Hydra::work`]).
     work: u64,
-    /// Whose orders dispatch follows.
-    order: DispatchOrder,
-    /// The Rust runner's builders in its order (`hydra/rust.rs`).
-    builder_order: Vec<u32>,
     /// The server's local work and the runner's slot rules; `None`: not modelled.
     server: Option<phases::ServerSide>,
     /// Disabled machines and unsupported steps.
     health: health::Health,
     pub evaluations: crate::metrics::evaluations::Evaluations,
+    /// Whose orders dispatch follows.
+    order: DispatchOrder,
+    /// The Rust runner's builders in its order (`hydra/rust.rs`).
+    builder_order: Vec<u32>,
 }
 
 impl Hydra {
     pub fn new(shares: BTreeMap<String, u64>) -> Hydra {
         Hydra {
             kinds: vec![],
-            kind_index: HashMap::default(),
+            kind_index: vec![],
             classes: vec![],
             runnable: Runnable::default(),
             jobsets: vec![],
-            jobset_index: HashMap::default(),
+            jobset_index: vec![],
             shares,
             machines: vec![],
             free: FreeMachines::default(),
             provisioned: vec![],
             steps: vec![],
+            extras: vec![],
+            waiting: Links::default(),
+            spare_lists: vec![],
             free_slots: vec![],
             by_id: HashMap::default(),
+            entry_gens: vec![],
             failed_ids: HashSet::default(),
             failed_order: VecDeque::new(),
             arrivals: 0,
@@ -429,11 +553,11 @@ impl Hydra {
             counters: Counters::default(),
             free_active_slots: 0,
             work: 0,
-            order: DispatchOrder::Cpp,
-            builder_order: vec![],
             server: None,
             health: health::Health::default(),
             evaluations: Default::default(),
+            order: DispatchOrder::Cpp,
+            builder_order: vec![],
         }
     }
 
@@ -520,17 +644,10 @@ impl Hydra {
         i
     }
 
-    /// Whether a free-machine key is the current key of a free, active machine.
-    /// (A machine that moved to another class after a machines-file change
-    /// leaves stale keys in its old class.)
-    fn is_live_key(machines: &[Machine], class: u32, key: &MachineKey) -> bool {
-        let m = &machines[key.machine as usize];
-        m.active && m.class == class && m.current_jobs < m.max_jobs && key.jobs.0 == m.current_jobs
-    }
-
-    fn machine_key(&self, machine: u32) -> MachineKey {
+    /// A machine of the free machines' sets as it is now but for running `jobs`.
+    fn free_entry(&self, machine: u32, jobs: u32) -> Free {
         let m = &self.machines[machine as usize];
-        self.order.machine_key(m.current_jobs, m.speed_factor, m.rank, machine)
+        Free { machine, jobs, max_jobs: m.max_jobs, speed_factor: m.speed_factor, rank: m.rank }
     }
 
     /// Makes a machine active or not after its `enabled`, `alive` or
@@ -542,20 +659,19 @@ impl Hydra {
             return;
         }
         self.work += 1;
-        let (class, free) = (m.class, u64::from(m.max_jobs.saturating_sub(m.current_jobs)));
+        let (class, jobs, max_jobs) = (m.class, m.current_jobs, m.max_jobs);
+        let free = u64::from(max_jobs.saturating_sub(jobs));
         self.machines[machine as usize].active = active;
         if active {
             self.free_active_slots += free;
             if free > 0 {
-                let key = self.machine_key(machine);
-                let machines = &self.machines;
-                self.free.became_free(class, key, |k| Self::is_live_key(machines, class, k));
+                self.free.add(class, self.free_entry(machine, jobs));
             }
             self.dispatch_needed = true;
         } else {
             self.free_active_slots -= free;
             if free > 0 {
-                self.free.became_full(class);
+                self.free.remove(class, self.free_entry(machine, jobs));
             }
         }
     }
@@ -567,28 +683,26 @@ impl Hydra {
             return;
         }
         let (class, max, now) = (m.class, m.max_jobs, m.current_jobs);
-        let (was_free, is_free) = (before < max, now < max);
         self.free_active_slots =
             self.free_active_slots + u64::from(max.saturating_sub(now)) - u64::from(max.saturating_sub(before));
-        let machines = &self.machines;
-        let key = self.machine_key(machine);
-        match (was_free, is_free) {
-            (true, true) => self.free.moved(class, key, |k| Self::is_live_key(machines, class, k)),
-            (false, true) => self.free.became_free(class, key, |k| Self::is_live_key(machines, class, k)),
-            (true, false) => self.free.became_full(class),
-            (false, false) => {}
+        if before < max {
+            self.free.remove(class, self.free_entry(machine, before));
+        }
+        if now < max {
+            self.free.add(class, self.free_entry(machine, now));
         }
     }
 
-    /// Hydra reread the machines file: exactly the `listed` hosts of
-    /// provisioned machines are enabled (a provisioned machine's spec may change).
-    pub fn apply_machines_file(&mut self, listed: &BTreeMap<String, MachineSpec>) {
+    /// Hydra reread the machines file: exactly the provisioned machines whose
+    /// host `listed` gives a line for are enabled (a provisioned machine's
+    /// spec may change).
+    pub fn apply_machines_file<'a>(&mut self, listed: impl Fn(&str) -> Option<&'a MachineSpec>) {
         let machines = &self.machines;
         self.provisioned.retain(|&m| !machines[m as usize].removed);
         self.work += self.provisioned.len() as u64;
         for n in 0..self.provisioned.len() {
             let i = self.provisioned[n];
-            let spec = listed.get(&self.machines[i as usize].host);
+            let spec = listed(&self.machines[i as usize].host);
             let class_spec = &self.classes[self.machines[i as usize].class as usize].spec;
             if let Some(spec) = spec.filter(|s| *s != class_spec).cloned() {
                 // Leave the old class before joining the new one.
@@ -641,7 +755,8 @@ impl Hydra {
     }
 
     fn kind_of(&mut self, row: &StepRow, symbols: &Symbols) -> u32 {
-        if let Some(&k) = self.kind_index.get(&(row.system, row.features)) {
+        let by_features = self.kind_index.get(row.system.0 as usize).map_or(&[][..], Vec::as_slice);
+        if let Some(&(_, k)) = by_features.iter().find(|(f, _)| *f == row.features) {
             return k;
         }
         let system = symbols.name(row.system).to_string();
@@ -669,19 +784,27 @@ impl Hydra {
             servable,
             ever_supported,
         });
-        self.kind_index.insert((row.system, row.features), k);
+        let system = row.system.0 as usize;
+        if self.kind_index.len() <= system {
+            self.kind_index.resize_with(system + 1, Vec::new);
+        }
+        self.kind_index[system].push((row.features, k));
         k
     }
 
     fn jobset_of(&mut self, sym: Sym, symbols: &Symbols) -> u32 {
-        if let Some(&j) = self.jobset_index.get(&sym) {
+        if let Some(&j) = self.jobset_index.get(sym.0 as usize).filter(|&&j| j != NO_JOBSET) {
             return j;
         }
         let name = symbols.name(sym).to_string();
         let shares = self.shares.get(&name).copied().unwrap_or(100);
         let j = self.runnable.add_jobset(shares);
         self.jobsets.push(Jobset { name });
-        self.jobset_index.insert(sym, j);
+        let i = sym.0 as usize;
+        if self.jobset_index.len() <= i {
+            self.jobset_index.resize(i + 1, NO_JOBSET);
+        }
+        self.jobset_index[i] = j;
         j
     }
 
@@ -700,28 +823,29 @@ impl Hydra {
         let jobset = self.jobset_of(row.jobset, symbols);
         self.arrivals += 1;
         let serial = self.arrivals;
-        let step = Step {
+        let mut step = Step {
             step_id: row.step_id,
             serial,
+            duration_ms: row.duration_ms,
+            runnable_at: -1,
+            attempt_start: -1,
+            charge_ticket: 0,
             kind,
             jobset,
+            machine: u32::MAX,
+            attempts: 0,
+            state: StepState::Waiting,
+            outcome: row.outcome,
+            has_dependents: false,
+        };
+        let mut extra = StepExtra {
             build_id: row.build_id,
+            first_start: -1,
             priority: row.priority,
             global_priority: row.global_priority,
             rdeps: 0,
-            duration_ms: row.duration_ms,
-            outcome: row.outcome,
-            runnable_at: -1,
-            first_start: -1,
-            attempt_start: -1,
-            attempts: 0,
             unfinished_deps: 0,
-            queue_gen: 0,
-            charge_ticket: 0,
-            dependents: vec![],
-            state: StepState::Waiting,
-            machine: u32::MAX,
-            live: true,
+            dependents: List::EMPTY,
             phase: Phase::Build,
             output_size: row.output_size,
             eval: match row.eval_id {
@@ -729,43 +853,50 @@ impl Hydra {
                 None => crate::metrics::evaluations::NO_EVALUATION,
             },
         };
+        let mut dependency_failed = false;
+        for dep in &row.depends_on {
+            if let Some(&d) = self.by_id.get(dep) {
+                extra.unfinished_deps += 1;
+                if d == next_slot {
+                    // Its own id: it waits for itself, forever.
+                    step.has_dependents = true;
+                    extra.rdeps = extra.rdeps.saturating_add(1);
+                    self.waiting.append(&mut extra.dependents, next_slot, serial);
+                    continue;
+                }
+                let ds = &mut self.steps[d as usize];
+                ds.has_dependents = true;
+                let queued = ds.state == StepState::Queued;
+                let de = &mut self.extras[d as usize];
+                self.waiting.append(&mut de.dependents, next_slot, serial);
+                de.rdeps = de.rdeps.saturating_add(1);
+                if queued {
+                    // Hydra reads `rdeps.size()` at every dispatch: requeue
+                    // the step under its new count.
+                    self.push_queue_entry(d);
+                }
+            } else if self.failed_ids.contains(dep) {
+                dependency_failed = true;
+            }
+        }
         let slot = match self.free_slots.pop() {
             Some(s) => {
-                // Entries of the slot's previous step may still sit in a
-                // queue: continue its generations so that none looks live.
-                // Its list of dependents is reused, empty, to spare an allocation.
-                let previous = &mut self.steps[s as usize];
-                let mut dependents = std::mem::take(&mut previous.dependents);
-                dependents.clear();
-                *previous = Step { queue_gen: previous.queue_gen, dependents, ..step };
+                self.steps[s as usize] = step;
+                self.extras[s as usize] = extra;
                 s
             }
             None => {
                 self.steps.push(step);
+                self.extras.push(extra);
+                self.entry_gens.push(0);
                 (self.steps.len() - 1) as u32
             }
         };
         debug_assert_eq!(slot, next_slot);
         self.counters.total += 1;
-        let mut dependency_failed = false;
-        for dep in &row.depends_on {
-            if let Some(&d) = self.by_id.get(dep) {
-                let ds = &mut self.steps[d as usize];
-                ds.dependents.push((slot, serial));
-                ds.rdeps = ds.rdeps.saturating_add(1);
-                if ds.state == StepState::Queued {
-                    // Hydra reads `rdeps.size()` at every dispatch: requeue
-                    // the step under its new count.
-                    self.push_queue_entry(d);
-                }
-                self.steps[slot as usize].unfinished_deps += 1;
-            } else if self.failed_ids.contains(dep) {
-                dependency_failed = true;
-            }
-        }
         if dependency_failed {
             self.cancel_for_failed_dependency(slot, serial);
-        } else if self.steps[slot as usize].unfinished_deps == 0 {
+        } else if extra.unfinished_deps == 0 {
             self.make_runnable(slot, now);
         }
         Ok(())
@@ -821,40 +952,67 @@ impl Hydra {
     /// Pushes the queued step's entry with its current key; an earlier entry
     /// of the same step becomes stale.
     fn push_queue_entry(&mut self, slot: u32) {
-        let s = &mut self.steps[slot as usize];
-        s.queue_gen = s.queue_gen.wrapping_add(1);
+        let (s, e) = (&self.steps[slot as usize], &self.extras[slot as usize]);
+        let gen_ = self.entry_gens[slot as usize].wrapping_add(1);
+        self.entry_gens[slot as usize] = gen_;
         let features = self.kinds[s.kind as usize].features.len();
-        let key = self.order.queue_key(
-            s.global_priority,
-            s.priority,
-            features,
-            s.rdeps,
-            s.build_id,
-            s.step_id,
-            slot,
-            s.queue_gen,
-        );
+        let key =
+            self.order.queue_key(e.global_priority, e.priority, features, e.rdeps, e.build_id, s.step_id, slot, gen_);
         self.runnable.push(s.kind, s.jobset, key);
         self.dispatch_needed = true;
     }
 
+    /// Takes the list of steps waiting for the step in `slot`, in order,
+    /// into a buffer to give back with [`Hydra::give_back`].
+    fn take_dependents(&mut self, slot: u32) -> Vec<(u32, u64)> {
+        if !self.steps[slot as usize].has_dependents {
+            return Vec::new();
+        }
+        let mut out = self.spare_lists.pop().unwrap_or_default();
+        self.steps[slot as usize].has_dependents = false;
+        self.waiting.drain_into(&mut self.extras[slot as usize].dependents, &mut out);
+        out
+    }
+
+    fn give_back(&mut self, mut list: Vec<(u32, u64)>) {
+        if list.capacity() > 0 {
+            list.clear();
+            self.spare_lists.push(list);
+        }
+    }
+
+    /// Whether `serial` still names the step in `slot`.
+    fn is_live(&self, slot: u32, serial: u64) -> bool {
+        let s = &self.steps[slot as usize];
+        s.state != StepState::Left && s.serial == serial
+    }
+
     /// Whether a queue entry is the live entry of a queued step.
-    fn is_live_entry(steps: &[Step], key: &QueueKey) -> bool {
-        let s = &steps[key.slot as usize];
-        s.live && s.state == StepState::Queued && s.queue_gen == key.queue_gen
+    fn is_live_entry(entry_gens: &[u32], key: &QueueKey) -> bool {
+        entry_gens[key.slot as usize] == key.queue_gen
+    }
+
+    /// The slot's live queue entry, if any, goes stale.
+    fn invalidate_entries(&mut self, slot: u32) {
+        let g = &mut self.entry_gens[slot as usize];
+        *g = g.wrapping_add(1);
     }
 
     /// Steps that can never run because a dependency failed, transitively.
     fn cancel_for_failed_dependency(&mut self, slot: u32, serial: u64) {
-        let mut stack = vec![(slot, serial)];
+        let mut stack = self.spare_lists.pop().unwrap_or_default();
+        stack.push((slot, serial));
         while let Some((s, serial)) = stack.pop() {
-            let step = &mut self.steps[s as usize];
-            if !step.live || step.serial != serial {
+            if !self.is_live(s, serial) {
                 continue;
             }
-            stack.append(&mut step.dependents);
+            if self.steps[s as usize].has_dependents {
+                self.steps[s as usize].has_dependents = false;
+                self.waiting.drain_into(&mut self.extras[s as usize].dependents, &mut stack);
+            }
             self.resolve(s, StepEnd::NeverStarted(DEPENDENCY_FAILED), None);
         }
+        self.give_back(stack);
     }
 
     /// Reports a step that leaves the model; steps waiting for one that did
@@ -865,20 +1023,28 @@ impl Hydra {
             StepEnd::NeverStarted(reason) => reason != HORIZON,
             _ => false,
         };
-        let dependents =
-            if blocks_dependents { std::mem::take(&mut self.steps[slot as usize].dependents) } else { vec![] };
+        // Dependents of a step that ends otherwise (at the end of the run)
+        // are let go.
+        let mut dependents = self.take_dependents(slot);
+        if !blocks_dependents {
+            dependents.clear();
+        }
+        self.invalidate_entries(slot);
         let s = &self.steps[slot as usize];
-        let record = StepRecord {
-            step_id: s.step_id,
-            kind: s.kind,
-            jobset: s.jobset,
-            runnable_at: (s.runnable_at >= 0).then_some(SimTime(s.runnable_at)),
-            started_at: (s.first_start >= 0).then_some(SimTime(s.first_start)),
-            finished_at,
-            machine: (s.machine != u32::MAX).then_some(s.machine),
-            attempts: s.attempts,
-            end,
-        };
+        if self.keep_records {
+            let first_start = self.extras[slot as usize].first_start;
+            self.records.push(StepRecord {
+                step_id: s.step_id,
+                kind: s.kind,
+                jobset: s.jobset,
+                runnable_at: (s.runnable_at >= 0).then_some(SimTime(s.runnable_at)),
+                started_at: (first_start >= 0).then_some(SimTime(first_start)),
+                finished_at,
+                machine: (s.machine != u32::MAX).then_some(s.machine),
+                attempts: u32::from(s.attempts),
+                end,
+            });
+        }
         let c = &mut self.counters;
         match end {
             StepEnd::Succeeded => c.succeeded += 1,
@@ -896,20 +1062,19 @@ impl Hydra {
                 self.failed_ids.remove(&oldest);
             }
         }
-        if s.eval != crate::metrics::evaluations::NO_EVALUATION {
+        let eval = self.extras[slot as usize].eval;
+        if eval != crate::metrics::evaluations::NO_EVALUATION {
             let cut_short =
                 matches!(end, StepEnd::RunningAtEnd | StepEnd::RetryingAtEnd | StepEnd::NeverStarted(HORIZON));
-            self.evaluations.left(s.eval, finished_at.map(|t| t.0), cut_short);
+            self.evaluations.left(eval, finished_at.map(|t| t.0), cut_short);
         }
         self.by_id.remove(&s.step_id);
-        self.steps[slot as usize].live = false;
-        if self.keep_records {
-            self.records.push(record);
-        }
+        self.steps[slot as usize].state = StepState::Left;
         self.free_slots.push(slot);
-        for (d, id) in dependents {
+        for &(d, id) in &dependents {
             self.cancel_for_failed_dependency(d, id);
         }
+        self.give_back(dependents);
     }
 
     /// The heap holding the best queued step a machine of `class` supports.
@@ -945,8 +1110,7 @@ impl Hydra {
                 if !class.served_kinds.iter().any(|&k| self.runnable.has(k)) {
                     continue;
                 }
-                let machines = &self.machines;
-                let Some(key) = self.free.best(c, |k| Self::is_live_key(machines, c, k)) else { continue };
+                let Some(key) = self.free.best(c) else { continue };
                 let speed = self.machines[key.machine as usize].speed_factor;
                 let order = (key.load, Reverse(speed.to_bits()), key.jobs, key.machine);
                 if best.as_ref().is_none_or(|b| order < b.0) {
@@ -955,9 +1119,11 @@ impl Hydra {
             }
             let Some(((_, _, _, machine), class)) = best else { break };
             let Some(heap) = self.best_for_class(class) else { break };
-            let steps = &self.steps;
-            let Some(entry) = self.runnable.pop(heap, |k| Self::is_live_entry(steps, k)) else { break };
-            debug_assert!(Self::is_live_entry(&self.steps, &entry), "dispatch popped a stale entry");
+            let entry_gens = &self.entry_gens;
+            let Some(entry) = self.runnable.pop(heap, |k| Self::is_live_entry(entry_gens, k)) else { break };
+            debug_assert!(Self::is_live_entry(&self.entry_gens, &entry), "dispatch popped a stale entry");
+            debug_assert_eq!(self.steps[entry.slot as usize].state, StepState::Queued);
+            self.invalidate_entries(entry.slot);
             self.queued -= 1;
             self.start(entry.slot, machine, now);
         }
@@ -978,11 +1144,14 @@ impl Hydra {
         let s = &mut self.steps[slot as usize];
         s.state = StepState::Running;
         s.machine = machine;
+        let first = s.attempts == 0;
         s.attempts += 1;
         s.attempt_start = now.0;
         s.charge_ticket = self.runnable.attempt_started(s.jobset, now.0);
-        if s.first_start < 0 {
-            s.first_start = now.0;
+        if first {
+            if self.keep_records {
+                self.extras[slot as usize].first_start = now.0;
+            }
             let waited_for_boot = provisioned && requested_at > s.runnable_at;
             self.waits.record(now.0 - s.runnable_at, s.kind, s.jobset, waited_for_boot);
             self.counters.started += 1;
@@ -991,7 +1160,7 @@ impl Hydra {
         kind.runnable -= 1;
         kind.running += 1;
         self.counters.attempts_started += 1;
-        let (attempt, serial) = (s.attempts, s.serial);
+        let (attempt, serial) = (u32::from(s.attempts), s.serial);
         if self.server.is_some() {
             return self.copy_to_builder(slot, now);
         }
@@ -1036,11 +1205,11 @@ impl Hydra {
 
     fn back_off_or_give_up(&mut self, slot: u32, now: SimTime) {
         let s = &mut self.steps[slot as usize];
-        if s.attempts >= MAX_ATTEMPTS {
+        if u32::from(s.attempts) >= MAX_ATTEMPTS {
             return self.give_up(slot, now);
         }
         s.state = StepState::Backoff;
-        let (attempt, serial) = (s.attempts, s.serial);
+        let (attempt, serial) = (u32::from(s.attempts), s.serial);
         self.kinds[s.kind as usize].runnable += 1;
         let due = now.plus_ms(retry_delay_ms(attempt));
         self.scheduled.push((due, HydraEvent::RetryDue { serial, slot, attempt }));
@@ -1092,27 +1261,25 @@ impl Hydra {
 
     /// The step succeeded: it leaves, and the steps waiting for it may become runnable.
     fn succeed(&mut self, slot: u32, now: SimTime) {
-        let mut dependents = std::mem::take(&mut self.steps[slot as usize].dependents);
+        let dependents = self.take_dependents(slot);
         self.resolve(slot, StepEnd::Succeeded, Some(now));
         for &(d, serial) in &dependents {
-            let ds = &mut self.steps[d as usize];
-            if !ds.live || ds.serial != serial {
+            if !self.is_live(d, serial) {
                 continue;
             }
-            ds.unfinished_deps -= 1;
-            if ds.unfinished_deps == 0 {
+            let de = &mut self.extras[d as usize];
+            de.unfinished_deps -= 1;
+            if de.unfinished_deps == 0 {
                 self.make_runnable(d, now);
             }
         }
-        // Back to the (free) slot, for the next step there.
-        dependents.clear();
-        self.steps[slot as usize].dependents = dependents;
+        self.give_back(dependents);
     }
 
     /// Whether an event scheduled for this attempt still applies (lazy cancellation).
     fn is_current(&self, slot: u32, serial: u64, attempt: u32, state: StepState) -> bool {
         let s = &self.steps[slot as usize];
-        s.live && s.serial == serial && s.attempts == attempt && s.state == state
+        s.serial == serial && u32::from(s.attempts) == attempt && s.state == state
     }
 
     /// Ends the run: every step still in the model is reported.
@@ -1121,7 +1288,7 @@ impl Hydra {
         live.sort_unstable();
         for (id, slot) in live {
             let s = &self.steps[slot as usize];
-            if !s.live || s.step_id != id {
+            if s.state == StepState::Left || s.step_id != id {
                 continue;
             }
             let end = match s.state {
@@ -1294,10 +1461,13 @@ mod tests {
         hydra.add_class(plain.clone(), true);
         let m = hydra.add_machine("h".into(), plain.clone(), SimTime(0), true);
         let other = hydra.add_machine("g".into(), plain.clone(), SimTime(0), true);
-        hydra.apply_machines_file(&[("h".to_string(), plain.clone()), ("g".to_string(), plain.clone())].into());
+        let file: BTreeMap<String, MachineSpec> =
+            [("h".to_string(), plain.clone()), ("g".to_string(), plain.clone())].into();
+        hydra.apply_machines_file(|host| file.get(host));
         hydra.set_alive(m, true, SimTime(0));
         hydra.set_alive(other, true, SimTime(0));
-        hydra.apply_machines_file(&[("h".to_string(), kvm_only), ("g".to_string(), plain)].into());
+        let file: BTreeMap<String, MachineSpec> = [("h".to_string(), kvm_only), ("g".to_string(), plain)].into();
+        hydra.apply_machines_file(|host| file.get(host));
         let mut trace = crate::trace::TraceReader::new(
             "step_id,submitted_at,system,duration\n1,0,x86_64-linux,10\n".as_bytes(),
             "t",

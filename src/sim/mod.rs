@@ -57,7 +57,7 @@ pub use time::SimTime;
 use crate::billing::BillingModel;
 use crate::engine::{self, Command, Plan};
 use crate::metrics::{self, Cost, Inputs, Stability, StepCounts, Summary, TypeCost};
-use crate::model::{Deployment, Fleet, MachineMemory, MachineState, Observation};
+use crate::model::{Deployment, Fleet, MachineMemory, MachineState, Observation, QueueStatus};
 use crate::status;
 use crate::trace::{StepRow, StepSource, TraceError};
 use hydra::{Hydra, HydraEvent, MachineSpec, StepEnd};
@@ -203,7 +203,39 @@ enum Event {
     Rust(rust_runner::RustEvent),
 }
 
-/// A provisioned instance and its NixOps deployment.
+/// An event waiting in the heap. Ordered by time, then by when it was
+/// scheduled (`seq`), earliest first; the event itself is never compared.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    at: SimTime,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Pending) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Pending {}
+
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Pending) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Pending {
+    /// Reversed, so that std's max-heap pops the earliest first.
+    fn cmp(&self, other: &Pending) -> std::cmp::Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// A provisioned instance. Its NixOps deployment, as the engine sees it, is
+/// the entry of `Simulation::observation`'s fleet at the same position as
+/// the instance in `Simulation::live`.
 struct Instance {
     name: String,
     machine_type: String,
@@ -229,6 +261,8 @@ struct Instance {
     storage_price: f64,
     max_jobs: u32,
     cloud: CloudType,
+    /// Its address is in the machines file Hydra read last.
+    in_file: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -252,8 +286,9 @@ struct PendingPass {
     write_file: bool,
 }
 
-/// A machines file as Hydra reads it: what each listed host offers.
-type Listed = BTreeMap<String, MachineSpec>;
+/// A machines file as Hydra reads it: each listed host, with its instance
+/// and what its line offers.
+type Listed = BTreeMap<String, (u32, Rc<MachineSpec>)>;
 /// Which instances a machines file lists, as which type.
 type Listing = Vec<(u32, String)>;
 
@@ -262,21 +297,27 @@ pub struct Simulation<'s> {
     scenario: &'s Scenario,
     hydra: Hydra,
     rng: ChaCha8Rng,
-    heap: BinaryHeap<Reverse<(SimTime, u64, Event)>>,
+    heap: BinaryHeap<Pending>,
     seq: u64,
     now: SimTime,
     instances: Vec<Instance>,
     /// Instances not destroyed, in creation order.
     live: Vec<u32>,
     by_name: BTreeMap<String, u32>,
-    memory: BTreeMap<String, MachineMemory>,
+    /// What the engine sees: the status of the last pass, and the
+    /// deployments of the `live` instances, in the same order, with the
+    /// memory the last plan returned. Kept between passes and updated in
+    /// place rather than rebuilt.
+    observation: Observation,
+    /// What a machines-file line of each configured type offers, as Hydra
+    /// reads it (the line depends on the type, not on the host).
+    listed_specs: BTreeMap<String, Option<Rc<MachineSpec>>>,
     pending: Option<PendingPass>,
     files: BTreeMap<u64, Rc<Listed>>,
-    /// The listing of the last machines file rendered, and what it read as.
+    /// The listing of the last machines file written, and what it read as.
     last_file: Option<(Listing, Rc<Listed>)>,
     file_version: u64,
     applied_version: u64,
-    listed_hosts: BTreeSet<String>,
     next_ip: u32,
     passes: u64,
     stability: Stability,
@@ -336,6 +377,16 @@ impl<'s> Simulation<'s> {
                 }
             }
         }
+        // The host and its key only fill the line's first and last fields.
+        let listed_specs = scenario
+            .config
+            .system_types
+            .iter()
+            .map(|(key, tc)| {
+                let line = engine::plan::machines_file_line_written(&scenario.config, tc, "10.0.0.1", Some("key"));
+                (key.clone(), MachineSpec::parse_machines_line(&line).map(|(_, spec)| Rc::new(spec)))
+            })
+            .collect();
         Simulation {
             scenario,
             hydra,
@@ -346,13 +397,13 @@ impl<'s> Simulation<'s> {
             instances: vec![],
             live: vec![],
             by_name: BTreeMap::new(),
-            memory: BTreeMap::new(),
+            observation: Observation { status: QueueStatus::down(""), fleet: Fleet::default() },
+            listed_specs,
             pending: None,
             files: BTreeMap::new(),
             last_file: None,
             file_version: 0,
             applied_version: 0,
-            listed_hosts: BTreeSet::new(),
             next_ip: 0,
             passes: 0,
             stability: Stability::default(),
@@ -383,10 +434,13 @@ impl<'s> Simulation<'s> {
 
     fn schedule(&mut self, at: SimTime, event: Event) {
         self.seq += 1;
-        self.heap.push(Reverse((at, self.seq, event)));
+        self.heap.push(Pending { at, seq: self.seq, event });
     }
 
     fn drain_hydra(&mut self, observer: &mut dyn Observer) {
+        if self.hydra.scheduled.is_empty() && self.hydra.records.is_empty() {
+            return;
+        }
         // Taken and put back so that both buffers keep their capacity.
         let mut scheduled = std::mem::take(&mut self.hydra.scheduled);
         for (at, e) in scheduled.drain(..) {
@@ -440,7 +494,7 @@ impl<'s> Simulation<'s> {
         let mut arrived: u64 = 0;
         let mut iterations: u64 = 0;
         loop {
-            let mut event_at = self.heap.peek().map(|Reverse((t, _, _))| *t);
+            let mut event_at = self.heap.peek().map(|p| p.at);
             let mut row_at = next_row.as_ref().map(|r| self.loaded_at(r));
             let mut next = match (event_at, row_at) {
                 (Some(e), Some(r)) => e.min(r),
@@ -450,7 +504,7 @@ impl<'s> Simulation<'s> {
             if self.hydra.dispatch_needed && next > self.now {
                 self.hydra.dispatch(self.now);
                 self.drain_hydra(observer);
-                event_at = self.heap.peek().map(|Reverse((t, _, _))| *t);
+                event_at = self.heap.peek().map(|p| p.at);
                 row_at = next_row.as_ref().map(|r| self.loaded_at(r));
                 next = event_at.into_iter().chain(row_at).min().unwrap_or(next);
             }
@@ -459,7 +513,7 @@ impl<'s> Simulation<'s> {
             }
             self.now = next;
             if event_at == Some(next) {
-                let Some(Reverse((_, _, event))) = self.heap.pop() else { break };
+                let Some(Pending { event, .. }) = self.heap.pop() else { break };
                 self.handle(event, observer)?;
             } else if let Some(row) = next_row.take() {
                 self.hydra
@@ -535,30 +589,25 @@ impl<'s> Simulation<'s> {
         self.scenario.epoch.saturating_add(self.now.whole_secs())
     }
 
-    fn deployment(&self, inst: &Instance) -> Deployment {
-        let state = match inst.state {
+    /// The state NixOps reports for an instance now.
+    fn machine_state(&self, inst: &Instance) -> MachineState {
+        match inst.state {
             InstanceState::Stopped => MachineState::Stopped,
             InstanceState::Missing => MachineState::Missing,
             _ if inst.ready_at <= self.now => MachineState::Up,
             _ => MachineState::Starting,
-        };
-        Deployment {
-            name: inst.name.clone(),
-            machine_type: inst.machine_type.clone(),
-            state,
-            recorded_state: None,
-            launch_time: Some(inst.launch_s),
-            public_ip: Some(inst.ip.clone()),
-            host_key: Some(inst.host_key.clone()),
-            memory: self.memory.get(&inst.name).cloned().unwrap_or_default(),
         }
     }
 
-    fn fleet(&self) -> Fleet {
-        Fleet {
-            deployments: self.live.iter().map(|&i| self.deployment(&self.instances[i as usize])).collect(),
-            other_deployment_names: BTreeSet::new(),
+    /// Brings the fleet's states and launch times up to date.
+    fn refresh_fleet(&mut self) {
+        let mut deployments = std::mem::take(&mut self.observation.fleet.deployments);
+        for (d, &i) in deployments.iter_mut().zip(&self.live) {
+            let inst = &self.instances[i as usize];
+            d.state = self.machine_state(inst);
+            d.launch_time = Some(inst.launch_s);
         }
+        self.observation.fleet.deployments = deployments;
     }
 
     fn pass(&mut self, observer: &mut dyn Observer) -> Result<(), SimError> {
@@ -572,10 +621,13 @@ impl<'s> Simulation<'s> {
         } else {
             self.cpp_status(uptime, with_last_active, wants_document)?
         };
-        let observation = Observation { status, fleet: self.fleet() };
-        let plan = engine::decide(&self.scenario.config, &observation, now_s);
+        self.observation.status = status;
+        self.refresh_fleet();
+        let config = &self.scenario.config;
+        let mut plan = engine::decide_without_preview(config, &self.observation, now_s);
         if let Some(document) = document.filter(|_| wants_document) {
-            observer.pass(self.passes, &document, &observation, &plan);
+            plan.machines_file_preview = plan.render_preview(config, &self.observation.fleet.deployments);
+            observer.pass(self.passes, &document, &self.observation, &plan);
         }
         self.sample(observer);
         self.carry_out(plan, observer);
@@ -636,7 +688,7 @@ impl<'s> Simulation<'s> {
             };
             let row = types.entry(self.type_key(inst)).or_default();
             row[state] += 1;
-            if inst.state == InstanceState::Running && self.listed_hosts.contains(&inst.ip) {
+            if inst.state == InstanceState::Running && inst.in_file {
                 row[6] += 1;
                 row[7] += u64::from(inst.max_jobs);
             }
@@ -758,7 +810,20 @@ impl<'s> Simulation<'s> {
                         storage_price: cloud.storage_price,
                         max_jobs: tc.max_jobs,
                         cloud: cloud.clone(),
+                        in_file: false,
                     });
+                    let inst = &self.instances[index as usize];
+                    let d = Deployment {
+                        name: deployment.clone(),
+                        machine_type: machine_type.clone(),
+                        state: self.machine_state(inst),
+                        recorded_state: None,
+                        launch_time: Some(inst.launch_s),
+                        public_ip: Some(inst.ip.clone()),
+                        host_key: Some(inst.host_key.clone()),
+                        memory: MachineMemory::default(),
+                    };
+                    self.observation.fleet.deployments.push(d);
                     self.by_name.insert(deployment.clone(), index);
                     self.live.push(index);
                     let boot = lognormal_ms(&mut self.rng, cloud.boot_median, cloud.boot_spread);
@@ -836,10 +901,15 @@ impl<'s> Simulation<'s> {
             let (at, machine) = (d.done_at, d.machine);
             self.event(observer, at, machine, if ok { "deployed" } else { "deploy failed" });
         }
-        self.memory = memory;
+        for d in &mut self.observation.fleet.deployments {
+            d.memory = memory.remove(&d.name).unwrap_or_default();
+        }
         if write_file {
             // The file is a function of which instances are listed, as which
-            // type: render and read it back only when that changed.
+            // type; `Plan::render_machines_file` writes each listed, deployed
+            // machine with an address (every simulated instance has one) as
+            // its type's line at that address, which Hydra reads as the
+            // type's `listed_specs` (tested against the text).
             let listing: Listing = plan
                 .listings
                 .iter()
@@ -849,18 +919,19 @@ impl<'s> Simulation<'s> {
             let listed = match &self.last_file {
                 Some((last, listed)) if *last == listing => Rc::clone(listed),
                 _ => {
-                    let fleet = self.fleet();
-                    let text = plan.render_machines_file(&self.scenario.config, &fleet.deployments, &failed);
-                    let listed: Rc<Listed> = Rc::new(
-                        text.lines()
-                            .filter_map(MachineSpec::parse_machines_line)
-                            .map(|(uri, spec)| (crate::model::host_of_store_uri(&uri).to_string(), spec))
-                            .collect(),
-                    );
+                    let mut listed = Listed::new();
+                    for (i, machine_type) in &listing {
+                        if let Some(Some(spec)) = self.listed_specs.get(machine_type) {
+                            listed.insert(self.instances[*i as usize].ip.clone(), (*i, Rc::clone(spec)));
+                        }
+                    }
+                    let listed = Rc::new(listed);
                     self.last_file = Some((listing, Rc::clone(&listed)));
                     listed
                 }
             };
+            #[cfg(debug_assertions)]
+            self.check_file_as_rendered(&plan, &failed, &listed);
             self.file_version += 1;
             self.files.insert(self.file_version, listed);
             let at = now.plus_ms(secs_ms(self.scenario.reload_delay));
@@ -905,13 +976,30 @@ impl<'s> Simulation<'s> {
                 self.stability.stops += 1;
             } else {
                 self.stability.destroys += 1;
-                self.memory.remove(deployment);
                 self.by_name.remove(deployment);
-                self.live.retain(|&i| i != m);
+                if let Some(pos) = self.live.iter().position(|&i| i == m) {
+                    self.live.remove(pos);
+                    self.observation.fleet.deployments.remove(pos);
+                }
             }
             self.end_run(m, state);
             self.event(observer, now, m, verb);
         }
+    }
+
+    /// The machines file the simulator reads is what the production code
+    /// would write for the plan, read back as Hydra reads it.
+    #[cfg(debug_assertions)]
+    fn check_file_as_rendered(&self, plan: &Plan, failed: &BTreeSet<String>, listed: &Listed) {
+        let text = plan.render_machines_file(&self.scenario.config, &self.observation.fleet.deployments, failed);
+        let read: BTreeMap<String, MachineSpec> = text
+            .lines()
+            .filter_map(MachineSpec::parse_machines_line)
+            .map(|(uri, spec)| (crate::model::host_of_store_uri(&uri).to_string(), spec))
+            .collect();
+        let ours: BTreeMap<String, MachineSpec> =
+            listed.iter().map(|(host, (_, spec))| (host.clone(), MachineSpec::clone(spec))).collect();
+        assert_eq!(ours, read, "the machines file read differs from the one written:\n{text}");
     }
 
     fn machines_file_read(&mut self, version: u64, observer: &mut dyn Observer) {
@@ -922,24 +1010,16 @@ impl<'s> Simulation<'s> {
         let Some(listed) = self.files.remove(&version) else { return };
         self.files.retain(|&v, _| v > version);
         let now = self.now;
-        let by_ip: BTreeMap<&str, usize> = self
-            .live
-            .iter()
-            .map(|&i| i as usize)
-            .filter(|&i| self.instances[i].state == InstanceState::Running)
-            .map(|i| (self.instances[i].ip.as_str(), i))
-            .collect();
-        let mut newly_listed = vec![];
-        for (host, spec) in listed.iter() {
-            let Some(&m) = by_ip.get(host.as_str()) else { continue };
-            newly_listed.push((m, spec));
-        }
-        for (m, spec) in newly_listed {
-            let host = self.instances[m].ip.clone();
+        // In host order: Hydra first sees new machines in the file's order.
+        for (host, (m, spec)) in listed.iter() {
+            let m = *m as usize;
+            if self.instances[m].state != InstanceState::Running {
+                continue;
+            }
             let h = match self.instances[m].hydra {
                 Some(h) => h,
                 None => {
-                    let h = self.hydra.add_machine(host, spec.clone(), now, true);
+                    let h = self.hydra.add_machine(host.clone(), MachineSpec::clone(spec), now, true);
                     if self.instance_of_machine.len() <= h as usize {
                         self.instance_of_machine.resize(h as usize + 1, None);
                     }
@@ -952,17 +1032,16 @@ impl<'s> Simulation<'s> {
             };
             self.hydra.set_alive(h, true, now);
         }
-        let hosts: BTreeSet<String> = listed.keys().cloned().collect();
         for &i in &self.live {
             let inst = &self.instances[i as usize];
-            let was = self.listed_hosts.contains(&inst.ip);
-            let is = hosts.contains(&inst.ip) && inst.state == InstanceState::Running;
-            if was != is {
+            let in_file = listed.contains_key(&inst.ip);
+            let is = in_file && inst.state == InstanceState::Running;
+            if inst.in_file != is {
                 self.event(observer, now, i, if is { "listed" } else { "delisted" });
             }
+            self.instances[i as usize].in_file = in_file;
         }
-        self.hydra.apply_machines_file(&listed);
-        self.listed_hosts = hosts;
+        self.hydra.apply_machines_file(|host| listed.get(host).map(|(_, spec)| &**spec));
     }
 
     fn finish(mut self) -> Summary {

@@ -220,6 +220,12 @@ pub struct Runnable {
     /// Heaps with queued steps.
     nonempty: usize,
     kinds: Vec<KindQueues>,
+    /// Types with a winner tree: without any, a share that changes has no
+    /// tree to replay.
+    ranked: usize,
+    /// The last (type, jobset) pair pushed to and its heap: steps arrive in
+    /// runs of one pair.
+    last_pushed: Option<(u64, u32)>,
     jobsets: Vec<Share>,
     /// Attempts that started within the window (and earlier ones still
     /// running), oldest first; `charges_popped` counts those gone before.
@@ -244,6 +250,8 @@ impl Default for Runnable {
             free: vec![],
             nonempty: 0,
             kinds: vec![],
+            ranked: 0,
+            last_pushed: None,
             jobsets: vec![],
             charges: VecDeque::new(),
             charges_popped: 0,
@@ -259,12 +267,18 @@ impl Default for Runnable {
 /// documentation); both must be non-empty.
 fn heap_better(heaps: &[Heap], jobsets: &[Share], a: u32, b: u32) -> bool {
     let (ha, hb) = (&heaps[a as usize], &heaps[b as usize]);
-    let (Some(ka), Some(kb)) = (ha.head, hb.head) else { return ha.head.is_some() };
-    ka.global_priority()
-        .cmp(&kb.global_priority())
-        .then_with(|| share_cmp(&jobsets[hb.jobset as usize], &jobsets[ha.jobset as usize]))
-        .then_with(|| ka.cmp(&kb))
-        .is_gt()
+    let (Some(ka), Some(kb)) = (&ha.head, &hb.head) else { return ha.head.is_some() };
+    let (ga, gb) = (ka.global_priority(), kb.global_priority());
+    if ga != gb {
+        return ga > gb;
+    }
+    if ha.jobset != hb.jobset {
+        match share_cmp(&jobsets[hb.jobset as usize], &jobsets[ha.jobset as usize]) {
+            Ordering::Equal => {}
+            order => return order.is_gt(),
+        }
+    }
+    ka > kb
 }
 
 /// Orders jobsets by `shareUsed = window_ms / shares`, compared exactly (as
@@ -322,8 +336,9 @@ impl Runnable {
     /// Queues an entry for a step of `kind` in `jobset`.
     pub fn push(&mut self, kind: u32, jobset: u32, key: QueueKey) {
         let pair = u64::from(kind) << 32 | u64::from(jobset);
-        let h = match self.index.get(&pair) {
-            Some(&h) => h,
+        let cached = self.last_pushed.filter(|&(p, _)| p == pair).map(|(_, h)| h);
+        let h = match cached.or_else(|| self.index.get(&pair).copied()) {
+            Some(h) => h,
             None => {
                 let heap =
                     Heap { kind, jobset, entries: Entries::default(), head: None, in_kind: NONE, in_jobset: NONE };
@@ -341,6 +356,7 @@ impl Runnable {
                 h
             }
         };
+        self.last_pushed = Some((pair, h));
         let heap = &mut self.heaps[h as usize];
         heap.entries.push(key);
         match heap.head {
@@ -396,11 +412,14 @@ impl Runnable {
     /// Drops the charges of attempts that started a whole window before
     /// `now` or earlier, as Hydra's `Jobset::pruneSteps` does at every dispatch.
     pub fn expire(&mut self, now: SimTime) {
+        let oldest = now.0.saturating_sub(SHARE_WINDOW_MS);
+        if self.late.is_empty() && self.charges.front().is_none_or(|c| c.started_at > oldest) {
+            return;
+        }
         for (jobset, ms) in std::mem::take(&mut self.late) {
             self.jobsets[jobset as usize].window_ms -= i128::from(ms);
             self.share_changed(jobset);
         }
-        let oldest = now.0.saturating_sub(SHARE_WINDOW_MS);
         while let Some(&c) = self.charges.front() {
             if c.started_at > oldest {
                 break;
@@ -415,6 +434,9 @@ impl Runnable {
     }
 
     fn share_changed(&mut self, jobset: u32) {
+        if self.ranked == 0 {
+            return;
+        }
         for i in 0..self.jobsets[jobset as usize].queues.len() {
             let h = self.jobsets[jobset as usize].queues[i];
             self.replay(h);
@@ -469,6 +491,7 @@ impl Runnable {
         if k.ranking.is_some() {
             if k.nonempty.len() < self.rank_below {
                 self.kinds[kind].ranking = None;
+                self.ranked -= 1;
             } else {
                 // Clear the vacated last leaf before replaying the moved one,
                 // so that no replay compares a position past the end.
@@ -484,6 +507,7 @@ impl Runnable {
     /// Forgets the empty heaps, so that memory follows the pairs with queued
     /// steps rather than every pair ever seen; their slots are reused.
     fn sweep(&mut self) {
+        self.last_pushed = None;
         let heaps = &self.heaps;
         let free = &mut self.free;
         self.index.retain(|_, h| {
@@ -523,10 +547,13 @@ impl Runnable {
 
     /// Builds (or grows) a type's winner tree over its non-empty heaps.
     fn rebuild(&mut self, kind: usize) {
-        let Runnable { heaps, jobsets, kinds, work, .. } = self;
+        let Runnable { heaps, jobsets, kinds, work, ranked, .. } = self;
         let k = &mut kinds[kind];
         let nonempty = &k.nonempty;
         *work += nonempty.len() as u64;
+        if k.ranking.is_none() {
+            *ranked += 1;
+        }
         k.ranking = Some(Tournament::build(nonempty.len(), |a, b| {
             heap_better(heaps, jobsets, nonempty[a as usize], nonempty[b as usize])
         }));

@@ -5,14 +5,25 @@
 //! first sight; classes are compared by the caller, who adds the speed
 //! factor.
 //!
-//! Each class keeps a heap of keys; a machine whose load changes gets a new
-//! key and its old one goes stale, dropped when it reaches the top (whether a
-//! key is live is the caller's to say, from the machine itself). The heap is
-//! compacted when stale keys outnumber live ones, so its size follows the
-//! free machines, not the steps run. This module knows nothing of steps.
+//! Since a class's machines differ only in their job count and their index,
+//! a class keeps one set of machine indices per job count (a bit set, whose
+//! lowest member is the first in order of first sight) and a bit set of the
+//! job counts with a free machine, ranked in Hydra's order: the first free
+//! machine is the lowest member of the first non-empty set, and a machine
+//! whose load changes moves between two sets without leaving anything stale
+//! behind. The caller reports every change of membership exactly. This
+//! module knows nothing of steps.
+//!
+//! The Rust runner's order (`hydra/rust.rs`) ranks a class's free machines
+//! by their place in its builders' list, which moves only when a builder
+//! joins; the load plays no part but to break ties of place. A class under
+//! that order keeps its free machines' keys in one ordered set instead, and
+//! the caller empties the sets and adds every free machine again when the
+//! places change ([`FreeMachines::clear`]).
 
+use super::hydra::DispatchOrder;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::BTreeSet;
 
 /// A free machine's place in Hydra's order within its class: smaller first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -35,28 +46,114 @@ impl MachineKey {
     }
 }
 
+/// A set of small integers with its lowest member at hand.
+#[derive(Debug, Default)]
+struct Bits {
+    words: Vec<u64>,
+    /// No member lies below this word.
+    low: usize,
+    len: u32,
+}
+
+impl Bits {
+    fn insert(&mut self, i: u32) {
+        let (w, bit) = (i as usize / 64, 1u64 << (i % 64));
+        if self.words.len() <= w {
+            self.words.resize(w + 1, 0);
+        }
+        debug_assert_eq!(self.words[w] & bit, 0, "{i} is already a member");
+        self.words[w] |= bit;
+        self.low = if self.len == 0 { w } else { self.low.min(w) };
+        self.len += 1;
+    }
+
+    fn remove(&mut self, i: u32) {
+        let (w, bit) = (i as usize / 64, 1u64 << (i % 64));
+        debug_assert!(self.words.get(w).is_some_and(|&word| word & bit != 0), "{i} is not a member");
+        if let Some(word) = self.words.get_mut(w)
+            && *word & bit != 0
+        {
+            *word &= !bit;
+            self.len -= 1;
+        }
+    }
+
+    /// The lowest member, and the empty words passed to find it.
+    fn first(&mut self) -> Option<(u32, u64)> {
+        if self.len == 0 {
+            return None;
+        }
+        let start = self.low;
+        while self.words[self.low] == 0 {
+            self.low += 1;
+        }
+        let i = self.low * 64 + self.words[self.low].trailing_zeros() as usize;
+        Some((i as u32, (self.low - start) as u64))
+    }
+}
+
+/// A machine with a free slot, as its class's order sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Free {
+    pub machine: u32,
+    /// Its current jobs, fewer than `max_jobs`.
+    pub jobs: u32,
+    /// Slots and speed factor of its class.
+    pub max_jobs: u32,
+    pub speed_factor: f64,
+    /// Its place in the Rust runner's builders' list.
+    pub rank: u32,
+}
+
 #[derive(Debug, Default)]
 struct Class {
-    keys: BinaryHeap<Reverse<MachineKey>>,
+    speed_factor: f64,
+    /// Per job count, its rank in Hydra's order; and per rank, the count.
+    rank_of_jobs: Vec<u32>,
+    jobs_of_rank: Vec<u32>,
+    /// Per rank, the free machines with that many jobs.
+    machines: Vec<Bits>,
+    /// Ranks with a free machine.
+    ranks: Bits,
+    /// Under the Rust runner's order, the keys of the free machines
+    /// (the sets per job count stay empty).
+    keys: BTreeSet<MachineKey>,
     /// Machines of the class with a free slot.
     free: u32,
+}
+
+impl Class {
+    fn new(max_jobs: u32, speed_factor: f64) -> Class {
+        let mut jobs_of_rank: Vec<u32> = (0..max_jobs).collect();
+        jobs_of_rank.sort_by_key(|&j| MachineKey::new(j, speed_factor, 0));
+        let mut rank_of_jobs = vec![0; max_jobs as usize];
+        for (rank, &j) in jobs_of_rank.iter().enumerate() {
+            rank_of_jobs[j as usize] = rank as u32;
+        }
+        let machines = (0..max_jobs).map(|_| Bits::default()).collect();
+        Class { speed_factor, rank_of_jobs, jobs_of_rank, machines, ..Class::default() }
+    }
 }
 
 /// Free machines of every class.
 #[derive(Debug, Default)]
 pub struct FreeMachines {
     classes: Vec<Class>,
-    /// Keys visited by compactions and stale pops.
+    order: DispatchOrder,
+    /// Empty words passed over to find first members.
     pub work: u64,
 }
 
 impl FreeMachines {
-    fn class(&mut self, class: u32) -> &mut Class {
-        let c = class as usize;
-        if self.classes.len() <= c {
-            self.classes.resize_with(c + 1, Class::default);
-        }
-        &mut self.classes[c]
+    /// Orders free machines by `order` from now on (while none is free).
+    pub fn set_order(&mut self, order: DispatchOrder) {
+        debug_assert!(self.classes.iter().all(|c| c.free == 0));
+        self.order = order;
+    }
+
+    /// No machine is free any more (their places are about to change).
+    pub fn clear(&mut self) {
+        self.classes.clear();
     }
 
     /// Machines of `class` with a free slot.
@@ -64,41 +161,114 @@ impl FreeMachines {
         self.classes.get(class as usize).map_or(0, |c| c.free)
     }
 
-    /// A machine of `class` got a free slot.
-    pub fn became_free(&mut self, class: u32, key: MachineKey, is_live: impl Fn(&MachineKey) -> bool) {
-        self.class(class).free += 1;
-        self.moved(class, key, is_live);
-    }
-
-    /// A machine of `class` has no free slot any more (its key is stale).
-    pub fn became_full(&mut self, class: u32) {
-        let c = self.class(class);
-        c.free = c.free.saturating_sub(1);
-    }
-
-    /// A free machine of `class` has a new key.
-    pub fn moved(&mut self, class: u32, key: MachineKey, is_live: impl Fn(&MachineKey) -> bool) {
-        let c = self.class(class);
-        c.keys.push(Reverse(key));
-        if c.keys.len() > 2 * c.free as usize + 32 {
-            let mut keys: Vec<MachineKey> = c.keys.drain().map(|Reverse(k)| k).filter(|k| is_live(k)).collect();
-            self.work += keys.len() as u64;
-            keys.sort_unstable();
-            keys.dedup();
-            self.class(class).keys = keys.into_iter().map(Reverse).collect();
+    /// A machine of `class` has a free slot, from now on.
+    pub fn add(&mut self, class: u32, f: Free) {
+        let c = class as usize;
+        if self.classes.len() <= c {
+            self.classes.resize_with(c + 1, Class::default);
         }
+        let cl = &mut self.classes[c];
+        if self.order == DispatchOrder::Rust {
+            let fresh = cl.keys.insert(self.order.machine_key(f.jobs, f.speed_factor, f.rank, f.machine));
+            debug_assert!(fresh, "{} is already free", f.machine);
+            cl.free += 1;
+            return;
+        }
+        if cl.rank_of_jobs.is_empty() {
+            *cl = Class::new(f.max_jobs, f.speed_factor);
+        }
+        cl.free += 1;
+        debug_assert!(f.jobs < f.max_jobs && cl.rank_of_jobs.len() == f.max_jobs as usize);
+        let rank = cl.rank_of_jobs[f.jobs as usize];
+        let set = &mut cl.machines[rank as usize];
+        if set.len == 0 {
+            cl.ranks.insert(rank);
+        }
+        set.insert(f.machine);
     }
 
-    /// The first free machine of `class` in Hydra's order.
-    pub fn best(&mut self, class: u32, is_live: impl Fn(&MachineKey) -> bool) -> Option<MachineKey> {
-        let c = self.classes.get_mut(class as usize)?;
-        while let Some(&Reverse(key)) = c.keys.peek() {
-            if is_live(&key) {
-                return Some(key);
+    /// A machine of `class`, added as `f`, is no longer free.
+    pub fn remove(&mut self, class: u32, f: Free) {
+        let Some(cl) = self.classes.get_mut(class as usize) else { return };
+        if self.order == DispatchOrder::Rust {
+            let was = cl.keys.remove(&self.order.machine_key(f.jobs, f.speed_factor, f.rank, f.machine));
+            debug_assert!(was, "{} is not free", f.machine);
+            cl.free = cl.free.saturating_sub(u32::from(was));
+            return;
+        }
+        let Some(&rank) = cl.rank_of_jobs.get(f.jobs as usize) else { return };
+        let set = &mut cl.machines[rank as usize];
+        set.remove(f.machine);
+        if set.len == 0 {
+            cl.ranks.remove(rank);
+        }
+        cl.free = cl.free.saturating_sub(1);
+    }
+
+    /// The first free machine of `class` in the dispatch order.
+    pub fn best(&mut self, class: u32) -> Option<MachineKey> {
+        let cl = self.classes.get_mut(class as usize)?;
+        if self.order == DispatchOrder::Rust {
+            return cl.keys.first().copied();
+        }
+        let (rank, skipped) = cl.ranks.first()?;
+        let (machine, more) = cl.machines[rank as usize].first()?;
+        self.work += skipped + more;
+        Some(MachineKey::new(cl.jobs_of_rank[rank as usize], cl.speed_factor, machine))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The first free machine is the least key of the free machines
+        /// under either dispatch order, whatever the order of their changes
+        /// and, for the Rust runner's order, of the changes of their places
+        /// (places may tie).
+        #[test]
+        fn best_is_the_least_key(
+            rust in any::<bool>(),
+            max_jobs in 1u32..9,
+            speed_factor in prop::sample::select(vec![0.5, 1.0, 1.5, 2.0, 3.0]),
+            changes in prop::collection::vec((0u32..150, 0u32..9, prop::option::weighted(0.05, 0u32..200)), 1..300),
+        ) {
+            let order = if rust { DispatchOrder::Rust } else { DispatchOrder::Cpp };
+            let mut free = FreeMachines::default();
+            free.set_order(order);
+            let mut jobs: Vec<Option<u32>> = vec![None; 150];
+            let mut ranks: Vec<u32> = (0..150).map(|m| (m * 7) % 150).collect();
+            let entry = |machine: u32, jobs: u32, rank: u32| Free { machine, jobs, max_jobs, speed_factor, rank };
+            for (machine, new_jobs, reranking) in changes {
+                if let Some(seed) = reranking {
+                    // The places change: every free machine is added again.
+                    free.clear();
+                    for (m, r) in ranks.iter_mut().enumerate() {
+                        *r = (m as u32 * 31 + seed) % 97;
+                        if let Some(j) = jobs[m] {
+                            free.add(3, entry(m as u32, j, *r));
+                        }
+                    }
+                }
+                let new_jobs = (new_jobs < max_jobs).then_some(new_jobs);
+                let rank = ranks[machine as usize];
+                if let Some(j) = jobs[machine as usize] {
+                    free.remove(3, entry(machine, j, rank));
+                }
+                if let Some(j) = new_jobs {
+                    free.add(3, entry(machine, j, rank));
+                }
+                jobs[machine as usize] = new_jobs;
+                let expect = (0..150u32)
+                    .filter_map(|m| {
+                        jobs[m as usize].map(|j| order.machine_key(j, speed_factor, ranks[m as usize], m))
+                    })
+                    .min();
+                prop_assert_eq!(free.best(3), expect);
+                prop_assert_eq!(free.free(3) as usize, jobs.iter().flatten().count());
             }
-            c.keys.pop();
-            self.work += 1;
         }
-        None
     }
 }

@@ -234,6 +234,8 @@ pub struct TraceReader<R: Read> {
     headers: Vec<String>,
     record: csv::ByteRecord,
     symbols: Symbols,
+    /// Recent names of the system, features and jobset columns.
+    names: [RecentNames; 3],
     last_submitted: i64,
     failed: bool,
 }
@@ -249,6 +251,7 @@ impl<R: Read> TraceReader<R> {
             headers: vec![],
             record: csv::ByteRecord::new(),
             symbols: Symbols::default(),
+            names: Default::default(),
             last_submitted: i64::MIN,
             failed: false,
         }
@@ -304,12 +307,26 @@ impl<R: Read> TraceReader<R> {
                 _ => Ok(""),
             }
         };
+        // The bytes of a field as written, for the fast paths below: a
+        // field they do not take goes the general way (which trims, checks
+        // and words the errors), so both read every field alike.
+        let raw_opt = |i: Option<usize>| -> &[u8] { i.and_then(|i| rec.get(i)).unwrap_or(b"") };
         let int = |i: usize, text: &str| -> Result<u64, TraceError> {
             text.parse::<u64>()
                 .map_err(|_| self.error(line, Some(i), format!("expected a non-negative integer, got `{text}`")))
         };
-        let seconds = |i: usize, text: &str| -> Result<i64, TraceError> {
-            if let Some(ms) = decimal_millis(text) {
+        let id = |i: usize| -> Result<u64, TraceError> {
+            match rec.get(i).and_then(plain_u64) {
+                Some(n) => Ok(n),
+                None => int(i, field(i)?),
+            }
+        };
+        let seconds = |i: usize| -> Result<i64, TraceError> {
+            if let Some(ms) = rec.get(i).and_then(decimal_millis) {
+                return Ok(ms);
+            }
+            let text = field(i)?;
+            if let Some(ms) = decimal_millis(text.as_bytes()) {
                 return Ok(ms);
             }
             match text.parse::<f64>() {
@@ -317,40 +334,76 @@ impl<R: Read> TraceReader<R> {
                 _ => Err(self.error(line, Some(i), format!("expected non-negative seconds, got `{text}`"))),
             }
         };
-        let step_id = int(c.step_id, field(c.step_id)?)?;
-        let submitted_ms = seconds(c.submitted_at, field(c.submitted_at)?)?;
+        let step_id = id(c.step_id)?;
+        let submitted_ms = seconds(c.submitted_at)?;
         if submitted_ms < self.last_submitted {
             return Err(self.error(line, Some(c.submitted_at), "rows must be sorted by submitted_at"));
         }
-        let system = field(c.system)?;
-        if system.is_empty() || system.contains(char::is_whitespace) || system.contains(':') {
-            return Err(self.error(
-                line,
-                Some(c.system),
-                format!("expected a system such as x86_64-linux, got `{system}`"),
-            ));
-        }
-        let duration_ms = seconds(c.duration, field(c.duration)?)?;
-        let features_text = opt(c.features)?;
-        // Most rows name no feature or one: no need to split, sort and join.
-        let single = !features_text.contains(',') && !features_text.contains(char::is_whitespace);
-        let features = if single {
-            std::borrow::Cow::Borrowed(features_text)
-        } else {
-            let mut features: Vec<&str> = features_text.split(',').map(str::trim).filter(|f| !f.is_empty()).collect();
-            if features.iter().any(|f| f.contains(char::is_whitespace)) {
-                return Err(self.error(line, c.features, "a feature contains white space"));
+        let system_raw = rec.get(c.system).unwrap_or(b"");
+        let system_known = self.names[0].find(system_raw);
+        let system = match system_known {
+            Some(_) => "",
+            None => {
+                let system = field(c.system)?;
+                if system.is_empty() || system.contains(char::is_whitespace) || system.contains(':') {
+                    return Err(self.error(
+                        line,
+                        Some(c.system),
+                        format!("expected a system such as x86_64-linux, got `{system}`"),
+                    ));
+                }
+                system
             }
-            features.sort_unstable();
-            features.dedup();
-            std::borrow::Cow::Owned(features.join(","))
         };
-        let jobset = opt(c.jobset)?;
-        let build_id = match opt(c.build_id)? {
-            "" => step_id,
-            t => int(c.build_id.unwrap_or(0), t)?,
+        let duration_ms = seconds(c.duration)?;
+        let features_raw = raw_opt(c.features);
+        let features_known = self.names[1].find(features_raw);
+        let features = match features_known {
+            Some(_) => std::borrow::Cow::Borrowed(""),
+            None => {
+                let features_text = opt(c.features)?;
+                // Most rows name no feature or one: no need to split, sort and join.
+                let single = !features_text.contains(',') && !features_text.contains(char::is_whitespace);
+                if single {
+                    std::borrow::Cow::Borrowed(features_text)
+                } else {
+                    let mut features: Vec<&str> =
+                        features_text.split(',').map(str::trim).filter(|f| !f.is_empty()).collect();
+                    if features.iter().any(|f| f.contains(char::is_whitespace)) {
+                        return Err(self.error(line, c.features, "a feature contains white space"));
+                    }
+                    features.sort_unstable();
+                    features.dedup();
+                    std::borrow::Cow::Owned(features.join(","))
+                }
+            }
+        };
+        let jobset_raw = raw_opt(c.jobset);
+        let jobset_known = self.names[2].find(jobset_raw);
+        let jobset = match jobset_known {
+            Some(_) => "",
+            None => opt(c.jobset)?,
+        };
+        let build_id = match raw_opt(c.build_id) {
+            b"" => step_id,
+            raw => match plain_u64(raw) {
+                Some(n) => n,
+                None => match opt(c.build_id)? {
+                    "" => step_id,
+                    t => int(c.build_id.unwrap_or(0), t)?,
+                },
+            },
         };
         let small_int = |i: Option<usize>, default: i32| -> Result<i32, TraceError> {
+            let raw = raw_opt(i);
+            if raw.is_empty() {
+                return Ok(default);
+            }
+            if raw.len() <= 9
+                && let Some(n) = plain_u64(raw)
+            {
+                return Ok(n as i32);
+            }
             match opt(i)? {
                 "" => Ok(default),
                 t => t.parse::<i32>().map_err(|_| self.error(line, i, format!("expected an integer, got `{t}`"))),
@@ -359,25 +412,38 @@ impl<R: Read> TraceReader<R> {
         let priority = small_int(c.priority, 100)?;
         let global_priority = small_int(c.global_priority, 0)?;
         let mut depends_on = vec![];
-        for dep in opt(c.depends_on)?.split_whitespace() {
-            let d = int(c.depends_on.unwrap_or(0), dep)?;
-            if d == step_id {
-                return Err(self.error(line, c.depends_on, "a step cannot depend on itself"));
+        let deps_raw = raw_opt(c.depends_on);
+        if !deps_raw.is_empty() && !plain_ids(deps_raw, &mut depends_on) {
+            depends_on.clear();
+            for dep in opt(c.depends_on)?.split_whitespace() {
+                let d = int(c.depends_on.unwrap_or(0), dep)?;
+                if d == step_id {
+                    return Err(self.error(line, c.depends_on, "a step cannot depend on itself"));
+                }
+                depends_on.push(d);
             }
-            depends_on.push(d);
         }
-        let outcome = match opt(c.outcome)? {
-            "" | "success" => Outcome::Success,
-            "failure" => Outcome::Failure,
-            "transient" => Outcome::Transient,
-            "machine" => Outcome::Machine,
-            other => {
-                return Err(self.error(
-                    line,
-                    c.outcome,
-                    format!("expected `success`, `failure`, `transient` or `machine`, got `{other}`"),
-                ));
-            }
+        if depends_on.contains(&step_id) {
+            return Err(self.error(line, c.depends_on, "a step cannot depend on itself"));
+        }
+        let outcome = match raw_opt(c.outcome) {
+            b"" | b"success" => Outcome::Success,
+            b"failure" => Outcome::Failure,
+            b"transient" => Outcome::Transient,
+            b"machine" => Outcome::Machine,
+            _ => match opt(c.outcome)? {
+                "" | "success" => Outcome::Success,
+                "failure" => Outcome::Failure,
+                "transient" => Outcome::Transient,
+                "machine" => Outcome::Machine,
+                other => {
+                    return Err(self.error(
+                        line,
+                        c.outcome,
+                        format!("expected `success`, `failure`, `transient` or `machine`, got `{other}`"),
+                    ));
+                }
+            },
         };
         let optional_int = |i: Option<usize>| -> Result<Option<u64>, TraceError> {
             match opt(i)? {
@@ -387,9 +453,13 @@ impl<R: Read> TraceReader<R> {
         };
         let output_size = optional_int(c.output_size)?;
         let eval_id = optional_int(c.eval_id)?;
-        let system = self.symbols.intern(system);
-        let features = self.symbols.intern(&features);
-        let jobset = self.symbols.intern(jobset);
+        // Interned in the same order whether or not a name was known, so
+        // that the symbols do not depend on the fast paths.
+        let [system_names, features_names, jobset_names] = &mut self.names;
+        let system = system_known.unwrap_or_else(|| system_names.learn(system_raw, self.symbols.intern(system)));
+        let features =
+            features_known.unwrap_or_else(|| features_names.learn(features_raw, self.symbols.intern(&features)));
+        let jobset = jobset_known.unwrap_or_else(|| jobset_names.learn(jobset_raw, self.symbols.intern(jobset)));
         self.last_submitted = submitted_ms;
         Ok(StepRow {
             step_id,
@@ -407,6 +477,57 @@ impl<R: Read> TraceReader<R> {
             eval_id,
         })
     }
+}
+
+/// The symbols of the last few distinct field texts of one name column,
+/// exactly as written: a trace names a handful of systems and feature sets,
+/// and its jobsets come in runs, so most rows find their names here without
+/// checking, trimming or hashing them again.
+#[derive(Debug, Default)]
+struct RecentNames {
+    entries: Vec<(Box<[u8]>, Sym)>,
+    /// The entry to replace next once full.
+    next: usize,
+}
+
+impl RecentNames {
+    const CAPACITY: usize = 16;
+
+    fn find(&self, raw: &[u8]) -> Option<Sym> {
+        self.entries.iter().find(|(text, _)| **text == *raw).map(|&(_, sym)| sym)
+    }
+
+    /// Remembers the symbol that field text `raw` reads as; returns it.
+    fn learn(&mut self, raw: &[u8], sym: Sym) -> Sym {
+        let entry = (Box::from(raw), sym);
+        if self.entries.len() < Self::CAPACITY {
+            self.entries.push(entry);
+        } else {
+            self.entries[self.next] = entry;
+            self.next = (self.next + 1) % Self::CAPACITY;
+        }
+        sym
+    }
+}
+
+/// A field of at most 19 ASCII digits (so it fits), nothing else.
+fn plain_u64(bytes: &[u8]) -> Option<u64> {
+    if bytes.is_empty() || bytes.len() > 19 {
+        return None;
+    }
+    bytes.iter().try_fold(0u64, |n, &b| b.is_ascii_digit().then(|| n * 10 + u64::from(b - b'0')))
+}
+
+/// Reads ids separated by single spaces into `out`; false (with `out` partly
+/// filled) for anything else.
+fn plain_ids(bytes: &[u8], out: &mut Vec<u64>) -> bool {
+    for id in bytes.split(|&b| b == b' ') {
+        match plain_u64(id) {
+            Some(n) => out.push(n),
+            None => return false,
+        }
+    }
+    true
 }
 
 impl<R: Read> StepSource for TraceReader<R> {
@@ -458,12 +579,15 @@ impl<R: Read> StepSource for TraceReader<R> {
 /// Milliseconds of a plain decimal of at most three fractional digits
 /// below 10^12 s (`123`, `0.250`), exactly what rounding the `f64` it reads as
 /// would give, without the floating point; `None` for anything else.
-fn decimal_millis(text: &str) -> Option<i64> {
-    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
+fn decimal_millis(text: &[u8]) -> Option<i64> {
+    let (int, frac) = match text.iter().position(|&b| b == b'.') {
+        Some(dot) => (&text[..dot], &text[dot + 1..]),
+        None => (text, &b""[..]),
+    };
     if int.is_empty() || int.len() > 12 || frac.len() > 3 {
         return None;
     }
-    let digits = |t: &str| t.bytes().try_fold(0i64, |n, b| b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0')));
+    let digits = |t: &[u8]| t.iter().try_fold(0i64, |n, &b| b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0')));
     Some(digits(int)? * 1000 + digits(frac)? * 10i64.pow(3 - frac.len() as u32))
 }
 
@@ -581,12 +705,75 @@ mod tests {
     fn plain_decimals_read_exactly_as_their_floating_point_reading_rounds() {
         for text in ["0", "1", "0.250", "0.25", "7.5", "123.456", "999999999999.999", "86400.249", "12345.6789"] {
             let via_float = (text.parse::<f64>().unwrap() * 1000.0).round() as i64;
-            assert_eq!(decimal_millis(text).unwrap_or(via_float), via_float, "{text}");
+            assert_eq!(decimal_millis(text.as_bytes()).unwrap_or(via_float), via_float, "{text}");
         }
         for text in ["", ".5", "1e3", "-1", "+1", "1.2.3", "1000000000000", "0x10", " 1"] {
-            assert_eq!(decimal_millis(text), None, "{text}");
+            assert_eq!(decimal_millis(text.as_bytes()), None, "{text}");
         }
-        assert_eq!(decimal_millis("12.5"), Some(12_500));
+        assert_eq!(decimal_millis(b"12.5"), Some(12_500));
+    }
+
+    /// Each field written plainly (the fast paths) and padded or spelled
+    /// otherwise (the general path) reads the same; names recur from more
+    /// columns' values than the recent-name lists hold.
+    #[test]
+    fn fields_read_alike_however_they_are_written() {
+        let header = "step_id,submitted_at,system,features,jobset,build_id,priority,global_priority,depends_on,duration,outcome\n";
+        let (mut plain, mut padded) = (String::from(header), String::from(header));
+        for i in 1..=200u64 {
+            let system = ["x86_64-linux", "aarch64-linux", "i686-linux"][(i % 3) as usize];
+            let (features, features_padded) =
+                [("", " "), ("kvm", " kvm"), ("\"big-parallel,kvm\"", "\"kvm, big-parallel,kvm\"")][(i % 3) as usize];
+            let jobset = format!("p:j{}", (i * 7) % 40);
+            let deps = if i > 2 { format!("{} {}", i - 1, i - 2) } else { String::new() };
+            let outcome = ["success", "failure", "transient", ""][(i % 4) as usize];
+            plain.push_str(&format!(
+                "{i},{}.{:03},{system},{features},{jobset},{},{},{},{deps},{}.5,{outcome}\n",
+                i / 3,
+                i % 1000,
+                i / 2,
+                100 + i % 5,
+                i % 2,
+                i % 9
+            ));
+            padded.push_str(&format!(
+                " {i} ,{}.{:03}0, {system},{features_padded}, {jobset} , +{} , {} ,{},  {deps} ,{}.50 , {outcome}\n",
+                i / 3,
+                i % 1000,
+                i / 2,
+                100 + i % 5,
+                i % 2,
+                i % 9
+            ));
+        }
+        let (rows, symbols) = read_all(&plain).unwrap();
+        let (padded_rows, padded_symbols) = read_all(&padded).unwrap();
+        assert_eq!(rows.len(), 200);
+        assert_eq!(padded_rows, rows);
+        assert_eq!(padded_symbols.names_from(0), symbols.names_from(0));
+        let r = &rows[199];
+        assert_eq!(
+            (r.step_id, r.submitted_ms, r.build_id, r.priority, r.depends_on.clone()),
+            (200, 66_200, 100, 100, vec![199, 198])
+        );
+        assert_eq!(
+            (symbols.name(r.system), symbols.name(r.features), symbols.name(r.jobset)),
+            ("i686-linux", "big-parallel,kvm", "p:j0")
+        );
+        // Names in order of first sight, whatever the recent-name lists hold.
+        let mut expect = vec![];
+        for r in &rows {
+            for s in [r.system, r.features, r.jobset] {
+                if !expect.contains(&s) {
+                    expect.push(s);
+                }
+            }
+        }
+        assert_eq!(expect, (0..symbols.len() as u32).map(Sym).collect::<Vec<_>>());
+        let e = read_all(&format!("{header}5,0,x86_64-linux,,p:j,,,,4 5 x,1,\n")).unwrap_err();
+        assert_eq!(e.message, "a step cannot depend on itself");
+        let e = read_all(&format!("{header}5,0,x86_64-linux,,p:j,,,,4  6,1,\n{header}")).unwrap_err();
+        assert_eq!((e.line, e.column.unwrap().1), (3, "step_id".to_string()));
     }
 
     #[test]

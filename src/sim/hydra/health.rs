@@ -136,7 +136,7 @@ impl Hydra {
             let held = self.health.held.get_mut(k).map(std::mem::take).unwrap_or_default();
             for (slot, serial) in held {
                 let s = &self.steps[slot as usize];
-                if s.live && s.serial == serial && s.state == StepState::Waiting {
+                if s.serial == serial && s.state == StepState::Waiting {
                     // `enqueue` counts it as runnable again.
                     self.kinds[k].runnable -= 1;
                     self.enqueue(slot);
@@ -173,7 +173,7 @@ impl Hydra {
     /// A step held since it became runnable reached `max_unsupported_time`.
     pub(super) fn unsupported_due(&mut self, serial: u64, slot: u32, _now: SimTime) {
         let s = &self.steps[slot as usize];
-        if !s.live || s.serial != serial || s.state != StepState::Waiting {
+        if s.serial != serial || s.state != StepState::Waiting {
             return;
         }
         let kind = s.kind as usize;

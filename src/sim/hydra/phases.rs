@@ -106,17 +106,23 @@ impl Hydra {
     }
 
     fn output_mb(&self, slot: u32) -> Option<f64> {
-        megabytes(self.steps[slot as usize].output_size)
+        megabytes(self.extras[slot as usize].output_size)
     }
 
     /// A dispatched attempt asks for a worker to copy its closure over.
     pub(super) fn copy_to_builder(&mut self, slot: u32, now: SimTime) {
         let Some(server) = &self.server else { return };
         let duration_ms = server.pool.copy_to_ms();
-        let s = &mut self.steps[slot as usize];
-        s.phase = Phase::CopyTo;
-        let request =
-            Request { serial: s.serial, slot, attempt: s.attempts, work: Work::CopyTo, queued_at: now.0, duration_ms };
+        self.extras[slot as usize].phase = Phase::CopyTo;
+        let s = &self.steps[slot as usize];
+        let request = Request {
+            serial: s.serial,
+            slot,
+            attempt: u32::from(s.attempts),
+            work: Work::CopyTo,
+            queued_at: now.0,
+            duration_ms,
+        };
         self.ask_for_worker(request, now);
     }
 
@@ -139,8 +145,8 @@ impl Hydra {
         let done = now.plus_ms(r.duration_ms);
         match r.work {
             Work::CopyTo => {
-                let s = &mut self.steps[slot as usize];
-                s.phase = Phase::Build;
+                self.extras[slot as usize].phase = Phase::Build;
+                let s = &self.steps[slot as usize];
                 let speed = self.machines[s.machine as usize].speed_factor;
                 let run_ms = ((s.duration_ms as f64) / speed).round() as i64;
                 self.scheduled.push((done.plus_ms(run_ms), HydraEvent::StepDone { serial, slot, attempt }));
@@ -158,10 +164,10 @@ impl Hydra {
             Work::CopyTo => Phase::CopyTo,
             Work::Receive => Phase::Receive,
         };
-        s.live
+        s.state != StepState::Left
             && s.serial == serial
-            && s.attempts == attempt
-            && s.phase == phase
+            && u32::from(s.attempts) == attempt
+            && self.extras[slot as usize].phase == phase
             && matches!(s.state, StepState::Running | StepState::Uploading)
     }
 
@@ -217,7 +223,7 @@ impl Hydra {
         }
         server.pool.built(now.0);
         let holds_slot = server.holds_slot_through_upload();
-        let out = megabytes(self.steps[slot as usize].output_size);
+        let out = megabytes(self.extras[slot as usize].output_size);
         let duration_ms = server.pool.receive_ms(out);
         let machine = self.steps[slot as usize].machine;
         self.attempt_ended_on(machine, false, now);
@@ -225,10 +231,16 @@ impl Hydra {
             self.off_machine(slot, now);
             self.steps[slot as usize].state = StepState::Uploading;
         }
-        let s = &mut self.steps[slot as usize];
-        s.phase = Phase::Receive;
-        let request =
-            Request { serial: s.serial, slot, attempt: s.attempts, work: Work::Receive, queued_at: now.0, duration_ms };
+        self.extras[slot as usize].phase = Phase::Receive;
+        let s = &self.steps[slot as usize];
+        let request = Request {
+            serial: s.serial,
+            slot,
+            attempt: u32::from(s.attempts),
+            work: Work::Receive,
+            queued_at: now.0,
+            duration_ms,
+        };
         self.ask_for_worker(request, now);
         true
     }
@@ -245,14 +257,13 @@ impl Hydra {
 
     /// An attempt is aborted on its machine: outputs it was receiving are lost.
     pub(super) fn attempt_cut_short(&mut self, slot: u32, now: SimTime) {
-        let s = &self.steps[slot as usize];
-        if s.phase != Phase::Receive {
+        if self.extras[slot as usize].phase != Phase::Receive {
             return;
         }
         let out = self.output_mb(slot);
         if let Some(server) = &mut self.server {
             server.pool.unbuilt(now.0, out, false);
         }
-        self.steps[slot as usize].phase = Phase::Build;
+        self.extras[slot as usize].phase = Phase::Build;
     }
 }

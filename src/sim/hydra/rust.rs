@@ -51,7 +51,7 @@
 
 use super::{Hydra, Step, StepState};
 use crate::sim::queue::{QueueKey, ordered};
-use crate::sim::slots::{FreeMachines, MachineKey};
+use crate::sim::slots::MachineKey;
 use crate::sim::time::SimTime;
 use std::cmp::Reverse;
 
@@ -95,7 +95,7 @@ impl DispatchOrder {
     }
 
     /// A free machine's key; smaller goes first.
-    pub(super) fn machine_key(self, current_jobs: u32, speed_factor: f64, rank: u32, machine: u32) -> MachineKey {
+    pub(crate) fn machine_key(self, current_jobs: u32, speed_factor: f64, rank: u32, machine: u32) -> MachineKey {
         match self {
             DispatchOrder::Cpp => MachineKey::new(current_jobs, speed_factor, machine),
             // Its place in the builders' list alone: the list is already
@@ -121,13 +121,13 @@ pub struct QueuedStep {
 impl QueuedStep {
     fn of(s: &Step) -> Option<QueuedStep> {
         let (scheduled, tries) = match s.state {
-            StepState::Waiting => return None,
-            StepState::Queued | StepState::Backoff => (false, s.attempts),
+            StepState::Waiting | StepState::Left => return None,
+            StepState::Queued | StepState::Backoff => (false, u32::from(s.attempts)),
             // Outputs still being received or uploaded: the runner still
             // counts the step as scheduled.
-            StepState::Running | StepState::Uploading => (true, s.attempts.saturating_sub(1)),
+            StepState::Running | StepState::Uploading => (true, u32::from(s.attempts).saturating_sub(1)),
         };
-        s.live.then_some(QueuedStep { step_id: s.step_id, kind: s.kind, scheduled, tries, runnable_at: s.runnable_at })
+        Some(QueuedStep { step_id: s.step_id, kind: s.kind, scheduled, tries, runnable_at: s.runnable_at })
     }
 }
 
@@ -135,6 +135,7 @@ impl Hydra {
     /// Dispatches by `order` from now on (before any step or machine is added).
     pub fn set_dispatch_order(&mut self, order: DispatchOrder) {
         self.order = order;
+        self.free.set_order(order);
     }
 
     /// A builder connects (or reconnects after its service restarted): it
@@ -178,17 +179,13 @@ impl Hydra {
         for (rank, &m) in self.builder_order.iter().enumerate() {
             self.machines[m as usize].rank = u32::try_from(rank).unwrap_or(u32::MAX);
         }
-        let work = self.free.work + self.machines.len() as u64;
-        self.free = FreeMachines::default();
-        self.free.work = work;
+        self.free.work += self.machines.len() as u64;
+        self.free.clear();
         for machine in 0..self.machines.len() as u32 {
             let m = &self.machines[machine as usize];
-            if !m.active || m.current_jobs >= m.max_jobs {
-                continue;
+            if m.active && m.current_jobs < m.max_jobs {
+                self.free.add(m.class, self.free_entry(machine, m.current_jobs));
             }
-            let (class, key) = (m.class, self.machine_key(machine));
-            let machines = &self.machines;
-            self.free.became_free(class, key, |k| Self::is_live_key(machines, class, k));
         }
     }
 

@@ -283,6 +283,8 @@ pub fn compute(source: &mut dyn StepSource, rule: BurstRule) -> Result<TraceStat
         outcomes: [Outcome::Success, Outcome::Failure, Outcome::Transient]
             .iter()
             .map(|o| (o.as_str().to_string(), outcomes.get(o.as_str()).copied().unwrap_or(0)))
+            // Machine failures only where a trace has them, so other traces' figures keep their shape.
+            .chain(outcomes.get(Outcome::Machine.as_str()).map(|&n| (Outcome::Machine.as_str().to_string(), n)))
             .collect(),
         dependencies: deps,
     })

@@ -438,3 +438,16 @@ fn bad_server_and_hydra_settings_name_their_key_and_exit_2() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn trace_stats_count_machine_failures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trace = write(
+        tmp.path(),
+        "t.csv",
+        "step_id,submitted_at,system,duration,outcome\n1,0,x86_64-linux,5,machine\n2,1,x86_64-linux,5,\n",
+    );
+    let o = bin().args(["trace", "stats"]).arg(&trace).assert().success();
+    let stdout = String::from_utf8(o.get_output().stdout.clone()).unwrap();
+    assert!(stdout.contains("machine 1"), "{stdout}");
+}

@@ -27,8 +27,8 @@
 //! free, so losing it does not touch the upload.
 
 use super::{Hydra, HydraEvent, StepState};
-use crate::sim::SimTime;
 use crate::config::Runner;
+use crate::sim::SimTime;
 use crate::sim::scenario::ServerSection;
 use crate::sim::server::{Grant, Request, Server, Work};
 use crate::trace::Outcome;

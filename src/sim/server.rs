@@ -1,15 +1,18 @@
-//! The Hydra server's own share of a step: its pool of local worker threads,
-//! which copy each attempt's input closure to the builder and, after a
-//! successful build, receive the outputs, compress them and upload them to
+//! The Hydra server's own share of a step: the copy of each attempt's input
+//! closure to its builder, and its pool of local worker threads, which after
+//! a successful build receive the outputs, compress them and upload them to
 //! the binary cache. This module is the pool and its figures (utilisation,
 //! time waiting for a worker, upload backlog); it does not know steps,
 //! machines or slot rules, which are the queue runner's (`sim/hydra/phases.rs`).
 //!
-//! **Work.** Two pieces of local work per attempt, each holding one worker
-//! thread from start to end:
+//! **Work.**
 //! - *copy to builder*: `input_size_mb / copy_mb_per_s` (Hydra's
-//!   `copyClosureTo` in `build-remote.cc`, counted as `nrStepsCopyingTo`);
-//! - *receive outputs*: the copy back (`output / copy_mb_per_s`,
+//!   `copyClosureTo` in `build-remote.cc`, counted as `nrStepsCopyingTo`).
+//!   It runs on the attempt's own builder thread, outside the pool: Hydra
+//!   throttles only the work after the build with `localWorkThrottler`
+//!   (`max_local_worker_threads`), so copies to builders are counted here
+//!   ([`Server::copied_to`]) but take no worker;
+//! - *receive outputs*, one worker thread from start to end: the copy back (`output / copy_mb_per_s`,
 //!   `nrStepsCopyingFrom`), then compressing the NAR (`output /
 //!   compress_mb_per_s`, the S3 store's `narWriteCompressionTimeMs`) and
 //!   uploading it (`output * compression_ratio / upload_mb_per_s`), done in
@@ -34,15 +37,6 @@ use crate::metrics::{ServerFigures, WaitHistogram, WaitStats, round3};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-/// Which piece of local work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Work {
-    /// Copying the input closure to the builder.
-    CopyTo,
-    /// Copying the outputs back, compressing and uploading them.
-    Receive,
-}
-
 /// A request for a local worker on behalf of one attempt of one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Request {
@@ -50,7 +44,6 @@ pub struct Request {
     pub serial: u64,
     pub slot: u32,
     pub attempt: u32,
-    pub work: Work,
     pub queued_at: i64,
     pub duration_ms: i64,
 }
@@ -169,10 +162,12 @@ impl Server {
     fn begin(&mut self, r: Request, now: i64) {
         self.busy_until.push(Reverse(now + r.duration_ms));
         self.worker_waits.record(now - r.queued_at);
-        match r.work {
-            Work::CopyTo => self.copies_to += 1,
-            Work::Receive => self.uploads += 1,
-        }
+        self.uploads += 1;
+    }
+
+    /// An attempt's closure was copied to its builder (off the pool).
+    pub fn copied_to(&mut self) {
+        self.copies_to += 1;
     }
 
     /// The wake-up scheduled by [`Grant::Queued`] or by the previous wake:
@@ -245,7 +240,7 @@ mod tests {
     use super::*;
 
     fn request(slot: u32, at: i64) -> Request {
-        Request { serial: u64::from(slot), slot, attempt: 1, work: Work::CopyTo, queued_at: at, duration_ms: 10 }
+        Request { serial: u64::from(slot), slot, attempt: 1, queued_at: at, duration_ms: 10 }
     }
 
     #[test]

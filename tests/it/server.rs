@@ -9,8 +9,9 @@ use proptest::prelude::*;
 use std::collections::BTreeSet;
 
 /// One static builder with one slot, and a server with one local worker:
-/// copying a closure takes 1 s (10 MB at 10 MB/s), receiving outputs 3 s
-/// (copy back, compress and upload 10 MB at 10 MB/s each).
+/// copying a closure takes 1 s (10 MB at 10 MB/s, on the step's own thread,
+/// not a worker), receiving outputs 3 s (copy back, compress and upload
+/// 10 MB at 10 MB/s each, on the worker).
 const ONE_BUILDER_ONE_THREAD: &str = r#"
 trace = "unused.csv"
 [hydra]
@@ -44,20 +45,43 @@ fn times(lines: &[Line]) -> Vec<Times> {
 fn two_steps_on_one_builder_with_a_one_thread_server_under_both_slot_rules() {
     let trace = "step_id,submitted_at,system,duration\n1,0,x86_64-linux,10\n2,0,x86_64-linux,10\n";
     // Step 1: copy 0-1, build 1-11, receive 11-14. The C++ runner frees the
-    // slot at 11: step 2 starts at 11 but its copy waits for the one thread
-    // until 14; copy 14-15, build 15-25, receive 25-28.
+    // slot at 11, as the free thread starts receiving: step 2 starts at 11,
+    // copy 11-12, build 12-22, receive 22-25.
     let (summary, c) = simulate(&ONE_BUILDER_ONE_THREAD.replace("RUNNER", "cpp"), trace);
-    assert_eq!(times(&c.lines), vec![(1, Some(0), Some(0), Some(14_000)), (2, Some(0), Some(11_000), Some(28_000))]);
+    assert_eq!(times(&c.lines), vec![(1, Some(0), Some(0), Some(14_000)), (2, Some(0), Some(11_000), Some(25_000))]);
     let server = summary.server.expect("the server's figures");
-    // Waits for the thread: 0 (copy 1), 0 (receive 1), 3 s (copy 2), 0 (receive 2).
-    assert_eq!((server.worker_wait.count, server.worker_wait.max, server.worker_wait.mean), (4, 3.0, 0.75));
-    // 8 s of local work in 28 s on one thread.
-    assert_eq!(server.utilisation, 0.286);
+    // Two receives, neither waiting for the thread; copies take no thread.
+    assert_eq!((server.worker_wait.count, server.worker_wait.max), (2, 0.0));
+    assert_eq!((server.copies_to_builders, server.uploads), (2, 2));
+    // 6 s of local work in 25 s on one thread.
+    assert_eq!(server.utilisation, 0.24);
     assert_eq!(server.upload_backlog_max, 1);
     // The Rust runner holds the slot until the upload at 14: step 2 starts
-    // then, and the thread is free for its copy at once.
+    // then: copy 14-15, build 15-25, receive 25-28.
     let (_, c) = simulate(&ONE_BUILDER_ONE_THREAD.replace("RUNNER", "rust"), trace);
     assert_eq!(times(&c.lines), vec![(1, Some(0), Some(0), Some(14_000)), (2, Some(0), Some(14_000), Some(28_000))]);
+}
+
+#[test]
+fn the_cpp_runner_holds_the_slot_until_a_worker_takes_the_outputs() {
+    // Step 1's 100 MB take the one thread 11-41 (copy back, compress and
+    // upload, 10 s each). Step 2 starts at 11 (the thread took step 1's
+    // outputs then), builds 12-22 and waits for the thread, still holding
+    // the builder's one slot, until 41; so step 3 starts only at 41: copy
+    // 41-42, build 42-52, receive 52-55 (step 2's receive ran 41-44).
+    let trace = "step_id,submitted_at,system,duration,output_size\n\
+                 1,0,x86_64-linux,10,100000000\n2,0,x86_64-linux,10,\n3,0,x86_64-linux,10,\n";
+    let (summary, c) = simulate(&ONE_BUILDER_ONE_THREAD.replace("RUNNER", "cpp"), trace);
+    assert_eq!(
+        times(&c.lines),
+        vec![
+            (1, Some(0), Some(0), Some(41_000)),
+            (2, Some(0), Some(11_000), Some(44_000)),
+            (3, Some(0), Some(41_000), Some(55_000))
+        ]
+    );
+    let server = summary.server.expect("the server's figures");
+    assert_eq!((server.worker_wait.count, server.worker_wait.max), (3, 19.0));
 }
 
 #[test]

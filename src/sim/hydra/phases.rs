@@ -5,13 +5,18 @@
 //! one block of build time, as before.
 //!
 //! **Slot rules**, by queue runner generation (`[hydra] runner`):
-//! - the builder slot is taken at dispatch, so an attempt holds it while it
-//!   waits for a worker and while its closure is copied (Hydra reserves the
-//!   machine in `State::doDispatch` before `buildRemote` copies anything);
-//! - `cpp`: the C++ runner since 2024 releases the slot when the build
-//!   ends, before the outputs are copied back (the machine reservation is
-//!   dropped once the remote build returns, so a builder starts its next
-//!   step while the server still receives the last one's outputs);
+//! - the builder slot is taken at dispatch, so an attempt holds it while its
+//!   closure is copied (Hydra reserves the machine in `State::doDispatch`
+//!   before `buildRemote` copies anything); the copy takes no local worker
+//!   (`sim/server.rs`);
+//! - `cpp`: after a successful build the attempt waits, still holding its
+//!   slot, for a local worker (`localWorkThrottler`, Hydra's
+//!   `nrStepsWaitingForDownloadSlot`), and releases the slot as the worker
+//!   starts copying the outputs back (NixOS/hydra#1469, April 2025:
+//!   `reservation.reset()` once the throttler is acquired, kept that late so
+//!   that a server short of copy slots does not start more builds than it
+//!   can receive); so a builder starts its next step while the server
+//!   still receives the last one's outputs;
 //! - `rust`: the Rust runner keeps the builder's job until the outputs are
 //!   uploaded (`hydra-builder` uploads them and only then reports the job
 //!   done), so slow uploads hold builders idle;
@@ -22,15 +27,16 @@
 //!
 //! A failed build (`failure`, a `transient` or `machine` first attempt) has
 //! no outputs to receive: it leaves its machine when the build ends, as
-//! without a server. An attempt aborted while its outputs are received on
-//! its machine (`rust`) loses them; under `cpp` the machine is already
-//! free, so losing it does not touch the upload.
+//! without a server. An attempt aborted while it still holds its machine
+//! after a successful build (`cpp`: waiting for a worker; `rust`: until the
+//! upload ends) loses its outputs; once a `cpp` attempt has released its
+//! machine, losing the machine does not touch the upload.
 
 use super::{Hydra, HydraEvent, StepState};
 use crate::config::Runner;
 use crate::sim::SimTime;
 use crate::sim::scenario::ServerSection;
-use crate::sim::server::{Grant, Request, Server, Work};
+use crate::sim::server::{Grant, Request, Server};
 use crate::trace::Outcome;
 
 fn megabytes(bytes: Option<u64>) -> Option<f64> {
@@ -54,9 +60,8 @@ pub enum LaterEvent {
 /// Where a step's running attempt is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Waiting for a local worker, or copying the input closure to the builder.
-    CopyTo,
-    /// Building on the builder (the only phase without a server).
+    /// Copying the input closure to the builder, then building on it (the
+    /// only phase without a server).
     Build,
     /// Waiting for a local worker, or receiving, compressing and uploading outputs.
     Receive,
@@ -109,21 +114,18 @@ impl Hydra {
         megabytes(self.extras[slot as usize].output_size)
     }
 
-    /// A dispatched attempt asks for a worker to copy its closure over.
+    /// A dispatched attempt copies its closure to the builder (on its own
+    /// thread, taking no local worker), then builds.
     pub(super) fn copy_to_builder(&mut self, slot: u32, now: SimTime) {
-        let Some(server) = &self.server else { return };
-        let duration_ms = server.pool.copy_to_ms();
-        self.extras[slot as usize].phase = Phase::CopyTo;
+        let Some(server) = &mut self.server else { return };
+        server.pool.copied_to();
+        self.extras[slot as usize].phase = Phase::Build;
+        let copy_ms = server.pool.copy_to_ms();
         let s = &self.steps[slot as usize];
-        let request = Request {
-            serial: s.serial,
-            slot,
-            attempt: u32::from(s.attempts),
-            work: Work::CopyTo,
-            queued_at: now.0,
-            duration_ms,
-        };
-        self.ask_for_worker(request, now);
+        let speed = self.machines[s.machine as usize].speed_factor;
+        let run_ms = ((s.duration_ms as f64) / speed).round() as i64;
+        let (serial, attempt) = (s.serial, u32::from(s.attempts));
+        self.scheduled.push((now.plus_ms(copy_ms).plus_ms(run_ms), HydraEvent::StepDone { serial, slot, attempt }));
     }
 
     fn ask_for_worker(&mut self, request: Request, now: SimTime) {
@@ -138,36 +140,26 @@ impl Hydra {
         }
     }
 
-    /// A thread took the request now: the attempt's next event is when its
-    /// work ends (for a copy, when the build after it ends).
+    /// A thread took the request now: the outputs start coming back, and
+    /// under the C++ runner the builder's slot is released.
     fn worker_started(&mut self, r: Request, now: SimTime) {
         let (serial, slot, attempt) = (r.serial, r.slot, r.attempt);
-        let done = now.plus_ms(r.duration_ms);
-        match r.work {
-            Work::CopyTo => {
-                self.extras[slot as usize].phase = Phase::Build;
-                let s = &self.steps[slot as usize];
-                let speed = self.machines[s.machine as usize].speed_factor;
-                let run_ms = ((s.duration_ms as f64) / speed).round() as i64;
-                self.scheduled.push((done.plus_ms(run_ms), HydraEvent::StepDone { serial, slot, attempt }));
-            }
-            Work::Receive => {
-                self.scheduled.push((done, HydraEvent::Later(LaterEvent::Uploaded { serial, slot, attempt })));
-            }
+        let releases_slot = self.server.as_ref().is_some_and(|s| !s.holds_slot_through_upload());
+        if releases_slot && self.steps[slot as usize].state == StepState::Running {
+            self.off_machine(slot, now);
+            self.steps[slot as usize].state = StepState::Uploading;
         }
+        let done = now.plus_ms(r.duration_ms);
+        self.scheduled.push((done, HydraEvent::Later(LaterEvent::Uploaded { serial, slot, attempt })));
     }
 
-    /// Whether local work requested for an attempt is still wanted.
-    fn wants(&self, serial: u64, slot: u32, attempt: u32, work: Work) -> bool {
+    /// Whether the receive requested for an attempt is still wanted.
+    fn wants(&self, serial: u64, slot: u32, attempt: u32) -> bool {
         let s = &self.steps[slot as usize];
-        let phase = match work {
-            Work::CopyTo => Phase::CopyTo,
-            Work::Receive => Phase::Receive,
-        };
         s.state != StepState::Left
             && s.serial == serial
             && u32::from(s.attempts) == attempt
-            && self.extras[slot as usize].phase == phase
+            && self.extras[slot as usize].phase == Phase::Receive
             && matches!(s.state, StepState::Running | StepState::Uploading)
     }
 
@@ -175,7 +167,7 @@ impl Hydra {
     fn server_wake(&mut self, now: SimTime) {
         let Some(mut server) = self.server.take() else { return };
         let mut started = std::mem::take(&mut server.started);
-        let next = server.pool.wake(now.0, |r| self.wants(r.serial, r.slot, r.attempt, r.work), &mut started);
+        let next = server.pool.wake(now.0, |r| self.wants(r.serial, r.slot, r.attempt), &mut started);
         self.server = Some(server);
         for &r in &started {
             self.worker_started(r, now);
@@ -192,7 +184,7 @@ impl Hydra {
     /// A step's outputs are uploaded, if its attempt is still going: it
     /// succeeds, and under the Rust runner leaves its builder now.
     fn uploaded(&mut self, serial: u64, slot: u32, attempt: u32, now: SimTime) {
-        if !self.wants(serial, slot, attempt, Work::Receive) {
+        if !self.wants(serial, slot, attempt) {
             return;
         }
         if self.steps[slot as usize].state == StepState::Running {
@@ -222,22 +214,16 @@ impl Hydra {
             return false;
         }
         server.pool.built(now.0);
-        let holds_slot = server.holds_slot_through_upload();
         let out = megabytes(self.extras[slot as usize].output_size);
         let duration_ms = server.pool.receive_ms(out);
         let machine = self.steps[slot as usize].machine;
         self.attempt_ended_on(machine, false, now);
-        if !holds_slot {
-            self.off_machine(slot, now);
-            self.steps[slot as usize].state = StepState::Uploading;
-        }
         self.extras[slot as usize].phase = Phase::Receive;
         let s = &self.steps[slot as usize];
         let request = Request {
             serial: s.serial,
             slot,
             attempt: u32::from(s.attempts),
-            work: Work::Receive,
             queued_at: now.0,
             duration_ms,
         };

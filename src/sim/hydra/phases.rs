@@ -220,13 +220,7 @@ impl Hydra {
         self.attempt_ended_on(machine, false, now);
         self.extras[slot as usize].phase = Phase::Receive;
         let s = &self.steps[slot as usize];
-        let request = Request {
-            serial: s.serial,
-            slot,
-            attempt: u32::from(s.attempts),
-            queued_at: now.0,
-            duration_ms,
-        };
+        let request = Request { serial: s.serial, slot, attempt: u32::from(s.attempts), queued_at: now.0, duration_ms };
         self.ask_for_worker(request, now);
         true
     }

@@ -535,8 +535,9 @@ pub fn html(summary: &Summary, data: &RunData, scenario_file: &str) -> Result<St
         @if let Some((f, svg)) = &server {
             h2 { "Server" }
             p {
-                "The server's local worker threads copy each attempt's closure to its builder and receive, compress and upload "
-                "its outputs (docs/scenario-format.md, [server]). Sampled at every provisioner pass; the data are in server.csv."
+                "The server's local worker threads receive, compress and upload each successful build's outputs; closures are "
+                "copied to builders outside the pool (docs/scenario-format.md, [server]). Sampled at every provisioner pass; "
+                "the data are in server.csv."
             }
             table {
                 tr { th.l { "local workers" } td.l { (f.local_workers) } }

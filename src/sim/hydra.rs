@@ -1161,10 +1161,8 @@ impl Hydra {
         kind.running += 1;
         self.counters.attempts_started += 1;
         let (attempt, serial) = (u32::from(s.attempts), s.serial);
-        if self.server.is_some() {
-            return self.copy_to_builder(slot, now);
-        }
-        self.scheduled.push((now.plus_ms(run_ms), HydraEvent::StepDone { serial, slot, attempt }));
+        let copy_ms = self.copy_to_builder(slot);
+        self.scheduled.push((now.plus_ms(copy_ms).plus_ms(run_ms), HydraEvent::StepDone { serial, slot, attempt }));
     }
 
     /// Takes a step off its machine (finished or aborted); returns its run time.

@@ -115,17 +115,13 @@ impl Hydra {
     }
 
     /// A dispatched attempt copies its closure to the builder (on its own
-    /// thread, taking no local worker), then builds.
-    pub(super) fn copy_to_builder(&mut self, slot: u32, now: SimTime) {
-        let Some(server) = &mut self.server else { return };
+    /// thread, taking no local worker) before it builds: returns the copy's
+    /// milliseconds, 0 without a server.
+    pub(super) fn copy_to_builder(&mut self, slot: u32) -> i64 {
+        let Some(server) = &mut self.server else { return 0 };
         server.pool.copied_to();
         self.extras[slot as usize].phase = Phase::Build;
-        let copy_ms = server.pool.copy_to_ms();
-        let s = &self.steps[slot as usize];
-        let speed = self.machines[s.machine as usize].speed_factor;
-        let run_ms = ((s.duration_ms as f64) / speed).round() as i64;
-        let (serial, attempt) = (s.serial, u32::from(s.attempts));
-        self.scheduled.push((now.plus_ms(copy_ms).plus_ms(run_ms), HydraEvent::StepDone { serial, slot, attempt }));
+        server.pool.copy_to_ms()
     }
 
     fn ask_for_worker(&mut self, request: Request, now: SimTime) {

@@ -48,7 +48,13 @@ k=1
 while [ "$k" -le "$shards" ]; do
   if [ ! -s "$raw/$k" ]; then
     echo "error: shard $k of $shards returned no shard file; its stderr:" >&2
-    cat "$raw/$k.err" >&2 2>/dev/null || true
+    if [ -s "$raw/$k.err" ]; then
+      cat "$raw/$k.err" >&2
+    else
+      # GNU parallel's remote worker runs the job with the remote $SHELL and
+      # reports success when that shell cannot be started.
+      echo "(empty: the job may never have started; is SHELL set for ssh sessions on that host?)" >&2
+    fi
     exit 1
   fi
   mv "$raw/$k" "$parts/shard-$k-of-$shards.json"

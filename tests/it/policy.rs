@@ -341,6 +341,8 @@ fn shards_run_with_gnu_parallel_over_ssh_and_as_an_indexed_job() {
         .env("HYDRA_PROVISIONER", &binary)
         .env("SHARDS", "3")
         .env("PARALLEL_HOME", dir.path().join("parallel-home"))
+        // CI starts its jobs without SHELL; sshd sets it on the remote side, as the fake ssh does.
+        .env_remove("SHELL")
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

@@ -115,11 +115,11 @@ use crate::trace::{Outcome, StepRow, Sym, Symbols};
 pub use rust::{DispatchOrder, QueuedStep};
 use serde_json::{Map, Value, json};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 pub use super::queue::SHARE_WINDOW_MS;
 
-type StepIdHash = std::hash::BuildHasherDefault<StepIdHasher>;
+pub(super) type StepIdHash = std::hash::BuildHasherDefault<StepIdHasher>;
 
 /// Hashes the step ids of the maps of steps so that ids close together sit
 /// close together: blocks of 64 consecutive ids take consecutive buckets,
@@ -486,7 +486,7 @@ pub struct Hydra {
     /// Buffers for lists of dependents being walked, reused.
     spare_lists: Vec<Vec<(u32, u64)>>,
     free_slots: Vec<u32>,
-    by_id: HashMap<u64, u32, StepIdHash>,
+    by_id: super::step_index::StepIndex,
     /// Per slot, the generation of its step's live queue entry: an entry
     /// carrying any other is stale (its step was requeued, dispatched or
     /// left). Kept apart from the steps so that the check reads 4 bytes.
@@ -539,7 +539,7 @@ impl Hydra {
             waiting: Links::default(),
             spare_lists: vec![],
             free_slots: vec![],
-            by_id: HashMap::default(),
+            by_id: Default::default(),
             entry_gens: vec![],
             failed_ids: HashSet::default(),
             failed_order: VecDeque::new(),
@@ -813,12 +813,9 @@ impl Hydra {
         // The slot the step will take, known before it is taken so that
         // the id map is probed once.
         let next_slot = self.free_slots.last().copied().unwrap_or(self.steps.len() as u32);
-        match self.by_id.entry(row.step_id) {
-            std::collections::hash_map::Entry::Occupied(_) => {
-                return Err(format!("step {} appears twice", row.step_id));
-            }
-            std::collections::hash_map::Entry::Vacant(v) => v.insert(next_slot),
-        };
+        if !self.by_id.insert(row.step_id, next_slot) {
+            return Err(format!("step {} appears twice", row.step_id));
+        }
         let kind = self.kind_of(row, symbols);
         let jobset = self.jobset_of(row.jobset, symbols);
         self.arrivals += 1;
@@ -855,7 +852,7 @@ impl Hydra {
         };
         let mut dependency_failed = false;
         for dep in &row.depends_on {
-            if let Some(&d) = self.by_id.get(dep) {
+            if let Some(d) = self.by_id.get(*dep) {
                 extra.unfinished_deps += 1;
                 if d == next_slot {
                     // Its own id: it waits for itself, forever.
@@ -1068,7 +1065,7 @@ impl Hydra {
                 matches!(end, StepEnd::RunningAtEnd | StepEnd::RetryingAtEnd | StepEnd::NeverStarted(HORIZON));
             self.evaluations.left(eval, finished_at.map(|t| t.0), cut_short);
         }
-        self.by_id.remove(&s.step_id);
+        self.by_id.remove(s.step_id);
         self.steps[slot as usize].state = StepState::Left;
         self.free_slots.push(slot);
         for &(d, id) in &dependents {
@@ -1282,7 +1279,7 @@ impl Hydra {
 
     /// Ends the run: every step still in the model is reported.
     pub fn finish(&mut self, now: SimTime) {
-        let mut live: Vec<(u64, u32)> = self.by_id.iter().map(|(&id, &slot)| (id, slot)).collect();
+        let mut live: Vec<(u64, u32)> = self.by_id.iter().collect();
         live.sort_unstable();
         for (id, slot) in live {
             let s = &self.steps[slot as usize];

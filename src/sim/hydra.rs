@@ -290,9 +290,15 @@ struct Step {
     attempts: u8,
     state: StepState,
     outcome: Outcome,
-    /// Some step arrived depending on this one (its list may be empty since).
-    has_dependents: bool,
+    /// [`HAS_DEPENDENTS`] and [`IN_EVALUATION`].
+    flags: u8,
 }
+
+/// Some step arrived depending on this one (its list may be empty since).
+const HAS_DEPENDENTS: u8 = 1;
+/// The step belongs to an evaluation: reading its evaluation, kept in the
+/// step's [`StepExtra`], is worth a cache miss when it leaves.
+const IN_EVALUATION: u8 = 2;
 
 const _: () = assert!(std::mem::size_of::<Step>() == 64);
 
@@ -833,7 +839,7 @@ impl Hydra {
             attempts: 0,
             state: StepState::Waiting,
             outcome: row.outcome,
-            has_dependents: false,
+            flags: if row.eval_id.is_some() { IN_EVALUATION } else { 0 },
         };
         let mut extra = StepExtra {
             build_id: row.build_id,
@@ -856,13 +862,13 @@ impl Hydra {
                 extra.unfinished_deps += 1;
                 if d == next_slot {
                     // Its own id: it waits for itself, forever.
-                    step.has_dependents = true;
+                    step.flags |= HAS_DEPENDENTS;
                     extra.rdeps = extra.rdeps.saturating_add(1);
                     self.waiting.append(&mut extra.dependents, next_slot, serial);
                     continue;
                 }
                 let ds = &mut self.steps[d as usize];
-                ds.has_dependents = true;
+                ds.flags |= HAS_DEPENDENTS;
                 let queued = ds.state == StepState::Queued;
                 let de = &mut self.extras[d as usize];
                 self.waiting.append(&mut de.dependents, next_slot, serial);
@@ -962,11 +968,11 @@ impl Hydra {
     /// Takes the list of steps waiting for the step in `slot`, in order,
     /// into a buffer to give back with [`Hydra::give_back`].
     fn take_dependents(&mut self, slot: u32) -> Vec<(u32, u64)> {
-        if !self.steps[slot as usize].has_dependents {
+        if self.steps[slot as usize].flags & HAS_DEPENDENTS == 0 {
             return Vec::new();
         }
         let mut out = self.spare_lists.pop().unwrap_or_default();
-        self.steps[slot as usize].has_dependents = false;
+        self.steps[slot as usize].flags &= !HAS_DEPENDENTS;
         self.waiting.drain_into(&mut self.extras[slot as usize].dependents, &mut out);
         out
     }
@@ -1003,8 +1009,8 @@ impl Hydra {
             if !self.is_live(s, serial) {
                 continue;
             }
-            if self.steps[s as usize].has_dependents {
-                self.steps[s as usize].has_dependents = false;
+            if self.steps[s as usize].flags & HAS_DEPENDENTS != 0 {
+                self.steps[s as usize].flags &= !HAS_DEPENDENTS;
                 self.waiting.drain_into(&mut self.extras[s as usize].dependents, &mut stack);
             }
             self.resolve(s, StepEnd::NeverStarted(DEPENDENCY_FAILED), None);
@@ -1059,8 +1065,8 @@ impl Hydra {
                 self.failed_ids.remove(&oldest);
             }
         }
-        let eval = self.extras[slot as usize].eval;
-        if eval != crate::metrics::evaluations::NO_EVALUATION {
+        if s.flags & IN_EVALUATION != 0 {
+            let eval = self.extras[slot as usize].eval;
             let cut_short =
                 matches!(end, StepEnd::RunningAtEnd | StepEnd::RetryingAtEnd | StepEnd::NeverStarted(HORIZON));
             self.evaluations.left(eval, finished_at.map(|t| t.0), cut_short);

@@ -88,7 +88,12 @@ impl Cell {
         let a = ms.unsigned_abs();
         self.bytes.extend_from_slice(self.integer.format(a / 1000).as_bytes());
         let frac = a % 1000;
-        self.bytes.extend_from_slice(&[b'.', b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8]);
+        self.bytes.extend_from_slice(&[
+            b'.',
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ]);
         &self.bytes
     }
 

@@ -64,6 +64,45 @@ struct Files {
     /// written when the next pass begins.
     sampled_at: Option<SimTime>,
     report: RunData,
+    cell: Cell,
+}
+
+/// A reused buffer that formats one CSV cell of steps.csv as
+/// [`format_seconds`] and `to_string` would.
+#[derive(Default)]
+struct Cell {
+    bytes: Vec<u8>,
+    integer: itoa::Buffer,
+}
+
+impl Cell {
+    fn integer(&mut self, n: impl itoa::Integer) -> &[u8] {
+        self.integer.format(n).as_bytes()
+    }
+
+    fn seconds(&mut self, ms: i64) -> &[u8] {
+        self.bytes.clear();
+        if ms < 0 {
+            self.bytes.push(b'-');
+        }
+        let a = ms.unsigned_abs();
+        self.bytes.extend_from_slice(self.integer.format(a / 1000).as_bytes());
+        let frac = a % 1000;
+        self.bytes.extend_from_slice(&[
+            b'.',
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ]);
+        &self.bytes
+    }
+
+    fn instance_id(&mut self, instance: u32) -> &[u8] {
+        self.bytes.clear();
+        self.bytes.extend_from_slice(b"i-");
+        self.bytes.extend_from_slice(self.integer.format(instance).as_bytes());
+        &self.bytes
+    }
 }
 
 /// Column headers of the CSV files (docs/scenario-format.md); times are
@@ -96,10 +135,6 @@ fn csv_file(dir: &Path, name: &str, header: &[&str]) -> anyhow::Result<csv::Writ
     Ok(w)
 }
 
-fn opt_time(t: Option<SimTime>) -> String {
-    t.map_or(String::new(), |t| format_seconds(t.0))
-}
-
 impl Files {
     fn create(dir: &Path, record_passes: bool, config_fingerprint: String) -> anyhow::Result<Files> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -118,6 +153,7 @@ impl Files {
             names: vec![],
             sampled_at: None,
             report: RunData::default(),
+            cell: Cell::default(),
         })
     }
 
@@ -165,32 +201,36 @@ impl Observer for Files {
         self.record_passes
     }
     fn step(&mut self, l: &StepLine<'_>) {
-        let wait = match (l.runnable_at, l.started_at) {
+        // One row per step of the trace: numbers are formatted into reused
+        // buffers, not a String per field, as this runs a million times a run.
+        let wait_ms = match (l.runnable_at, l.started_at) {
             (Some(r), Some(s)) => {
                 self.report.wait(l.machine_type, l.jobset, s.0 - r.0);
-                format_seconds(s.0 - r.0)
+                Some(s.0 - r.0)
             }
-            _ => String::new(),
+            _ => None,
         };
+        let w = &mut self.steps;
+        let cell = &mut self.cell;
+        let mut r = w.write_field(cell.integer(l.step_id));
+        for field in [l.jobset, l.machine_type] {
+            r = r.and_then(|()| w.write_field(field));
+        }
+        for t in [l.runnable_at.map(|t| t.0), l.started_at.map(|t| t.0), wait_ms, l.finished_at.map(|t| t.0)] {
+            r = r.and_then(|()| w.write_field(t.map_or(&b""[..], |ms| cell.seconds(ms))));
+        }
         // A provisioned machine by its instance and deployment name, a static one by its host name.
-        let (id, name) = match (l.instance, l.machine) {
-            (Some(i), _) => (instance_id(i), self.names.get(i as usize - 1).map_or("", String::as_str)),
-            (None, Some(host)) => (host.to_string(), host),
-            (None, None) => (String::new(), ""),
-        };
-        let r = self.steps.write_record([
-            l.step_id.to_string().as_str(),
-            l.jobset,
-            l.machine_type,
-            &opt_time(l.runnable_at),
-            &opt_time(l.started_at),
-            &wait,
-            &opt_time(l.finished_at),
-            &id,
-            name,
-            &l.attempts.to_string(),
-            l.end,
-        ]);
+        r = r.and_then(|()| match (l.instance, l.machine) {
+            (Some(i), _) => {
+                w.write_field(cell.instance_id(i))?;
+                w.write_field(self.names.get(i as usize - 1).map_or("", String::as_str))
+            }
+            (None, Some(host)) => w.write_field(host).and_then(|()| w.write_field(host)),
+            (None, None) => w.write_field("").and_then(|()| w.write_field("")),
+        });
+        r = r.and_then(|()| w.write_field(cell.integer(l.attempts)));
+        r = r.and_then(|()| w.write_field(l.end));
+        r = r.and_then(|()| w.write_record(None::<&[u8]>));
         self.keep(r);
     }
 

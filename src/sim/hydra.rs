@@ -115,11 +115,11 @@ use crate::trace::{Outcome, StepRow, Sym, Symbols};
 pub use rust::{DispatchOrder, QueuedStep};
 use serde_json::{Map, Value, json};
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 pub use super::queue::SHARE_WINDOW_MS;
 
-type StepIdHash = std::hash::BuildHasherDefault<StepIdHasher>;
+pub(super) type StepIdHash = std::hash::BuildHasherDefault<StepIdHasher>;
 
 /// Hashes the step ids of the maps of steps so that ids close together sit
 /// close together: blocks of 64 consecutive ids take consecutive buckets,
@@ -290,9 +290,15 @@ struct Step {
     attempts: u8,
     state: StepState,
     outcome: Outcome,
-    /// Some step arrived depending on this one (its list may be empty since).
-    has_dependents: bool,
+    /// [`HAS_DEPENDENTS`] and [`IN_EVALUATION`].
+    flags: u8,
 }
+
+/// Some step arrived depending on this one (its list may be empty since).
+const HAS_DEPENDENTS: u8 = 1;
+/// The step belongs to an evaluation: reading its evaluation, kept in the
+/// step's [`StepExtra`], is worth a cache miss when it leaves.
+const IN_EVALUATION: u8 = 2;
 
 const _: () = assert!(std::mem::size_of::<Step>() == 64);
 
@@ -486,7 +492,7 @@ pub struct Hydra {
     /// Buffers for lists of dependents being walked, reused.
     spare_lists: Vec<Vec<(u32, u64)>>,
     free_slots: Vec<u32>,
-    by_id: HashMap<u64, u32, StepIdHash>,
+    by_id: super::step_index::StepIndex,
     /// Per slot, the generation of its step's live queue entry: an entry
     /// carrying any other is stale (its step was requeued, dispatched or
     /// left). Kept apart from the steps so that the check reads 4 bytes.
@@ -539,7 +545,7 @@ impl Hydra {
             waiting: Links::default(),
             spare_lists: vec![],
             free_slots: vec![],
-            by_id: HashMap::default(),
+            by_id: Default::default(),
             entry_gens: vec![],
             failed_ids: HashSet::default(),
             failed_order: VecDeque::new(),
@@ -813,12 +819,9 @@ impl Hydra {
         // The slot the step will take, known before it is taken so that
         // the id map is probed once.
         let next_slot = self.free_slots.last().copied().unwrap_or(self.steps.len() as u32);
-        match self.by_id.entry(row.step_id) {
-            std::collections::hash_map::Entry::Occupied(_) => {
-                return Err(format!("step {} appears twice", row.step_id));
-            }
-            std::collections::hash_map::Entry::Vacant(v) => v.insert(next_slot),
-        };
+        if !self.by_id.insert(row.step_id, next_slot) {
+            return Err(format!("step {} appears twice", row.step_id));
+        }
         let kind = self.kind_of(row, symbols);
         let jobset = self.jobset_of(row.jobset, symbols);
         self.arrivals += 1;
@@ -836,7 +839,7 @@ impl Hydra {
             attempts: 0,
             state: StepState::Waiting,
             outcome: row.outcome,
-            has_dependents: false,
+            flags: if row.eval_id.is_some() { IN_EVALUATION } else { 0 },
         };
         let mut extra = StepExtra {
             build_id: row.build_id,
@@ -855,17 +858,17 @@ impl Hydra {
         };
         let mut dependency_failed = false;
         for dep in &row.depends_on {
-            if let Some(&d) = self.by_id.get(dep) {
+            if let Some(d) = self.by_id.get(*dep) {
                 extra.unfinished_deps += 1;
                 if d == next_slot {
                     // Its own id: it waits for itself, forever.
-                    step.has_dependents = true;
+                    step.flags |= HAS_DEPENDENTS;
                     extra.rdeps = extra.rdeps.saturating_add(1);
                     self.waiting.append(&mut extra.dependents, next_slot, serial);
                     continue;
                 }
                 let ds = &mut self.steps[d as usize];
-                ds.has_dependents = true;
+                ds.flags |= HAS_DEPENDENTS;
                 let queued = ds.state == StepState::Queued;
                 let de = &mut self.extras[d as usize];
                 self.waiting.append(&mut de.dependents, next_slot, serial);
@@ -965,11 +968,11 @@ impl Hydra {
     /// Takes the list of steps waiting for the step in `slot`, in order,
     /// into a buffer to give back with [`Hydra::give_back`].
     fn take_dependents(&mut self, slot: u32) -> Vec<(u32, u64)> {
-        if !self.steps[slot as usize].has_dependents {
+        if self.steps[slot as usize].flags & HAS_DEPENDENTS == 0 {
             return Vec::new();
         }
         let mut out = self.spare_lists.pop().unwrap_or_default();
-        self.steps[slot as usize].has_dependents = false;
+        self.steps[slot as usize].flags &= !HAS_DEPENDENTS;
         self.waiting.drain_into(&mut self.extras[slot as usize].dependents, &mut out);
         out
     }
@@ -1006,8 +1009,8 @@ impl Hydra {
             if !self.is_live(s, serial) {
                 continue;
             }
-            if self.steps[s as usize].has_dependents {
-                self.steps[s as usize].has_dependents = false;
+            if self.steps[s as usize].flags & HAS_DEPENDENTS != 0 {
+                self.steps[s as usize].flags &= !HAS_DEPENDENTS;
                 self.waiting.drain_into(&mut self.extras[s as usize].dependents, &mut stack);
             }
             self.resolve(s, StepEnd::NeverStarted(DEPENDENCY_FAILED), None);
@@ -1062,13 +1065,13 @@ impl Hydra {
                 self.failed_ids.remove(&oldest);
             }
         }
-        let eval = self.extras[slot as usize].eval;
-        if eval != crate::metrics::evaluations::NO_EVALUATION {
+        if s.flags & IN_EVALUATION != 0 {
+            let eval = self.extras[slot as usize].eval;
             let cut_short =
                 matches!(end, StepEnd::RunningAtEnd | StepEnd::RetryingAtEnd | StepEnd::NeverStarted(HORIZON));
             self.evaluations.left(eval, finished_at.map(|t| t.0), cut_short);
         }
-        self.by_id.remove(&s.step_id);
+        self.by_id.remove(s.step_id);
         self.steps[slot as usize].state = StepState::Left;
         self.free_slots.push(slot);
         for &(d, id) in &dependents {
@@ -1282,7 +1285,7 @@ impl Hydra {
 
     /// Ends the run: every step still in the model is reported.
     pub fn finish(&mut self, now: SimTime) {
-        let mut live: Vec<(u64, u32)> = self.by_id.iter().map(|(&id, &slot)| (id, slot)).collect();
+        let mut live: Vec<(u64, u32)> = self.by_id.iter().collect();
         live.sort_unstable();
         for (id, slot) in live {
             let s = &self.steps[slot as usize];

@@ -47,6 +47,7 @@ pub mod scenario;
 pub mod server;
 pub mod shell;
 mod slots;
+mod step_index;
 pub mod time;
 
 pub use scenario::{

@@ -411,11 +411,18 @@ impl Runnable {
 
     /// Drops the charges of attempts that started a whole window before
     /// `now` or earlier, as Hydra's `Jobset::pruneSteps` does at every dispatch.
+    #[inline]
     pub fn expire(&mut self, now: SimTime) {
         let oldest = now.0.saturating_sub(SHARE_WINDOW_MS);
+        // Checked at every dispatch; there is work at few of them.
         if self.late.is_empty() && self.charges.front().is_none_or(|c| c.started_at > oldest) {
             return;
         }
+        self.expire_before(oldest);
+    }
+
+    #[inline(never)]
+    fn expire_before(&mut self, oldest: i64) {
         for (jobset, ms) in std::mem::take(&mut self.late) {
             self.jobsets[jobset as usize].window_ms -= i128::from(ms);
             self.share_changed(jobset);

@@ -125,6 +125,11 @@ impl Outcome {
     }
 }
 
+/// The ids a step depends on. Most steps depend on none or a few: up to two
+/// are kept inline, so that rows are made, copied and dropped without an
+/// allocation each (a replay moves millions of them between threads).
+pub type DependsOn = smallvec::SmallVec<[u64; 2]>;
+
 /// One build step. Times are milliseconds since the trace's zero.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepRow {
@@ -137,7 +142,7 @@ pub struct StepRow {
     pub build_id: u64,
     pub priority: i32,
     pub global_priority: i32,
-    pub depends_on: Vec<u64>,
+    pub depends_on: DependsOn,
     /// Duration on a speedFactor-1 machine.
     pub duration_ms: i64,
     pub outcome: Outcome,
@@ -411,7 +416,7 @@ impl<R: Read> TraceReader<R> {
         };
         let priority = small_int(c.priority, 100)?;
         let global_priority = small_int(c.global_priority, 0)?;
-        let mut depends_on = vec![];
+        let mut depends_on = DependsOn::new();
         let deps_raw = raw_opt(c.depends_on);
         if !deps_raw.is_empty() && !plain_ids(deps_raw, &mut depends_on) {
             depends_on.clear();
@@ -520,7 +525,7 @@ fn plain_u64(bytes: &[u8]) -> Option<u64> {
 
 /// Reads ids separated by single spaces into `out`; false (with `out` partly
 /// filled) for anything else.
-fn plain_ids(bytes: &[u8], out: &mut Vec<u64>) -> bool {
+fn plain_ids(bytes: &[u8], out: &mut DependsOn) -> bool {
     for id in bytes.split(|&b| b == b' ') {
         match plain_u64(id) {
             Some(n) => out.push(n),
@@ -753,7 +758,7 @@ mod tests {
         assert_eq!(padded_symbols.names_from(0), symbols.names_from(0));
         let r = &rows[199];
         assert_eq!(
-            (r.step_id, r.submitted_ms, r.build_id, r.priority, r.depends_on.clone()),
+            (r.step_id, r.submitted_ms, r.build_id, r.priority, r.depends_on.to_vec()),
             (200, 66_200, 100, 100, vec![199, 198])
         );
         assert_eq!(

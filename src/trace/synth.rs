@@ -521,7 +521,7 @@ impl Synth {
     fn emit(&mut self, p: Pending) -> StepRow {
         let step_id = self.next_step_id;
         self.next_step_id += 1;
-        let mut depends_on = vec![];
+        let mut depends_on = super::DependsOn::new();
         if let Some(burst) = p.burst {
             let dependency_probability = self.params.dependency_probability;
             let (last, recent) = self.burst_recent.entry(burst).or_insert_with(|| (p.at_ms, VecDeque::new()));

@@ -192,7 +192,7 @@ impl Hydra {
     /// The steps in the runner's queues, by step id: queued, in back-off or running.
     pub fn queued_steps(&self) -> Vec<QueuedStep> {
         let mut steps: Vec<QueuedStep> =
-            self.by_id.values().filter_map(|&slot| QueuedStep::of(&self.steps[slot as usize])).collect();
+            self.by_id.iter().filter_map(|(_, slot)| QueuedStep::of(&self.steps[slot as usize])).collect();
         steps.sort_unstable_by_key(|s| s.step_id);
         steps
     }
@@ -221,7 +221,7 @@ impl Hydra {
 
     /// The kind of a step in the model, by trace id.
     pub fn kind_of_step(&self, step_id: u64) -> Option<u32> {
-        self.by_id.get(&step_id).map(|&slot| self.steps[slot as usize].kind)
+        self.by_id.get(step_id).map(|slot| self.steps[slot as usize].kind)
     }
 }
 

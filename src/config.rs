@@ -301,6 +301,10 @@ pub const TOP_KEYS: &[&str] = &[
     "systemTypes",
 ];
 
+/// The keys only `runner = "rust"` reads: a run of [`TOP_KEYS`], so that
+/// each is named once.
+pub const RUST_ONLY_KEYS: &[&str] = TOP_KEYS.split_at(12).1.split_at(7).0;
+
 /// Every key of a `systemTypes.<T>` entry.
 pub const TYPE_KEYS: &[&str] = &[
     "nixopsExpr",
@@ -708,17 +712,8 @@ fn rust_runner_config(
     tag: &str,
     has_status_url: bool,
 ) -> Option<RustRunnerConfig> {
-    const RUST_ONLY: [&str; 7] = [
-        "runnerEndpoint",
-        "builderTokenPath",
-        "storeDir",
-        "builderService",
-        "watchdogReport",
-        "watchdogReplace",
-        "runnerMaxTries",
-    ];
     if runner != Runner::Rust {
-        for key in RUST_ONLY {
+        for &key in RUST_ONLY_KEYS {
             if top.contains_key(key) {
                 r.warnings.push(format!("{key}: only used with runner = \"rust\", ignored"));
             }
@@ -849,6 +844,24 @@ mod tests {
 
     fn parse_ok(v: Value) -> (Config, Vec<String>) {
         parse(&v, "test", None).unwrap()
+    }
+
+    #[test]
+    fn the_rust_only_keys_are_the_rust_runner_s_run_of_the_top_keys() {
+        assert_eq!(
+            RUST_ONLY_KEYS,
+            [
+                "runnerEndpoint",
+                "builderTokenPath",
+                "storeDir",
+                "builderService",
+                "watchdogReport",
+                "watchdogReplace",
+                "runnerMaxTries"
+            ]
+        );
+        let (_, w) = parse_ok(json!({"storeDir": "/nix/store", "systemTypes": {}}));
+        assert_eq!(w, ["storeDir: only used with runner = \"rust\", ignored"]);
     }
 
     #[test]

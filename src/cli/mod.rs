@@ -13,6 +13,7 @@ mod recommend;
 mod replay;
 mod run;
 mod simulate;
+mod steps_csv;
 mod sweep;
 mod trace;
 

@@ -2,6 +2,7 @@
 //! Without a scenario it runs the embedded quick-start scenario and trace.
 
 use super::Failure;
+use super::steps_csv::StepsCsv;
 use crate::engine::Plan;
 use crate::model::Observation;
 use crate::passes::{PassRecord, config_fingerprint};
@@ -50,7 +51,7 @@ pub struct SimulateArgs {
 
 struct Files {
     dir: PathBuf,
-    steps: csv::Writer<BufWriter<File>>,
+    steps: StepsCsv,
     series: csv::Writer<BufWriter<File>>,
     machines: csv::Writer<BufWriter<File>>,
     /// `server.csv`, made at the first server sample (scenarios with a `[server]`).
@@ -58,68 +59,16 @@ struct Files {
     record_passes: bool,
     config_fingerprint: String,
     error: Option<anyhow::Error>,
-    /// Deployment names by instance number (from 1), for steps.csv.
+    /// Deployment names by instance number (from 1), as last told to the steps.csv writer.
     names: Vec<String>,
     /// The time of the pass sampled last, whose rows of series.csv are
     /// written when the next pass begins.
     sampled_at: Option<SimTime>,
     report: RunData,
-    cell: Cell,
 }
 
-/// A reused buffer that formats one CSV cell of steps.csv as
-/// [`format_seconds`] and `to_string` would.
-#[derive(Default)]
-struct Cell {
-    bytes: Vec<u8>,
-    integer: itoa::Buffer,
-}
-
-impl Cell {
-    fn integer(&mut self, n: impl itoa::Integer) -> &[u8] {
-        self.integer.format(n).as_bytes()
-    }
-
-    fn seconds(&mut self, ms: i64) -> &[u8] {
-        self.bytes.clear();
-        if ms < 0 {
-            self.bytes.push(b'-');
-        }
-        let a = ms.unsigned_abs();
-        self.bytes.extend_from_slice(self.integer.format(a / 1000).as_bytes());
-        let frac = a % 1000;
-        self.bytes.extend_from_slice(&[
-            b'.',
-            b'0' + (frac / 100) as u8,
-            b'0' + (frac / 10 % 10) as u8,
-            b'0' + (frac % 10) as u8,
-        ]);
-        &self.bytes
-    }
-
-    fn instance_id(&mut self, instance: u32) -> &[u8] {
-        self.bytes.clear();
-        self.bytes.extend_from_slice(b"i-");
-        self.bytes.extend_from_slice(self.integer.format(instance).as_bytes());
-        &self.bytes
-    }
-}
-
-/// Column headers of the CSV files (docs/scenario-format.md); times are
-/// seconds since the run's zero.
-const STEPS_HEADER: [&str; 11] = [
-    "step_id",
-    "jobset",
-    "type",
-    "runnable_at_s",
-    "started_at_s",
-    "wait_s",
-    "finished_at_s",
-    "machine_id",
-    "machine",
-    "attempts",
-    "end",
-];
+/// Column headers of the CSV files written here (docs/scenario-format.md);
+/// times are seconds since the run's zero. steps.csv is `steps_csv.rs`'s.
 const MACHINES_HEADER: [&str; 5] = ["time_s", "machine_id", "machine", "type", "event"];
 
 /// The identifier of a provisioned instance in steps.csv and machines.csv.
@@ -143,7 +92,7 @@ impl Files {
         }
         Ok(Files {
             dir: dir.to_path_buf(),
-            steps: csv_file(dir, "steps.csv", &STEPS_HEADER)?,
+            steps: StepsCsv::create(dir)?,
             series: csv_file(dir, "series.csv", &series_header())?,
             machines: csv_file(dir, "machines.csv", &MACHINES_HEADER)?,
             server: None,
@@ -153,7 +102,6 @@ impl Files {
             names: vec![],
             sampled_at: None,
             report: RunData::default(),
-            cell: Cell::default(),
         })
     }
 
@@ -182,7 +130,9 @@ impl Files {
         if let Some(e) = self.error {
             return Err(e);
         }
-        self.steps.flush()?;
+        let waits = self.steps.finish()?;
+        self.report.waits_by_type = waits.waits_by_type;
+        self.report.waits_by_jobset = waits.waits_by_jobset;
         self.series.flush()?;
         self.machines.flush()?;
         if let Some(server) = &mut self.server {
@@ -201,37 +151,7 @@ impl Observer for Files {
         self.record_passes
     }
     fn step(&mut self, l: &StepLine<'_>) {
-        // One row per step of the trace: numbers are formatted into reused
-        // buffers, not a String per field, as this runs a million times a run.
-        let wait_ms = match (l.runnable_at, l.started_at) {
-            (Some(r), Some(s)) => {
-                self.report.wait(l.machine_type, l.jobset, s.0 - r.0);
-                Some(s.0 - r.0)
-            }
-            _ => None,
-        };
-        let w = &mut self.steps;
-        let cell = &mut self.cell;
-        let mut r = w.write_field(cell.integer(l.step_id));
-        for field in [l.jobset, l.machine_type] {
-            r = r.and_then(|()| w.write_field(field));
-        }
-        for t in [l.runnable_at.map(|t| t.0), l.started_at.map(|t| t.0), wait_ms, l.finished_at.map(|t| t.0)] {
-            r = r.and_then(|()| w.write_field(t.map_or(&b""[..], |ms| cell.seconds(ms))));
-        }
-        // A provisioned machine by its instance and deployment name, a static one by its host name.
-        r = r.and_then(|()| match (l.instance, l.machine) {
-            (Some(i), _) => {
-                w.write_field(cell.instance_id(i))?;
-                w.write_field(self.names.get(i as usize - 1).map_or("", String::as_str))
-            }
-            (None, Some(host)) => w.write_field(host).and_then(|()| w.write_field(host)),
-            (None, None) => w.write_field("").and_then(|()| w.write_field("")),
-        });
-        r = r.and_then(|()| w.write_field(cell.integer(l.attempts)));
-        r = r.and_then(|()| w.write_field(l.end));
-        r = r.and_then(|()| w.write_record(None::<&[u8]>));
-        self.keep(r);
+        self.steps.step(l);
     }
 
     fn sample(&mut self, at: SimTime, metric: &str, key: &str, value: u64) {
@@ -263,7 +183,10 @@ impl Observer for Files {
         if self.names.len() < i {
             self.names.resize(i, String::new());
         }
-        self.names[i - 1] = e.machine.to_string();
+        if self.names[i - 1] != e.machine {
+            self.names[i - 1] = e.machine.to_string();
+            self.steps.instance_named(e.instance, e.machine);
+        }
         let r = self.machines.write_record([
             format_seconds(e.at.0).as_str(),
             &instance_id(e.instance),

@@ -102,7 +102,13 @@ pub struct StepLine<'a> {
     /// `None` for a static machine.
     pub instance: Option<u32>,
     pub attempts: u32,
-    pub end: &'a str,
+    pub end: &'static str,
+    /// Indices that name `machine_type`, `jobset` and `machine` for the
+    /// whole run: an index never names another string, so an observer may
+    /// keep a name by its index.
+    pub kind_index: u32,
+    pub jobset_index: u32,
+    pub machine_index: Option<u32>,
 }
 
 /// Something that happened to a provisioned machine.
@@ -479,6 +485,9 @@ impl<'s> Simulation<'s> {
                     .map(|i| i + 1),
                 attempts: r.attempts,
                 end,
+                kind_index: r.kind,
+                jobset_index: r.jobset,
+                machine_index: r.machine,
             };
             observer.step(&line);
         }

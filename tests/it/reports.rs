@@ -287,3 +287,17 @@ fn a_window_replays_its_part_of_the_trace_from_zero() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("window"), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn a_steps_csv_that_cannot_be_written_fails_the_run_with_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = quick_start_copy(dir.path(), "s.toml", |t| t);
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    // Every write to /dev/full fails with "no space left on device".
+    std::os::unix::fs::symlink("/dev/full", out.join("steps.csv")).unwrap();
+    let o = bin().arg("simulate").arg(&scenario).arg("--out").arg(&out).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot write steps.csv") && stderr.contains("No space left"), "{stderr}");
+}

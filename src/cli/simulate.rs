@@ -2,7 +2,7 @@
 //! Without a scenario it runs the embedded quick-start scenario and trace.
 
 use super::Failure;
-use super::steps_csv::StepsCsv;
+use super::steps_csv::{StepsCsv, instance_id};
 use crate::engine::Plan;
 use crate::model::Observation;
 use crate::passes::{PassRecord, config_fingerprint};
@@ -59,8 +59,6 @@ struct Files {
     record_passes: bool,
     config_fingerprint: String,
     error: Option<anyhow::Error>,
-    /// Deployment names by instance number (from 1), as last told to the steps.csv writer.
-    names: Vec<String>,
     /// The time of the pass sampled last, whose rows of series.csv are
     /// written when the next pass begins.
     sampled_at: Option<SimTime>,
@@ -70,11 +68,6 @@ struct Files {
 /// Column headers of the CSV files written here (docs/scenario-format.md);
 /// times are seconds since the run's zero. steps.csv is `steps_csv.rs`'s.
 const MACHINES_HEADER: [&str; 5] = ["time_s", "machine_id", "machine", "type", "event"];
-
-/// The identifier of a provisioned instance in steps.csv and machines.csv.
-fn instance_id(instance: u32) -> String {
-    format!("i-{instance}")
-}
 
 fn csv_file(dir: &Path, name: &str, header: &[&str]) -> anyhow::Result<csv::Writer<BufWriter<File>>> {
     let path = dir.join(name);
@@ -99,7 +92,6 @@ impl Files {
             record_passes,
             config_fingerprint,
             error: None,
-            names: vec![],
             sampled_at: None,
             report: RunData::default(),
         })
@@ -179,14 +171,7 @@ impl Observer for Files {
     }
 
     fn machine_event(&mut self, e: &MachineEvent<'_>) {
-        let i = e.instance as usize;
-        if self.names.len() < i {
-            self.names.resize(i, String::new());
-        }
-        if self.names[i - 1] != e.machine {
-            self.names[i - 1] = e.machine.to_string();
-            self.steps.instance_named(e.instance, e.machine);
-        }
+        self.steps.instance_named(e.instance, e.machine);
         let r = self.machines.write_record([
             format_seconds(e.at.0).as_str(),
             &instance_id(e.instance),

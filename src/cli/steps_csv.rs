@@ -123,7 +123,7 @@ impl StepsCsv {
             runnable_at: l.runnable_at,
             started_at: l.started_at,
             finished_at: l.finished_at,
-            machine: l.machine_index.filter(|_| l.machine.is_some()),
+            machine: l.machine_index,
             instance: l.instance,
             attempts: l.attempts,
             end: l.end,
@@ -263,8 +263,16 @@ fn write_row(
     w.write_record(None::<&[u8]>)
 }
 
+/// How steps.csv and machines.csv name a provisioned instance: `i-` and its number.
+const INSTANCE_PREFIX: &str = "i-";
+
+/// The identifier of a provisioned instance in steps.csv and machines.csv.
+pub fn instance_id(instance: u32) -> String {
+    format!("{INSTANCE_PREFIX}{instance}")
+}
+
 /// A reused buffer that formats one cell as
-/// [`crate::trace::format_seconds`] and `to_string` would.
+/// [`crate::trace::format_seconds`], [`instance_id`] and `to_string` would.
 #[derive(Default)]
 struct Cell {
     bytes: Vec<u8>,
@@ -278,24 +286,13 @@ impl Cell {
 
     fn seconds(&mut self, ms: i64) -> &[u8] {
         self.bytes.clear();
-        if ms < 0 {
-            self.bytes.push(b'-');
-        }
-        let a = ms.unsigned_abs();
-        self.bytes.extend_from_slice(self.integer.format(a / 1000).as_bytes());
-        let frac = a % 1000;
-        self.bytes.extend_from_slice(&[
-            b'.',
-            b'0' + (frac / 100) as u8,
-            b'0' + (frac / 10 % 10) as u8,
-            b'0' + (frac % 10) as u8,
-        ]);
+        crate::trace::push_seconds(&mut self.bytes, ms);
         &self.bytes
     }
 
     fn instance_id(&mut self, instance: u32) -> &[u8] {
         self.bytes.clear();
-        self.bytes.extend_from_slice(b"i-");
+        self.bytes.extend_from_slice(INSTANCE_PREFIX.as_bytes());
         self.bytes.extend_from_slice(self.integer.format(instance).as_bytes());
         &self.bytes
     }
@@ -312,6 +309,7 @@ mod tests {
             assert_eq!(cell.seconds(ms), crate::trace::format_seconds(ms).as_bytes(), "{ms}");
         }
         assert_eq!(cell.integer(u64::MAX), u64::MAX.to_string().as_bytes());
-        assert_eq!(cell.instance_id(17), b"i-17");
+        assert_eq!(cell.instance_id(17), instance_id(17).as_bytes());
+        assert_eq!(instance_id(17), "i-17");
     }
 }

@@ -598,9 +598,21 @@ fn decimal_millis(text: &[u8]) -> Option<i64> {
 
 /// Seconds with millisecond precision, as the format writes them.
 pub fn format_seconds(ms: i64) -> String {
-    let sign = if ms < 0 { "-" } else { "" };
+    let mut out = Vec::with_capacity(24);
+    push_seconds(&mut out, ms);
+    String::from_utf8(out).expect("digits, a sign and a point")
+}
+
+/// Appends [`format_seconds`]'s text to `out` without allocating one:
+/// `simulate --out` writes a million rows of these.
+pub fn push_seconds(out: &mut Vec<u8>, ms: i64) {
+    if ms < 0 {
+        out.push(b'-');
+    }
     let a = ms.unsigned_abs();
-    format!("{sign}{}.{:03}", a / 1000, a % 1000)
+    out.extend_from_slice(itoa::Buffer::new().format(a / 1000).as_bytes());
+    let frac = a % 1000;
+    out.extend_from_slice(&[b'.', b'0' + (frac / 100) as u8, b'0' + (frac / 10 % 10) as u8, b'0' + (frac % 10) as u8]);
 }
 
 /// The optional columns a writer may add after [`COLUMNS`], in order.

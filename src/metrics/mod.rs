@@ -243,10 +243,17 @@ impl Waits {
         }
     }
 
-    fn record(&mut self, wait_ms: i64) {
+    /// Records a wait; whether it is held exactly.
+    fn record(&mut self, wait_ms: i64) -> bool {
         match self {
-            Waits::Exact(v) => v.push(wait_ms),
-            Waits::Histogram(h) => h.record(wait_ms),
+            Waits::Exact(v) => {
+                v.push(wait_ms);
+                true
+            }
+            Waits::Histogram(h) => {
+                h.record(wait_ms);
+                false
+            }
         }
     }
 
@@ -287,8 +294,12 @@ pub struct WaitRecorder {
     overall: Waits,
     per_type: Vec<Waits>,
     per_jobset: Vec<Waits>,
-    /// Values held exactly, over all groups.
+    /// Values counted against [`EXACT_WAITS`]: three per step, whether or
+    /// not its groups are still exact, less the values of folded groups.
     exact: usize,
+    /// Values actually held exactly, over all groups: when none is, there
+    /// is nothing to fold, and no group needs to be looked at.
+    held: usize,
     /// Steps whose first attempt started on a machine that was requested
     /// after the step became runnable.
     waited_for_boot: u64,
@@ -298,17 +309,17 @@ pub struct WaitRecorder {
 impl WaitRecorder {
     pub fn record(&mut self, wait_ms: i64, machine_type: u32, jobset: u32, waited_for_boot: bool) {
         self.count += 1;
-        self.overall.record(wait_ms);
+        self.held += usize::from(self.overall.record(wait_ms));
         for (groups, g) in [(&mut self.per_type, machine_type), (&mut self.per_jobset, jobset)] {
             let g = g as usize;
             if groups.len() <= g {
                 groups.resize_with(g + 1, Waits::default);
             }
-            groups[g].record(wait_ms);
+            self.held += usize::from(groups[g].record(wait_ms));
         }
         self.waited_for_boot += u64::from(waited_for_boot);
         self.exact += 3;
-        if self.exact > EXACT_WAITS {
+        if self.exact > EXACT_WAITS && self.held > 0 {
             self.fold_largest();
         }
     }
@@ -324,6 +335,7 @@ impl WaitRecorder {
                 .max_by_key(|w| w.exact_len());
             let Some(group) = largest.filter(|w| w.exact_len() > 0) else { return };
             self.exact -= group.exact_len();
+            self.held -= group.exact_len();
             group.fold();
         }
     }
@@ -720,7 +732,20 @@ mod tests {
         }
         assert!(r.exact <= EXACT_WAITS);
         assert!(matches!(r.overall, Waits::Histogram(_)), "the largest group folds first");
-        assert_eq!(r.latency(|t| t.to_string(), |j| j.to_string()).overall.count as usize, EXACT_WAITS / 3 + 10);
+        let held = |r: &WaitRecorder| {
+            std::iter::once(&r.overall).chain(&r.per_type).chain(&r.per_jobset).map(Waits::exact_len).sum::<usize>()
+        };
+        assert_eq!(r.held, held(&r));
+        // Past the budget with every group folded, nothing is left to fold;
+        // a group that appears then is folded at its first value.
+        for i in 0..EXACT_WAITS {
+            r.record(i as i64 % 7000, (i % 2) as u32, 0, false);
+        }
+        assert!(r.exact > EXACT_WAITS && r.held == 0 && held(&r) == 0);
+        r.record(5, 0, 1, false);
+        assert!(matches!(r.per_jobset[1], Waits::Histogram(_)) && r.held == 0);
+        let count = EXACT_WAITS / 3 + 10 + EXACT_WAITS + 1;
+        assert_eq!(r.latency(|t| t.to_string(), |j| j.to_string()).overall.count as usize, count);
     }
 
     #[test]

@@ -106,7 +106,7 @@ mod phases;
 pub use health::UNSUPPORTED;
 pub use phases::{LaterEvent, Phase};
 
-use super::queue::{QueueKey, Runnable};
+use super::queue::{KeyParts, QueueKey, Runnable};
 use super::slots::{Free, FreeMachines};
 use super::time::SimTime;
 use crate::metrics::WaitRecorder;
@@ -959,8 +959,16 @@ impl Hydra {
         let gen_ = self.entry_gens[slot as usize].wrapping_add(1);
         self.entry_gens[slot as usize] = gen_;
         let features = self.kinds[s.kind as usize].features.len();
-        let key =
-            self.order.queue_key(e.global_priority, e.priority, features, e.rdeps, e.build_id, s.step_id, slot, gen_);
+        let key = self.order.queue_key(KeyParts {
+            global_priority: e.global_priority,
+            priority: e.priority,
+            features,
+            rdeps: e.rdeps,
+            build_id: e.build_id,
+            step_id: s.step_id,
+            slot,
+            queue_gen: gen_,
+        });
         self.runnable.push(s.kind, s.jobset, key);
         self.dispatch_needed = true;
     }

@@ -53,25 +53,29 @@ pub(super) fn ordered(x: i32) -> u32 {
     (x as u32) ^ 0x8000_0000
 }
 
+/// What a queued step's key is made of, in the C++ runner's order of
+/// places (the Rust runner's order fills them differently, `hydra/rust.rs`).
+#[derive(Debug, Clone, Copy)]
+pub struct KeyParts {
+    pub global_priority: i32,
+    pub priority: i32,
+    pub features: usize,
+    pub rdeps: u32,
+    pub build_id: u64,
+    pub step_id: u64,
+    pub slot: u32,
+    pub queue_gen: u32,
+}
+
 impl QueueKey {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        global_priority: i32,
-        priority: i32,
-        features: usize,
-        rdeps: u32,
-        build_id: u64,
-        step_id: u64,
-        slot: u32,
-        queue_gen: u32,
-    ) -> QueueKey {
+    pub fn new(p: KeyParts) -> QueueKey {
         QueueKey {
-            priorities: u64::from(ordered(global_priority)) << 32 | u64::from(ordered(priority)),
-            features_and_rdeps: (features.min(u32::MAX as usize) as u64) << 32 | u64::from(rdeps),
-            build_id: !build_id,
-            step_id: !step_id,
-            slot,
-            queue_gen,
+            priorities: u64::from(ordered(p.global_priority)) << 32 | u64::from(ordered(p.priority)),
+            features_and_rdeps: (p.features.min(u32::MAX as usize) as u64) << 32 | u64::from(p.rdeps),
+            build_id: !p.build_id,
+            step_id: !p.step_id,
+            slot: p.slot,
+            queue_gen: p.queue_gen,
         }
     }
 
@@ -572,6 +576,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn parts(global_priority: i32, priority: i32, rdeps: u32, build_id: u64, step_id: u64, slot: u32) -> KeyParts {
+        KeyParts { global_priority, priority, features: 0, rdeps, build_id, step_id, slot, queue_gen: 0 }
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Push { kind: u32, jobset: u32, priority: i32, rdeps: u32, build: u64 },
@@ -599,7 +607,7 @@ mod tests {
             for (step, op) in ops.into_iter().enumerate() {
                 match op {
                     Some(build) => {
-                        let key = QueueKey::new(0, 100, 0, 0, build, step as u64, 0, 0);
+                        let key = QueueKey::new(parts(0, 100, 0, build, step as u64, 0));
                         entries.push(key);
                         reference.insert(key);
                     }
@@ -628,7 +636,7 @@ mod tests {
                 match op {
                     Op::Push { kind, jobset, priority, rdeps, build } => {
                         step += 1;
-                        let key = QueueKey::new(0, priority, 0, rdeps, build, step, step as u32, 0);
+                        let key = QueueKey::new(parts(0, priority, rdeps, build, step, step as u32));
                         ranked.push(kind, jobset, key);
                         scanned.push(kind, jobset, key);
                     }

@@ -50,7 +50,7 @@
 //! the transport gives up and the simulator makes it leave.
 
 use super::{Hydra, Step, StepState};
-use crate::sim::queue::{QueueKey, ordered};
+use crate::sim::queue::{KeyParts, QueueKey, ordered};
 use crate::sim::slots::MachineKey;
 use crate::sim::time::SimTime;
 use std::cmp::Reverse;
@@ -69,27 +69,18 @@ impl DispatchOrder {
     /// A queued step's key in its (type, jobset) queue; greater goes first.
     /// The jobset's share is compared between queues, after the global
     /// priority, by `sim/queue.rs`.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn queue_key(
-        self,
-        global_priority: i32,
-        priority: i32,
-        features: usize,
-        rdeps: u32,
-        build_id: u64,
-        step_id: u64,
-        slot: u32,
-        queue_gen: u32,
-    ) -> QueueKey {
+    pub(super) fn queue_key(self, parts: KeyParts) -> QueueKey {
         match self {
-            DispatchOrder::Cpp => {
-                QueueKey::new(global_priority, priority, features, rdeps, build_id, step_id, slot, queue_gen)
-            }
+            DispatchOrder::Cpp => QueueKey::new(parts),
             DispatchOrder::Rust => {
                 // The key's second and third places take reverse
                 // dependencies and then priority; features count for nothing.
-                let rdeps = i32::try_from(rdeps).unwrap_or(i32::MAX);
-                QueueKey::new(global_priority, rdeps, ordered(priority) as usize, 0, build_id, step_id, slot, queue_gen)
+                QueueKey::new(KeyParts {
+                    priority: i32::try_from(parts.rdeps).unwrap_or(i32::MAX),
+                    features: ordered(parts.priority) as usize,
+                    rdeps: 0,
+                    ..parts
+                })
             }
         }
     }

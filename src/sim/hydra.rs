@@ -1122,7 +1122,8 @@ impl Hydra {
                     continue;
                 }
                 let Some(key) = self.free.best(c) else { continue };
-                let speed = self.machines[key.machine as usize].speed_factor;
+                // Every machine of a class has its spec's speed factor.
+                let speed = class.spec.speed_factor;
                 let order = (key.load, Reverse(speed.to_bits()), key.jobs, key.machine);
                 if best.as_ref().is_none_or(|b| order < b.0) {
                     best = Some((order, c));
@@ -1148,7 +1149,10 @@ impl Hydra {
         let before = m.current_jobs;
         m.current_jobs += 1;
         m.running.push(slot);
-        let run_ms = ((self.steps[slot as usize].duration_ms as f64) / m.speed_factor).round() as i64;
+        let duration_ms = self.steps[slot as usize].duration_ms;
+        // Dividing by 1 and rounding gives the duration back; skip the rounding call.
+        let run_ms =
+            if m.speed_factor == 1.0 { duration_ms } else { ((duration_ms as f64) / m.speed_factor).round() as i64 };
         let requested_at = m.requested_at;
         let provisioned = m.provisioned;
         self.jobs_changed(machine, before);

@@ -107,10 +107,11 @@ pub struct Free {
 
 #[derive(Debug, Default)]
 struct Class {
-    speed_factor: f64,
-    /// Per job count, its rank in Hydra's order; and per rank, the count.
+    /// Per job count, its rank in Hydra's order; and per rank, the count
+    /// and the load it stands for (computed once: it divides and rounds).
     rank_of_jobs: Vec<u32>,
     jobs_of_rank: Vec<u32>,
+    load_of_rank: Vec<i64>,
     /// Per rank, the free machines with that many jobs.
     machines: Vec<Bits>,
     /// Ranks with a free machine.
@@ -130,8 +131,9 @@ impl Class {
         for (rank, &j) in jobs_of_rank.iter().enumerate() {
             rank_of_jobs[j as usize] = rank as u32;
         }
+        let load_of_rank = jobs_of_rank.iter().map(|&j| MachineKey::new(j, speed_factor, 0).load).collect();
         let machines = (0..max_jobs).map(|_| Bits::default()).collect();
-        Class { speed_factor, rank_of_jobs, jobs_of_rank, machines, ..Class::default() }
+        Class { rank_of_jobs, jobs_of_rank, load_of_rank, machines, ..Class::default() }
     }
 }
 
@@ -214,7 +216,8 @@ impl FreeMachines {
         let (rank, skipped) = cl.ranks.first()?;
         let (machine, more) = cl.machines[rank as usize].first()?;
         self.work += skipped + more;
-        Some(MachineKey::new(cl.jobs_of_rank[rank as usize], cl.speed_factor, machine))
+        let r = rank as usize;
+        Some(MachineKey { load: cl.load_of_rank[r], jobs: Reverse(cl.jobs_of_rank[r]), machine })
     }
 }
 

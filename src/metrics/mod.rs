@@ -175,6 +175,39 @@ impl WaitHistogram {
         self.count
     }
 
+    /// Adds another histogram's waits: the result is the histogram that
+    /// recording both sets of waits here would give.
+    fn merge(&mut self, other: &WaitHistogram) {
+        if other.count == 0 {
+            return;
+        }
+        if self.count == 0 {
+            (self.min, self.max) = (other.min, other.max);
+        }
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.count += other.count;
+        self.sum += other.sum;
+        if !other.linear.is_empty() {
+            if self.linear.is_empty() {
+                self.linear = vec![0; LINEAR_BELOW as usize];
+            }
+            for (mine, &theirs) in self.linear.iter_mut().zip(&other.linear) {
+                *mine = mine.saturating_add(theirs);
+            }
+        }
+        if self.octaves.len() < other.octaves.len() {
+            self.octaves.resize(other.octaves.len(), None);
+        }
+        for (mine, theirs) in self.octaves.iter_mut().zip(&other.octaves) {
+            let Some(theirs) = theirs else { continue };
+            let block = mine.get_or_insert_with(|| vec![0; SUB_BUCKETS as usize].into_boxed_slice());
+            for (m, &t) in block.iter_mut().zip(theirs.iter()) {
+                *m = m.saturating_add(t);
+            }
+        }
+    }
+
     /// The distribution as `points + 1` steps of its cumulative curve: the
     /// nearest-rank wait (ms) at each of `0, 1/points, ..., 1` of the count
     /// (the first is the smallest wait). Empty when nothing was recorded.
@@ -289,9 +322,18 @@ impl Waits {
 /// percentiles are within 0.05% of the exact ones (exact below 2.048 s; the
 /// mean, count and maximum stay exact). So memory does not grow with the
 /// trace: at most 8 MB of exact waits plus a bounded histogram per group.
+///
+/// The overall group keeps no values of its own: every step has one type,
+/// so its values are the per-type groups' together, assembled at the end.
+/// It is the largest group, so it is the first folded, and until then no
+/// group is: while it is exact, so are all the per-type groups. The budget
+/// still weighs it as if it held its values, so folding happens exactly as
+/// if it did.
 #[derive(Debug, Clone, Default)]
 pub struct WaitRecorder {
-    overall: Waits,
+    /// Values the overall group counts as held exactly (0 once folded).
+    overall_exact: usize,
+    overall_folded: bool,
     per_type: Vec<Waits>,
     per_jobset: Vec<Waits>,
     /// Values counted against [`EXACT_WAITS`]: three per step, whether or
@@ -309,7 +351,10 @@ pub struct WaitRecorder {
 impl WaitRecorder {
     pub fn record(&mut self, wait_ms: i64, machine_type: u32, jobset: u32, waited_for_boot: bool) {
         self.count += 1;
-        self.held += usize::from(self.overall.record(wait_ms));
+        if !self.overall_folded {
+            self.overall_exact += 1;
+            self.held += 1;
+        }
         for (groups, g) in [(&mut self.per_type, machine_type), (&mut self.per_jobset, jobset)] {
             let g = g as usize;
             if groups.len() <= g {
@@ -328,11 +373,17 @@ impl WaitRecorder {
     /// the order overall, types, jobsets) into a histogram.
     fn fold_largest(&mut self) {
         while self.exact > EXACT_WAITS {
-            let largest = std::iter::once(&mut self.overall)
-                .chain(self.per_type.iter_mut())
-                .chain(self.per_jobset.iter_mut())
-                .rev()
-                .max_by_key(|w| w.exact_len());
+            // No group holds more than the overall one: it goes first, and
+            // folding it moves no value (see the type's documentation).
+            if self.overall_exact > 0 {
+                self.exact -= self.overall_exact;
+                self.held -= self.overall_exact;
+                self.overall_exact = 0;
+                self.overall_folded = true;
+                continue;
+            }
+            let largest =
+                self.per_type.iter_mut().chain(self.per_jobset.iter_mut()).rev().max_by_key(|w| w.exact_len());
             let Some(group) = largest.filter(|w| w.exact_len() > 0) else { return };
             self.exact -= group.exact_len();
             self.held -= group.exact_len();
@@ -348,6 +399,30 @@ impl WaitRecorder {
         self.count == 0
     }
 
+    /// The overall group's statistics, from the per-type groups: their
+    /// values together while it is exact (so are they, then), else one
+    /// histogram of all of them.
+    fn overall_stats(&self) -> WaitStats {
+        if !self.overall_folded {
+            let mut all: Vec<i64> = Vec::with_capacity(self.count as usize);
+            for group in &self.per_type {
+                match group {
+                    Waits::Exact(v) => all.extend_from_slice(v),
+                    Waits::Histogram(_) => unreachable!("a type's group folded before the overall one"),
+                }
+            }
+            return WaitStats::from_millis(&mut all);
+        }
+        let mut h = WaitHistogram::default();
+        for group in &self.per_type {
+            match group {
+                Waits::Exact(v) => v.iter().for_each(|&w| h.record(w)),
+                Waits::Histogram(g) => h.merge(g),
+            }
+        }
+        WaitStats::from_histogram(&h)
+    }
+
     /// Latency overall and per group, groups named by the given functions
     /// (reorders the recorded waits).
     pub fn latency(&mut self, type_name: impl Fn(u32) -> String, jobset_name: impl Fn(u32) -> String) -> Latency {
@@ -361,7 +436,7 @@ impl WaitRecorder {
                 .collect()
         };
         Latency {
-            overall: self.overall.stats(),
+            overall: self.overall_stats(),
             per_machine_type: groups(&mut self.per_type, &type_name),
             per_jobset: groups(&mut self.per_jobset, &jobset_name),
             waited_for_boot_fraction: round3(fraction),
@@ -731,9 +806,9 @@ mod tests {
             r.record(i as i64 % 5000, (i % 2) as u32, 0, false);
         }
         assert!(r.exact <= EXACT_WAITS);
-        assert!(matches!(r.overall, Waits::Histogram(_)), "the largest group folds first");
+        assert!(r.overall_folded, "the largest group folds first");
         let held = |r: &WaitRecorder| {
-            std::iter::once(&r.overall).chain(&r.per_type).chain(&r.per_jobset).map(Waits::exact_len).sum::<usize>()
+            r.overall_exact + r.per_type.iter().chain(&r.per_jobset).map(Waits::exact_len).sum::<usize>()
         };
         assert_eq!(r.held, held(&r));
         // Past the budget with every group folded, nothing is left to fold;
@@ -746,6 +821,38 @@ mod tests {
         assert!(matches!(r.per_jobset[1], Waits::Histogram(_)) && r.held == 0);
         let count = EXACT_WAITS / 3 + 10 + EXACT_WAITS + 1;
         assert_eq!(r.latency(|t| t.to_string(), |j| j.to_string()).overall.count as usize, count);
+    }
+
+    /// The overall figures, assembled from the per-type groups, are those
+    /// of all the waits: exact while nothing is folded, and the histogram
+    /// of all of them once the overall group is, whatever the types hold.
+    #[test]
+    fn the_overall_group_is_the_types_together_exact_or_folded() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let mut r = WaitRecorder::default();
+        let mut all = vec![];
+        let mut direct = WaitHistogram::default();
+        let steps = EXACT_WAITS / 3 + 200_000;
+        for i in 0..steps {
+            let w = (rng.random::<u64>() % 20_000_000) as i64;
+            r.record(w, (i % 3) as u32, (i % 5) as u32, false);
+            all.push(w);
+            direct.record(w);
+            if i == 1000 {
+                assert!(!r.overall_folded);
+                let mut so_far = all.clone();
+                assert_eq!(r.overall_stats(), WaitStats::from_millis(&mut so_far));
+            }
+        }
+        // Some types are folded and some are not: both ways of adding a
+        // type's waits to the overall histogram are used.
+        assert!(r.overall_folded);
+        assert!(r.per_type.iter().any(|g| matches!(g, Waits::Exact(v) if !v.is_empty())));
+        assert!(r.per_type.iter().any(|g| matches!(g, Waits::Histogram(_))));
+        assert_eq!(r.overall_stats(), WaitStats::from_histogram(&direct));
+        let exact = WaitStats::from_millis(&mut all);
+        assert_eq!((r.overall_stats().count, r.overall_stats().max), (exact.count, exact.max));
     }
 
     #[test]

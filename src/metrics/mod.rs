@@ -331,8 +331,8 @@ impl Waits {
 /// if it did.
 #[derive(Debug, Clone, Default)]
 pub struct WaitRecorder {
-    /// Values the overall group counts as held exactly (0 once folded).
-    overall_exact: usize,
+    /// The overall group was folded; until then it counts every wait as
+    /// held exactly (see [`WaitRecorder::overall_exact`]).
     overall_folded: bool,
     per_type: Vec<Waits>,
     per_jobset: Vec<Waits>,
@@ -352,7 +352,6 @@ impl WaitRecorder {
     pub fn record(&mut self, wait_ms: i64, machine_type: u32, jobset: u32, waited_for_boot: bool) {
         self.count += 1;
         if !self.overall_folded {
-            self.overall_exact += 1;
             self.held += 1;
         }
         for (groups, g) in [(&mut self.per_type, machine_type), (&mut self.per_jobset, jobset)] {
@@ -375,10 +374,10 @@ impl WaitRecorder {
         while self.exact > EXACT_WAITS {
             // No group holds more than the overall one: it goes first, and
             // folding it moves no value (see the type's documentation).
-            if self.overall_exact > 0 {
-                self.exact -= self.overall_exact;
-                self.held -= self.overall_exact;
-                self.overall_exact = 0;
+            let overall = self.overall_exact();
+            if overall > 0 {
+                self.exact -= overall;
+                self.held -= overall;
                 self.overall_folded = true;
                 continue;
             }
@@ -397,6 +396,12 @@ impl WaitRecorder {
 
     pub fn is_empty(&self) -> bool {
         self.count == 0
+    }
+
+    /// The values the overall group counts as held exactly: every wait
+    /// until it is folded, none after.
+    fn overall_exact(&self) -> usize {
+        if self.overall_folded { 0 } else { self.count as usize }
     }
 
     /// The overall group's statistics, from the per-type groups: their
@@ -808,7 +813,7 @@ mod tests {
         assert!(r.exact <= EXACT_WAITS);
         assert!(r.overall_folded, "the largest group folds first");
         let held = |r: &WaitRecorder| {
-            r.overall_exact + r.per_type.iter().chain(&r.per_jobset).map(Waits::exact_len).sum::<usize>()
+            r.overall_exact() + r.per_type.iter().chain(&r.per_jobset).map(Waits::exact_len).sum::<usize>()
         };
         assert_eq!(r.held, held(&r));
         // Past the budget with every group folded, nothing is left to fold;

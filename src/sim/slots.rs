@@ -125,13 +125,15 @@ struct Class {
 
 impl Class {
     fn new(max_jobs: u32, speed_factor: f64) -> Class {
-        let mut jobs_of_rank: Vec<u32> = (0..max_jobs).collect();
-        jobs_of_rank.sort_by_key(|&j| MachineKey::new(j, speed_factor, 0));
+        // Each job count's key, computed once: ranking and loads read it.
+        let mut keys: Vec<MachineKey> = (0..max_jobs).map(|j| MachineKey::new(j, speed_factor, 0)).collect();
+        keys.sort_unstable();
+        let jobs_of_rank: Vec<u32> = keys.iter().map(|k| k.jobs.0).collect();
+        let load_of_rank = keys.iter().map(|k| k.load).collect();
         let mut rank_of_jobs = vec![0; max_jobs as usize];
         for (rank, &j) in jobs_of_rank.iter().enumerate() {
             rank_of_jobs[j as usize] = rank as u32;
         }
-        let load_of_rank = jobs_of_rank.iter().map(|&j| MachineKey::new(j, speed_factor, 0).load).collect();
         let machines = (0..max_jobs).map(|_| Bits::default()).collect();
         Class { rank_of_jobs, jobs_of_rank, load_of_rank, machines, ..Class::default() }
     }

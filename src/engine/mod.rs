@@ -176,12 +176,16 @@ pub(crate) struct Pass<'a> {
     fingerprints: BTreeMap<&'a str, String>,
     /// Deployments per configured type (canonical key), in inventory order.
     by_type: BTreeMap<&'a str, Vec<&'a Deployment>>,
-    ambiguous: BTreeSet<String>,
-    names_taken: BTreeSet<String>,
+    // Names borrowed from the observation: a pass compares them often
+    // and copies one only into the plan.
+    ambiguous: BTreeSet<&'a str>,
+    /// Names of existing deployments, ours and others'; new names never
+    /// repeat one another, since the cursor only goes up.
+    names_taken: BTreeSet<&'a str>,
     name_cursor: u64,
-    decided: BTreeSet<String>,
+    decided: BTreeSet<&'a str>,
     /// Deployments the original's reuse loop would have checked itself.
-    checked: BTreeSet<String>,
+    checked: BTreeSet<&'a str>,
     types: Vec<TypeDecision>,
     machines: Vec<MachineDecision>,
     creates: Vec<Command>,
@@ -215,12 +219,12 @@ impl<'a> Pass<'a> {
         let mut ambiguous = BTreeSet::new();
         for d in &deployments {
             if !seen.insert(d.name.as_str()) {
-                ambiguous.insert(d.name.clone());
+                ambiguous.insert(d.name.as_str());
             }
         }
-        let mut names_taken: BTreeSet<String> = deployments.iter().map(|d| d.name.clone()).collect();
+        let mut names_taken: BTreeSet<&str> = deployments.iter().map(|d| d.name.as_str()).collect();
         if !original {
-            names_taken.extend(obs.fleet.other_deployment_names.iter().cloned());
+            names_taken.extend(obs.fleet.other_deployment_names.iter().map(String::as_str));
         }
         let mut warnings = vec![];
         for name in &ambiguous {
@@ -296,7 +300,7 @@ impl<'a> Pass<'a> {
     /// the state NixOps had recorded, even when our wider check knows better.
     fn state_of(&self, d: &Deployment) -> MachineState {
         match d.recorded_state {
-            Some(recorded) if self.original && !self.checked.contains(&d.name) => recorded,
+            Some(recorded) if self.original && !self.checked.contains(d.name.as_str()) => recorded,
             _ => d.state,
         }
     }
@@ -332,14 +336,14 @@ impl<'a> Pass<'a> {
                 .into_iter()
                 .flatten()
                 .copied()
-                .filter(|d| !self.ambiguous.contains(&d.name))
+                .filter(|d| !self.ambiguous.contains(d.name.as_str()))
                 // It could never be listed: counting it would leave demand unserved.
                 .filter(|d| d.unusable_address().is_none())
                 .filter(|d| self.runner.may_serve(self, d))
                 .collect();
             let chosen = if self.original {
                 let (chosen, checked) = original::reuse(&candidates, allowed);
-                self.checked.extend(checked.iter().map(|d| d.name.clone()));
+                self.checked.extend(checked.iter().map(|d| d.name.as_str()));
                 chosen
             } else {
                 self.fixed_reuse_order(candidates).into_iter().take(allowed as usize).collect()
@@ -377,12 +381,13 @@ impl<'a> Pass<'a> {
     }
 
     fn next_name(&mut self) -> String {
-        // Names are only ever added within a pass, so the lowest free number
-        // never goes down: resume the search where the last one ended.
+        // The lowest free number never goes down within a pass: resume the
+        // search where the last one ended. A new name is then above every
+        // earlier new one, so only existing names can clash with it.
         loop {
             let name = format!("{}-{}", self.config.tag, self.name_cursor);
             self.name_cursor += 1;
-            if self.names_taken.insert(name.clone()) {
+            if !self.names_taken.contains(name.as_str()) {
                 return name;
             }
         }
@@ -522,7 +527,7 @@ impl<'a> Pass<'a> {
         }
         let listed = listing.is_some();
         self.listings.extend(listing);
-        self.decided.insert(d.name.clone());
+        self.decided.insert(d.name.as_str());
         self.machines.push(MachineDecision {
             deployment: d.name.clone(),
             machine_type: d.machine_type.clone(),
@@ -624,9 +629,9 @@ impl<'a> Pass<'a> {
 
     fn walk_the_rest(&mut self) {
         let rest: Vec<&'a Deployment> =
-            self.deployments.iter().copied().filter(|d| !self.decided.contains(&d.name)).collect();
+            self.deployments.iter().copied().filter(|d| !self.decided.contains(d.name.as_str())).collect();
         for d in rest {
-            if self.ambiguous.contains(&d.name) {
+            if self.ambiguous.contains(d.name.as_str()) {
                 self.record(d, Action::Hold, Reason::OriginalWouldCrash { why: "ambiguous deployment name".into() });
                 continue;
             }

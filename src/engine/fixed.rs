@@ -48,9 +48,8 @@ impl<'a> Pass<'a> {
         let limit = self.config.max_deploy_failures;
         candidates.retain(|d| d.state != MachineState::Missing);
         candidates.retain(|d| limit == 0 || d.memory.deploy_failures < limit);
-        candidates.sort_by(|a, b| {
-            (reuse_rank(a.state), natural_key(&a.name)).cmp(&(reuse_rank(b.state), natural_key(&b.name)))
-        });
+        // Stable, like `sort_by`, with each key parsed once rather than per comparison.
+        candidates.sort_by_cached_key(|d| (reuse_rank(d.state), natural_key(&d.name)));
         candidates
     }
 

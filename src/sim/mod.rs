@@ -911,8 +911,11 @@ impl<'s> Simulation<'s> {
             let (at, machine) = (d.done_at, d.machine);
             self.event(observer, at, machine, if ok { "deployed" } else { "deploy failed" });
         }
+        // Taken in place rather than removed: a removal rebalances the tree,
+        // and the map is dropped whole afterwards. A name the fleet repeats
+        // gets the default the second time, as after a removal.
         for d in &mut self.observation.fleet.deployments {
-            d.memory = memory.remove(&d.name).unwrap_or_default();
+            d.memory = memory.get_mut(&d.name).map(std::mem::take).unwrap_or_default();
         }
         if write_file {
             // The file is a function of which instances are listed, as which

@@ -107,11 +107,11 @@ pub struct Free {
 
 #[derive(Debug, Default)]
 struct Class {
-    /// Per job count, its rank in Hydra's order; and per rank, the count
-    /// and the load it stands for (computed once: it divides and rounds).
+    /// Per job count, its rank in Hydra's order; and per rank, the key of
+    /// a machine with that count (computed once: the load divides and
+    /// rounds), `machine` left 0.
     rank_of_jobs: Vec<u32>,
-    jobs_of_rank: Vec<u32>,
-    load_of_rank: Vec<i64>,
+    key_of_rank: Vec<MachineKey>,
     /// Per rank, the free machines with that many jobs.
     machines: Vec<Bits>,
     /// Ranks with a free machine.
@@ -125,17 +125,14 @@ struct Class {
 
 impl Class {
     fn new(max_jobs: u32, speed_factor: f64) -> Class {
-        // Each job count's key, computed once: ranking and loads read it.
-        let mut keys: Vec<MachineKey> = (0..max_jobs).map(|j| MachineKey::new(j, speed_factor, 0)).collect();
-        keys.sort_unstable();
-        let jobs_of_rank: Vec<u32> = keys.iter().map(|k| k.jobs.0).collect();
-        let load_of_rank = keys.iter().map(|k| k.load).collect();
+        let mut key_of_rank: Vec<MachineKey> = (0..max_jobs).map(|j| MachineKey::new(j, speed_factor, 0)).collect();
+        key_of_rank.sort_unstable();
         let mut rank_of_jobs = vec![0; max_jobs as usize];
-        for (rank, &j) in jobs_of_rank.iter().enumerate() {
-            rank_of_jobs[j as usize] = rank as u32;
+        for (rank, key) in key_of_rank.iter().enumerate() {
+            rank_of_jobs[key.jobs.0 as usize] = rank as u32;
         }
         let machines = (0..max_jobs).map(|_| Bits::default()).collect();
-        Class { rank_of_jobs, jobs_of_rank, load_of_rank, machines, ..Class::default() }
+        Class { rank_of_jobs, key_of_rank, machines, ..Class::default() }
     }
 }
 
@@ -218,8 +215,7 @@ impl FreeMachines {
         let (rank, skipped) = cl.ranks.first()?;
         let (machine, more) = cl.machines[rank as usize].first()?;
         self.work += skipped + more;
-        let r = rank as usize;
-        Some(MachineKey { load: cl.load_of_rank[r], jobs: Reverse(cl.jobs_of_rank[r]), machine })
+        Some(MachineKey { machine, ..cl.key_of_rank[rank as usize] })
     }
 }
 

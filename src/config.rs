@@ -434,7 +434,8 @@ impl Reader<'_> {
     fn warn_unknown(&mut self, obj: &Map<String, Value>, known: &[&str], path: &str) {
         for key in obj.keys() {
             if !known.contains(&key.as_str()) {
-                self.warnings.push(format!("{}: unknown key, ignored", join(path, key)));
+                let hint = closest_key(key, known).map(|k| format!(" (did you mean `{k}`?)")).unwrap_or_default();
+                self.warnings.push(format!("{}: unknown key{hint}{UNKNOWN_KEY_IGNORED}", join(path, key)));
             }
         }
     }
@@ -454,6 +455,33 @@ pub fn valid_tag(tag: &str) -> bool {
     let mut chars = tag.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// How an unknown key's warning ends in a configuration file, which the
+/// original accepted with any extra keys.
+const UNKNOWN_KEY_IGNORED: &str = "; ignored";
+
+/// The unknown-key warning `warning` as an error's message (where a typo
+/// must stop the run, as in a scenario's inline configuration), or `None`
+/// if it warns of something else.
+pub fn unknown_key_error(warning: &str) -> Option<&str> {
+    warning.strip_suffix(UNKNOWN_KEY_IGNORED).filter(|w| w.contains(": unknown key"))
+}
+
+/// The known key a typo most likely meant: a case-insensitive match, or
+/// the nearest by edit distance within a third of its length (`maxMachine`,
+/// `gracePeriode`, `runablesPerMachine`), ties to the first listed.
+fn closest_key<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    if let Some(k) = known.iter().find(|k| k.eq_ignore_ascii_case(key)) {
+        return Some(k);
+    }
+    let limit = (key.chars().count() / 3).max(1);
+    known
+        .iter()
+        .map(|k| (strsim::levenshtein(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()), *k))
+        .filter(|&(distance, _)| distance <= limit)
+        .min_by_key(|&(distance, _)| distance)
+        .map(|(_, k)| k)
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -906,6 +934,29 @@ mod tests {
         let (c, w) = parse_ok(json!({"sshCommand": ["ssh", "hydra", "hydra-queue-runner", "--status"], "colour": 1}));
         assert_eq!(c.status_command[0], "ssh");
         assert!(w.iter().any(|w| w.contains("colour: unknown key")), "{w:?}");
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_known_key_it_resembles() {
+        let (_, w) = parse_ok(json!({
+            "tagg": "x",
+            "colour": 1,
+            "systemTypes": {"x86_64-linux": {"nixopsExpr": "/d.nix", "maxMachine": 4, "GRACEPERIOD": 1, "zzz": 2}}
+        }));
+        let of = |key: &str| w.iter().find(|w| w.contains(key)).unwrap_or_else(|| panic!("{key}: {w:?}")).clone();
+        assert_eq!(of("tagg"), "tagg: unknown key (did you mean `tag`?); ignored");
+        assert_eq!(
+            of("maxMachine:"),
+            "systemTypes.x86_64-linux.maxMachine: unknown key (did you mean `maxMachines`?); ignored"
+        );
+        assert!(of("GRACEPERIOD").contains("(did you mean `gracePeriod`?)"), "{w:?}");
+        assert_eq!(of("zzz"), "systemTypes.x86_64-linux.zzz: unknown key; ignored", "nothing near: no guess");
+        assert!(!of("colour").contains("did you mean"), "{w:?}");
+        assert_eq!(
+            unknown_key_error(&of("maxMachine:")),
+            Some("systemTypes.x86_64-linux.maxMachine: unknown key (did you mean `maxMachines`?)")
+        );
+        assert_eq!(unknown_key_error("systemTypes: none configured, nothing will be provisioned"), None);
     }
 
     #[test]

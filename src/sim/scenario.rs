@@ -500,8 +500,8 @@ impl Scenario {
                 let (config, warnings) =
                     config::parse(&json, &origin_inline, None).map_err(|e| err(format!("provisioner: {e}")))?;
                 // A typo in an inline configuration is an error here, not a warning.
-                if let Some(w) = warnings.iter().find(|w| w.contains("unknown key")) {
-                    return Err(err(format!("provisioner: {w}")));
+                if let Some(typo) = warnings.iter().find_map(|w| config::unknown_key_error(w)) {
+                    return Err(err(format!("provisioner: {typo}")));
                 }
                 for w in warnings {
                     tracing::warn!("{w}");

@@ -384,7 +384,8 @@ fn bad_scenarios_name_the_key_and_exit_2() {
     for (bad, expect) in [
         (one_machine("hourly", 100).replace("horizon", "horizn"), "horizn"),
         (one_machine("hourly", 100).replace("boot_median", "boot_medain"), "boot_medain"),
-        (one_machine("hourly", 100).replace("maxJobs", "maxjobs"), "maxjobs"),
+        // An inline configuration's typo stops the run (a file's only warns), and says what was meant.
+        (one_machine("hourly", 100).replace("maxJobs", "maxjobs"), "maxjobs: unknown key (did you mean `maxJobs`?)\n"),
         (one_machine("hourly", 100).replace("\"hourly\"", "\"monthly\""), "billing"),
         (one_machine("hourly", 100).replace("unused.csv", "missing.csv"), "missing.csv"),
     ] {

@@ -458,8 +458,9 @@ pub fn valid_tag(tag: &str) -> bool {
 }
 
 /// How an unknown key's warning ends in a configuration file, which the
-/// original accepted with any extra keys.
-const UNKNOWN_KEY_IGNORED: &str = "; ignored";
+/// original accepted with any extra keys (as the other warnings of a key
+/// read and not used end).
+const UNKNOWN_KEY_IGNORED: &str = ", ignored";
 
 /// The unknown-key warning `warning` as an error's message (where a typo
 /// must stop the run, as in a scenario's inline configuration), or `None`
@@ -468,17 +469,15 @@ pub fn unknown_key_error(warning: &str) -> Option<&str> {
     warning.strip_suffix(UNKNOWN_KEY_IGNORED).filter(|w| w.contains(": unknown key"))
 }
 
-/// The known key a typo most likely meant: a case-insensitive match, or
-/// the nearest by edit distance within a third of its length (`maxMachine`,
+/// The known key a typo most likely meant: the nearest by edit distance,
+/// ignoring case, within a third of its length (`GRACEPERIOD`, `maxMachine`,
 /// `gracePeriode`, `runablesPerMachine`), ties to the first listed.
 fn closest_key<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
-    if let Some(k) = known.iter().find(|k| k.eq_ignore_ascii_case(key)) {
-        return Some(k);
-    }
+    let key = key.to_ascii_lowercase();
     let limit = (key.chars().count() / 3).max(1);
     known
         .iter()
-        .map(|k| (strsim::levenshtein(&key.to_ascii_lowercase(), &k.to_ascii_lowercase()), *k))
+        .map(|k| (strsim::levenshtein(&key, &k.to_ascii_lowercase()), *k))
         .filter(|&(distance, _)| distance <= limit)
         .min_by_key(|&(distance, _)| distance)
         .map(|(_, k)| k)
@@ -944,19 +943,20 @@ mod tests {
             "systemTypes": {"x86_64-linux": {"nixopsExpr": "/d.nix", "maxMachine": 4, "GRACEPERIOD": 1, "zzz": 2}}
         }));
         let of = |key: &str| w.iter().find(|w| w.contains(key)).unwrap_or_else(|| panic!("{key}: {w:?}")).clone();
-        assert_eq!(of("tagg"), "tagg: unknown key (did you mean `tag`?); ignored");
+        assert_eq!(of("tagg"), "tagg: unknown key (did you mean `tag`?), ignored");
         assert_eq!(
             of("maxMachine:"),
-            "systemTypes.x86_64-linux.maxMachine: unknown key (did you mean `maxMachines`?); ignored"
+            "systemTypes.x86_64-linux.maxMachine: unknown key (did you mean `maxMachines`?), ignored"
         );
         assert!(of("GRACEPERIOD").contains("(did you mean `gracePeriod`?)"), "{w:?}");
-        assert_eq!(of("zzz"), "systemTypes.x86_64-linux.zzz: unknown key; ignored", "nothing near: no guess");
+        assert_eq!(of("zzz"), "systemTypes.x86_64-linux.zzz: unknown key, ignored", "nothing near: no guess");
         assert!(!of("colour").contains("did you mean"), "{w:?}");
         assert_eq!(
             unknown_key_error(&of("maxMachine:")),
             Some("systemTypes.x86_64-linux.maxMachine: unknown key (did you mean `maxMachines`?)")
         );
         assert_eq!(unknown_key_error("systemTypes: none configured, nothing will be provisioned"), None);
+        assert_eq!(unknown_key_error("storeDir: only used with runner = \"rust\", ignored"), None);
     }
 
     #[test]

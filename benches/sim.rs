@@ -8,7 +8,8 @@
 //! outputs received and uploaded by 64 local worker threads), whose cost
 //! over the plain replay is the server model's. Reports steps per second.
 //!
-//! Run: `cargo bench --bench sim` (see BENCHMARKS.md).
+//! Run: `cargo bench --bench sim` (see BENCHMARKS.md), or `contrib/pgo/build.sh
+//! bench --bench sim` for the profile-guided build of the benches.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use hydra_provisioner::sim::{self, NoObserver, Scenario};
@@ -18,35 +19,9 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::path::Path;
 
-const SCENARIO: &str = r#"
-trace = "synthetic"
-[provisioner]
-billing = "per-second"
-[provisioner.systemTypes."x86_64-linux"]
-maxMachines = 30
-runnablesPerMachine = 20
-maxJobs = 4
-maxCreationsPerPass = 4
-[provisioner.systemTypes."aarch64-linux"]
-maxMachines = 8
-runnablesPerMachine = 20
-maxJobs = 4
-maxCreationsPerPass = 2
-[provisioner.systemTypes."x86_64-linux:big-parallel"]
-maxMachines = 8
-runnablesPerMachine = 4
-maxJobs = 4
-speedFactor = 2
-maxCreationsPerPass = 2
-[provisioner.systemTypes."x86_64-linux:kvm"]
-maxMachines = 4
-runnablesPerMachine = 4
-maxJobs = 4
-[cloud."x86_64-linux"]
-[cloud."aarch64-linux"]
-[cloud."x86_64-linux:big-parallel"]
-[cloud."x86_64-linux:kvm"]
-"#;
+/// The week's scenario, also replayed end to end from CSV (BENCHMARKS.md)
+/// and by the profile-guided build's training (`contrib/pgo/`).
+const SCENARIO: &str = include_str!("replay-week.toml");
 
 /// The server of the second replay: enough threads for the week's load
 /// (about 16 s of local work per step at the defaults, 1.7 steps a second),

@@ -850,3 +850,33 @@ fn an_enormous_deploy_concurrency_deploys_like_enough_of_it() {
     };
     assert_eq!(with("256"), with("64"));
 }
+
+#[test]
+fn the_profile_guided_builds_training_runs_every_step_with_the_built_binary() {
+    // contrib/pgo/build.sh trains on this script; a CLI change that breaks
+    // one of its commands must fail here, not in someone's optimised build.
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("train");
+    let o = std::process::Command::new("bash")
+        .arg(root().join("contrib/pgo/train.sh"))
+        .arg(assert_cmd::cargo::cargo_bin("hydra-provisioner"))
+        .arg(&work)
+        .arg("1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    // The week's trace is the scenarios' trace, replayed under three models.
+    let week = std::fs::read_to_string(work.join("replay-week.csv")).unwrap();
+    assert!(week.lines().count() > 1_000, "an hour of the week has thousands of steps");
+    for variant in ["cpp", "rust", "server"] {
+        assert!(stderr.contains(&format!("simulate {}", work.join(format!("week-{variant}.toml")).display())));
+    }
+    for scenario in ["quick-start", "hydra-nixos-2017", "server-bottleneck"] {
+        assert!(work.join(format!("out-{scenario}/summary.json")).exists(), "{scenario}");
+    }
+    for sweep in ["sweep-quick-start", "sweep-runner"] {
+        assert!(std::fs::read_dir(work.join(sweep)).unwrap().count() > 0, "{sweep}");
+    }
+    assert!(stderr.lines().last().unwrap().contains(" plan -c "), "plan is the last step: {stderr}");
+}

@@ -22,8 +22,8 @@ fi
 PGO="$ROOT/target/pgo"
 BASE_FLAGS="${RUSTFLAGS:-}"
 
-# Runs "$@" built with an instrumented RUSTFLAGS, recording into $1's directory,
-# then merges what it recorded into $1.
+# Runs "$@" (a command or a function) with RUSTFLAGS that instrument what it
+# builds, recording into $1.raw/, then merges what it recorded into $1.
 # With an explicit --target, RUSTFLAGS reach only the target's crates, not
 # build scripts or proc macros, which then neither record profiles while the
 # build runs nor take a profile that cannot describe them.
@@ -57,12 +57,13 @@ if [ "${1:-}" = bench ]; then
   exit
 fi
 
+build_and_train() {
+  cargo build --release --locked --target "$HOST" --target-dir "$PGO/instrumented" --bin hydra-provisioner
+  rm -rf "$PGO/train"
+  contrib/pgo/train.sh "$PGO/instrumented/$HOST/release/hydra-provisioner" "$PGO/train" "${PGO_HOURS:-168}"
+}
 echo "== instrumented build, training" >&2
-rm -rf "$PGO/train"
-record "$PGO/hydra-provisioner.profdata" bash -c '
-  cargo build --release --locked --target "$1" --target-dir "$2/instrumented" --bin hydra-provisioner &&
-    contrib/pgo/train.sh "$2/instrumented/$1/release/hydra-provisioner" "$2/train" "${PGO_HOURS:-168}"' \
-  _ "$HOST" "$PGO"
+record "$PGO/hydra-provisioner.profdata" build_and_train
 echo "== optimised build" >&2
 RUSTFLAGS="$BASE_FLAGS -Cprofile-use=$PGO/hydra-provisioner.profdata" \
   cargo build --release --locked --target "$HOST" --target-dir "$PGO/optimised" --bin hydra-provisioner

@@ -691,11 +691,11 @@ impl Hydra {
         let (class, max, now) = (m.class, m.max_jobs, m.current_jobs);
         self.free_active_slots =
             self.free_active_slots + u64::from(max.saturating_sub(now)) - u64::from(max.saturating_sub(before));
-        if before < max {
-            self.free.remove(class, self.free_entry(machine, before));
-        }
-        if now < max {
-            self.free.add(class, self.free_entry(machine, now));
+        match (before < max, now < max) {
+            (true, true) => self.free.moved(class, self.free_entry(machine, before), now),
+            (true, false) => self.free.remove(class, self.free_entry(machine, before)),
+            (false, true) => self.free.add(class, self.free_entry(machine, now)),
+            (false, false) => {}
         }
     }
 

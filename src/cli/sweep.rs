@@ -15,8 +15,8 @@ use crate::policy::shard::{self, Partial, Shard, ShardRun};
 use crate::policy::sweep::{Axis, Base, Role, Sweep};
 use crate::policy::{plot, report};
 use crate::sim::{self, NoObserver, Scenario, SimError};
+use crate::trace::TraceReader;
 use crate::trace::background::Loaded;
-use crate::trace::{StepSource, TraceReader};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::io::{IsTerminal, Write};
@@ -112,12 +112,7 @@ fn sim_failure(e: SimError, what: &str) -> Failure {
 
 /// The time of a trace's last arrival.
 fn trace_span_ms(trace: &Loaded) -> i64 {
-    let mut source = trace.source();
-    let mut last = 0;
-    while let Some(Ok(row)) = source.next_step() {
-        last = row.submitted_ms;
-    }
-    last
+    trace.rows().last().map_or(0, |row| row.submitted_ms)
 }
 
 /// One simulation: a scenario (its seed already set), the parsed trace it
@@ -135,8 +130,28 @@ pub(super) fn run_batch(
     threads: usize,
     bar: &indicatif::ProgressBar,
 ) -> Result<Vec<Summary>, Failure> {
-    let results = crate::pool::parallel(jobs, threads, |job| {
-        let result = sim::run(&job.scenario, &mut job.trace.source(), &mut NoObserver);
+    // Each trace's digest in each window, computed once for all the runs
+    // that replay it rather than over every row of every run.
+    let mut digests: Vec<(&Loaded, Option<sim::Window>, String)> = vec![];
+    let mut digest_of_job = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let window = job.scenario.window;
+        let known = digests.iter().position(|(t, w, _)| std::ptr::eq(*t, job.trace) && *w == window);
+        let index = match known {
+            Some(i) => i,
+            None => {
+                let digest = sim::input::trace_digest(job.trace, window)
+                    .map_err(|e| sim_failure(SimError::from(e), &job.name))?;
+                digests.push((job.trace, window, digest));
+                digests.len() - 1
+            }
+        };
+        digest_of_job.push(index);
+    }
+    let indexed: Vec<(&Job<'_>, &str)> =
+        jobs.iter().zip(&digest_of_job).map(|(job, &i)| (job, digests[i].2.as_str())).collect();
+    let results = crate::pool::parallel(&indexed, threads, |&(job, digest)| {
+        let result = sim::run_loaded(&job.scenario, job.trace, digest, &mut NoObserver);
         bar.inc(1);
         result
     });

@@ -3,10 +3,15 @@
 //! rows replayed, which the summary carries so that `compare` can tell
 //! whether two runs replayed the same steps.
 //!
-//! This wraps any [`StepSource`]; it parses nothing itself, and reads no
-//! file. Without a window it passes every row through unchanged.
+//! A run reads its rows in place through [`Rows`]: [`Replayed`] wraps any
+//! [`StepSource`] (windowing and digesting as it goes), and [`InMemory`]
+//! reads a whole trace already in memory without copying a row, for the
+//! runs of a sweep, which share one parsed trace and one digest of it
+//! ([`trace_digest`]). This parses nothing itself, and reads no file.
+//! Without a window every row passes through unchanged.
 
 use super::scenario::Window;
+use crate::trace::background::Loaded;
 use crate::trace::{StepRow, StepSource, Symbols, TraceError};
 
 /// FNV-1a, 64 bits, over whole words: cheap enough to run over every row of
@@ -41,30 +46,53 @@ impl Digest {
     }
 }
 
-/// The rows of a trace that a run replays.
+/// The rows a run replays, read in place: the row at hand, and a step to
+/// the next. A fresh cursor stands before the first row.
+pub trait Rows {
+    /// The row at hand; `None` before the first [`Rows::advance`] and once
+    /// the rows are over.
+    fn current(&self) -> Option<&StepRow>;
+    /// Moves to the next row.
+    fn advance(&mut self) -> Result<(), TraceError>;
+    fn symbols(&self) -> &Symbols;
+    /// What the rows are called in reports.
+    fn name(&self) -> &str;
+}
+
+/// The rows of a trace that a run replays, from any [`StepSource`].
 pub struct Replayed<'a> {
     source: &'a mut dyn StepSource,
     /// Milliseconds on the trace's axis: skip rows before, stop at the end.
     window: Option<(i64, i64)>,
-    digest: Digest,
+    /// `None` when the caller knows the digest already.
+    digest: Option<Digest>,
     /// Which names are already in the digest, by symbol. A name goes in when
     /// a replayed row first uses it, so the digest does not depend on how far
     /// ahead the source has interned names.
     named: Vec<bool>,
+    row: Option<StepRow>,
+    ended: bool,
 }
 
 impl<'a> Replayed<'a> {
     pub fn new(source: &'a mut dyn StepSource, window: Option<Window>) -> Replayed<'a> {
         let window = window.map(|w| ((w.start * 1000.0) as i64, (w.end * 1000.0) as i64));
-        Replayed { source, window, digest: Digest::default(), named: vec![] }
+        Replayed { source, window, digest: Some(Digest::default()), named: vec![], row: None, ended: false }
     }
 
-    /// The digest of the rows replayed so far, and of their names.
+    /// The same rows, for a caller that has their digest already.
+    pub fn without_digest(source: &'a mut dyn StepSource, window: Option<Window>) -> Replayed<'a> {
+        Replayed { digest: None, ..Replayed::new(source, window) }
+    }
+
+    /// The digest of the rows replayed so far, and of their names (empty
+    /// when made [`Replayed::without_digest`]).
     pub fn digest(&self) -> String {
-        self.digest.hex()
+        self.digest.as_ref().map(Digest::hex).unwrap_or_default()
     }
 
     fn digest_row(&mut self, r: &StepRow) {
+        let Some(d) = self.digest.as_mut() else { return };
         for sym in [r.system, r.features, r.jobset] {
             let i = sym.0 as usize;
             if self.named.len() <= i {
@@ -72,10 +100,9 @@ impl<'a> Replayed<'a> {
             }
             if !self.named[i] {
                 self.named[i] = true;
-                self.digest.eat(self.source.symbols().name(sym).as_bytes());
+                d.eat(self.source.symbols().name(sym).as_bytes());
             }
         }
-        let d = &mut self.digest;
         for n in [r.step_id, r.submitted_ms as u64, r.duration_ms as u64, r.build_id] {
             d.eat_u64(n);
         }
@@ -98,12 +125,25 @@ impl<'a> Replayed<'a> {
     }
 }
 
-impl StepSource for Replayed<'_> {
-    fn next_step(&mut self) -> Option<Result<StepRow, TraceError>> {
+impl Rows for Replayed<'_> {
+    fn current(&self) -> Option<&StepRow> {
+        self.row.as_ref()
+    }
+
+    fn advance(&mut self) -> Result<(), TraceError> {
         loop {
-            let mut row = match self.source.next_step()? {
-                Ok(row) => row,
-                Err(e) => return Some(Err(e)),
+            let next = if self.ended { None } else { self.source.next_step() };
+            let mut row = match next {
+                Some(Ok(row)) => row,
+                Some(Err(e)) => {
+                    self.row = None;
+                    return Err(e);
+                }
+                None => {
+                    self.ended = true;
+                    self.row = None;
+                    return Ok(());
+                }
             };
             if let Some((start, end)) = self.window {
                 if row.submitted_ms < start {
@@ -111,19 +151,71 @@ impl StepSource for Replayed<'_> {
                 }
                 if row.submitted_ms >= end {
                     // Rows come in time order: the rest are past the window too.
-                    return None;
+                    self.ended = true;
+                    self.row = None;
+                    return Ok(());
                 }
                 row.submitted_ms -= start;
             }
             self.digest_row(&row);
-            return Some(Ok(row));
+            self.row = Some(row);
+            return Ok(());
         }
     }
+
     fn symbols(&self) -> &Symbols {
         self.source.symbols()
     }
+
     fn name(&self) -> &str {
         self.source.name()
+    }
+}
+
+/// Every row of a trace held in memory, read where it lies.
+pub struct InMemory<'a> {
+    trace: &'a Loaded,
+    /// The row at hand; `usize::MAX` before the first.
+    at: usize,
+}
+
+impl<'a> InMemory<'a> {
+    pub fn new(trace: &'a Loaded) -> InMemory<'a> {
+        InMemory { trace, at: usize::MAX }
+    }
+}
+
+impl Rows for InMemory<'_> {
+    fn current(&self) -> Option<&StepRow> {
+        self.trace.rows().get(self.at)
+    }
+
+    fn advance(&mut self) -> Result<(), TraceError> {
+        if self.at < self.trace.rows().len() || self.at == usize::MAX {
+            self.at = self.at.wrapping_add(1);
+        }
+        Ok(())
+    }
+
+    fn symbols(&self) -> &Symbols {
+        self.trace.symbols()
+    }
+
+    fn name(&self) -> &str {
+        self.trace.name()
+    }
+}
+
+/// The digest a run of `trace` in `window` reports ([`Replayed::digest`]),
+/// computed once for every run that shares the trace.
+pub fn trace_digest(trace: &Loaded, window: Option<Window>) -> Result<String, TraceError> {
+    let mut source = trace.source();
+    let mut replayed = Replayed::new(&mut source, window);
+    loop {
+        replayed.advance()?;
+        if replayed.current().is_none() {
+            return Ok(replayed.digest());
+        }
     }
 }
 
@@ -139,9 +231,10 @@ mod tests {
         let mut reader = TraceReader::new(TRACE.as_bytes(), "t.csv");
         let mut r = Replayed::new(&mut reader, window);
         let mut out = vec![];
-        while let Some(row) = r.next_step() {
-            let row = row.unwrap();
+        r.advance().unwrap();
+        while let Some(row) = r.current() {
             out.push((row.step_id, row.submitted_ms));
+            r.advance().unwrap();
         }
         (out, r.digest())
     }

@@ -60,8 +60,10 @@ use crate::engine::{self, Command, Plan};
 use crate::metrics::{self, Cost, Inputs, Stability, StepCounts, Summary, TypeCost};
 use crate::model::{Deployment, Fleet, MachineMemory, MachineState, Observation, QueueStatus};
 use crate::status;
+use crate::trace::background::Loaded;
 use crate::trace::{StepRow, StepSource, TraceError};
 use hydra::{Hydra, HydraEvent, MachineSpec, StepEnd};
+use input::Rows;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, LogNormal};
@@ -494,18 +496,18 @@ impl<'s> Simulation<'s> {
         self.hydra.records = records;
     }
 
-    /// Runs the scenario over `source` to the end and returns the summary.
-    pub fn run(mut self, source: &mut dyn StepSource, observer: &mut dyn Observer) -> Result<Summary, SimError> {
+    /// Runs the scenario over `rows` to the end and returns the summary.
+    pub fn run<R: Rows>(mut self, rows: &mut R, observer: &mut dyn Observer) -> Result<Summary, SimError> {
         self.hydra.keep_records = observer.wants_steps();
         let horizon = self.scenario.horizon.map(SimTime::from_secs_f64);
         let mut limit = horizon.unwrap_or(SimTime(i64::MAX));
         self.schedule(SimTime::ZERO, Event::Pass);
-        let mut next_row: Option<StepRow> = source.next_step().transpose()?;
+        rows.advance()?;
         let mut arrived: u64 = 0;
         let mut iterations: u64 = 0;
         loop {
             let mut event_at = self.heap.peek().map(|p| p.at);
-            let mut row_at = next_row.as_ref().map(|r| self.loaded_at(r));
+            let mut row_at = rows.current().map(|r| self.loaded_at(r));
             let mut next = match (event_at, row_at) {
                 (Some(e), Some(r)) => e.min(r),
                 (Some(t), None) | (None, Some(t)) => t,
@@ -515,7 +517,7 @@ impl<'s> Simulation<'s> {
                 self.hydra.dispatch(self.now);
                 self.drain_hydra(observer);
                 event_at = self.heap.peek().map(|p| p.at);
-                row_at = next_row.as_ref().map(|r| self.loaded_at(r));
+                row_at = rows.current().map(|r| self.loaded_at(r));
                 next = event_at.into_iter().chain(row_at).min().unwrap_or(next);
             }
             if next > limit {
@@ -525,19 +527,19 @@ impl<'s> Simulation<'s> {
             if event_at == Some(next) {
                 let Some(Pending { event, .. }) = self.heap.pop() else { break };
                 self.handle(event, observer)?;
-            } else if let Some(row) = next_row.take() {
+            } else if let Some(row) = rows.current() {
                 self.hydra
-                    .arrive(&row, source.symbols(), self.now)
-                    .map_err(|message| SimError::BadStep { source_name: source.name().to_string(), message })?;
+                    .arrive(row, rows.symbols(), self.now)
+                    .map_err(|message| SimError::BadStep { source_name: rows.name().to_string(), message })?;
                 arrived += 1;
                 self.monitor_loaded();
-                next_row = source.next_step().transpose()?;
-                if next_row.is_none() && horizon.is_none() {
+                rows.advance()?;
+                if rows.current().is_none() && horizon.is_none() {
                     limit = self.now.plus_ms(DRAIN_LIMIT_MS);
                 }
             }
             self.drain_hydra(observer);
-            if next_row.is_none() && horizon.is_none() && self.hydra.live_steps() == 0 {
+            if rows.current().is_none() && horizon.is_none() && self.hydra.live_steps() == 0 {
                 break;
             }
             iterations += 1;
@@ -552,10 +554,10 @@ impl<'s> Simulation<'s> {
         self.now = end;
         self.hydra.finish(end);
         self.drain_hydra(observer);
-        while let Some(row) = next_row.take() {
-            self.hydra.arrives_after_horizon(&row, source.symbols());
+        while let Some(row) = rows.current() {
+            self.hydra.arrives_after_horizon(row, rows.symbols());
             self.drain_hydra(observer);
-            next_row = source.next_step().transpose()?;
+            rows.advance()?;
         }
         Ok(self.finish())
     }
@@ -1165,23 +1167,90 @@ impl<'s> Simulation<'s> {
 /// the summary the inputs it replayed.
 pub fn run(scenario: &Scenario, source: &mut dyn StepSource, observer: &mut dyn Observer) -> Result<Summary, SimError> {
     let mut replayed = input::Replayed::new(source, scenario.window);
-    let mut summary = match scenario.window {
-        Some(_) => Simulation::new(&scenario.at_window_start()).run(&mut replayed, observer)?,
-        None => Simulation::new(scenario).run(&mut replayed, observer)?,
+    let summary = run_rows(scenario, &mut replayed, observer)?;
+    Ok(with_inputs(summary, scenario, replayed.digest()))
+}
+
+/// [`run`] over a trace parsed once and shared with other runs, whose
+/// digest in the scenario's window ([`input::trace_digest`]) the caller
+/// computed once for all of them. Without a window the rows are read
+/// where they lie; the summary is the one [`run`] gives.
+pub fn run_loaded(
+    scenario: &Scenario,
+    trace: &Loaded,
+    trace_digest: &str,
+    observer: &mut dyn Observer,
+) -> Result<Summary, SimError> {
+    let summary = match scenario.window {
+        None => run_rows(scenario, &mut input::InMemory::new(trace), observer)?,
+        Some(window) => {
+            let mut source = trace.source();
+            run_rows(scenario, &mut input::Replayed::without_digest(&mut source, Some(window)), observer)?
+        }
     };
-    summary.inputs = Inputs {
-        trace_digest: replayed.digest(),
-        world_digest: scenario.world_digest(),
-        window: scenario.window.map(|w| w.label()),
-    };
-    Ok(summary)
+    Ok(with_inputs(summary, scenario, trace_digest.to_string()))
+}
+
+/// Generic rather than dynamic over the rows: the loop asks for the row at
+/// hand several times a step, and each kind of rows inlines into its own copy.
+fn run_rows<R: Rows>(scenario: &Scenario, rows: &mut R, observer: &mut dyn Observer) -> Result<Summary, SimError> {
+    match scenario.window {
+        Some(_) => Simulation::new(&scenario.at_window_start()).run(rows, observer),
+        None => Simulation::new(scenario).run(rows, observer),
+    }
+}
+
+fn with_inputs(mut summary: Summary, scenario: &Scenario, trace_digest: String) -> Summary {
+    summary.inputs =
+        Inputs { trace_digest, world_digest: scenario.world_digest(), window: scenario.window.map(|w| w.label()) };
+    summary
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::trace::TraceReader;
+    use crate::trace::synth::{Synth, SynthParams};
     use std::path::Path;
+
+    #[test]
+    fn a_shared_trace_read_in_place_gives_the_summary_of_a_trace_read_row_by_row() {
+        let mut synth = Synth::new(SynthParams {
+            seed: 7,
+            hours: 6.0,
+            background_per_hour: 400.0,
+            evaluations_per_day: 12.0,
+            burst_median: 300.0,
+            ..SynthParams::default()
+        })
+        .unwrap();
+        let trace = Loaded::read(&mut synth).unwrap();
+        assert!(trace.len() > 1000, "{} rows", trace.len());
+        let base = r#"
+trace = "unused.csv"
+[provisioner]
+billing = "per-second"
+[provisioner.systemTypes."x86_64-linux"]
+maxMachines = 6
+runnablesPerMachine = 10
+maxJobs = 4
+[provisioner.systemTypes."aarch64-linux"]
+maxMachines = 2
+maxJobs = 4
+[cloud."x86_64-linux"]
+[cloud."aarch64-linux"]
+"#;
+        // Whole, windowed, and cut short by a horizon (rows past it still count).
+        for extra in ["", "window = \"1h..4h\"\n", "horizon = 7200\n"] {
+            let text = format!("{extra}{base}");
+            let scenario = Scenario::parse(&text, "t.toml", Path::new(".")).unwrap();
+            let by_row = run(&scenario, &mut trace.source(), &mut NoObserver).unwrap();
+            let digest = input::trace_digest(&trace, scenario.window).unwrap();
+            let in_place = run_loaded(&scenario, &trace, &digest, &mut NoObserver).unwrap();
+            assert_eq!(in_place, by_row, "{extra:?}");
+            assert!(by_row.steps.started > 0, "{extra:?}: nothing ran");
+        }
+    }
 
     #[test]
     fn a_deploy_of_a_stopped_machine_starts_it_first() {

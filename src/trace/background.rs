@@ -2,7 +2,8 @@
 //! of its runs: [`Background`] parses a CSV trace on a thread of its own,
 //! a batch of rows ahead, so that reading overlaps simulating; [`Loaded`]
 //! is a trace parsed once and kept in memory, replayed by every run of a
-//! sweep through [`Loaded::source`].
+//! sweep, which reads [`Loaded::rows`] in place (or [`Loaded::source`],
+//! row by row).
 //!
 //! Both yield exactly the rows, symbols and errors of the [`TraceReader`]
 //! they wrap, in the same order: a run cannot tell where its rows came from.
@@ -127,6 +128,20 @@ impl Loaded {
 
     pub fn len(&self) -> usize {
         self.rows.len()
+    }
+
+    /// Every row, in the trace's order.
+    pub fn rows(&self) -> &[StepRow] {
+        &self.rows
+    }
+
+    pub fn symbols(&self) -> &Symbols {
+        &self.symbols
+    }
+
+    /// What the trace is called in reports.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn is_empty(&self) -> bool {

@@ -6,13 +6,16 @@
 //! so that the ratio between the two is visible; and the same replay with
 //! the server modelled (`[server]`: every step's closure copied, its
 //! outputs received and uploaded by 64 local worker threads), whose cost
-//! over the plain replay is the server model's. Reports steps per second.
+//! over the plain replay is the server model's; and the plain replay as a
+//! sweep's runs make it, from one parsed trace read in place and digested
+//! once (`sim::run_loaded`). Reports steps per second.
 //!
 //! Run: `cargo bench --bench sim` (see BENCHMARKS.md), or `contrib/pgo/build.sh
 //! bench --bench sim` for the profile-guided build of the benches.
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use hydra_provisioner::sim::{self, NoObserver, Scenario};
+use hydra_provisioner::trace::background::Loaded;
 use hydra_provisioner::trace::synth::{Synth, SynthParams};
 use hydra_provisioner::trace::{StepSource, VecSource};
 use std::cmp::Reverse;
@@ -60,6 +63,12 @@ fn replay(c: &mut Criterion) {
             |mut source| sim::run(&scenario, &mut source, &mut NoObserver).expect("run"),
             BatchSize::LargeInput,
         )
+    });
+    // As the runs of a sweep replay it: parsed once, read in place, digested once.
+    let loaded = Loaded::read(&mut source.clone()).expect("rows");
+    let digest = sim::input::trace_digest(&loaded, scenario.window).expect("digest");
+    group.bench_function(format!("{steps} steps, up to 50 machines, shared trace read in place"), |b| {
+        b.iter(|| sim::run_loaded(&scenario, &loaded, &digest, &mut NoObserver).expect("run"))
     });
     let rows: Vec<(i64, i64)> = {
         let mut source = source.clone();

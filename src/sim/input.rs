@@ -3,12 +3,12 @@
 //! rows replayed, which the summary carries so that `compare` can tell
 //! whether two runs replayed the same steps.
 //!
-//! A run reads its rows in place through [`Rows`]: [`Replayed`] wraps any
-//! [`StepSource`] (windowing and digesting as it goes), and [`InMemory`]
-//! reads a whole trace already in memory without copying a row, for the
-//! runs of a sweep, which share one parsed trace and one digest of it
-//! ([`trace_digest`]). This parses nothing itself, and reads no file.
-//! Without a window every row passes through unchanged.
+//! A run reads its rows through the [`Rows`] cursor: [`Replayed`] wraps any
+//! [`StepSource`], holding one row at a time (windowing and digesting as it
+//! goes), and [`InMemory`] reads a whole trace already in memory where it
+//! lies, for the runs of a sweep, which share one parsed trace and one
+//! digest of it ([`trace_digest`]). This parses nothing itself, and reads
+//! no file. Without a window every row passes through unchanged.
 
 use super::scenario::Window;
 use crate::trace::background::Loaded;

@@ -137,6 +137,28 @@ impl Class {
         let machines = (0..max_jobs).map(|_| Bits::default()).collect();
         Class { rank_of_jobs, key_of_rank, machines, ..Class::default() }
     }
+
+    /// Puts a machine in the set of its rank, and the rank among those with
+    /// a free machine if it was not.
+    #[inline]
+    fn join(&mut self, rank: u32, machine: u32) {
+        let set = &mut self.machines[rank as usize];
+        if set.len == 0 {
+            self.ranks.insert(rank);
+        }
+        set.insert(machine);
+    }
+
+    /// Takes a machine out of the set of its rank, and the rank out of those
+    /// with a free machine if it was the last.
+    #[inline]
+    fn leave(&mut self, rank: u32, machine: u32) {
+        let set = &mut self.machines[rank as usize];
+        set.remove(machine);
+        if set.len == 0 {
+            self.ranks.remove(rank);
+        }
+    }
 }
 
 /// Free machines of every class.
@@ -184,11 +206,7 @@ impl FreeMachines {
         cl.free += 1;
         debug_assert!(f.jobs < f.max_jobs && cl.rank_of_jobs.len() == f.max_jobs as usize);
         let rank = cl.rank_of_jobs[f.jobs as usize];
-        let set = &mut cl.machines[rank as usize];
-        if set.len == 0 {
-            cl.ranks.insert(rank);
-        }
-        set.insert(f.machine);
+        cl.join(rank, f.machine);
     }
 
     /// A machine of `class`, added as `f`, is no longer free.
@@ -201,18 +219,14 @@ impl FreeMachines {
             return;
         }
         let Some(&rank) = cl.rank_of_jobs.get(f.jobs as usize) else { return };
-        let set = &mut cl.machines[rank as usize];
-        set.remove(f.machine);
-        if set.len == 0 {
-            cl.ranks.remove(rank);
-        }
+        cl.leave(rank, f.machine);
         cl.free = cl.free.saturating_sub(1);
     }
 
     /// A free machine of `class`, added as `before`, now has `jobs` jobs
     /// and is still free: the same as removing `before` and adding it
-    /// with `jobs`, in one visit to the class (a start or a finish moves
-    /// a machine between two job counts, and most steps do both).
+    /// with `jobs`, in one visit to the class (a start or a finish that
+    /// leaves a machine free moves it between two job counts).
     pub fn moved(&mut self, class: u32, before: Free, jobs: u32) {
         let after = Free { jobs, ..before };
         let Some(cl) = self.classes.get_mut(class as usize) else { return self.add(class, after) };
@@ -222,16 +236,8 @@ impl FreeMachines {
         }
         debug_assert!(before.jobs < before.max_jobs && jobs < before.max_jobs);
         let (from, to) = (cl.rank_of_jobs[before.jobs as usize], cl.rank_of_jobs[jobs as usize]);
-        let set = &mut cl.machines[from as usize];
-        set.remove(before.machine);
-        if set.len == 0 {
-            cl.ranks.remove(from);
-        }
-        let set = &mut cl.machines[to as usize];
-        if set.len == 0 {
-            cl.ranks.insert(to);
-        }
-        set.insert(before.machine);
+        cl.leave(from, before.machine);
+        cl.join(to, before.machine);
     }
 
     /// The first free machine of `class` in the dispatch order.

@@ -191,9 +191,8 @@ impl Rows for InMemory<'_> {
     }
 
     fn advance(&mut self) -> Result<(), TraceError> {
-        if self.at < self.trace.rows().len() || self.at == usize::MAX {
-            self.at = self.at.wrapping_add(1);
-        }
+        // From before the first row (`usize::MAX`) to row 0; past the end it stays put.
+        self.at = self.at.wrapping_add(1).min(self.trace.rows().len());
         Ok(())
     }
 

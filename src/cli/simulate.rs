@@ -7,13 +7,13 @@ use crate::engine::Plan;
 use crate::model::Observation;
 use crate::passes::{PassRecord, config_fingerprint};
 use crate::policy::run_report::{self, RunData};
+use crate::sim::input::Streamed;
 use crate::sim::{self, MachineEvent, Observer, SERIES_FIGURES, SERVER_FIGURES, Scenario, SimError, SimTime, StepLine};
-use crate::trace::background::Background;
-use crate::trace::{StepSource, TraceReader, format_seconds};
+use crate::trace::format_seconds;
 use anyhow::Context;
 use clap::Args;
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal};
+use std::io::{BufWriter, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -256,18 +256,14 @@ fn sim_failure(e: SimError) -> Failure {
 }
 
 pub fn run(args: SimulateArgs) -> Result<ExitCode, Failure> {
-    let (mut scenario, mut source): (Scenario, Box<dyn StepSource>) = match &args.scenario {
+    let (mut scenario, input, name): (Scenario, Box<dyn Read + Send>, String) = match &args.scenario {
         Some(path) => {
             let scenario = Scenario::load(path).map_err(Failure::input)?;
             let f = File::open(&scenario.trace)
                 .with_context(|| format!("cannot open the trace {}", scenario.trace.display()))
                 .map_err(Failure::input)?;
             let name = scenario.trace.display().to_string();
-            // Parsing runs a batch ahead on a thread of its own.
-            let reader = Background::spawn(std::io::BufReader::with_capacity(1 << 16, f), name)
-                .context("cannot start the trace reader")
-                .map_err(Failure::failed)?;
-            (scenario, Box::new(reader))
+            (scenario, Box::new(std::io::BufReader::with_capacity(1 << 16, f)), name)
         }
         None => {
             let mut scenario = Scenario::parse(QUICK_START, "quick-start.toml (embedded)", Path::new("scenarios"))
@@ -275,10 +271,14 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode, Failure> {
             scenario.name = format!("{} (embedded)", scenario.name);
             // Named as from the repository root, where the committed copy lives.
             scenario.trace_text = "traces/quick-start.csv (embedded)".to_string();
-            let reader = TraceReader::new(QUICK_START_TRACE.as_bytes(), scenario.trace_text.clone());
-            (scenario, Box::new(reader))
+            let name = scenario.trace_text.clone();
+            (scenario, Box::new(QUICK_START_TRACE.as_bytes()), name)
         }
     };
+    // Parsing, windowing and digesting run a few batches ahead on a thread of their own.
+    let mut rows = Streamed::spawn(input, name, scenario.window)
+        .context("cannot start the trace reader")
+        .map_err(Failure::failed)?;
     if let Some(seed) = args.seed {
         scenario.seed = seed;
     }
@@ -303,7 +303,7 @@ pub fn run(args: SimulateArgs) -> Result<ExitCode, Failure> {
     };
     tracing::info!("simulating {} with seed {}", scenario.name, scenario.seed);
     let mut observer = Progress { bar: bar.clone(), inner: files.as_mut() };
-    let summary = sim::run(&scenario, source.as_mut(), &mut observer).map_err(sim_failure)?;
+    let summary = sim::run_streamed(&scenario, &mut rows, &mut observer).map_err(sim_failure)?;
     bar.finish_and_clear();
     if let Some(files) = files {
         let dir = files.dir.clone();

@@ -5,14 +5,18 @@
 //!
 //! A run reads its rows through the [`Rows`] cursor: [`Replayed`] wraps any
 //! [`StepSource`], holding one row at a time (windowing and digesting as it
-//! goes), and [`InMemory`] reads a whole trace already in memory where it
-//! lies, for the runs of a sweep, which share one parsed trace and one
-//! digest of it ([`trace_digest`]). This parses nothing itself, and reads
-//! no file. Without a window every row passes through unchanged.
+//! goes); [`Streamed`] does the same work on a thread of its own, a few
+//! batches ahead, and the run reads each batch where it lies (`simulate`
+//! from a CSV file); [`InMemory`] reads a whole trace already in memory
+//! where it lies, for the runs of a sweep, which share one parsed trace and
+//! one digest of it ([`trace_digest`]). This parses nothing itself, and
+//! opens no file. Without a window every row passes through unchanged.
 
 use super::scenario::Window;
-use crate::trace::background::Loaded;
-use crate::trace::{StepRow, StepSource, Symbols, TraceError};
+use crate::trace::background::{Batch, Loaded, read_ahead};
+use crate::trace::{StepRow, StepSource, Symbols, TraceError, TraceReader};
+use std::io::Read;
+use std::sync::mpsc::Receiver;
 
 /// FNV-1a, 64 bits, over whole words: cheap enough to run over every row of
 /// a trace. It tells runs apart; it is no defence against tampering.
@@ -59,9 +63,10 @@ pub trait Rows {
     fn name(&self) -> &str;
 }
 
-/// The rows of a trace that a run replays, from any [`StepSource`].
-pub struct Replayed<'a> {
-    source: &'a mut dyn StepSource,
+/// The rows of a trace that a run replays, from any [`StepSource`], owned
+/// or borrowed.
+pub struct Replayed<S> {
+    source: S,
     /// Milliseconds on the trace's axis: skip rows before, stop at the end.
     window: Option<(i64, i64)>,
     /// `None` when the caller knows the digest already.
@@ -74,14 +79,14 @@ pub struct Replayed<'a> {
     ended: bool,
 }
 
-impl<'a> Replayed<'a> {
-    pub fn new(source: &'a mut dyn StepSource, window: Option<Window>) -> Replayed<'a> {
+impl<S: StepSource> Replayed<S> {
+    pub fn new(source: S, window: Option<Window>) -> Replayed<S> {
         let window = window.map(|w| ((w.start * 1000.0) as i64, (w.end * 1000.0) as i64));
         Replayed { source, window, digest: Some(Digest::default()), named: vec![], row: None, ended: false }
     }
 
     /// The same rows, for a caller that has their digest already.
-    pub fn without_digest(source: &'a mut dyn StepSource, window: Option<Window>) -> Replayed<'a> {
+    pub fn without_digest(source: S, window: Option<Window>) -> Replayed<S> {
         Replayed { digest: None, ..Replayed::new(source, window) }
     }
 
@@ -125,7 +130,7 @@ impl<'a> Replayed<'a> {
     }
 }
 
-impl Rows for Replayed<'_> {
+impl<S: StepSource> Rows for Replayed<S> {
     fn current(&self) -> Option<&StepRow> {
         self.row.as_ref()
     }
@@ -169,6 +174,124 @@ impl Rows for Replayed<'_> {
 
     fn name(&self) -> &str {
         self.source.name()
+    }
+}
+
+/// The replayed rows, moved out one by one: what [`Streamed`]'s reading
+/// thread hands over.
+impl<S: StepSource> StepSource for Replayed<S> {
+    fn next_step(&mut self) -> Option<Result<StepRow, TraceError>> {
+        if let Err(e) = self.advance() {
+            return Some(Err(e));
+        }
+        self.row.take().map(Ok)
+    }
+
+    fn symbols(&self) -> &Symbols {
+        self.source.symbols()
+    }
+
+    fn name(&self) -> &str {
+        self.source.name()
+    }
+}
+
+/// The rows a run replays from a CSV trace, parsed, windowed and digested
+/// ([`Replayed`]) on a thread of its own, a few batches ahead of the run.
+/// The run reads each batch where it lies: the simulation's thread neither
+/// moves a row nor digests one.
+pub struct Streamed {
+    rx: Receiver<Batch<String>>,
+    /// The batch at hand, and the row at hand in it (`usize::MAX` before the
+    /// first).
+    rows: Vec<StepRow>,
+    at: usize,
+    /// What ends the batch at hand: the digest, or the trace's error.
+    end: Option<Result<String, TraceError>>,
+    done: bool,
+    digest: String,
+    symbols: Symbols,
+    name: String,
+}
+
+impl Streamed {
+    /// Starts reading `input` (named `name` in errors and reports), keeping
+    /// the rows of `window` as [`Replayed`] keeps them.
+    pub fn spawn<R: Read + Send + 'static>(
+        input: R,
+        name: String,
+        window: Option<Window>,
+    ) -> std::io::Result<Streamed> {
+        let replayed = Replayed::new(TraceReader::new(input, name.clone()), window);
+        let rx = read_ahead(replayed, Replayed::digest)?;
+        Ok(Streamed {
+            rx,
+            rows: vec![],
+            at: usize::MAX,
+            end: None,
+            done: false,
+            digest: String::new(),
+            symbols: Symbols::default(),
+            name,
+        })
+    }
+
+    /// The digest of the rows replayed ([`Replayed::digest`]), once they
+    /// are over; empty before.
+    pub fn digest(&self) -> String {
+        self.digest.clone()
+    }
+
+    /// Moves to the next batch with a row in it, or past the end.
+    #[cold]
+    fn next_batch(&mut self) -> Result<(), TraceError> {
+        self.rows.clear();
+        self.at = 0;
+        loop {
+            if let Some(end) = self.end.take() {
+                self.done = true;
+                self.digest = end?;
+                return Ok(());
+            }
+            if self.done {
+                return Ok(());
+            }
+            let Ok(batch) = self.rx.recv() else {
+                self.done = true;
+                return Err(TraceError {
+                    file: self.name.clone(),
+                    line: 0,
+                    column: None,
+                    message: "the trace reader stopped unexpectedly".into(),
+                });
+            };
+            for name in &batch.names {
+                self.symbols.intern(name);
+            }
+            (self.rows, self.end) = (batch.rows, batch.end);
+            if !self.rows.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl Rows for Streamed {
+    fn current(&self) -> Option<&StepRow> {
+        self.rows.get(self.at)
+    }
+
+    fn advance(&mut self) -> Result<(), TraceError> {
+        self.at = self.at.wrapping_add(1);
+        if self.at < self.rows.len() { Ok(()) } else { self.next_batch() }
+    }
+
+    fn symbols(&self) -> &Symbols {
+        &self.symbols
+    }
+
+    fn name(&self) -> &str {
+        &self.name
     }
 }
 
@@ -236,6 +359,50 @@ mod tests {
             r.advance().unwrap();
         }
         (out, r.digest())
+    }
+
+    /// Every row a cursor yields, its error if any, and its names.
+    fn read_all(rows: &mut impl Rows) -> (Vec<StepRow>, Option<TraceError>, Vec<String>) {
+        let mut out = vec![];
+        let mut error = None;
+        loop {
+            if let Err(e) = rows.advance() {
+                error = Some(e);
+                break;
+            }
+            match rows.current() {
+                Some(row) => out.push(row.clone()),
+                None => break,
+            }
+        }
+        (out, error, rows.symbols().names_from(0).to_vec())
+    }
+
+    #[test]
+    fn streamed_rows_are_the_replayed_rows_with_the_same_digest_and_error() {
+        let mut text = String::from("step_id,submitted_at,system,duration,jobset,depends_on\n");
+        for i in 0..20_000 {
+            let dep = if i > 0 { (i / 2).to_string() } else { String::new() };
+            text.push_str(&format!("{i},{},x86_64-linux,{},p:j{},{dep}\n", i / 7, i % 13, i % 5));
+        }
+        let good = text.clone();
+        text.push_str("20000,9999,x86_64-linux,soon,p:j,\n20001,9999,x86_64-linux,1,p:j,\n");
+        // Rows before the window, a window across batches, and one past the trace.
+        let windows = [None, Some(Window { start: 100.0, end: 1500.0 }), Some(Window { start: 5000.0, end: 6000.0 })];
+        for (t, window) in [good, text].iter().flat_map(|t| windows.map(|w| (t, w))) {
+            let mut reader = TraceReader::new(t.as_bytes(), "t.csv");
+            let mut replayed = Replayed::new(&mut reader, window);
+            let expect = read_all(&mut replayed);
+            let mut streamed =
+                Streamed::spawn(std::io::Cursor::new(t.clone().into_bytes()), "t.csv".into(), window).unwrap();
+            let got = read_all(&mut streamed);
+            assert_eq!(got, expect, "{window:?}");
+            if expect.1.is_none() {
+                assert_eq!(streamed.digest(), replayed.digest(), "{window:?}");
+                assert_eq!(streamed.name(), "t.csv");
+            }
+            assert!(window.is_some_and(|w| w.start >= 5000.0) || !got.0.is_empty(), "{window:?}: no rows, {:?}", got.1);
+        }
     }
 
     #[test]

@@ -1171,6 +1171,18 @@ pub fn run(scenario: &Scenario, source: &mut dyn StepSource, observer: &mut dyn 
     Ok(with_inputs(summary, scenario, replayed.digest()))
 }
 
+/// [`run`] over a CSV trace read on a thread of its own ([`input::Streamed`],
+/// spawned with the scenario's window): the same summary, with the reading,
+/// windowing and digesting off the simulation's thread.
+pub fn run_streamed(
+    scenario: &Scenario,
+    rows: &mut input::Streamed,
+    observer: &mut dyn Observer,
+) -> Result<Summary, SimError> {
+    let summary = run_rows(scenario, rows, observer)?;
+    Ok(with_inputs(summary, scenario, rows.digest()))
+}
+
 /// [`run`] over a trace parsed once and shared with other runs, whose
 /// digest in the scenario's window ([`input::trace_digest`]) the caller
 /// computed once for all of them. Without a window the rows are read

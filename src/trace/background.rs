@@ -1,112 +1,75 @@
 //! Trace sources that take the parsing off the simulation's thread or out
-//! of its runs: [`Background`] parses a CSV trace on a thread of its own,
-//! a batch of rows ahead, so that reading overlaps simulating; [`Loaded`]
-//! is a trace parsed once and kept in memory, replayed by every run of a
-//! sweep, which reads [`Loaded::rows`] in place (or [`Loaded::source`],
-//! row by row).
+//! of its runs: [`read_ahead`] runs any source on a thread of its own, a
+//! few batches of rows ahead, so that reading overlaps simulating (the
+//! simulator's `sim::input::Streamed` reads those batches where they lie);
+//! [`Loaded`] is a trace parsed once and kept in memory, replayed by every
+//! run of a sweep, which reads [`Loaded::rows`] in place (or
+//! [`Loaded::source`], row by row).
 //!
-//! Both yield exactly the rows, symbols and errors of the [`TraceReader`]
-//! they wrap, in the same order: a run cannot tell where its rows came from.
+//! Both yield exactly the rows, symbols and errors of the source they wrap,
+//! in the same order: a run cannot tell where its rows came from.
 
-use super::{StepRow, StepSource, Symbols, TraceError, TraceReader};
-use std::io::Read;
+use super::{StepRow, StepSource, Symbols, TraceError};
 use std::sync::mpsc::{Receiver, sync_channel};
 
-/// Rows per batch handed from the parsing thread.
+/// Rows per batch handed from the reading thread.
 const BATCH: usize = 4096;
-/// Batches parsed ahead of the simulation (bounds the memory in flight).
+/// Batches read ahead of the simulation (bounds the memory in flight).
 const AHEAD: usize = 4;
 
-struct Batch {
-    rows: Vec<StepRow>,
-    /// Names interned since the previous batch, in order.
-    names: Vec<String>,
-    /// Ends the trace, after `rows`.
-    end: Option<Result<(), TraceError>>,
+/// Rows read ahead, in the source's order.
+pub struct Batch<T> {
+    pub rows: Vec<StepRow>,
+    /// Names the source interned since the previous batch, in order: intern
+    /// them before reading `rows`.
+    pub names: Vec<String>,
+    /// Ends the rows, after `rows`: the source's error, or what the caller's
+    /// `finish` made of the source once it was over.
+    pub end: Option<Result<T, TraceError>>,
 }
 
-/// A trace parsed on a background thread.
-pub struct Background {
-    rx: Receiver<Batch>,
-    rows: std::vec::IntoIter<StepRow>,
-    end: Option<Result<(), TraceError>>,
-    done: bool,
-    symbols: Symbols,
-    name: String,
-}
-
-impl Background {
-    /// Starts parsing `input` (named `file` in errors) on a new thread.
-    pub fn spawn<R: Read + Send + 'static>(input: R, file: impl Into<String>) -> std::io::Result<Background> {
-        let name = file.into();
-        let mut reader = TraceReader::new(input, name.clone());
-        let (tx, rx) = sync_channel::<Batch>(AHEAD);
-        std::thread::Builder::new().name("trace reader".into()).spawn(move || {
-            let mut sent_names = 0;
-            loop {
-                let mut rows = Vec::with_capacity(BATCH);
-                let mut end = None;
-                while rows.len() < BATCH {
-                    match reader.next_step() {
-                        Some(Ok(row)) => rows.push(row),
-                        Some(Err(e)) => {
-                            end = Some(Err(e));
-                            break;
-                        }
-                        None => {
-                            end = Some(Ok(()));
-                            break;
-                        }
+/// Starts reading `source` on a new thread, [`BATCH`] rows at a time and
+/// at most [`AHEAD`] batches ahead of the receiver. The batch that ends
+/// the rows carries the first error, or `finish` of the source. Dropping
+/// the receiver stops the thread at its next batch.
+pub fn read_ahead<S, T>(
+    mut source: S,
+    finish: impl FnOnce(&S) -> T + Send + 'static,
+) -> std::io::Result<Receiver<Batch<T>>>
+where
+    S: StepSource + Send + 'static,
+    T: Send + 'static,
+{
+    let (tx, rx) = sync_channel::<Batch<T>>(AHEAD);
+    std::thread::Builder::new().name("trace reader".into()).spawn(move || {
+        let mut sent_names = 0;
+        let mut finish = Some(finish);
+        loop {
+            let mut rows = Vec::with_capacity(BATCH);
+            let mut end = None;
+            while rows.len() < BATCH {
+                match source.next_step() {
+                    Some(Ok(row)) => rows.push(row),
+                    Some(Err(e)) => {
+                        end = Some(Err(e));
+                        break;
+                    }
+                    None => {
+                        end = finish.take().map(|f| Ok(f(&source)));
+                        break;
                     }
                 }
-                let names = reader.symbols().names_from(sent_names).to_vec();
-                sent_names += names.len();
-                let last = end.is_some();
-                // The receiver gone means the run ended early: stop reading.
-                if tx.send(Batch { rows, names, end }).is_err() || last {
-                    return;
-                }
             }
-        })?;
-        Ok(Background { rx, rows: Vec::new().into_iter(), end: None, done: false, symbols: Symbols::default(), name })
-    }
-}
-
-impl StepSource for Background {
-    fn next_step(&mut self) -> Option<Result<StepRow, TraceError>> {
-        loop {
-            if let Some(row) = self.rows.next() {
-                return Some(Ok(row));
+            let names = source.symbols().names_from(sent_names).to_vec();
+            sent_names += names.len();
+            let last = end.is_some();
+            // The receiver gone means the run ended early: stop reading.
+            if tx.send(Batch { rows, names, end }).is_err() || last {
+                return;
             }
-            if let Some(end) = self.end.take() {
-                self.done = true;
-                return end.err().map(Err);
-            }
-            if self.done {
-                return None;
-            }
-            let Ok(batch) = self.rx.recv() else {
-                self.done = true;
-                return Some(Err(TraceError {
-                    file: self.name.clone(),
-                    line: 0,
-                    column: None,
-                    message: "the trace reader stopped unexpectedly".into(),
-                }));
-            };
-            for name in &batch.names {
-                self.symbols.intern(name);
-            }
-            self.rows = batch.rows.into_iter();
-            self.end = batch.end;
         }
-    }
-    fn symbols(&self) -> &Symbols {
-        &self.symbols
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
+    })?;
+    Ok(rx)
 }
 
 /// A whole trace in memory, parsed once.
@@ -206,8 +169,12 @@ impl StepSource for LoadedSource<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trace::TraceReader;
 
-    fn all(source: &mut dyn StepSource) -> (Vec<Result<StepRow, TraceError>>, Vec<String>) {
+    /// Every row or error, and the names interned.
+    type Read = (Vec<Result<StepRow, TraceError>>, Vec<String>);
+
+    fn all(source: &mut dyn StepSource) -> Read {
         let mut out = vec![];
         while let Some(r) = source.next_step() {
             out.push(r);
@@ -216,8 +183,25 @@ mod tests {
         (out, names)
     }
 
+    /// Everything the batches carry, read as a source would be.
+    fn all_ahead(text: String) -> (Read, Option<usize>) {
+        let reader = TraceReader::new(std::io::Cursor::new(text.into_bytes()), "t.csv");
+        let rx = read_ahead(reader, |r| r.symbols().names_from(0).len()).unwrap();
+        let (mut out, mut names, mut finished) = (vec![], vec![], None);
+        for batch in rx {
+            names.extend(batch.names);
+            out.extend(batch.rows.into_iter().map(Ok));
+            match batch.end {
+                Some(Ok(n)) => finished = Some(n),
+                Some(Err(e)) => out.push(Err(e)),
+                None => {}
+            }
+        }
+        ((out, names), finished)
+    }
+
     #[test]
-    fn background_and_loaded_sources_yield_what_the_reader_yields() {
+    fn batches_read_ahead_and_loaded_sources_yield_what_the_reader_yields() {
         let mut text = String::from("step_id,submitted_at,system,duration,jobset,depends_on\n");
         for i in 0..10_000 {
             text.push_str(&format!("{i},{},x86_64-linux,{},p:j{},{}\n", i / 7, i % 13, i % 5, i / 2));
@@ -226,9 +210,12 @@ mod tests {
         text.push_str("10000,9999,x86_64-linux,soon,p:j,\n10001,9999,x86_64-linux,1,p:j,\n");
         for t in [good, text] {
             let expect = all(&mut TraceReader::new(t.clone().into_bytes().as_slice(), "t.csv"));
-            let got = all(&mut Background::spawn(std::io::Cursor::new(t.clone().into_bytes()), "t.csv").unwrap());
+            let (got, finished) = all_ahead(t.clone());
             assert_eq!(got, expect);
-            if expect.0.iter().all(Result::is_ok) {
+            let ok = expect.0.iter().all(Result::is_ok);
+            // `finish` sees the source once it is over, and only then.
+            assert_eq!(finished, ok.then_some(expect.1.len()));
+            if ok {
                 let loaded = Loaded::read(&mut TraceReader::new(t.as_bytes(), "t.csv")).unwrap();
                 assert_eq!(all(&mut loaded.source()), expect);
                 assert_eq!(all(&mut loaded.source()), expect, "a second replay is the same");

@@ -179,6 +179,20 @@ pub trait StepSource {
     fn name(&self) -> &str;
 }
 
+/// A borrowed source reads the same rows, so that an adapter over a source
+/// may own it or borrow it.
+impl<S: StepSource + ?Sized> StepSource for &mut S {
+    fn next_step(&mut self) -> Option<Result<StepRow, TraceError>> {
+        (**self).next_step()
+    }
+    fn symbols(&self) -> &Symbols {
+        (**self).symbols()
+    }
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+}
+
 /// Rows already in memory (tests, benchmarks, generated traces).
 #[derive(Clone)]
 pub struct VecSource {

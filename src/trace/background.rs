@@ -172,9 +172,9 @@ mod tests {
     use crate::trace::TraceReader;
 
     /// Every row or error, and the names interned.
-    type Read = (Vec<Result<StepRow, TraceError>>, Vec<String>);
+    type Yielded = (Vec<Result<StepRow, TraceError>>, Vec<String>);
 
-    fn all(source: &mut dyn StepSource) -> Read {
+    fn all(source: &mut dyn StepSource) -> Yielded {
         let mut out = vec![];
         while let Some(r) = source.next_step() {
             out.push(r);
@@ -184,7 +184,7 @@ mod tests {
     }
 
     /// Everything the batches carry, read as a source would be.
-    fn all_ahead(text: String) -> (Read, Option<usize>) {
+    fn all_ahead(text: String) -> (Yielded, Option<usize>) {
         let reader = TraceReader::new(std::io::Cursor::new(text.into_bytes()), "t.csv");
         let rx = read_ahead(reader, |r| r.symbols().names_from(0).len()).unwrap();
         let (mut out, mut names, mut finished) = (vec![], vec![], None);

@@ -600,14 +600,18 @@ mod tests {
 
     proptest! {
         #[test]
-        fn entries_come_out_best_first(ops in proptest::collection::vec(proptest::option::of(0u64..60), 1..300)) {
-            // Some(build id): push a step of that build; None: pop.
+        fn entries_come_out_best_first(
+            ops in proptest::collection::vec(proptest::option::of((0u64..60, 0u32..4, 0i32..2)), 1..300),
+        ) {
+            // Some(build id, reverse dependencies, priority): push a step of
+            // that build; None: pop. Keys that differ before the build id
+            // arrive out of order however the ids grow.
             let mut entries = Entries::default();
             let mut reference = std::collections::BTreeSet::new();
             for (step, op) in ops.into_iter().enumerate() {
                 match op {
-                    Some(build) => {
-                        let key = QueueKey::new(parts(0, 100, 0, build, step as u64, 0));
+                    Some((build, rdeps, priority)) => {
+                        let key = QueueKey::new(parts(0, 100 + priority, rdeps, build, step as u64, 0));
                         entries.push(key);
                         reference.insert(key);
                     }

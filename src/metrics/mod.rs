@@ -147,6 +147,7 @@ impl WaitHistogram {
         (lo + ((1u64 << shift) - 1) / 2) as i64
     }
 
+    #[inline(always)]
     pub fn record(&mut self, wait_ms: i64) {
         let v = wait_ms.max(0) as u64;
         if self.count == 0 {

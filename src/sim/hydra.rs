@@ -687,6 +687,7 @@ impl Hydra {
     }
 
     /// An active machine's `current_jobs` goes from `before` to its current value.
+    #[inline(always)]
     fn jobs_changed(&mut self, machine: u32, before: u32) {
         let m = &self.machines[machine as usize];
         if !m.active {
@@ -764,11 +765,19 @@ impl Hydra {
         self.update_active(machine);
     }
 
+    #[inline(always)]
     fn kind_of(&mut self, row: &StepRow, symbols: &Symbols) -> u32 {
         let by_features = self.kind_index.get(row.system.0 as usize).map_or(&[][..], Vec::as_slice);
-        if let Some(&(_, k)) = by_features.iter().find(|(f, _)| *f == row.features) {
-            return k;
+        match by_features.iter().find(|(f, _)| *f == row.features) {
+            Some(&(_, k)) => k,
+            None => self.new_kind(row, symbols),
         }
+    }
+
+    /// The first step of a type not seen before: the type joins the model.
+    #[cold]
+    #[inline(never)]
+    fn new_kind(&mut self, row: &StepRow, symbols: &Symbols) -> u32 {
         let system = symbols.name(row.system).to_string();
         let features_text = symbols.name(row.features);
         let features: BTreeSet<String> = features_text.split(',').filter(|f| !f.is_empty()).map(String::from).collect();
@@ -802,10 +811,18 @@ impl Hydra {
         k
     }
 
+    #[inline(always)]
     fn jobset_of(&mut self, sym: Sym, symbols: &Symbols) -> u32 {
-        if let Some(&j) = self.jobset_index.get(sym.0 as usize).filter(|&&j| j != NO_JOBSET) {
-            return j;
+        match self.jobset_index.get(sym.0 as usize).filter(|&&j| j != NO_JOBSET) {
+            Some(&j) => j,
+            None => self.new_jobset(sym, symbols),
         }
+    }
+
+    /// The first step of a jobset not seen before: the jobset joins the model.
+    #[cold]
+    #[inline(never)]
+    fn new_jobset(&mut self, sym: Sym, symbols: &Symbols) -> u32 {
         let name = symbols.name(sym).to_string();
         let shares = self.shares.get(&name).copied().unwrap_or(100);
         let j = self.runnable.add_jobset(shares);
@@ -979,10 +996,16 @@ impl Hydra {
 
     /// Takes the list of steps waiting for the step in `slot`, in order,
     /// into a buffer to give back with [`Hydra::give_back`].
+    #[inline(always)]
     fn take_dependents(&mut self, slot: u32) -> Vec<(u32, u64)> {
         if self.steps[slot as usize].flags & HAS_DEPENDENTS == 0 {
             return Vec::new();
         }
+        self.take_listed_dependents(slot)
+    }
+
+    #[inline(never)]
+    fn take_listed_dependents(&mut self, slot: u32) -> Vec<(u32, u64)> {
         let mut out = self.spare_lists.pop().unwrap_or_default();
         self.steps[slot as usize].flags &= !HAS_DEPENDENTS;
         self.waiting.drain_into(&mut self.extras[slot as usize].dependents, &mut out);
@@ -1106,11 +1129,16 @@ impl Hydra {
     }
 
     /// Assigns runnable steps to free slots until no machine takes one.
+    #[inline(always)]
     pub fn dispatch(&mut self, now: SimTime) {
         self.dispatch_needed = false;
-        if self.queued == 0 || self.free_active_slots == 0 {
-            return;
+        if self.queued > 0 && self.free_active_slots > 0 {
+            self.dispatch_to_free_slots(now);
         }
+    }
+
+    #[inline(never)]
+    fn dispatch_to_free_slots(&mut self, now: SimTime) {
         self.runnable.expire(now);
         while self.free_active_slots > 0 && self.queued > 0 {
             // The first free machine in Hydra's order among the classes that

@@ -446,10 +446,18 @@ impl<'s> Simulation<'s> {
         self.heap.push(Pending { at, seq: self.seq, event });
     }
 
+    /// Schedules the events the queue runner's model scheduled, and hands
+    /// the steps that left it to the observer. Called after every event,
+    /// most often with nothing to do.
+    #[inline(always)]
     fn drain_hydra(&mut self, observer: &mut dyn Observer) {
-        if self.hydra.scheduled.is_empty() && self.hydra.records.is_empty() {
-            return;
+        if !(self.hydra.scheduled.is_empty() && self.hydra.records.is_empty()) {
+            self.drain_hydra_now(observer);
         }
+    }
+
+    #[inline(never)]
+    fn drain_hydra_now(&mut self, observer: &mut dyn Observer) {
         // Taken and put back so that both buffers keep their capacity.
         let mut scheduled = std::mem::take(&mut self.hydra.scheduled);
         for (at, e) in scheduled.drain(..) {

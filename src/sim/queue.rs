@@ -269,6 +269,7 @@ impl Default for Runnable {
 
 /// Whether heap `a` holds a better step than heap `b` (see the module
 /// documentation); both must be non-empty.
+#[inline(always)]
 fn heap_better(heaps: &[Heap], jobsets: &[Share], a: u32, b: u32) -> bool {
     let (ha, hb) = (&heaps[a as usize], &heaps[b as usize]);
     let (Some(ka), Some(kb)) = (&ha.head, &hb.head) else { return ha.head.is_some() };
@@ -403,6 +404,7 @@ impl Runnable {
     }
 
     /// Charges an ended attempt's build time to its jobset, under its start time.
+    #[inline(always)]
     pub fn charge(&mut self, ticket: u64, jobset: u32, ms: i64) {
         let ms = ms.max(0);
         match ticket.checked_sub(self.charges_popped).and_then(|i| self.charges.get_mut(i as usize)) {
@@ -444,10 +446,16 @@ impl Runnable {
         }
     }
 
+    #[inline(always)]
     fn share_changed(&mut self, jobset: u32) {
-        if self.ranked == 0 {
-            return;
+        if self.ranked > 0 {
+            self.replay_jobset(jobset);
         }
+    }
+
+    /// Replays the trees over the jobset's non-empty heaps.
+    #[inline(never)]
+    fn replay_jobset(&mut self, jobset: u32) {
         for i in 0..self.jobsets[jobset as usize].queues.len() {
             let h = self.jobsets[jobset as usize].queues[i];
             self.replay(h);

@@ -140,7 +140,7 @@ impl Class {
 
     /// Puts a machine in the set of its rank, and the rank among those with
     /// a free machine if it was not.
-    #[inline]
+    #[inline(always)]
     fn join(&mut self, rank: u32, machine: u32) {
         let set = &mut self.machines[rank as usize];
         if set.len == 0 {
@@ -151,7 +151,7 @@ impl Class {
 
     /// Takes a machine out of the set of its rank, and the rank out of those
     /// with a free machine if it was the last.
-    #[inline]
+    #[inline(always)]
     fn leave(&mut self, rank: u32, machine: u32) {
         let set = &mut self.machines[rank as usize];
         set.remove(machine);
@@ -188,6 +188,7 @@ impl FreeMachines {
     }
 
     /// A machine of `class` has a free slot, from now on.
+    #[inline(always)]
     pub fn add(&mut self, class: u32, f: Free) {
         let c = class as usize;
         if self.classes.len() <= c {
@@ -210,6 +211,7 @@ impl FreeMachines {
     }
 
     /// A machine of `class`, added as `f`, is no longer free.
+    #[inline(always)]
     pub fn remove(&mut self, class: u32, f: Free) {
         let Some(cl) = self.classes.get_mut(class as usize) else { return };
         if self.order == DispatchOrder::Rust {

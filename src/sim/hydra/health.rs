@@ -93,13 +93,20 @@ impl Hydra {
 
     /// An attempt on `machine` ended: for a reason of the machine
     /// (`machine_failed`), which disables it, or otherwise, which resets its count.
+    #[inline(always)]
     pub(super) fn attempt_ended_on(&mut self, machine: u32, machine_failed: bool, now: SimTime) {
-        if !machine_failed {
-            if let Some(h) = self.health.machines.get_mut(machine as usize) {
-                h.consecutive_failures = 0;
-            }
-            return;
+        if machine_failed {
+            self.count_machine_failure(machine, now);
+        } else if let Some(h) = self.health.machines.get_mut(machine as usize) {
+            h.consecutive_failures = 0;
         }
+    }
+
+    /// Disables the machine for its back-off, unless a failure moments
+    /// ago already did (failures close together count once).
+    #[cold]
+    #[inline(never)]
+    fn count_machine_failure(&mut self, machine: u32, now: SimTime) {
         let h = self.health.entry(machine);
         if h.consecutive_failures > 0 && h.last_failure >= now.0 - FAILURE_GROUPING_MS {
             return;

@@ -62,6 +62,22 @@ pub fn decide_without_preview(config: &Config, observation: &Observation, now: i
     pass.finish()
 }
 
+/// The plan's memory as a map: for a name decided twice (an ambiguous
+/// one), the later entry, as successive inserts would leave.
+fn memory_map(mut entries: Vec<(String, MachineMemory)>) -> BTreeMap<String, MachineMemory> {
+    // Stable: equal names keep the order they were decided in.
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut unique: Vec<(String, MachineMemory)> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match unique.last_mut() {
+            Some(last) if last.0 == entry.0 => *last = entry,
+            _ => unique.push(entry),
+        }
+    }
+    // Sorted and unique, the map is built in one sweep.
+    unique.into_iter().collect()
+}
+
 /// Fingerprint of what a deploy of `tc` installs for `tag`: a deployment
 /// whose last successful deploy had the same fingerprint is current. FNV-1a,
 /// because it must be stable across releases and platforms.
@@ -171,19 +187,23 @@ pub(crate) struct Pass<'a> {
     creations_allowed: bool,
     /// Our deployments, in the inventory's order.
     deployments: Vec<&'a Deployment>,
-    /// Each distinct `type` argument in the fleet, resolved once.
-    type_args: BTreeMap<&'a str, Option<&'a TypeConfig>>,
+    /// Each distinct `type` argument in the fleet, resolved once. A fleet
+    /// has a handful, so a list searched in order beats a tree.
+    type_args: Vec<(&'a str, Option<&'a TypeConfig>)>,
     fingerprints: BTreeMap<&'a str, String>,
     /// Deployments per configured type (canonical key), in inventory order.
     by_type: BTreeMap<&'a str, Vec<&'a Deployment>>,
     // Names borrowed from the observation: a pass compares them often
     // and copies one only into the plan.
     ambiguous: BTreeSet<&'a str>,
-    /// Names of existing deployments, ours and others'; new names never
-    /// repeat one another, since the cursor only goes up.
-    names_taken: BTreeSet<&'a str>,
+    /// Names of existing deployments, ours and others', sorted; new names
+    /// never repeat one another, since the cursor only goes up. Gathered at
+    /// the first creation: most passes create nothing.
+    names_taken: Option<Vec<&'a str>>,
     name_cursor: u64,
-    decided: BTreeSet<&'a str>,
+    /// Deployments decided while serving demand, by identity: those are
+    /// never ambiguous, so identity and name agree.
+    decided: Vec<&'a Deployment>,
     /// Deployments the original's reuse loop would have checked itself.
     checked: BTreeSet<&'a str>,
     types: Vec<TypeDecision>,
@@ -196,7 +216,9 @@ pub(crate) struct Pass<'a> {
     stops: Vec<Command>,
     destroys: Vec<Command>,
     listings: Vec<Listing>,
-    memory: BTreeMap<String, MachineMemory>,
+    /// The plan's memory in the order it was decided; a later entry for a
+    /// name replaces an earlier one, as inserting into the map would.
+    memory: Vec<(String, MachineMemory)>,
     warnings: Vec<String>,
 }
 
@@ -215,30 +237,33 @@ impl<'a> Pass<'a> {
             QueueHealth::Unknown { detail } => (Some(detail.clone()), false),
         };
         let deployments: Vec<&Deployment> = obs.fleet.deployments.iter().collect();
-        let mut seen = BTreeSet::new();
-        let mut ambiguous = BTreeSet::new();
-        for d in &deployments {
-            if !seen.insert(d.name.as_str()) {
-                ambiguous.insert(d.name.as_str());
-            }
-        }
-        let mut names_taken: BTreeSet<&str> = deployments.iter().map(|d| d.name.as_str()).collect();
-        if !original {
-            names_taken.extend(obs.fleet.other_deployment_names.iter().map(String::as_str));
-        }
+        let mut names: Vec<&str> = deployments.iter().map(|d| d.name.as_str()).collect();
+        names.sort_unstable();
+        let ambiguous: BTreeSet<&str> = names.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
         let mut warnings = vec![];
         for name in &ambiguous {
             warnings
                 .push(format!("deployment name `{name}` is ambiguous (more than one deployment has it); left alone"));
         }
-        let type_args: BTreeMap<&str, Option<&TypeConfig>> =
-            deployments.iter().map(|d| (d.machine_type.as_str(), config.type_for(&d.machine_type))).collect();
+        let mut type_args: Vec<(&str, Option<&TypeConfig>)> = vec![];
         let mut by_type: BTreeMap<&str, Vec<&Deployment>> = BTreeMap::new();
         for d in &deployments {
-            if let Some(Some(tc)) = type_args.get(d.machine_type.as_str()) {
+            let arg = d.machine_type.as_str();
+            let tc = match type_args.iter().find(|(a, _)| *a == arg) {
+                Some(&(_, tc)) => tc,
+                None => {
+                    let tc = config.type_for(arg);
+                    type_args.push((arg, tc));
+                    tc
+                }
+            };
+            if let Some(tc) = tc {
                 by_type.entry(tc.canonical.as_str()).or_default().push(d);
             }
         }
+        // Room for a decision per machine and the creations a pass allows
+        // (each type's maxCreationsPerPass is usually small); more grows.
+        let per_machine = deployments.len() + 2 * config.system_types.len();
         let fingerprints =
             config.system_types.iter().map(|(k, tc)| (k.as_str(), deploy_fingerprint(tc, &config.tag))).collect();
         Pass {
@@ -256,20 +281,20 @@ impl<'a> Pass<'a> {
             fingerprints,
             by_type,
             ambiguous,
-            names_taken,
+            names_taken: None,
             name_cursor: 0,
-            decided: BTreeSet::new(),
+            decided: Vec::with_capacity(per_machine),
             checked: BTreeSet::new(),
             types: vec![],
-            machines: vec![],
+            machines: Vec::with_capacity(per_machine),
             creates: vec![],
             starts: vec![],
-            deploys: vec![],
+            deploys: Vec::with_capacity(per_machine),
             retire_first: vec![],
             stops: vec![],
             destroys: vec![],
-            listings: vec![],
-            memory: BTreeMap::new(),
+            listings: Vec::with_capacity(per_machine),
+            memory: Vec::with_capacity(per_machine),
             warnings,
         }
     }
@@ -306,7 +331,8 @@ impl<'a> Pass<'a> {
     }
 
     fn type_of(&self, d: &Deployment) -> Option<&'a TypeConfig> {
-        self.type_args.get(d.machine_type.as_str()).copied().flatten()
+        let arg = d.machine_type.as_str();
+        self.type_args.iter().find(|(a, _)| *a == arg).and_then(|&(_, tc)| tc)
     }
 
     fn fingerprint(&self, tc: &TypeConfig) -> &str {
@@ -384,10 +410,19 @@ impl<'a> Pass<'a> {
         // The lowest free number never goes down within a pass: resume the
         // search where the last one ended. A new name is then above every
         // earlier new one, so only existing names can clash with it.
+        let (obs, original) = (self.obs, self.original);
+        let taken = self.names_taken.get_or_insert_with(|| {
+            let mut names: Vec<&str> = obs.fleet.deployments.iter().map(|d| d.name.as_str()).collect();
+            if !original {
+                names.extend(obs.fleet.other_deployment_names.iter().map(String::as_str));
+            }
+            names.sort_unstable();
+            names
+        });
         loop {
             let name = format!("{}-{}", self.config.tag, self.name_cursor);
             self.name_cursor += 1;
-            if !self.names_taken.contains(name.as_str()) {
+            if taken.binary_search(&name.as_str()).is_err() {
                 return name;
             }
         }
@@ -415,7 +450,7 @@ impl<'a> Pass<'a> {
                 needs_deploy: true,
             });
         }
-        self.memory.insert(name.clone(), MachineMemory { listed, ..MachineMemory::default() });
+        self.memory.push((name.clone(), MachineMemory { listed, ..MachineMemory::default() }));
         self.machines.push(MachineDecision {
             deployment: name,
             machine_type: type_arg,
@@ -523,11 +558,11 @@ impl<'a> Pass<'a> {
         }
         if action != Action::Destroy {
             let memory = self.next_memory(d, action, listing.as_ref());
-            self.memory.insert(d.name.clone(), memory);
+            self.memory.push((d.name.clone(), memory));
         }
         let listed = listing.is_some();
         self.listings.extend(listing);
-        self.decided.insert(d.name.as_str());
+        self.decided.push(d);
         self.machines.push(MachineDecision {
             deployment: d.name.clone(),
             machine_type: d.machine_type.clone(),
@@ -629,7 +664,7 @@ impl<'a> Pass<'a> {
 
     fn walk_the_rest(&mut self) {
         let rest: Vec<&'a Deployment> =
-            self.deployments.iter().copied().filter(|d| !self.decided.contains(d.name.as_str())).collect();
+            self.deployments.iter().copied().filter(|&d| !self.decided.iter().any(|&x| std::ptr::eq(x, d))).collect();
         for d in rest {
             if self.ambiguous.contains(d.name.as_str()) {
                 self.record(d, Action::Hold, Reason::OriginalWouldCrash { why: "ambiguous deployment name".into() });
@@ -672,9 +707,32 @@ impl<'a> Pass<'a> {
             commands,
             listings: self.listings,
             machines_file_preview: String::new(),
-            memory: self.memory,
+            memory: memory_map(self.memory),
             warnings: self.warnings,
             silent_builders: self.silent_builders,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The map a pass returns is the one inserting its entries one by
+        /// one would leave, names decided twice included.
+        #[test]
+        fn memory_map_keeps_the_last_entry_per_name(entries in prop::collection::vec((0u8..6, any::<i64>()), 0..24)) {
+            let entries: Vec<(String, MachineMemory)> = entries
+                .into_iter()
+                .map(|(n, t)| (format!("hydra-{n}"), MachineMemory { idle_since: Some(t), ..MachineMemory::default() }))
+                .collect();
+            let mut inserted = BTreeMap::new();
+            for (name, memory) in entries.clone() {
+                inserted.insert(name, memory);
+            }
+            prop_assert_eq!(memory_map(entries), inserted);
         }
     }
 }

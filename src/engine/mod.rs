@@ -196,13 +196,14 @@ pub(crate) struct Pass<'a> {
     // Names borrowed from the observation: a pass compares them often
     // and copies one only into the plan.
     ambiguous: BTreeSet<&'a str>,
-    /// Names of existing deployments, ours and others', sorted; new names
-    /// never repeat one another, since the cursor only goes up. Gathered at
-    /// the first creation: most passes create nothing.
-    names_taken: Option<Vec<&'a str>>,
+    /// Our deployments' names, sorted: a new name must not be one of them
+    /// (nor, in the fixed mode, one of the fleet's other names). New names
+    /// never repeat one another, since the cursor only goes up.
+    our_names: Vec<&'a str>,
     name_cursor: u64,
-    /// Deployments decided while serving demand, by identity: those are
-    /// never ambiguous, so identity and name agree.
+    /// Deployments decided so far, by identity. Those decided while serving
+    /// demand are never ambiguous, so identity and name agree for the ones
+    /// `walk_the_rest` skips.
     decided: Vec<&'a Deployment>,
     /// Deployments the original's reuse loop would have checked itself.
     checked: BTreeSet<&'a str>,
@@ -237,9 +238,9 @@ impl<'a> Pass<'a> {
             QueueHealth::Unknown { detail } => (Some(detail.clone()), false),
         };
         let deployments: Vec<&Deployment> = obs.fleet.deployments.iter().collect();
-        let mut names: Vec<&str> = deployments.iter().map(|d| d.name.as_str()).collect();
-        names.sort_unstable();
-        let ambiguous: BTreeSet<&str> = names.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+        let mut our_names: Vec<&str> = deployments.iter().map(|d| d.name.as_str()).collect();
+        our_names.sort_unstable();
+        let ambiguous: BTreeSet<&str> = our_names.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
         let mut warnings = vec![];
         for name in &ambiguous {
             warnings
@@ -281,7 +282,7 @@ impl<'a> Pass<'a> {
             fingerprints,
             by_type,
             ambiguous,
-            names_taken: None,
+            our_names,
             name_cursor: 0,
             decided: Vec::with_capacity(per_machine),
             checked: BTreeSet::new(),
@@ -410,19 +411,12 @@ impl<'a> Pass<'a> {
         // The lowest free number never goes down within a pass: resume the
         // search where the last one ended. A new name is then above every
         // earlier new one, so only existing names can clash with it.
-        let (obs, original) = (self.obs, self.original);
-        let taken = self.names_taken.get_or_insert_with(|| {
-            let mut names: Vec<&str> = obs.fleet.deployments.iter().map(|d| d.name.as_str()).collect();
-            if !original {
-                names.extend(obs.fleet.other_deployment_names.iter().map(String::as_str));
-            }
-            names.sort_unstable();
-            names
-        });
         loop {
             let name = format!("{}-{}", self.config.tag, self.name_cursor);
             self.name_cursor += 1;
-            if taken.binary_search(&name.as_str()).is_err() {
+            let taken = self.our_names.binary_search(&name.as_str()).is_ok()
+                || (!self.original && self.obs.fleet.other_deployment_names.contains(name.as_str()));
+            if !taken {
                 return name;
             }
         }

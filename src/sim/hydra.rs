@@ -106,6 +106,7 @@ mod phases;
 pub use health::UNSUPPORTED;
 pub use phases::{LaterEvent, Phase};
 
+use super::prefetch::prefetch_at;
 use super::queue::{KeyParts, QueueKey, Runnable};
 use super::slots::{Free, FreeMachines};
 use super::time::SimTime;
@@ -905,6 +906,11 @@ impl Hydra {
         }
         let slot = match self.free_slots.pop() {
             Some(s) => {
+                // The next arrival's slot: in a burst, one freed long ago.
+                if let Some(&next) = self.free_slots.last() {
+                    prefetch_at(&self.steps, next as usize);
+                    prefetch_at(&self.extras, next as usize);
+                }
                 self.steps[s as usize] = step;
                 self.extras[s as usize] = extra;
                 s
@@ -1169,6 +1175,14 @@ impl Hydra {
             debug_assert_eq!(self.steps[entry.slot as usize].state, StepState::Queued);
             self.invalidate_entries(entry.slot);
             self.queued -= 1;
+            // The heap's next step is likely the next one started, and the
+            // entries behind it are checked for staleness when it goes.
+            if let Some(next) = self.runnable.head(heap) {
+                prefetch_at(&self.steps, next.slot as usize);
+            }
+            for slot in self.runnable.upcoming_slots(heap).into_iter().flatten() {
+                prefetch_at(&self.entry_gens, slot as usize);
+            }
             self.start(entry.slot, machine, now);
         }
     }
@@ -1271,7 +1285,14 @@ impl Hydra {
                 if !self.is_current(slot, serial, attempt, StepState::Running) {
                     return;
                 }
-                if self.machines[self.steps[slot as usize].machine as usize].silent {
+                // What finishing reads and writes, loaded together rather
+                // than one miss after another.
+                let s = &self.steps[slot as usize];
+                let machine = &self.machines[s.machine as usize];
+                self.runnable.prefetch_charge(s.charge_ticket);
+                self.by_id.prefetch(s.step_id);
+                prefetch_at(&machine.running, 0);
+                if machine.silent {
                     // Its builder hangs: the runner hears nothing until it drops it.
                     return;
                 }
@@ -1307,6 +1328,10 @@ impl Hydra {
     /// The step succeeded: it leaves, and the steps waiting for it may become runnable.
     fn succeed(&mut self, slot: u32, now: SimTime) {
         let dependents = self.take_dependents(slot);
+        for &(d, _) in &dependents {
+            prefetch_at(&self.steps, d as usize);
+            prefetch_at(&self.extras, d as usize);
+        }
         self.resolve(slot, StepEnd::Succeeded, Some(now));
         for &(d, serial) in &dependents {
             if !self.is_live(d, serial) {
@@ -1319,6 +1344,15 @@ impl Hydra {
             }
         }
         self.give_back(dependents);
+    }
+
+    /// The event taken next will be about the step in `slot`: its records
+    /// start on their way into the cache while the current event is handled.
+    #[inline(always)]
+    pub fn prefetch_step(&self, slot: u32) {
+        prefetch_at(&self.steps, slot as usize);
+        prefetch_at(&self.extras, slot as usize);
+        prefetch_at(&self.entry_gens, slot as usize);
     }
 
     /// Whether an event scheduled for this attempt still applies (lazy cancellation).

@@ -41,6 +41,7 @@
 
 pub mod hydra;
 pub mod input;
+mod prefetch;
 mod queue;
 mod rust_runner;
 pub mod scenario;
@@ -534,6 +535,9 @@ impl<'s> Simulation<'s> {
             self.now = next;
             if event_at == Some(next) {
                 let Some(Pending { event, .. }) = self.heap.pop() else { break };
+                if let Some(Pending { event: Event::Hydra(HydraEvent::StepDone { slot, .. }), .. }) = self.heap.peek() {
+                    self.hydra.prefetch_step(*slot);
+                }
                 self.handle(event, observer)?;
             } else if let Some(row) = rows.current() {
                 self.hydra

@@ -333,6 +333,29 @@ impl Runnable {
         best
     }
 
+    /// The entry at the head of a heap.
+    pub fn head(&self, heap: u32) -> Option<QueueKey> {
+        self.heaps[heap as usize].head
+    }
+
+    /// Slots of the entries that may reach the heap's head once its head
+    /// is taken: the first two of its FIFO, and the root of its binary
+    /// heap with the root's children.
+    pub fn upcoming_slots(&self, heap: u32) -> [Option<u32>; 5] {
+        let e = &self.heaps[heap as usize].entries;
+        let top = e.heap.as_slice();
+        let slot = |k: Option<&QueueKey>| k.map(|k| k.slot);
+        [slot(e.fifo.front()), slot(e.fifo.get(1)), slot(top.first()), slot(top.get(1)), slot(top.get(2))]
+    }
+
+    /// Starts loading the charge that [`Runnable::charge`] will update for `ticket`.
+    #[inline(always)]
+    pub fn prefetch_charge(&self, ticket: u64) {
+        if let Some(c) = ticket.checked_sub(self.charges_popped).and_then(|i| self.charges.get(i as usize)) {
+            super::prefetch::prefetch(c);
+        }
+    }
+
     /// Whether heap `a` holds a better step than heap `b`.
     pub fn better(&self, a: u32, b: u32) -> bool {
         heap_better(&self.heaps, &self.jobsets, a, b)

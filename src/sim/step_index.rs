@@ -45,6 +45,14 @@ impl StepIndex {
         }
     }
 
+    /// Starts loading the entry of step `id`, if it lies in the window.
+    #[inline(always)]
+    pub fn prefetch(&self, id: u64) {
+        if let Some(o) = self.offset(id) {
+            super::prefetch::prefetch(&self.window[o]);
+        }
+    }
+
     /// Records step `id` at `slot`; false (and nothing changes) if the id is
     /// already in the model.
     pub fn insert(&mut self, id: u64, slot: u32) -> bool {

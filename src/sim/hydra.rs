@@ -1175,13 +1175,9 @@ impl Hydra {
             debug_assert_eq!(self.steps[entry.slot as usize].state, StepState::Queued);
             self.invalidate_entries(entry.slot);
             self.queued -= 1;
-            // The heap's next step is likely the next one started, and the
-            // entries behind it are checked for staleness when it goes.
+            // The heap's next step is likely the next one started.
             if let Some(next) = self.runnable.head(heap) {
                 prefetch_at(&self.steps, next.slot as usize);
-            }
-            for slot in self.runnable.upcoming_slots(heap).into_iter().flatten() {
-                prefetch_at(&self.entry_gens, slot as usize);
             }
             self.start(entry.slot, machine, now);
         }

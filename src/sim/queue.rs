@@ -338,16 +338,6 @@ impl Runnable {
         self.heaps[heap as usize].head
     }
 
-    /// Slots of the entries that may reach the heap's head once its head
-    /// is taken: the first two of its FIFO, and the root of its binary
-    /// heap with the root's children.
-    pub fn upcoming_slots(&self, heap: u32) -> [Option<u32>; 5] {
-        let e = &self.heaps[heap as usize].entries;
-        let top = e.heap.as_slice();
-        let slot = |k: Option<&QueueKey>| k.map(|k| k.slot);
-        [slot(e.fifo.front()), slot(e.fifo.get(1)), slot(top.first()), slot(top.get(1)), slot(top.get(2))]
-    }
-
     /// Starts loading the charge that [`Runnable::charge`] will update for `ticket`.
     #[inline(always)]
     pub fn prefetch_charge(&self, ticket: u64) {

@@ -908,8 +908,7 @@ impl Hydra {
             Some(s) => {
                 // The next arrival's slot: in a burst, one freed long ago.
                 if let Some(&next) = self.free_slots.last() {
-                    prefetch_at(&self.steps, next as usize);
-                    prefetch_at(&self.extras, next as usize);
+                    self.prefetch_step(next);
                 }
                 self.steps[s as usize] = step;
                 self.extras[s as usize] = extra;
@@ -1325,8 +1324,7 @@ impl Hydra {
     fn succeed(&mut self, slot: u32, now: SimTime) {
         let dependents = self.take_dependents(slot);
         for &(d, _) in &dependents {
-            prefetch_at(&self.steps, d as usize);
-            prefetch_at(&self.extras, d as usize);
+            self.prefetch_step(d);
         }
         self.resolve(slot, StepEnd::Succeeded, Some(now));
         for &(d, serial) in &dependents {
@@ -1342,8 +1340,10 @@ impl Hydra {
         self.give_back(dependents);
     }
 
-    /// The event taken next will be about the step in `slot`: its records
-    /// start on their way into the cache while the current event is handled.
+    /// The records of the step in `slot` (its record, its extra record and
+    /// its queue generation) start on their way into the cache: it is the
+    /// step the next event is about, the next arrival's slot, or a
+    /// dependent about to be woken and queued.
     #[inline(always)]
     pub fn prefetch_step(&self, slot: u32) {
         prefetch_at(&self.steps, slot as usize);

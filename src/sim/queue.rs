@@ -338,10 +338,16 @@ impl Runnable {
         self.heaps[heap as usize].head
     }
 
+    /// Where the charge of `ticket` is in `charges`, unless it has left the window.
+    #[inline(always)]
+    fn charge_position(&self, ticket: u64) -> Option<usize> {
+        ticket.checked_sub(self.charges_popped).map(|i| i as usize)
+    }
+
     /// Starts loading the charge that [`Runnable::charge`] will update for `ticket`.
     #[inline(always)]
     pub fn prefetch_charge(&self, ticket: u64) {
-        if let Some(c) = ticket.checked_sub(self.charges_popped).and_then(|i| self.charges.get(i as usize)) {
+        if let Some(c) = self.charge_position(ticket).and_then(|i| self.charges.get(i)) {
             super::prefetch::prefetch(c);
         }
     }
@@ -420,7 +426,7 @@ impl Runnable {
     #[inline(always)]
     pub fn charge(&mut self, ticket: u64, jobset: u32, ms: i64) {
         let ms = ms.max(0);
-        match ticket.checked_sub(self.charges_popped).and_then(|i| self.charges.get_mut(i as usize)) {
+        match self.charge_position(ticket).and_then(|i| self.charges.get_mut(i)) {
             Some(c) => c.ms = Some(ms),
             None => self.late.push((jobset, ms)),
         }

@@ -45,8 +45,8 @@ fn world(types: usize, machines: usize) -> (config::Config, Observation) {
                 },
             );
             Deployment {
-                name: format!("hydra-provisioned-{i}"),
-                machine_type: keys[i % types].clone(),
+                name: format!("hydra-provisioned-{i}").into(),
+                machine_type: keys[i % types].as_str().into(),
                 state: states[i % states.len()],
                 recorded_state: None,
                 launch_time: Some(NOW - (i as i64 * 613) % 7200),

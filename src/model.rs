@@ -7,6 +7,7 @@
 //! (see [`crate::engine`]).
 
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
@@ -287,7 +288,7 @@ pub struct MachineMemory {
     pub deploy_failures: u32,
     /// Fingerprint of the deployment spec last deployed successfully
     /// (see [`crate::engine::deploy_fingerprint`]).
-    pub deployed_fingerprint: Option<String>,
+    pub deployed_fingerprint: Option<SmolStr>,
     /// When that successful deploy happened.
     pub deployed_at: Option<Seconds>,
     /// Whether the machine was in the last machines file written.
@@ -310,9 +311,9 @@ pub struct MachineMemory {
 #[serde(deny_unknown_fields)]
 pub struct Deployment {
     /// NixOps deployment name, `<tag>-<n>`.
-    pub name: String,
+    pub name: SmolStr,
     /// The `type` argument the deployment was created with, verbatim.
-    pub machine_type: String,
+    pub machine_type: SmolStr,
     /// State of the machine `machine`: what NixOps recorded, or what this
     /// pass's `nixops check` found.
     pub state: MachineState,

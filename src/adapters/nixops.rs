@@ -217,8 +217,8 @@ pub fn parse_inventory(text: &str, tag: &str) -> Result<Inventory, String> {
             _ => None,
         };
         let mut deployment = Deployment {
-            name: name.clone(),
-            machine_type,
+            name: name.as_str().into(),
+            machine_type: machine_type.into(),
             state: MachineState::Missing,
             recorded_state: None,
             launch_time: None,

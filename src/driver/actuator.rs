@@ -100,7 +100,8 @@ impl<'a> Actuator<'a> {
     ) -> Actuator<'a> {
         let previous = state.deployments.clone();
         let listed: BTreeSet<String> = previous.iter().filter(|(_, m)| m.listed).map(|(k, _)| k.clone()).collect();
-        let mut memory = plan.memory.clone();
+        let mut memory: BTreeMap<String, MachineMemory> =
+            plan.memory.iter().map(|(name, m)| (name.to_string(), m.clone())).collect();
         for (name, m) in memory.iter_mut() {
             // Nothing is published yet: Hydra reads what it read before.
             m.listed = listed.contains(name);
@@ -125,7 +126,11 @@ impl<'a> Actuator<'a> {
             left_out: BTreeSet::new(),
             failures: vec![],
             interrupted: false,
-            machine_types: plan.machines.iter().map(|m| (m.deployment.clone(), m.machine_type.clone())).collect(),
+            machine_types: plan
+                .machines
+                .iter()
+                .map(|m| (m.deployment.to_string(), m.machine_type.to_string()))
+                .collect(),
         }
     }
 
@@ -192,21 +197,21 @@ impl<'a> Actuator<'a> {
                 continue;
             };
             if !self.go_on() {
-                self.memory.remove(deployment);
-                self.left_out.insert(deployment.clone());
+                self.memory.remove(deployment.as_str());
+                self.left_out.insert(deployment.to_string());
                 continue;
             }
             let record = PendingCreation {
-                machine_type: machine_type.clone(),
+                machine_type: machine_type.to_string(),
                 since: self.now,
                 nixops_expr: Some(nixops_expr.clone()),
                 nix_path: nix_path.clone(),
             };
-            self.state.pending_creations.insert(deployment.clone(), record);
+            self.state.pending_creations.insert(deployment.to_string(), record);
             if let Err(e) = state::save(self.state_path, &self.state) {
-                self.state.pending_creations.remove(deployment);
-                self.memory.remove(deployment);
-                self.left_out.insert(deployment.clone());
+                self.state.pending_creations.remove(deployment.as_str());
+                self.memory.remove(deployment.as_str());
+                self.left_out.insert(deployment.to_string());
                 self.fail(
                     deployment,
                     format!("not created: cannot record the creation in the state file first: {e:#}"),
@@ -220,14 +225,14 @@ impl<'a> Actuator<'a> {
                 .and_then(|()| self.nixops.set_args(deployment, machine_type, tag, builder_args));
             match result {
                 Ok(()) => {
-                    self.state.pending_creations.remove(deployment);
+                    self.state.pending_creations.remove(deployment.as_str());
                     self.state.counters.record(metrics::Event::Created, machine_type);
                     tracing::info!("{deployment}: created and tagged");
                 }
                 Err(e) => {
                     // The record stays: next pass adopts or forgets the name.
-                    self.memory.remove(deployment);
-                    self.left_out.insert(deployment.clone());
+                    self.memory.remove(deployment.as_str());
+                    self.left_out.insert(deployment.to_string());
                     self.fail(deployment, e);
                 }
             }
@@ -297,7 +302,7 @@ impl<'a> Actuator<'a> {
             }
         }
         let not_in_file: BTreeSet<String> =
-            plan.listings.iter().map(|l| l.deployment.clone()).filter(|n| !in_file.contains(n)).collect();
+            plan.listings.iter().map(|l| l.deployment.to_string()).filter(|n| !in_file.contains(n)).collect();
         let contents = plan.render_machines_file(self.config, &self.addresses, &not_in_file);
         let destination = machines_file::destination(self.config);
         if let Err(e) = machines_file::publish(self.config, &contents, seconds(self.config.command_timeout)) {

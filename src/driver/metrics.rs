@@ -218,7 +218,7 @@ fn render_rust_runner(out: &mut String, f: &PassFigures<'_>) {
     let mut silent: BTreeMap<String, u64> = BTreeMap::new();
     if let Some(d) = &f.decided {
         for b in &d.plan.silent_builders {
-            *silent.entry(b.machine_type.clone()).or_default() += 1;
+            *silent.entry(b.machine_type.to_string()).or_default() += 1;
         }
     }
     per_type(out, "hydra_provisioner_silent_builders", &with_every_type(f.config, &silent));
@@ -258,7 +258,7 @@ fn render_decided(out: &mut String, f: &PassFigures<'_>, d: &Decided<'_>) {
     );
     let mut machines: BTreeMap<(String, String), u64> = BTreeMap::new();
     for m in &d.fleet.deployments {
-        *machines.entry((m.machine_type.clone(), m.state.to_string())).or_default() += 1;
+        *machines.entry((m.machine_type.to_string(), m.state.to_string())).or_default() += 1;
     }
     for ((t, s), n) in &machines {
         let _ = writeln!(out, "hydra_provisioner_machines{{type=\"{}\",state=\"{}\"}} {n}", label(t), label(s));
@@ -266,7 +266,7 @@ fn render_decided(out: &mut String, f: &PassFigures<'_>, d: &Decided<'_>) {
     // Demand is unknown while the status is not up: no sample rather than a 0
     // that reads as "no work".
     let demand: BTreeMap<String, (u64, u64)> = if f.status.is_up() {
-        d.plan.types.iter().map(|t| (t.machine_type.clone(), (t.runnable, t.wanted))).collect()
+        d.plan.types.iter().map(|t| (t.machine_type.to_string(), (t.runnable, t.wanted))).collect()
     } else {
         BTreeMap::new()
     };
@@ -293,7 +293,7 @@ fn render_decided(out: &mut String, f: &PassFigures<'_>, d: &Decided<'_>) {
     per_type(
         out,
         "hydra_provisioner_allowed_machines",
-        &d.plan.types.iter().map(|t| (t.machine_type.clone(), t.allowed)).collect(),
+        &d.plan.types.iter().map(|t| (t.machine_type.to_string(), t.allowed)).collect(),
     );
     family(
         out,
@@ -304,11 +304,11 @@ fn render_decided(out: &mut String, f: &PassFigures<'_>, d: &Decided<'_>) {
     let mut serving: BTreeMap<String, u64> = BTreeMap::new();
     let mut without_address: BTreeMap<String, u64> = BTreeMap::new();
     for m in &d.plan.machines {
-        if d.listed.contains(&m.deployment) {
-            *serving.entry(m.machine_type.clone()).or_default() += 1;
+        if d.listed.contains(m.deployment.as_str()) {
+            *serving.entry(m.machine_type.to_string()).or_default() += 1;
         }
         if matches!(m.reason, Reason::NoAddress { .. }) {
-            *without_address.entry(m.machine_type.clone()).or_default() += 1;
+            *without_address.entry(m.machine_type.to_string()).or_default() += 1;
         }
     }
     per_type(out, "hydra_provisioner_serving_machines", &with_every_type(f.config, &serving));

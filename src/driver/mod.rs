@@ -142,7 +142,7 @@ pub fn run_pass(config: &Config, opts: &PassOptions) -> anyhow::Result<PassOutco
     }
     mark_what_the_file_lists(config, &fleet, &mut state);
     for d in &mut fleet.deployments {
-        d.memory = state.deployments.get(&d.name).cloned().unwrap_or_default();
+        d.memory = state.deployments.get(d.name.as_str()).cloned().unwrap_or_default();
         if let Some(address) = d.unusable_address() {
             let problem = format!(
                 "{}: address {address:?} cannot be written to the machines file; it is not listed and does not \
@@ -205,7 +205,7 @@ fn mark_what_the_file_lists(config: &Config, fleet: &Fleet, state: &mut State) {
         .collect();
     for d in &fleet.deployments {
         if d.host().is_some_and(|h| hosts.contains(h)) {
-            let m = state.deployments.entry(d.name.clone()).or_default();
+            let m = state.deployments.entry(d.name.to_string()).or_default();
             if !m.listed {
                 tracing::warn!("{}: the machines file lists it though the state file did not say so", d.name);
             }
@@ -327,7 +327,7 @@ fn check_up_machines(config: &Config, nixops: &NixOps, fleet: Fleet, failures: &
         }
     };
     for d in &mut fleet.deployments {
-        if let Some(s) = corrections.get(&d.name) {
+        if let Some(s) = corrections.get(d.name.as_str()) {
             if d.state != *s {
                 tracing::info!("{}: NixOps records it {} after the check; taken as {s}", d.name, d.state);
             }
@@ -335,7 +335,7 @@ fn check_up_machines(config: &Config, nixops: &NixOps, fleet: Fleet, failures: &
         }
         // Only machines recorded UP were checked: the engine's original
         // mode decides unchecked ones on what NixOps recorded.
-        if checked.contains(&d.name) && d.state != MachineState::Up {
+        if checked.contains(d.name.as_str()) && d.state != MachineState::Up {
             d.recorded_state = Some(MachineState::Up);
         }
     }

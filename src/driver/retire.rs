@@ -42,7 +42,7 @@ pub fn stop_builder_services(
         .commands
         .iter()
         .filter_map(|c| match c {
-            Command::StopBuilderService { deployment, unit, idle } if going.contains(deployment) => {
+            Command::StopBuilderService { deployment, unit, idle } if going.contains(deployment.as_str()) => {
                 Some((deployment.as_str(), unit.as_str(), *idle))
             }
             _ => None,

@@ -83,7 +83,7 @@ impl<'a> Pass<'a> {
             return self.not_running(d);
         }
         let Some(tc) = tc else {
-            let type_argument = d.machine_type.clone();
+            let type_argument = d.machine_type.to_string();
             return self.fixed_expire(d, Reason::TypeNotConfigured { type_argument });
         };
         if let Some(address) = d.unusable_address() {

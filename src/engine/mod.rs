@@ -34,6 +34,7 @@ pub use reason::{ActivitySource, Reason, TypeNote};
 use crate::config::{Config, Quirks, RustRunnerConfig, TypeConfig};
 use crate::model::{Deployment, MachineMemory, MachineState, Observation, QueueHealth, Seconds, Timestamp};
 use activity::{Activity, could_be_building};
+use smol_str::SmolStr;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The original's fallback for a missing `lastActive`: the queue runner's
@@ -64,10 +65,10 @@ pub fn decide_without_preview(config: &Config, observation: &Observation, now: i
 
 /// The plan's memory as a map: for a name decided twice (an ambiguous
 /// one), the later entry, as successive inserts would leave.
-fn memory_map(mut entries: Vec<(String, MachineMemory)>) -> BTreeMap<String, MachineMemory> {
+fn memory_map(mut entries: Vec<(SmolStr, MachineMemory)>) -> BTreeMap<SmolStr, MachineMemory> {
     // Stable: equal names keep the order they were decided in.
     entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut unique: Vec<(String, MachineMemory)> = Vec::with_capacity(entries.len());
+    let mut unique: Vec<(SmolStr, MachineMemory)> = Vec::with_capacity(entries.len());
     for entry in entries {
         match unique.last_mut() {
             Some(last) if last.0 == entry.0 => *last = entry,
@@ -190,7 +191,7 @@ pub(crate) struct Pass<'a> {
     /// Each distinct `type` argument in the fleet, resolved once. A fleet
     /// has a handful, so a list searched in order beats a tree.
     type_args: Vec<(&'a str, Option<&'a TypeConfig>)>,
-    fingerprints: BTreeMap<&'a str, String>,
+    fingerprints: BTreeMap<&'a str, SmolStr>,
     /// Deployments per configured type (canonical key), in inventory order.
     by_type: BTreeMap<&'a str, Vec<&'a Deployment>>,
     // Names borrowed from the observation: a pass compares them often
@@ -219,7 +220,7 @@ pub(crate) struct Pass<'a> {
     listings: Vec<Listing>,
     /// The plan's memory in the order it was decided; a later entry for a
     /// name replaces an earlier one, as inserting into the map would.
-    memory: Vec<(String, MachineMemory)>,
+    memory: Vec<(SmolStr, MachineMemory)>,
     warnings: Vec<String>,
 }
 
@@ -265,8 +266,11 @@ impl<'a> Pass<'a> {
         // Room for a decision per machine and the creations a pass allows
         // (each type's maxCreationsPerPass is usually small); more grows.
         let per_machine = deployments.len() + 2 * config.system_types.len();
-        let fingerprints =
-            config.system_types.iter().map(|(k, tc)| (k.as_str(), deploy_fingerprint(tc, &config.tag))).collect();
+        let fingerprints = config
+            .system_types
+            .iter()
+            .map(|(k, tc)| (k.as_str(), SmolStr::new(deploy_fingerprint(tc, &config.tag))))
+            .collect();
         Pass {
             config,
             runner: runner_rules(config.rust_runner.as_ref()),
@@ -308,7 +312,7 @@ impl<'a> Pass<'a> {
         for (key, ts) in &self.obs.status.machine_types {
             if !self.config.system_types.contains_key(key) {
                 self.types.push(TypeDecision {
-                    machine_type: key.clone(),
+                    machine_type: SmolStr::new(key),
                     runnable: ts.runnable,
                     wanted: 0,
                     allowed: 0,
@@ -336,8 +340,8 @@ impl<'a> Pass<'a> {
         self.type_args.iter().find(|(a, _)| *a == arg).and_then(|&(_, tc)| tc)
     }
 
-    fn fingerprint(&self, tc: &TypeConfig) -> &str {
-        self.fingerprints.get(tc.canonical.as_str()).map_or("", String::as_str)
+    fn fingerprint(&self, tc: &TypeConfig) -> SmolStr {
+        self.fingerprints.get(tc.canonical.as_str()).cloned().unwrap_or_default()
     }
 
     fn choose_for_demand(&mut self) {
@@ -395,7 +399,7 @@ impl<'a> Pass<'a> {
                 notes.push(TypeNote::CreationLimitReached { per_pass, short_by: short - creating });
             }
             self.types.push(TypeDecision {
-                machine_type: key,
+                machine_type: SmolStr::new(&key),
                 runnable,
                 wanted,
                 allowed,
@@ -407,12 +411,12 @@ impl<'a> Pass<'a> {
         self.types.sort_by(|a, b| a.machine_type.cmp(&b.machine_type));
     }
 
-    fn next_name(&mut self) -> String {
+    fn next_name(&mut self) -> SmolStr {
         // The lowest free number never goes down within a pass: resume the
         // search where the last one ended. A new name is then above every
         // earlier new one, so only existing names can clash with it.
         loop {
-            let name = format!("{}-{}", self.config.tag, self.name_cursor);
+            let name = smol_str::format_smolstr!("{}-{}", self.config.tag, self.name_cursor);
             self.name_cursor += 1;
             let taken = self.our_names.binary_search(&name.as_str()).is_ok()
                 || (!self.original && self.obs.fleet.other_deployment_names.contains(name.as_str()));
@@ -426,7 +430,7 @@ impl<'a> Pass<'a> {
         let name = self.next_name();
         // The original gave new deployments the config's own spelling of the
         // type; we give Hydra's, which every later lookup canonicalises anyway.
-        let type_arg = if self.original { tc.key.clone() } else { tc.canonical.clone() };
+        let type_arg = SmolStr::new(if self.original { &tc.key } else { &tc.canonical });
         self.creates.push(Command::Create {
             deployment: name.clone(),
             machine_type: type_arg.clone(),
@@ -440,7 +444,7 @@ impl<'a> Pass<'a> {
         if listed {
             self.listings.push(Listing {
                 deployment: name.clone(),
-                machine_type: tc.canonical.clone(),
+                machine_type: SmolStr::new(&tc.canonical),
                 needs_deploy: true,
             });
         }
@@ -457,9 +461,9 @@ impl<'a> Pass<'a> {
 
     fn deploy_command(&self, name: &str, tc: &TypeConfig) -> Command {
         Command::Deploy {
-            deployment: name.to_string(),
+            deployment: SmolStr::new(name),
             nix_path: tc.nix_path.clone(),
-            fingerprint: self.fingerprint(tc).to_string(),
+            fingerprint: self.fingerprint(tc),
         }
     }
 
@@ -470,7 +474,7 @@ impl<'a> Pass<'a> {
             return true;
         }
         let m = &d.memory;
-        let current = m.deployed_fingerprint.as_deref() == Some(self.fingerprint(tc));
+        let current = m.deployed_fingerprint.as_deref() == Some(self.fingerprint(tc).as_str());
         let due = match m.deployed_at {
             None => true,
             Some(at) => {
@@ -513,7 +517,7 @@ impl<'a> Pass<'a> {
                     if action.lists() && self.runner.lists_machines() {
                         listing = Some(Listing {
                             deployment: d.name.clone(),
-                            machine_type: tc.canonical.clone(),
+                            machine_type: SmolStr::new(&tc.canonical),
                             needs_deploy: deploy,
                         });
                     }
@@ -524,7 +528,7 @@ impl<'a> Pass<'a> {
                 None => self.deploys.push(Command::Deploy {
                     deployment: d.name.clone(),
                     nix_path: vec![],
-                    fingerprint: String::new(),
+                    fingerprint: SmolStr::default(),
                 }),
             }
         } else if let (Action::Hold, Some(tc)) = (action, tc)
@@ -532,8 +536,11 @@ impl<'a> Pass<'a> {
             && d.host().is_some()
         {
             // Held: it keeps the listing it had.
-            listing =
-                Some(Listing { deployment: d.name.clone(), machine_type: tc.canonical.clone(), needs_deploy: false });
+            listing = Some(Listing {
+                deployment: d.name.clone(),
+                machine_type: SmolStr::new(&tc.canonical),
+                needs_deploy: false,
+            });
         }
         // A held machine may be running builds Hydra can see even though we
         // cannot read its status, and a draining one is finishing its steps:
@@ -718,9 +725,9 @@ mod tests {
         /// one would leave, names decided twice included.
         #[test]
         fn memory_map_keeps_the_last_entry_per_name(entries in prop::collection::vec((0u8..6, any::<i64>()), 0..24)) {
-            let entries: Vec<(String, MachineMemory)> = entries
+            let entries: Vec<(SmolStr, MachineMemory)> = entries
                 .into_iter()
-                .map(|(n, t)| (format!("hydra-{n}"), MachineMemory { idle_since: Some(t), ..MachineMemory::default() }))
+                .map(|(n, t)| (smol_str::format_smolstr!("hydra-{n}"), MachineMemory { idle_since: Some(t), ..MachineMemory::default() }))
                 .collect();
             let mut inserted = BTreeMap::new();
             for (name, memory) in entries.clone() {

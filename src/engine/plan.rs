@@ -10,6 +10,7 @@ use crate::config::{Config, Quirks, TypeConfig};
 use crate::model::{Deployment, MachineMemory, MachineState, Seconds, Timestamp};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -46,8 +47,8 @@ impl Action {
 /// One machine's decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MachineDecision {
-    pub deployment: String,
-    pub machine_type: String,
+    pub deployment: SmolStr,
+    pub machine_type: SmolStr,
     /// State before the pass (`None` for a machine created in it).
     pub state: Option<MachineState>,
     pub action: Action,
@@ -63,7 +64,7 @@ pub struct MachineDecision {
 /// One machine type's figures and notes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TypeDecision {
-    pub machine_type: String,
+    pub machine_type: SmolStr,
     pub runnable: u64,
     pub wanted: u64,
     pub allowed: u64,
@@ -81,8 +82,8 @@ pub enum Command {
     /// plus `--argstr K V` for each of `builder_args` (the Rust runner's
     /// builders: hostname, runner endpoint, token path, slots).
     Create {
-        deployment: String,
-        machine_type: String,
+        deployment: SmolStr,
+        machine_type: SmolStr,
         tag: String,
         nixops_expr: String,
         nix_path: Vec<String>,
@@ -90,23 +91,23 @@ pub enum Command {
         builder_args: BTreeMap<String, String>,
     },
     /// `nixops start -d NAME`: bring a stopped machine back before deploying it.
-    Start { deployment: String },
+    Start { deployment: SmolStr },
     /// `nixops deploy -d NAME --check [-I ...]`, then touch `/run/keep-alive`.
     /// `fingerprint` is recorded on success.
-    Deploy { deployment: String, nix_path: Vec<String>, fingerprint: String },
+    Deploy { deployment: SmolStr, nix_path: Vec<String>, fingerprint: SmolStr },
     /// `nixops ssh -d NAME machine touch /run/keep-alive` (already deployed and current).
-    TouchKeepAlive { deployment: String },
+    TouchKeepAlive { deployment: SmolStr },
     /// Write the machines file (after every deploy, before any stop or destroy).
     WriteMachinesFile,
     /// `nixops ssh -d NAME machine -- systemctl stop UNIT`: the Rust runner's
     /// builder leaves the runner (aborting what it runs) before its machine
     /// is stopped or destroyed. `idle`: retired for idleness, so the driver
     /// first checks the runner still reports it idle (else the watchdog's).
-    StopBuilderService { deployment: String, unit: String, idle: bool },
+    StopBuilderService { deployment: SmolStr, unit: String, idle: bool },
     /// `nixops stop -d NAME --confirm`.
-    Stop { deployment: String },
+    Stop { deployment: SmolStr },
     /// `nixops destroy -d NAME --confirm`, then `nixops delete -d NAME`.
-    Destroy { deployment: String },
+    Destroy { deployment: SmolStr },
 }
 
 impl Command {
@@ -128,9 +129,9 @@ impl Command {
 /// pass) succeeds and its address is known by then.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Listing {
-    pub deployment: String,
+    pub deployment: SmolStr,
     /// Configured machine type key (canonical).
-    pub machine_type: String,
+    pub machine_type: SmolStr,
     /// Deployed in this pass: listed only if that deploy succeeds.
     pub needs_deploy: bool,
 }
@@ -152,7 +153,7 @@ pub struct Plan {
     pub machines_file_preview: String,
     /// What to remember per deployment for the next pass, assuming every
     /// command succeeds; feed results back with [`MachineMemory::record_deploy`].
-    pub memory: BTreeMap<String, MachineMemory>,
+    pub memory: BTreeMap<SmolStr, MachineMemory>,
     /// Problems with the input that did not stop the pass.
     pub warnings: Vec<String>,
     /// The Rust runner's builders whose pings stopped (the watchdog).
@@ -163,8 +164,8 @@ pub struct Plan {
 /// A provisioned builder that has not pinged the Rust runner for a while.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SilentBuilder {
-    pub deployment: String,
-    pub machine_type: String,
+    pub deployment: SmolStr,
+    pub machine_type: SmolStr,
     /// Its last ping (Unix seconds).
     pub last_ping: Seconds,
     pub silent_for: Seconds,
@@ -343,10 +344,10 @@ pub(crate) fn render_machines_file(
     let line = |tc: &TypeConfig, host: &str, key: Option<&str>| machines_file_line_written(config, tc, host, key);
     let mut out = String::new();
     for l in listings {
-        if failed.contains(&l.deployment) {
+        if failed.contains(l.deployment.as_str()) {
             continue;
         }
-        let Some(tc) = config.system_types.get(&l.machine_type) else { continue };
+        let Some(tc) = config.system_types.get(l.machine_type.as_str()) else { continue };
         let machine = by_name.get(l.deployment.as_str());
         match machine.and_then(|d| d.host().map(|h| (h, d.host_key.as_deref()))) {
             Some((host, key)) => {
@@ -367,7 +368,7 @@ impl MachineMemory {
     pub fn record_deploy(&mut self, succeeded: bool, fingerprint: &str, now: Seconds) {
         if succeeded {
             self.deploy_failures = 0;
-            self.deployed_fingerprint = Some(fingerprint.to_string());
+            self.deployed_fingerprint = Some(SmolStr::new(fingerprint));
             self.deployed_at = Some(now);
             self.delisted_at = None;
         } else {

@@ -64,7 +64,7 @@ pub fn builder_args(rust: &RustRunnerConfig, deployment: &str, tc: &TypeConfig) 
 impl RustRunner<'_> {
     /// How long the builder has been silent, if it has pinged at all.
     fn silent_for(&self, pass: &Pass<'_>, d: &Deployment) -> Option<(Seconds, Seconds)> {
-        let last_ping = pass.obs.status.liveness.get(&d.name)?.last_ping?;
+        let last_ping = pass.obs.status.liveness.get(d.name.as_str())?.last_ping?;
         Some((last_ping, pass.now.saturating_sub(last_ping)))
     }
 
@@ -75,7 +75,7 @@ impl RustRunner<'_> {
 
     /// The tries used by a step on its last try running on the builder.
     fn last_try(&self, pass: &Pass<'_>, d: &Deployment) -> Option<u32> {
-        let tries = pass.obs.status.liveness.get(&d.name)?.running_tries?;
+        let tries = pass.obs.status.liveness.get(d.name.as_str())?.running_tries?;
         (tries.saturating_add(1) >= self.config.max_tries).then_some(tries)
     }
 }

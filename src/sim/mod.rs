@@ -69,6 +69,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Exp, LogNormal};
 use shell::ShellRules;
+use smol_str::SmolStr;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::rc::Rc;
@@ -247,8 +248,8 @@ impl Ord for Pending {
 /// the entry of `Simulation::observation`'s fleet at the same position as
 /// the instance in `Simulation::live`.
 struct Instance {
-    name: String,
-    machine_type: String,
+    name: SmolStr,
+    machine_type: SmolStr,
     ip: String,
     host_key: String,
     /// Stopped, missing (interrupted) or destroyed; otherwise running.
@@ -285,7 +286,7 @@ enum InstanceState {
 
 struct DeployResult {
     machine: u32,
-    fingerprint: String,
+    fingerprint: SmolStr,
     done_at: SimTime,
     ok: bool,
 }
@@ -300,7 +301,7 @@ struct PendingPass {
 /// and what its line offers.
 type Listed = BTreeMap<String, (u32, Rc<MachineSpec>)>;
 /// Which instances a machines file lists, as which type.
-type Listing = Vec<(u32, String)>;
+type Listing = Vec<(u32, SmolStr)>;
 
 /// One simulation run.
 pub struct Simulation<'s> {
@@ -313,7 +314,7 @@ pub struct Simulation<'s> {
     instances: Vec<Instance>,
     /// Instances not destroyed, in creation order.
     live: Vec<u32>,
-    by_name: BTreeMap<String, u32>,
+    by_name: BTreeMap<SmolStr, u32>,
     /// What the engine sees: the status of the last pass, and the
     /// deployments of the `live` instances, in the same order, with the
     /// memory the last plan returned. Kept between passes and updated in
@@ -917,7 +918,7 @@ impl<'s> Simulation<'s> {
             if ok {
                 inst.deployed_since_boot = true;
             } else {
-                failed.insert(inst.name.clone());
+                failed.insert(inst.name.to_string());
                 self.stability.failed_deploys += 1;
             }
             let done_s = self.scenario.epoch.saturating_add(d.done_at.whole_secs());
@@ -940,7 +941,7 @@ impl<'s> Simulation<'s> {
             let listing: Listing = plan
                 .listings
                 .iter()
-                .filter(|l| !failed.contains(&l.deployment))
+                .filter(|l| !failed.contains(l.deployment.as_str()))
                 .filter_map(|l| self.by_name.get(&l.deployment).map(|&i| (i, l.machine_type.clone())))
                 .collect();
             let listed = match &self.last_file {
@@ -948,7 +949,7 @@ impl<'s> Simulation<'s> {
                 _ => {
                     let mut listed = Listed::new();
                     for (i, machine_type) in &listing {
-                        if let Some(Some(spec)) = self.listed_specs.get(machine_type) {
+                        if let Some(Some(spec)) = self.listed_specs.get(machine_type.as_str()) {
                             listed.insert(self.instances[*i as usize].ip.clone(), (*i, Rc::clone(spec)));
                         }
                     }

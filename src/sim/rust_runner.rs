@@ -162,7 +162,7 @@ impl Simulation<'_> {
                 let Some(tc) = self.scenario.config.type_for(&inst.machine_type) else { return };
                 let line = crate::engine::plan::machines_file_line(tc, "simulated", None);
                 let Some((_, spec)) = MachineSpec::parse_machines_line(&line) else { return };
-                let h = self.hydra.add_machine(inst.name.clone(), spec, now, true);
+                let h = self.hydra.add_machine(inst.name.to_string(), spec, now, true);
                 self.instances[instance as usize].hydra = Some(h);
                 h
             }
@@ -221,8 +221,10 @@ impl Simulation<'_> {
         }
         self.rust().builders.remove(&h);
         let gone = self.hydra.machines[h as usize].host.clone();
-        let destroyed =
-            self.by_name.get(&gone).is_none_or(|&i| self.instances[i as usize].state == InstanceState::Destroyed);
+        let destroyed = self
+            .by_name
+            .get(gone.as_str())
+            .is_none_or(|&i| self.instances[i as usize].state == InstanceState::Destroyed);
         if destroyed && self.hydra.machines[h as usize].provisioned {
             self.hydra.remove_machine(h, now);
         } else {

@@ -61,7 +61,7 @@ fn gone_for_an_hour(d: Deployment, state: MachineState) -> Deployment {
 /// An up, listed, current x86_64 machine `hydra-provisioned-<n>` at 10.0.0.<n>.
 fn machine(n: u32, launched_ago: i64) -> Deployment {
     Deployment {
-        name: format!("hydra-provisioned-{n}"),
+        name: format!("hydra-provisioned-{n}").into(),
         machine_type: X86.into(),
         state: MachineState::Up,
         recorded_state: None,
@@ -446,7 +446,7 @@ fn fixed_mode_redeploys_only_what_is_stale() {
     let c = fixed(json!({}));
     let tc = &c.system_types[X86];
     let mut current = machine(1, 100);
-    current.memory.deployed_fingerprint = Some(deploy_fingerprint(tc, "hydra-provisioned"));
+    current.memory.deployed_fingerprint = Some(deploy_fingerprint(tc, "hydra-provisioned").into());
     current.memory.deployed_at = Some(NOW - 3600);
     let p = plan(&c, up_status(5, 86_400), vec![current.clone()]);
     assert_eq!(p.commands[0], Command::TouchKeepAlive { deployment: "hydra-provisioned-1".into() });
@@ -675,7 +675,7 @@ fn original_reuses_in_nixops_order_up_first() {
         in_state(machine(5, 100), MachineState::Stopped),
     ];
     let serving = |p: &Plan| -> Vec<String> {
-        p.machines.iter().filter(|m| m.action == Action::Serve).map(|m| m.deployment.clone()).collect()
+        p.machines.iter().filter(|m| m.action == Action::Serve).map(|m| m.deployment.to_string()).collect()
     };
     let p = plan(&c, up_status(20, 86_400), fleet.clone());
     assert_eq!(serving(&p), ["hydra-provisioned-3", "hydra-provisioned-1"]);
@@ -1106,7 +1106,7 @@ fn arb_world() -> impl Strategy<Value = World> {
                 .enumerate()
                 .map(|(i, (ty, state, launched_ago, has_ip, failures, listed, delisted_ago, deployed, idle_ago))| {
                     Deployment {
-                        name: format!("hydra-provisioned-{}", i * 2),
+                        name: format!("hydra-provisioned-{}", i * 2).into(),
                         machine_type: if ty == 3 { "sparc-linux".into() } else { TYPES[ty].into() },
                         state,
                         recorded_state: None,
@@ -1172,7 +1172,7 @@ proptest! {
         for m in &p.machines {
             match m.action {
                 Action::Serve => *serving.entry(config.type_for(&m.machine_type).unwrap().machine_type.to_string()).or_default() += 1,
-                Action::Create => *created.entry(m.machine_type.clone()).or_default() += 1,
+                Action::Create => *created.entry(m.machine_type.to_string()).or_default() += 1,
                 _ => {}
             }
         }

@@ -200,7 +200,7 @@ fn arb_memory() -> impl Strategy<Value = MachineMemory> {
                 not_running_since,
             )| MachineMemory {
                 deploy_failures: deploy_failures % 8,
-                deployed_fingerprint: fingerprint.then(|| "0".repeat(16)),
+                deployed_fingerprint: fingerprint.then(|| "0".repeat(16).into()),
                 deployed_at,
                 listed,
                 delisted_at,
@@ -254,7 +254,7 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
                 .into_iter()
                 .enumerate()
                 .map(|(i, (ty, state, launch_time, public_ip, memory, recorded_state))| Deployment {
-                    name: format!("hydra-provisioned-{}", i % 6),
+                    name: format!("hydra-provisioned-{}", i % 6).into(),
                     machine_type: TYPES[ty].into(),
                     state,
                     recorded_state,

@@ -211,8 +211,8 @@ impl Case {
                     Scope::AllUp => recorded,
                 };
                 Deployment {
-                    name: name.to_string(),
-                    machine_type: f.type_arg.clone().unwrap_or_default(),
+                    name: name.into(),
+                    machine_type: f.type_arg.clone().unwrap_or_default().into(),
                     state,
                     recorded_state: (state != recorded).then_some(recorded),
                     // NixOps records whole seconds.
@@ -289,12 +289,12 @@ fn play(case: &Case, config: &Config, plan: &Plan) -> Outcome {
         if let Command::Create { deployment, machine_type, .. } = c {
             let k = played.new.len();
             let o = case.new_deployments.get(k);
-            let made = out.created.entry(machine_type.clone()).or_default();
+            let made = out.created.entry(machine_type.to_string()).or_default();
             let handle =
                 if made.is_empty() { format!("+{machine_type}") } else { format!("+{machine_type}#{}", made.len()) };
-            made.push(deployment.clone());
+            made.push(deployment.to_string());
             played.new.insert(
-                deployment.clone(),
+                deployment.to_string(),
                 NewMachine {
                     handle,
                     ip: o.and_then(|o| o.ip.clone()).unwrap_or_else(|| format!("198.51.100.{}", k + 1)),
@@ -313,23 +313,23 @@ fn play(case: &Case, config: &Config, plan: &Plan) -> Outcome {
             Command::Deploy { deployment: name, .. } => {
                 out.deployed.insert(played.ident(name));
                 if played.fails(name, "deploy") {
-                    left_out.insert(name.clone());
+                    left_out.insert(name.to_string());
                     continue;
                 }
-                played.deployed_ok.insert(name.clone());
+                played.deployed_ok.insert(name.to_string());
                 out.touched.insert(played.ident(name));
                 if played.fails(name, "ssh") {
-                    left_out.insert(name.clone());
+                    left_out.insert(name.to_string());
                 }
             }
             Command::TouchKeepAlive { deployment: name } => {
                 if played.address(name).is_none() {
-                    left_out.insert(name.clone());
+                    left_out.insert(name.to_string());
                     continue;
                 }
                 out.touched.insert(played.ident(name));
                 if played.fails(name, "ssh") {
-                    left_out.insert(name.clone());
+                    left_out.insert(name.to_string());
                 }
             }
             _ => {}
@@ -352,8 +352,8 @@ fn play(case: &Case, config: &Config, plan: &Plan) -> Outcome {
             })
             .collect();
         for l in &plan.listings {
-            if l.needs_deploy && !played.deployed_ok.contains(&l.deployment) {
-                left_out.insert(l.deployment.clone());
+            if l.needs_deploy && !played.deployed_ok.contains(l.deployment.as_str()) {
+                left_out.insert(l.deployment.to_string());
             }
         }
         let text = plan.render_machines_file(config, &refreshed, &left_out);

@@ -493,7 +493,9 @@ pub fn machines_file_word(word: &str) -> bool {
 /// letters, digits and `.-_:[]%` (IPv6 with a zone) only.
 pub fn machines_file_host(host: &str) -> bool {
     !host.is_empty()
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']' | '%'))
+        // Bytes rather than chars: every accepted character is ASCII, and a
+        // byte of a multi-byte character is neither alphanumeric nor listed.
+        && host.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b':' | b'[' | b']' | b'%'))
 }
 
 /// Strips a machines-file store URI down to its host: `ssh://root@1.2.3.4`

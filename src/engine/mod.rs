@@ -65,18 +65,21 @@ pub fn decide_without_preview(config: &Config, observation: &Observation, now: i
 
 /// The plan's memory as a map: for a name decided twice (an ambiguous
 /// one), the later entry, as successive inserts would leave.
-fn memory_map(mut entries: Vec<(SmolStr, MachineMemory)>) -> BTreeMap<SmolStr, MachineMemory> {
-    // Stable: equal names keep the order they were decided in.
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut unique: Vec<(SmolStr, MachineMemory)> = Vec::with_capacity(entries.len());
-    for entry in entries {
-        match unique.last_mut() {
-            Some(last) if last.0 == entry.0 => *last = entry,
-            _ => unique.push(entry),
+fn memory_map(entries: Vec<(SmolStr, MachineMemory)>) -> BTreeMap<SmolStr, MachineMemory> {
+    // Sorted by name, then by when decided, the last of a name is the one
+    // kept. Positions are sorted rather than the entries, which are large.
+    let mut order: Vec<(&str, u32)> =
+        entries.iter().enumerate().map(|(i, (name, _))| (name.as_str(), i as u32)).collect();
+    order.sort_unstable();
+    let mut kept: Vec<u32> = Vec::with_capacity(order.len());
+    for (k, &(name, i)) in order.iter().enumerate() {
+        if order.get(k + 1).is_none_or(|&(next, _)| next != name) {
+            kept.push(i);
         }
     }
+    let mut entries: Vec<Option<(SmolStr, MachineMemory)>> = entries.into_iter().map(Some).collect();
     // Sorted and unique, the map is built in one sweep.
-    unique.into_iter().collect()
+    kept.into_iter().filter_map(|i| entries[i as usize].take()).collect()
 }
 
 /// Fingerprint of what a deploy of `tc` installs for `tag`: a deployment

@@ -11,6 +11,7 @@ pub use crate::model::machines_file_word;
 use crate::model::{MachineType, Seconds};
 use serde::Serialize;
 use serde_json::{Map, Value};
+use smol_str::SmolStr;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -129,10 +130,10 @@ pub struct SpeedFactor {
 #[serde(rename_all = "camelCase")]
 pub struct TypeConfig {
     /// The key as written in the config.
-    pub key: String,
+    pub key: SmolStr,
     /// The key as Hydra spells it (features sorted): the status's machine-type
     /// key and the `type` argument of the deployments we create.
-    pub canonical: String,
+    pub canonical: SmolStr,
     pub machine_type: MachineType,
     pub nixops_expr: String,
     pub nix_path: Vec<String>,
@@ -659,8 +660,8 @@ pub fn parse(value: &Value, origin: &str, base_dir: Option<&Path>) -> Result<(Co
                     );
                 }
                 let tc = TypeConfig {
-                    key: key.clone(),
-                    canonical: canonical.clone(),
+                    key: key.as_str().into(),
+                    canonical: canonical.as_str().into(),
                     machine_type,
                     nixops_expr,
                     nix_path,

@@ -145,7 +145,7 @@ impl<'a> Pass<'a> {
     /// else our own record, else now.
     fn last_active(&self, d: &Deployment, tc: &TypeConfig) -> (Seconds, ActivitySource) {
         let status = &self.obs.status;
-        if let Some(t) = status.machine_types.get(&tc.canonical).and_then(|t| t.last_active) {
+        if let Some(t) = status.machine_types.get(tc.canonical.as_str()).and_then(|t| t.last_active) {
             return (t, ActivitySource::TypeLastActive);
         }
         if let Some(t) = self.builder(d).and_then(|b| b.idle_since) {

@@ -343,8 +343,9 @@ impl<'a> Pass<'a> {
         self.type_args.iter().find(|(a, _)| *a == arg).and_then(|&(_, tc)| tc)
     }
 
-    fn fingerprint(&self, tc: &TypeConfig) -> SmolStr {
-        self.fingerprints.get(tc.canonical.as_str()).cloned().unwrap_or_default()
+    fn fingerprint(&self, tc: &TypeConfig) -> &SmolStr {
+        static NONE: SmolStr = SmolStr::new_static("");
+        self.fingerprints.get(tc.canonical.as_str()).unwrap_or(&NONE)
     }
 
     fn choose_for_demand(&mut self) {
@@ -352,7 +353,7 @@ impl<'a> Pass<'a> {
             let key = tc.canonical.clone();
             let runnable = match self.hold_all {
                 Some(_) => 0,
-                None => self.obs.status.machine_types.get(&key).map_or(0, |t| t.runnable),
+                None => self.obs.status.machine_types.get(key.as_str()).map_or(0, |t| t.runnable),
             };
             let wanted = tc.wanted(runnable);
             let allowed = if self.creations_allowed { tc.allowed(wanted) } else { 0 };
@@ -402,7 +403,7 @@ impl<'a> Pass<'a> {
                 notes.push(TypeNote::CreationLimitReached { per_pass, short_by: short - creating });
             }
             self.types.push(TypeDecision {
-                machine_type: SmolStr::new(&key),
+                machine_type: key,
                 runnable,
                 wanted,
                 allowed,
@@ -433,7 +434,7 @@ impl<'a> Pass<'a> {
         let name = self.next_name();
         // The original gave new deployments the config's own spelling of the
         // type; we give Hydra's, which every later lookup canonicalises anyway.
-        let type_arg = SmolStr::new(if self.original { &tc.key } else { &tc.canonical });
+        let type_arg = if self.original { tc.key.clone() } else { tc.canonical.clone() };
         self.creates.push(Command::Create {
             deployment: name.clone(),
             machine_type: type_arg.clone(),
@@ -447,7 +448,7 @@ impl<'a> Pass<'a> {
         if listed {
             self.listings.push(Listing {
                 deployment: name.clone(),
-                machine_type: SmolStr::new(&tc.canonical),
+                machine_type: tc.canonical.clone(),
                 needs_deploy: true,
             });
         }
@@ -462,11 +463,11 @@ impl<'a> Pass<'a> {
         });
     }
 
-    fn deploy_command(&self, name: &str, tc: &TypeConfig) -> Command {
+    fn deploy_command(&self, name: &SmolStr, tc: &TypeConfig) -> Command {
         Command::Deploy {
-            deployment: SmolStr::new(name),
+            deployment: name.clone(),
             nix_path: tc.nix_path.clone(),
-            fingerprint: self.fingerprint(tc),
+            fingerprint: self.fingerprint(tc).clone(),
         }
     }
 
@@ -477,7 +478,7 @@ impl<'a> Pass<'a> {
             return true;
         }
         let m = &d.memory;
-        let current = m.deployed_fingerprint.as_deref() == Some(self.fingerprint(tc).as_str());
+        let current = m.deployed_fingerprint.as_ref() == Some(self.fingerprint(tc));
         let due = match m.deployed_at {
             None => true,
             Some(at) => {
@@ -520,7 +521,7 @@ impl<'a> Pass<'a> {
                     if action.lists() && self.runner.lists_machines() {
                         listing = Some(Listing {
                             deployment: d.name.clone(),
-                            machine_type: SmolStr::new(&tc.canonical),
+                            machine_type: tc.canonical.clone(),
                             needs_deploy: deploy,
                         });
                     }
@@ -539,11 +540,8 @@ impl<'a> Pass<'a> {
             && d.host().is_some()
         {
             // Held: it keeps the listing it had.
-            listing = Some(Listing {
-                deployment: d.name.clone(),
-                machine_type: SmolStr::new(&tc.canonical),
-                needs_deploy: false,
-            });
+            listing =
+                Some(Listing { deployment: d.name.clone(), machine_type: tc.canonical.clone(), needs_deploy: false });
         }
         // A held machine may be running builds Hydra can see even though we
         // cannot read its status, and a draining one is finishing its steps:

@@ -809,7 +809,7 @@ impl<'s> Simulation<'s> {
             match command {
                 Command::Create { deployment, machine_type, .. } => {
                     let Some(tc) = self.scenario.config.type_for(machine_type) else { continue };
-                    let cloud = self.scenario.cloud.get(&tc.canonical).cloned().unwrap_or_default();
+                    let cloud = self.scenario.cloud.get(tc.canonical.as_str()).cloned().unwrap_or_default();
                     self.next_ip += 1;
                     let n = self.next_ip;
                     let ip = format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff);

@@ -591,7 +591,7 @@ impl Scenario {
             if c.market != Market::Spot && c.spot_interruptions_per_hour > 0.0 {
                 return Err(err(format!("{}: only spot instances are interrupted", at("spot_interruptions_per_hour"))));
             }
-            cloud.insert(tc.canonical.clone(), c.clone());
+            cloud.insert(tc.canonical.to_string(), c.clone());
         }
         for key in config.system_types.keys() {
             if !cloud.contains_key(key) {

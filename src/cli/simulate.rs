@@ -217,6 +217,9 @@ impl Observer for Progress<'_> {
     fn wants_passes(&self) -> bool {
         self.inner.as_ref().is_some_and(|f| f.wants_passes())
     }
+    fn wants_samples(&self) -> bool {
+        self.inner.is_some()
+    }
     fn step(&mut self, l: &StepLine<'_>) {
         if let Some(f) = self.inner.as_deref_mut() {
             f.step(l)

@@ -111,7 +111,7 @@ use super::queue::{KeyParts, QueueKey, Runnable};
 use super::slots::{Free, FreeMachines};
 use super::time::SimTime;
 use crate::metrics::WaitRecorder;
-use crate::model::{BuilderStatus, QueueStatus, TypeStatus};
+use crate::model::{BuilderStatus, QueueHealth, QueueStatus, TypeStatus};
 use crate::trace::{Outcome, StepRow, Sym, Symbols};
 pub use rust::{DispatchOrder, QueuedStep};
 use serde_json::{Map, Value, json};
@@ -390,6 +390,20 @@ impl Links {
     }
 }
 
+/// Where the values of the last status that [`Hydra::status_in_place`]
+/// built came from, in its maps' key order.
+#[derive(Debug, Default)]
+pub struct StatusLayout {
+    /// The kind behind each entry of `machineTypes`; `None` when an entry
+    /// has more than one (i686 types folded into x86_64 ones).
+    kinds_by_key: Option<Vec<u32>>,
+    /// The machines listed, in machine order.
+    listed: Vec<u32>,
+    /// The machine behind each entry of `machines`; `None` when two
+    /// machines share a host.
+    machines_by_key: Option<Vec<u32>>,
+}
+
 /// A step type as Hydra keys it: `system[:features]`.
 #[derive(Debug)]
 pub struct Kind {
@@ -452,6 +466,14 @@ pub struct Machine {
     /// A Rust runner builder that stopped answering: what it runs never
     /// finishes, and it keeps its slots until it is dropped.
     pub silent: bool,
+}
+
+impl Machine {
+    /// Whether the C++ runner's status lists it: every machine it tracks but
+    /// a provisioned one both delisted and dead.
+    fn in_cpp_status(&self) -> bool {
+        !self.removed && (self.enabled || self.alive || !self.provisioned)
+    }
 }
 
 /// Hydra's order of machines, smaller first: load, speed factor (higher
@@ -1387,29 +1409,97 @@ impl Hydra {
     }
 
     /// What [`crate::status::parse_status_value`] makes of
-    /// [`Hydra::status_json`]'s document, built without the document: the
+    /// [`Hydra::status_json`]'s document, built without the document and
+    /// written over `status`, the last one built with `layout`: the
     /// simulator reads this on most passes and checks it against the round
-    /// trip on the others (see `sim/mod.rs`).
-    pub fn status(&self, epoch: i64, now: SimTime, uptime_s: i64, with_last_active: bool) -> QueueStatus {
+    /// trip on the others (see `sim/mod.rs`). While the same types and
+    /// machines are listed, the values are overwritten in the maps' key
+    /// order as `layout` remembers it, without a key looked up, copied or
+    /// freed; otherwise the maps are built afresh and `layout` learns their
+    /// order.
+    pub fn status_in_place(
+        &self,
+        status: &mut QueueStatus,
+        layout: &mut StatusLayout,
+        epoch: i64,
+        now: SimTime,
+        uptime_s: i64,
+        with_last_active: bool,
+    ) {
         let unix = |ms: i64| epoch.saturating_add(ms.div_euclid(1000));
-        let mut machine_types = BTreeMap::new();
-        for k in &self.kinds {
+        let type_status = |k: &Kind| {
             let last_active =
                 k.last_active.filter(|_| with_last_active && k.running == 0).map(unix).filter(|&t| t != 0);
-            machine_types.insert(k.key.clone(), TypeStatus { runnable: k.runnable, running: k.running, last_active });
-        }
-        crate::status::squash_i686(&mut machine_types);
-        let mut machines = BTreeMap::new();
-        for m in &self.machines {
-            if m.removed || (m.provisioned && !m.alive && !m.enabled) {
-                continue;
+            TypeStatus { runnable: k.runnable, running: k.running, last_active }
+        };
+        match &layout.kinds_by_key {
+            Some(order) if order.len() == self.kinds.len() && order.len() == status.machine_types.len() => {
+                for (t, &k) in status.machine_types.values_mut().zip(order) {
+                    *t = type_status(&self.kinds[k as usize]);
+                }
             }
-            let idle_since = Some(unix(m.idle_since)).filter(|&t| m.current_jobs == 0 && t != 0);
-            let builder = BuilderStatus { enabled: m.enabled, current_jobs: u64::from(m.current_jobs), idle_since };
-            machines.insert(m.host.clone(), builder);
+            _ => {
+                let mut types = BTreeMap::new();
+                for k in &self.kinds {
+                    types.insert(k.key.clone(), type_status(k));
+                }
+                crate::status::squash_i686(&mut types);
+                // Each kind has its own entry unless keys repeat or i686 ones were folded.
+                let one_each =
+                    types.len() == self.kinds.len() && !self.kinds.iter().any(|k| k.key.starts_with("i686-linux"));
+                layout.kinds_by_key = one_each.then(|| {
+                    let mut order: Vec<u32> = (0..self.kinds.len() as u32).collect();
+                    order.sort_unstable_by(|&a, &b| self.kinds[a as usize].key.cmp(&self.kinds[b as usize].key));
+                    order
+                });
+                status.machine_types = types;
+            }
         }
-        let active_steps: u64 = self.kinds.iter().map(|k| k.running).sum();
-        crate::status::up(Some(unix(now.0)), uptime_s, (true, machine_types), machines, Some(active_steps))
+        let builder = |m: &Machine| {
+            let idle_since = Some(unix(m.idle_since)).filter(|&t| m.current_jobs == 0 && t != 0);
+            BuilderStatus { enabled: m.enabled, current_jobs: u64::from(m.current_jobs), idle_since }
+        };
+        let mut same = layout.machines_by_key.as_ref().is_some_and(|o| o.len() == status.machines.len());
+        let mut n = 0;
+        for (i, m) in self.machines.iter().enumerate() {
+            if !same {
+                break;
+            }
+            if m.in_cpp_status() {
+                same = layout.listed.get(n) == Some(&(i as u32));
+                n += 1;
+            }
+        }
+        match &layout.machines_by_key {
+            Some(order) if same && n == layout.listed.len() => {
+                for (b, &m) in status.machines.values_mut().zip(order) {
+                    *b = builder(&self.machines[m as usize]);
+                }
+            }
+            _ => {
+                layout.listed.clear();
+                let mut machines = BTreeMap::new();
+                for (i, m) in self.machines.iter().enumerate().filter(|(_, m)| m.in_cpp_status()) {
+                    layout.listed.push(i as u32);
+                    machines.insert(m.host.clone(), builder(m));
+                }
+                // Hosts are unique unless the file repeats one; then the last wins, and the map is rebuilt every time.
+                layout.machines_by_key = (machines.len() == layout.listed.len()).then(|| {
+                    let mut order = layout.listed.clone();
+                    order
+                        .sort_unstable_by(|&a, &b| self.machines[a as usize].host.cmp(&self.machines[b as usize].host));
+                    order
+                });
+                status.machines = machines;
+            }
+        }
+        status.health = QueueHealth::Up;
+        status.time = Some(unix(now.0));
+        status.uptime = uptime_s;
+        status.has_machine_types = true;
+        status.machines_known = !status.machines.is_empty();
+        status.active_steps = Some(self.kinds.iter().map(|k| k.running).sum());
+        status.liveness.clear();
     }
 
     /// The status document as `hydra-queue-runner --status` prints it at
@@ -1434,7 +1524,7 @@ impl Hydra {
         }
         let mut machines = Map::new();
         for (i, m) in self.machines.iter().enumerate() {
-            if m.removed || (m.provisioned && !m.alive && !m.enabled) {
+            if !m.in_cpp_status() {
                 continue;
             }
             let mut o = Map::new();
@@ -1552,5 +1642,50 @@ mod tests {
         hydra.dispatch(SimTime(0));
         assert_eq!(hydra.machines[m as usize].current_jobs, 0, "a kvm-only machine took a plain step");
         assert_eq!(hydra.machines[other as usize].current_jobs, 1);
+    }
+
+    proptest::proptest! {
+        /// A status written over the last one, its layout remembered, is the
+        /// one built afresh, whatever machines come, go or repeat a host and
+        /// whatever types (i686 ones folded included) queue meanwhile.
+        #[test]
+        fn a_status_written_in_place_is_the_one_built_afresh(
+            ops in proptest::collection::vec((0u8..6, 0usize..8), 1..60),
+        ) {
+            let systems = ["i686-linux", "riscv64-linux", "x86_64-linux", "aarch64-linux", "i686-linux"];
+            let mut csv = String::from("step_id,submitted_at,system,duration\n");
+            for i in 0..60 {
+                csv.push_str(&format!("{},0,{},{}\n", i + 1, systems[i % systems.len()], 1000 * (i % 7 + 1)));
+            }
+            let mut trace = crate::trace::TraceReader::new(csv.as_bytes(), "t");
+            let hosts = ["10.0.0.9", "10.0.0.10", "b", "a", "10.0.0.9"];
+            let line = |host: &str| spec(&format!("{host} x86_64-linux,i686-linux,aarch64-linux - 2 1 - - -"));
+            let mut hydra = Hydra::new(BTreeMap::new());
+            let mut machines = vec![hydra.add_machine("static".into(), line("static"), SimTime(0), false)];
+            let (mut status, mut layout) = (QueueStatus::down(""), StatusLayout::default());
+            for (t, (op, n)) in ops.into_iter().enumerate() {
+                let now = SimTime(t as i64 * 1000);
+                match op {
+                    0 => {
+                        let host = hosts[n % hosts.len()];
+                        let m = hydra.add_machine(host.into(), line(host), now, true);
+                        hydra.set_alive(m, true, now);
+                        machines.push(m);
+                    }
+                    1 => hydra.set_alive(machines[n % machines.len()], n % 2 == 0, now),
+                    2 => hydra.remove_machine(machines[n % machines.len()], now),
+                    3 | 4 => {
+                        if let Some(row) = crate::trace::StepSource::next_step(&mut trace) {
+                            hydra.arrive(&row.unwrap(), crate::trace::StepSource::symbols(&trace), now).unwrap();
+                        }
+                    }
+                    _ => hydra.dispatch(now),
+                }
+                hydra.status_in_place(&mut status, &mut layout, 1_000, now, t as i64, n % 2 == 0);
+                let mut afresh = QueueStatus::down("stale");
+                hydra.status_in_place(&mut afresh, &mut StatusLayout::default(), 1_000, now, t as i64, n % 2 == 0);
+                proptest::prop_assert_eq!(&status, &afresh);
+            }
+        }
     }
 }

@@ -141,6 +141,11 @@ pub trait Observer {
     fn wants_passes(&self) -> bool {
         true
     }
+    /// Whether [`Observer::sample`] wants the per-pass figures (counting
+    /// them per type costs a map per pass).
+    fn wants_samples(&self) -> bool {
+        true
+    }
     fn step(&mut self, _line: &StepLine<'_>) {}
     fn sample(&mut self, _at: SimTime, _metric: &str, _key: &str, _value: u64) {}
     fn lifecycle(&mut self, _at: SimTime, _machine: &str, _machine_type: &str, _event: &str) {}
@@ -164,6 +169,9 @@ impl Observer for NoObserver {
         false
     }
     fn wants_passes(&self) -> bool {
+        false
+    }
+    fn wants_samples(&self) -> bool {
         false
     }
 }
@@ -320,6 +328,9 @@ pub struct Simulation<'s> {
     /// memory the last plan returned. Kept between passes and updated in
     /// place rather than rebuilt.
     observation: Observation,
+    /// Where the entries of the observation's status came from, so that the
+    /// next pass's status overwrites them in place (C++ runner only).
+    status_layout: hydra::StatusLayout,
     /// What a machines-file line of each configured type offers, as Hydra
     /// reads it (the line depends on the type, not on the host).
     listed_specs: BTreeMap<String, Option<Rc<MachineSpec>>>,
@@ -409,6 +420,7 @@ impl<'s> Simulation<'s> {
             live: vec![],
             by_name: BTreeMap::new(),
             observation: Observation { status: QueueStatus::down(""), fleet: Fleet::default() },
+            status_layout: hydra::StatusLayout::default(),
             listed_specs,
             pending: None,
             files: BTreeMap::new(),
@@ -641,12 +653,13 @@ impl<'s> Simulation<'s> {
         let uptime = self.scenario.queue_runner_uptime.saturating_add(self.now.whole_secs());
         let with_last_active = self.scenario.era == Era::WithLastActive;
         let wants_document = observer.wants_passes();
-        let (status, document) = if self.rust.is_some() {
-            self.rust_status(uptime, wants_document || status_checked(self.passes))?
+        let document = if self.rust.is_some() {
+            let (status, document) = self.rust_status(uptime, wants_document || status_checked(self.passes))?;
+            self.observation.status = status;
+            document
         } else {
             self.cpp_status(uptime, with_last_active, wants_document)?
         };
-        self.observation.status = status;
         self.refresh_fleet();
         let config = &self.scenario.config;
         let mut plan = engine::decide_without_preview(config, &self.observation, now_s);
@@ -654,7 +667,9 @@ impl<'s> Simulation<'s> {
             plan.machines_file_preview = plan.render_preview(config, &self.observation.fleet.deployments);
             observer.pass(self.passes, &document, &self.observation, &plan);
         }
-        self.sample(observer);
+        if observer.wants_samples() {
+            self.sample(observer);
+        }
         self.carry_out(plan, observer);
         Ok(())
     }
@@ -665,28 +680,30 @@ impl<'s> Simulation<'s> {
         self.scenario.config.type_for(&inst.machine_type).map_or(inst.machine_type.as_str(), |t| t.canonical.as_str())
     }
 
-    /// The C++ runner's status, and its document when it is recorded or
-    /// checked (see [`status_checked`]).
+    /// The C++ runner's status, written over the observation's, and its
+    /// document when it is recorded or checked (see [`status_checked`]).
     fn cpp_status(
-        &self,
+        &mut self,
         uptime: i64,
         with_last_active: bool,
         wants_document: bool,
-    ) -> Result<(crate::model::QueueStatus, Option<serde_json::Value>), SimError> {
-        let status = self.hydra.status(self.scenario.epoch, self.now, uptime, with_last_active);
+    ) -> Result<Option<serde_json::Value>, SimError> {
+        let (epoch, now) = (self.scenario.epoch, self.now);
+        let status = &mut self.observation.status;
+        self.hydra.status_in_place(status, &mut self.status_layout, epoch, now, uptime, with_last_active);
         if !(wants_document || status_checked(self.passes)) {
-            return Ok((status, None));
+            return Ok(None);
         }
-        let document = self.hydra.status_json(self.scenario.epoch, self.now, uptime, with_last_active);
+        let document = self.hydra.status_json(epoch, now, uptime, with_last_active);
         let parsed = status::parse_status_value(&document)
             .map_err(|e| SimError::Internal(format!("the simulated status does not parse: {e}")))?;
-        if parsed != status {
+        if parsed != *status {
             return Err(SimError::Internal(format!(
                 "pass {}: the status read back from the document differs from the one the simulator built",
                 self.passes
             )));
         }
-        Ok((status, Some(document)))
+        Ok(Some(document))
     }
 
     /// One sample per type and figure (`series.csv`, docs/scenario-format.md):

@@ -727,16 +727,16 @@ impl Hydra {
         }
     }
 
-    /// Hydra reread the machines file: exactly the provisioned machines whose
-    /// host `listed` gives a line for are enabled (a provisioned machine's
-    /// spec may change).
-    pub fn apply_machines_file<'a>(&mut self, listed: impl Fn(&str) -> Option<&'a MachineSpec>) {
+    /// Hydra reread the machines file: exactly the provisioned machines for
+    /// which `listed` (given the machine and its host) gives a line are
+    /// enabled (a provisioned machine's spec may change).
+    pub fn apply_machines_file<'a>(&mut self, listed: impl Fn(u32, &str) -> Option<&'a MachineSpec>) {
         let machines = &self.machines;
         self.provisioned.retain(|&m| !machines[m as usize].removed);
         self.work += self.provisioned.len() as u64;
         for n in 0..self.provisioned.len() {
             let i = self.provisioned[n];
-            let spec = listed(&self.machines[i as usize].host);
+            let spec = listed(i, &self.machines[i as usize].host);
             let class_spec = &self.classes[self.machines[i as usize].class as usize].spec;
             if let Some(spec) = spec.filter(|s| *s != class_spec).cloned() {
                 // Leave the old class before joining the new one.
@@ -1628,11 +1628,11 @@ mod tests {
         let other = hydra.add_machine("g".into(), plain.clone(), SimTime(0), true);
         let file: BTreeMap<String, MachineSpec> =
             [("h".to_string(), plain.clone()), ("g".to_string(), plain.clone())].into();
-        hydra.apply_machines_file(|host| file.get(host));
+        hydra.apply_machines_file(|_, host| file.get(host));
         hydra.set_alive(m, true, SimTime(0));
         hydra.set_alive(other, true, SimTime(0));
         let file: BTreeMap<String, MachineSpec> = [("h".to_string(), kvm_only), ("g".to_string(), plain)].into();
-        hydra.apply_machines_file(|host| file.get(host));
+        hydra.apply_machines_file(|_, host| file.get(host));
         let mut trace = crate::trace::TraceReader::new(
             "step_id,submitted_at,system,duration\n1,0,x86_64-linux,10\n".as_bytes(),
             "t",

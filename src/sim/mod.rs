@@ -62,7 +62,7 @@ use crate::metrics::{self, Cost, Inputs, Stability, StepCounts, Summary, TypeCos
 use crate::model::{Deployment, Fleet, MachineMemory, MachineState, Observation, QueueStatus};
 use crate::status;
 use crate::trace::background::Loaded;
-use crate::trace::{StepRow, StepSource, TraceError};
+use crate::trace::{IdHasher, StepRow, StepSource, TraceError};
 use hydra::{Hydra, HydraEvent, MachineSpec, StepEnd};
 use input::Rows;
 use rand::{RngExt, SeedableRng};
@@ -71,7 +71,8 @@ use rand_distr::{Distribution, Exp, LogNormal};
 use shell::ShellRules;
 use smol_str::SmolStr;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap};
+use std::hash::BuildHasherDefault;
 use std::rc::Rc;
 
 /// A spot instance's warning before it is taken away.
@@ -305,9 +306,57 @@ struct PendingPass {
     write_file: bool,
 }
 
-/// A machines file as Hydra reads it: each listed host, with its instance
-/// and what its line offers.
-type Listed = BTreeMap<String, (u32, Rc<MachineSpec>)>;
+/// A machines file as Hydra reads it: each listed instance with what its
+/// line offers, in the order of their addresses (the hosts' order in which
+/// Hydra meets new machines), and found again by instance rather than by
+/// comparing addresses.
+struct Listed {
+    by_host: Vec<(u32, Rc<MachineSpec>)>,
+    /// Each instance's position in `by_host`, by instance.
+    by_instance: Vec<(u32, u32)>,
+}
+
+impl Listed {
+    /// The file for `listing`: each instance whose type Hydra reads a line
+    /// for, once (an instance listed twice is read as its last line, as a
+    /// host repeated in a file is).
+    fn new(listing: &Listing, instances: &[Instance], specs: &BTreeMap<String, Option<Rc<MachineSpec>>>) -> Listed {
+        // Listings come in runs of one type: look each run's type up once.
+        let mut last: Option<(&SmolStr, Option<&Rc<MachineSpec>>)> = None;
+        let mut lines: Vec<(u32, Rc<MachineSpec>)> = Vec::with_capacity(listing.len());
+        for (i, machine_type) in listing {
+            let spec = match last {
+                Some((t, spec)) if t == machine_type => spec,
+                _ => {
+                    let spec = specs.get(machine_type.as_str()).and_then(Option::as_ref);
+                    last = Some((machine_type, spec));
+                    spec
+                }
+            };
+            if let Some(spec) = spec {
+                lines.push((*i, Rc::clone(spec)));
+            }
+        }
+        // Stable: of the lines of one address, the last one is kept.
+        lines.sort_by(|(a, _), (b, _)| instances[*a as usize].ip.cmp(&instances[*b as usize].ip));
+        let mut by_host: Vec<(u32, Rc<MachineSpec>)> = Vec::with_capacity(lines.len());
+        for line in lines {
+            match by_host.last_mut() {
+                Some(last) if instances[last.0 as usize].ip == instances[line.0 as usize].ip => *last = line,
+                _ => by_host.push(line),
+            }
+        }
+        let mut by_instance: Vec<(u32, u32)> = by_host.iter().enumerate().map(|(p, (i, _))| (*i, p as u32)).collect();
+        by_instance.sort_unstable();
+        Listed { by_host, by_instance }
+    }
+
+    /// What the file's line for instance `i` offers, if it lists it.
+    fn spec(&self, i: u32) -> Option<&MachineSpec> {
+        let p = self.by_instance.binary_search_by_key(&i, |&(i, _)| i).ok()?;
+        Some(&self.by_host[self.by_instance[p].1 as usize].1)
+    }
+}
 /// Which instances a machines file lists, as which type.
 type Listing = Vec<(u32, SmolStr)>;
 
@@ -322,7 +371,10 @@ pub struct Simulation<'s> {
     instances: Vec<Instance>,
     /// Instances not destroyed, in creation order.
     live: Vec<u32>,
-    by_name: BTreeMap<SmolStr, u32>,
+    /// The live instances by deployment name (looked up, never walked).
+    by_name: HashMap<SmolStr, u32, BuildHasherDefault<IdHasher>>,
+    /// Scratch: each live instance's position in `live`, valid where `live` agrees.
+    fleet_position: Vec<u32>,
     /// What the engine sees: the status of the last pass, and the
     /// deployments of the `live` instances, in the same order, with the
     /// memory the last plan returned. Kept between passes and updated in
@@ -418,7 +470,8 @@ impl<'s> Simulation<'s> {
             now: SimTime::ZERO,
             instances: vec![],
             live: vec![],
-            by_name: BTreeMap::new(),
+            by_name: HashMap::default(),
+            fleet_position: vec![],
             observation: Observation { status: QueueStatus::down(""), fleet: Fleet::default() },
             status_layout: hydra::StatusLayout::default(),
             listed_specs,
@@ -946,42 +999,9 @@ impl<'s> Simulation<'s> {
         // Taken in place rather than removed: a removal rebalances the tree,
         // and the map is dropped whole afterwards. A name the fleet repeats
         // gets the default the second time, as after a removal.
-        for d in &mut self.observation.fleet.deployments {
-            d.memory = memory.get_mut(&d.name).map(std::mem::take).unwrap_or_default();
-        }
+        self.hand_back_memory(memory);
         if write_file {
-            // The file is a function of which instances are listed, as which
-            // type; `Plan::render_machines_file` writes each listed, deployed
-            // machine with an address (every simulated instance has one) as
-            // its type's line at that address, which Hydra reads as the
-            // type's `listed_specs` (tested against the text).
-            let listing: Listing = plan
-                .listings
-                .iter()
-                .filter(|l| !failed.contains(l.deployment.as_str()))
-                .filter_map(|l| self.by_name.get(&l.deployment).map(|&i| (i, l.machine_type.clone())))
-                .collect();
-            let listed = match &self.last_file {
-                Some((last, listed)) if *last == listing => Rc::clone(listed),
-                _ => {
-                    let mut listed = Listed::new();
-                    for (i, machine_type) in &listing {
-                        if let Some(Some(spec)) = self.listed_specs.get(machine_type.as_str()) {
-                            listed.insert(self.instances[*i as usize].ip.clone(), (*i, Rc::clone(spec)));
-                        }
-                    }
-                    let listed = Rc::new(listed);
-                    self.last_file = Some((listing, Rc::clone(&listed)));
-                    listed
-                }
-            };
-            #[cfg(debug_assertions)]
-            self.check_file_as_rendered(&plan, &failed, &listed);
-            self.file_version += 1;
-            self.files.insert(self.file_version, listed);
-            let at = now.plus_ms(secs_ms(self.scenario.reload_delay));
-            let version = self.file_version;
-            self.schedule(at, Event::MachinesFileRead { version });
+            self.write_machines_file(&plan, &failed);
         }
         if self.rust.is_some() {
             self.retire(&plan.commands, observer);
@@ -990,6 +1010,70 @@ impl<'s> Simulation<'s> {
         }
         let next = now.plus_ms(secs_ms(self.scenario.interval));
         self.schedule(next, Event::Pass);
+    }
+
+    /// The memory the plan returned goes to the fleet's deployments, each
+    /// name's to the deployment of that name and the default to the others.
+    fn hand_back_memory(&mut self, memory: BTreeMap<SmolStr, MachineMemory>) {
+        let deployments = &mut self.observation.fleet.deployments;
+        for d in deployments.iter_mut() {
+            d.memory = MachineMemory::default();
+        }
+        if self.by_name.len() != deployments.len() {
+            // A name the fleet repeats (never so far): it gets the memory
+            // the first time and the default after, as from a map taken from.
+            let mut memory = memory;
+            for d in deployments.iter_mut() {
+                d.memory = memory.get_mut(&d.name).map(std::mem::take).unwrap_or_default();
+            }
+            return;
+        }
+        // Each name once: found by its instance rather than by comparing names.
+        if self.fleet_position.len() < self.instances.len() {
+            self.fleet_position.resize(self.instances.len(), 0);
+        }
+        for (p, &i) in self.live.iter().enumerate() {
+            self.fleet_position[i as usize] = p as u32;
+        }
+        for (name, m) in memory {
+            let Some(&i) = self.by_name.get(&name) else { continue };
+            let p = self.fleet_position[i as usize] as usize;
+            if self.live.get(p) == Some(&i) {
+                deployments[p].memory = m;
+            }
+        }
+    }
+
+    /// The plan's machines file, as the instances it lists and what Hydra
+    /// reads from it, to be read after the reload delay.
+    fn write_machines_file(&mut self, plan: &Plan, failed: &BTreeSet<String>) {
+        let now = self.now;
+        // The file is a function of which instances are listed, as which
+        // type; `Plan::render_machines_file` writes each listed, deployed
+        // machine with an address (every simulated instance has one) as
+        // its type's line at that address, which Hydra reads as the
+        // type's `listed_specs` (tested against the text).
+        let listing: Listing = plan
+            .listings
+            .iter()
+            .filter(|l| !failed.contains(l.deployment.as_str()))
+            .filter_map(|l| self.by_name.get(&l.deployment).map(|&i| (i, l.machine_type.clone())))
+            .collect();
+        let listed = match &self.last_file {
+            Some((last, listed)) if *last == listing => Rc::clone(listed),
+            _ => {
+                let listed = Rc::new(Listed::new(&listing, &self.instances, &self.listed_specs));
+                self.last_file = Some((listing, Rc::clone(&listed)));
+                listed
+            }
+        };
+        #[cfg(debug_assertions)]
+        self.check_file_as_rendered(plan, failed, &listed);
+        self.file_version += 1;
+        self.files.insert(self.file_version, listed);
+        let at = now.plus_ms(secs_ms(self.scenario.reload_delay));
+        let version = self.file_version;
+        self.schedule(at, Event::MachinesFileRead { version });
     }
 
     /// The plan's stops and destroys take effect now.
@@ -1042,8 +1126,11 @@ impl<'s> Simulation<'s> {
             .filter_map(MachineSpec::parse_machines_line)
             .map(|(uri, spec)| (crate::model::host_of_store_uri(&uri).to_string(), spec))
             .collect();
-        let ours: BTreeMap<String, MachineSpec> =
-            listed.iter().map(|(host, (_, spec))| (host.clone(), MachineSpec::clone(spec))).collect();
+        let ours: BTreeMap<String, MachineSpec> = listed
+            .by_host
+            .iter()
+            .map(|(i, spec)| (self.instances[*i as usize].ip.clone(), MachineSpec::clone(spec)))
+            .collect();
         assert_eq!(ours, read, "the machines file read differs from the one written:\n{text}");
     }
 
@@ -1056,7 +1143,7 @@ impl<'s> Simulation<'s> {
         self.files.retain(|&v, _| v > version);
         let now = self.now;
         // In host order: Hydra first sees new machines in the file's order.
-        for (host, (m, spec)) in listed.iter() {
+        for (m, spec) in &listed.by_host {
             let m = *m as usize;
             if self.instances[m].state != InstanceState::Running {
                 continue;
@@ -1064,7 +1151,8 @@ impl<'s> Simulation<'s> {
             let h = match self.instances[m].hydra {
                 Some(h) => h,
                 None => {
-                    let h = self.hydra.add_machine(host.clone(), MachineSpec::clone(spec), now, true);
+                    let host = self.instances[m].ip.clone();
+                    let h = self.hydra.add_machine(host, MachineSpec::clone(spec), now, true);
                     if self.instance_of_machine.len() <= h as usize {
                         self.instance_of_machine.resize(h as usize + 1, None);
                     }
@@ -1079,14 +1167,17 @@ impl<'s> Simulation<'s> {
         }
         for &i in &self.live {
             let inst = &self.instances[i as usize];
-            let in_file = listed.contains_key(&inst.ip);
+            let in_file = listed.spec(i).is_some();
             let is = in_file && inst.state == InstanceState::Running;
             if inst.in_file != is {
                 self.event(observer, now, i, if is { "listed" } else { "delisted" });
             }
             self.instances[i as usize].in_file = in_file;
         }
-        self.hydra.apply_machines_file(|host| listed.get(host).map(|(_, spec)| &**spec));
+        // A provisioned machine's host is its instance's address.
+        let instance_of = &self.instance_of_machine;
+        self.hydra
+            .apply_machines_file(|h, _| instance_of.get(h as usize).copied().flatten().and_then(|i| listed.spec(i)));
     }
 
     fn finish(mut self) -> Summary {

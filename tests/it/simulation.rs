@@ -122,7 +122,7 @@ fn a_step_aborted_by_a_vanished_machine_is_retried_after_60_seconds() {
     let doomed = hydra.add_machine("10.0.0.1".into(), spec(1), SimTime(0), true);
     let mut listed = BTreeMap::new();
     listed.insert("10.0.0.1".to_string(), spec(1));
-    hydra.apply_machines_file(|host| listed.get(host));
+    hydra.apply_machines_file(|_, host| listed.get(host));
     hydra.set_alive(doomed, true, SimTime(0));
     let mut trace = TraceReader::new("step_id,submitted_at,system,duration\n1,0,x86_64-linux,1000\n".as_bytes(), "t");
     let row = trace.next_step().unwrap().unwrap();

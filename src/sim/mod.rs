@@ -996,9 +996,6 @@ impl<'s> Simulation<'s> {
             let (at, machine) = (d.done_at, d.machine);
             self.event(observer, at, machine, if ok { "deployed" } else { "deploy failed" });
         }
-        // Taken in place rather than removed: a removal rebalances the tree,
-        // and the map is dropped whole afterwards. A name the fleet repeats
-        // gets the default the second time, as after a removal.
         self.hand_back_memory(memory);
         if write_file {
             self.write_machines_file(&plan, &failed);
@@ -1020,8 +1017,10 @@ impl<'s> Simulation<'s> {
             d.memory = MachineMemory::default();
         }
         if self.by_name.len() != deployments.len() {
-            // A name the fleet repeats (never so far): it gets the memory
-            // the first time and the default after, as from a map taken from.
+            // A name the fleet repeats (the engine never creates one): its
+            // first deployment gets the memory, a later one the default.
+            // Taken in place rather than removed: a removal rebalances the
+            // tree, and the map is dropped whole afterwards.
             let mut memory = memory;
             for d in deployments.iter_mut() {
                 d.memory = memory.get_mut(&d.name).map(std::mem::take).unwrap_or_default();

@@ -1459,28 +1459,20 @@ impl Hydra {
             let idle_since = Some(unix(m.idle_since)).filter(|&t| m.current_jobs == 0 && t != 0);
             BuilderStatus { enabled: m.enabled, current_jobs: u64::from(m.current_jobs), idle_since }
         };
-        let mut same = layout.machines_by_key.as_ref().is_some_and(|o| o.len() == status.machines.len());
-        let mut n = 0;
-        for (i, m) in self.machines.iter().enumerate() {
-            if !same {
-                break;
-            }
-            if m.in_cpp_status() {
-                same = layout.listed.get(n) == Some(&(i as u32));
-                n += 1;
-            }
-        }
+        let listed_now = || self.machines.iter().enumerate().filter(|(_, m)| m.in_cpp_status()).map(|(i, _)| i as u32);
+        let unchanged = layout.machines_by_key.as_ref().is_some_and(|o| o.len() == status.machines.len())
+            && listed_now().eq(layout.listed.iter().copied());
         match &layout.machines_by_key {
-            Some(order) if same && n == layout.listed.len() => {
+            Some(order) if unchanged => {
                 for (b, &m) in status.machines.values_mut().zip(order) {
                     *b = builder(&self.machines[m as usize]);
                 }
             }
             _ => {
-                layout.listed.clear();
+                layout.listed = listed_now().collect();
                 let mut machines = BTreeMap::new();
-                for (i, m) in self.machines.iter().enumerate().filter(|(_, m)| m.in_cpp_status()) {
-                    layout.listed.push(i as u32);
+                for &i in &layout.listed {
+                    let m = &self.machines[i as usize];
                     machines.insert(m.host.clone(), builder(m));
                 }
                 // Hosts are unique unless the file repeats one; then the last wins, and the map is rebuilt every time.

@@ -357,6 +357,7 @@ impl Listed {
         Some(&self.by_host[self.by_instance[p].1 as usize].1)
     }
 }
+
 /// Which instances a machines file lists, as which type.
 type Listing = Vec<(u32, SmolStr)>;
 
@@ -373,7 +374,8 @@ pub struct Simulation<'s> {
     live: Vec<u32>,
     /// The live instances by deployment name (looked up, never walked).
     by_name: HashMap<SmolStr, u32, BuildHasherDefault<IdHasher>>,
-    /// Scratch: each live instance's position in `live`, valid where `live` agrees.
+    /// Scratch kept between passes, as a run creates thousands of instances:
+    /// each live instance's position in `live`, valid where `live` agrees.
     fleet_position: Vec<u32>,
     /// What the engine sees: the status of the last pass, and the
     /// deployments of the `live` instances, in the same order, with the
@@ -1013,9 +1015,6 @@ impl<'s> Simulation<'s> {
     /// name's to the deployment of that name and the default to the others.
     fn hand_back_memory(&mut self, memory: BTreeMap<SmolStr, MachineMemory>) {
         let deployments = &mut self.observation.fleet.deployments;
-        for d in deployments.iter_mut() {
-            d.memory = MachineMemory::default();
-        }
         if self.by_name.len() != deployments.len() {
             // A name the fleet repeats (the engine never creates one): its
             // first deployment gets the memory, a later one the default.
@@ -1033,6 +1032,9 @@ impl<'s> Simulation<'s> {
         }
         for (p, &i) in self.live.iter().enumerate() {
             self.fleet_position[i as usize] = p as u32;
+        }
+        for d in deployments.iter_mut() {
+            d.memory = MachineMemory::default();
         }
         for (name, m) in memory {
             let Some(&i) = self.by_name.get(&name) else { continue };

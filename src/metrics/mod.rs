@@ -278,6 +278,7 @@ impl Waits {
     }
 
     /// Records a wait; whether it is held exactly.
+    #[inline(always)]
     fn record(&mut self, wait_ms: i64) -> bool {
         match self {
             Waits::Exact(v) => {
@@ -355,18 +356,28 @@ impl WaitRecorder {
         if !self.overall_folded {
             self.held += 1;
         }
-        for (groups, g) in [(&mut self.per_type, machine_type), (&mut self.per_jobset, jobset)] {
-            let g = g as usize;
-            if groups.len() <= g {
-                groups.resize_with(g + 1, Waits::default);
-            }
-            self.held += usize::from(groups[g].record(wait_ms));
-        }
+        self.held += Self::record_in(&mut self.per_type, machine_type, wait_ms);
+        self.held += Self::record_in(&mut self.per_jobset, jobset, wait_ms);
         self.waited_for_boot += u64::from(waited_for_boot);
         self.exact += 3;
         if self.exact > EXACT_WAITS && self.held > 0 {
             self.fold_largest();
         }
+    }
+
+    /// Records a wait in group `g`, which is made if new; 1 if it is held exactly.
+    #[inline(always)]
+    fn record_in(groups: &mut Vec<Waits>, g: u32, wait_ms: i64) -> usize {
+        let g = g as usize;
+        if groups.len() <= g {
+            Self::add_groups(groups, g);
+        }
+        usize::from(groups[g].record(wait_ms))
+    }
+
+    #[cold]
+    fn add_groups(groups: &mut Vec<Waits>, g: usize) {
+        groups.resize_with(g + 1, Waits::default);
     }
 
     /// Folds the group holding the most exact values (the first such, in

@@ -1387,6 +1387,61 @@ maxJobs = 4
     }
 
     #[test]
+    fn a_machines_file_that_lists_an_address_twice_is_read_as_its_last_line() {
+        // Hydra keys the machines it reads by host, so a host's later line
+        // replaces an earlier one; the simulator never gives two instances
+        // one address, so only a file made by hand reaches this.
+        let scenario = Scenario::parse(
+            r#"
+trace = "unused.csv"
+[provisioner]
+billing = "per-second"
+[provisioner.systemTypes."x86_64-linux"]
+maxMachines = 1
+runnablesPerMachine = 1
+maxJobs = 4
+[provisioner.systemTypes."aarch64-linux"]
+maxMachines = 1
+runnablesPerMachine = 1
+maxJobs = 2
+[cloud."x86_64-linux"]
+[cloud."aarch64-linux"]
+"#,
+            "t.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        let mut sim = Simulation::new(&scenario);
+        let mut trace = TraceReader::new(
+            "step_id,submitted_at,system,duration\n1,0,x86_64-linux,60\n2,0,aarch64-linux,60\n".as_bytes(),
+            "t.csv",
+        );
+        while let Some(row) = trace.next_step() {
+            sim.hydra.arrive(&row.unwrap(), trace.symbols(), SimTime::ZERO).unwrap();
+        }
+        sim.pass(&mut NoObserver).unwrap();
+        assert_eq!(sim.instances.len(), 2, "one machine of each type");
+        let x86 = sim.instances.iter().position(|i| i.machine_type == "x86_64-linux").unwrap() as u32;
+        let arm = 1 - x86;
+        let read = |sim: &Simulation<'_>, listing: &Listing| Listed::new(listing, &sim.instances, &sim.listed_specs);
+        let jobs = |listed: &Listed, i: u32| listed.spec(i).map(|spec| spec.max_jobs);
+
+        let apart = read(&sim, &vec![(x86, "x86_64-linux".into()), (arm, "aarch64-linux".into())]);
+        assert_eq!((jobs(&apart, x86), jobs(&apart, arm)), (Some(4), Some(2)));
+
+        let ip = sim.instances[x86 as usize].ip.clone();
+        sim.instances[arm as usize].ip = ip;
+        let arm_last = read(&sim, &vec![(x86, "x86_64-linux".into()), (arm, "aarch64-linux".into())]);
+        assert_eq!((jobs(&arm_last, x86), jobs(&arm_last, arm)), (None, Some(2)));
+        assert_eq!(arm_last.by_host.len(), 1);
+        let x86_last = read(&sim, &vec![(arm, "aarch64-linux".into()), (x86, "x86_64-linux".into())]);
+        assert_eq!((jobs(&x86_last, x86), jobs(&x86_last, arm)), (Some(4), None));
+        // The same instance listed twice: its last line.
+        let twice = read(&sim, &vec![(x86, "x86_64-linux".into()), (x86, "aarch64-linux".into())]);
+        assert_eq!(jobs(&twice, x86), Some(2));
+    }
+
+    #[test]
     fn a_deploy_of_a_stopped_machine_starts_it_first() {
         // The original reuses a STOPPED deployment by deploying it, without a
         // start: NixOps's deploy starts the EC2 machine (40 s here) and then

@@ -111,7 +111,7 @@ use super::queue::{KeyParts, QueueKey, Runnable};
 use super::slots::{Free, FreeMachines};
 use super::time::SimTime;
 use crate::metrics::WaitRecorder;
-use crate::model::{BuilderStatus, QueueHealth, QueueStatus, TypeStatus};
+use crate::model::{BuilderStatus, QueueStatus, TypeStatus};
 use crate::trace::{Outcome, StepRow, Sym, Symbols};
 pub use rust::{DispatchOrder, QueuedStep};
 use serde_json::{Map, Value, json};
@@ -1485,13 +1485,12 @@ impl Hydra {
                 status.machines = machines;
             }
         }
-        status.health = QueueHealth::Up;
-        status.time = Some(unix(now.0));
-        status.uptime = uptime_s;
-        status.has_machine_types = true;
-        status.machines_known = !status.machines.is_empty();
-        status.active_steps = Some(self.kinds.iter().map(|k| k.running).sum());
-        status.liveness.clear();
+        // The maps move into an "up" status as the parser makes one; taking
+        // them out of the old one allocates nothing.
+        let (machine_types, machines) =
+            (std::mem::take(&mut status.machine_types), std::mem::take(&mut status.machines));
+        let active_steps: u64 = self.kinds.iter().map(|k| k.running).sum();
+        *status = crate::status::up(Some(unix(now.0)), uptime_s, (true, machine_types), machines, Some(active_steps));
     }
 
     /// The status document as `hydra-queue-runner --status` prints it at

@@ -1347,6 +1347,23 @@ mod tests {
     use crate::trace::synth::{Synth, SynthParams};
     use std::path::Path;
 
+    fn scenario(text: &str) -> Scenario {
+        Scenario::parse(text, "t.toml", Path::new(".")).unwrap()
+    }
+
+    /// A simulation of `scenario` whose first pass has run, after the steps
+    /// of `rows` (CSV rows without the header) arrived at time zero.
+    fn after_first_pass<'s>(scenario: &'s Scenario, rows: &str) -> Simulation<'s> {
+        let mut sim = Simulation::new(scenario);
+        let csv = format!("step_id,submitted_at,system,duration\n{rows}");
+        let mut trace = TraceReader::new(csv.as_bytes(), "t.csv");
+        while let Some(row) = trace.next_step() {
+            sim.hydra.arrive(&row.unwrap(), trace.symbols(), SimTime::ZERO).unwrap();
+        }
+        sim.pass(&mut NoObserver).unwrap();
+        sim
+    }
+
     #[test]
     fn a_shared_trace_read_in_place_gives_the_summary_of_a_trace_read_row_by_row() {
         let mut synth = Synth::new(SynthParams {
@@ -1377,7 +1394,7 @@ maxJobs = 4
         // Whole, windowed, and cut short by a horizon (rows past it still count).
         for extra in ["", "window = \"1h..4h\"\n", "horizon = 7200\n"] {
             let text = format!("{extra}{base}");
-            let scenario = Scenario::parse(&text, "t.toml", Path::new(".")).unwrap();
+            let scenario = scenario(&text);
             let by_row = run(&scenario, &mut trace.source(), &mut NoObserver).unwrap();
             let digest = input::trace_digest(&trace, scenario.window).unwrap();
             let in_place = run_loaded(&scenario, &trace, &digest, &mut NoObserver).unwrap();
@@ -1391,7 +1408,7 @@ maxJobs = 4
         // Hydra keys the machines it reads by host, so a host's later line
         // replaces an earlier one; the simulator never gives two instances
         // one address, so only a file made by hand reaches this.
-        let scenario = Scenario::parse(
+        let scenario = scenario(
             r#"
 trace = "unused.csv"
 [provisioner]
@@ -1407,19 +1424,8 @@ maxJobs = 2
 [cloud."x86_64-linux"]
 [cloud."aarch64-linux"]
 "#,
-            "t.toml",
-            Path::new("."),
-        )
-        .unwrap();
-        let mut sim = Simulation::new(&scenario);
-        let mut trace = TraceReader::new(
-            "step_id,submitted_at,system,duration\n1,0,x86_64-linux,60\n2,0,aarch64-linux,60\n".as_bytes(),
-            "t.csv",
         );
-        while let Some(row) = trace.next_step() {
-            sim.hydra.arrive(&row.unwrap(), trace.symbols(), SimTime::ZERO).unwrap();
-        }
-        sim.pass(&mut NoObserver).unwrap();
+        let mut sim = after_first_pass(&scenario, "1,0,x86_64-linux,60\n2,0,aarch64-linux,60\n");
         assert_eq!(sim.instances.len(), 2, "one machine of each type");
         let x86 = sim.instances.iter().position(|i| i.machine_type == "x86_64-linux").unwrap() as u32;
         let arm = 1 - x86;
@@ -1446,7 +1452,7 @@ maxJobs = 2
         // The original reuses a STOPPED deployment by deploying it, without a
         // start: NixOps's deploy starts the EC2 machine (40 s here) and then
         // deploys it as after a boot (120 s). It must not fail.
-        let scenario = Scenario::parse(
+        let scenario = scenario(
             r#"
 trace = "unused.csv"
 [provisioner]
@@ -1461,16 +1467,8 @@ start_median = 40
 start_spread = 0
 deploy = 120
 "#,
-            "t.toml",
-            Path::new("."),
-        )
-        .unwrap();
-        let mut sim = Simulation::new(&scenario);
-        let mut trace =
-            TraceReader::new("step_id,submitted_at,system,duration\n1,0,x86_64-linux,60\n".as_bytes(), "t.csv");
-        let row = trace.next_step().unwrap().unwrap();
-        sim.hydra.arrive(&row, trace.symbols(), SimTime::ZERO).unwrap();
-        sim.pass(&mut NoObserver).unwrap();
+        );
+        let mut sim = after_first_pass(&scenario, "1,0,x86_64-linux,60\n");
         assert_eq!(sim.instances.len(), 1, "the first pass creates the machine");
         // Stopped behind the provisioner's back (the original itself never could).
         sim.pending = None;

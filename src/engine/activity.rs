@@ -13,7 +13,7 @@
 //! rules that act on it are in `engine`.
 
 use crate::config::TypeConfig;
-use crate::model::{Deployment, MachineState, MachineType, QueueStatus, Seconds};
+use crate::model::{BuilderStatus, Deployment, MachineState, MachineType, QueueStatus, Seconds};
 
 /// How often the C++ queue runner rereads its machines files.
 pub const HYDRA_RELOAD: Seconds = 30;
@@ -45,7 +45,19 @@ pub fn activity(
     tc: Option<&TypeConfig>,
     drain_delay: Seconds,
 ) -> Activity {
-    match key.and_then(|k| status.builder(k)).map(|b| b.current_jobs) {
+    classify(status, key.and_then(|k| status.builder(k)), d, tc, drain_delay)
+}
+
+/// [`activity`] for a builder already looked up: `builder` is `d`'s entry
+/// in the status's machines, `None` when it has none.
+pub fn classify(
+    status: &QueueStatus,
+    builder: Option<&BuilderStatus>,
+    d: &Deployment,
+    tc: Option<&TypeConfig>,
+    drain_delay: Seconds,
+) -> Activity {
+    match builder.map(|b| b.current_jobs) {
         Some(0) => return Activity::Idle,
         Some(jobs) => return Activity::Busy(jobs),
         None if status.machines_known || !status.is_up() => return Activity::Idle,

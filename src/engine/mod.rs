@@ -32,7 +32,9 @@ pub use plan::{Action, Command, Listing, MachineDecision, Plan, SilentBuilder, T
 pub use reason::{ActivitySource, Reason, TypeNote};
 
 use crate::config::{Config, Quirks, RustRunnerConfig, TypeConfig};
-use crate::model::{Deployment, MachineMemory, MachineState, Observation, QueueHealth, Seconds, Timestamp};
+use crate::model::{
+    BuilderStatus, Deployment, MachineMemory, MachineState, Observation, QueueHealth, Seconds, Timestamp,
+};
 use activity::{Activity, could_be_building};
 use smol_str::SmolStr;
 use std::collections::{BTreeMap, BTreeSet};
@@ -191,6 +193,9 @@ pub(crate) struct Pass<'a> {
     creations_allowed: bool,
     /// Our deployments, in the inventory's order.
     deployments: Vec<&'a Deployment>,
+    /// Each deployment's builder in the status, by its position in the
+    /// fleet: looked up once, read several times per decision.
+    builders: Vec<Option<&'a BuilderStatus>>,
     /// Each distinct `type` argument in the fleet, resolved once. A fleet
     /// has a handful, so a list searched in order beats a tree.
     type_args: Vec<(&'a str, Option<&'a TypeConfig>)>,
@@ -241,7 +246,9 @@ impl<'a> Pass<'a> {
             QueueHealth::Down { detail } => (Some(format!("queue runner down: {detail}")), true),
             QueueHealth::Unknown { detail } => (Some(detail.clone()), false),
         };
+        let runner = runner_rules(config.rust_runner.as_ref());
         let deployments: Vec<&Deployment> = obs.fleet.deployments.iter().collect();
+        let builders = deployments.iter().map(|d| runner.builder_key(d).and_then(|k| status.builder(k))).collect();
         let mut our_names: Vec<&str> = deployments.iter().map(|d| d.name.as_str()).collect();
         our_names.sort_unstable();
         let ambiguous: BTreeSet<&str> = our_names.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
@@ -276,7 +283,7 @@ impl<'a> Pass<'a> {
             .collect();
         Pass {
             config,
-            runner: runner_rules(config.rust_runner.as_ref()),
+            runner,
             silent_builders: vec![],
             obs,
             at,
@@ -285,6 +292,7 @@ impl<'a> Pass<'a> {
             hold_all,
             creations_allowed,
             deployments,
+            builders,
             type_args,
             fingerprints,
             by_type,
@@ -576,13 +584,24 @@ impl<'a> Pass<'a> {
     }
 
     fn activity(&self, d: &Deployment) -> Activity {
-        let key = self.runner.builder_key(d);
-        activity::activity(&self.obs.status, key, d, self.type_of(d), self.config.drain_delay)
+        activity::classify(&self.obs.status, self.builder(d), d, self.type_of(d), self.config.drain_delay)
     }
 
     /// The deployment's builder in the status, if it is there.
-    fn builder(&self, d: &Deployment) -> Option<&'a crate::model::BuilderStatus> {
-        self.runner.builder_key(d).and_then(|k| self.obs.status.builder(k))
+    fn builder(&self, d: &Deployment) -> Option<&'a BuilderStatus> {
+        match self.position(d) {
+            Some(i) => self.builders[i],
+            None => self.runner.builder_key(d).and_then(|k| self.obs.status.builder(k)),
+        }
+    }
+
+    /// Where `d` is in the fleet, found by identity: every deployment a
+    /// pass decides is one of the fleet's, borrowed.
+    fn position(&self, d: &Deployment) -> Option<usize> {
+        let fleet = &self.obs.fleet.deployments;
+        let offset = std::ptr::from_ref(d).addr().wrapping_sub(fleet.as_ptr().addr());
+        let i = offset / std::mem::size_of::<Deployment>();
+        fleet.get(i).is_some_and(|f| std::ptr::eq(f, d)).then_some(i)
     }
 
     /// Whether the machine's activity is unknown while it may be building:

@@ -35,22 +35,11 @@ pub fn could_be_building(state: MachineState) -> bool {
     !matches!(state, MachineState::Missing | MachineState::Stopped)
 }
 
-/// Classifies `d`'s activity. `key` is its builder's key in the status's
-/// machines (its address for the C++ runner, its hostname for the Rust
-/// one); `tc` is its configured type, if any.
+/// Classifies `d`'s activity. `builder` is its entry in the status's
+/// machines (found by its address for the C++ runner, by its hostname for
+/// the Rust one), `None` when it has none; `tc` is its configured type, if
+/// any.
 pub fn activity(
-    status: &QueueStatus,
-    key: Option<&str>,
-    d: &Deployment,
-    tc: Option<&TypeConfig>,
-    drain_delay: Seconds,
-) -> Activity {
-    classify(status, key.and_then(|k| status.builder(k)), d, tc, drain_delay)
-}
-
-/// [`activity`] for a builder already looked up: `builder` is `d`'s entry
-/// in the status's machines, `None` when it has none.
-pub fn classify(
     status: &QueueStatus,
     builder: Option<&BuilderStatus>,
     d: &Deployment,
@@ -136,24 +125,27 @@ mod tests {
     #[test]
     fn a_section_that_describes_machines_decides() {
         let mut s = status(true, Some(5));
-        assert_eq!(activity(&s, Some("10.0.0.1"), &machine(Default::default()), None, 60), Activity::Idle);
+        assert_eq!(activity(&s, s.builder("10.0.0.1"), &machine(Default::default()), None, 60), Activity::Idle);
         s.machines.insert("10.0.0.1".into(), BuilderStatus { enabled: true, current_jobs: 2, idle_since: None });
-        assert_eq!(activity(&s, Some("10.0.0.1"), &machine(Default::default()), None, 60), Activity::Busy(2));
+        assert_eq!(activity(&s, s.builder("10.0.0.1"), &machine(Default::default()), None, 60), Activity::Busy(2));
     }
 
     #[test]
     fn without_machines_only_other_evidence_shows_a_machine_idle() {
         let m = machine(Default::default());
-        assert_eq!(activity(&status(false, None), Some("10.0.0.1"), &m, None, 60), Activity::Unknown);
-        assert_eq!(activity(&status(false, Some(3)), Some("10.0.0.1"), &m, None, 60), Activity::Unknown);
-        assert_eq!(activity(&status(false, Some(0)), Some("10.0.0.1"), &m, None, 60), Activity::Idle);
+        for (active_steps, expected) in
+            [(None, Activity::Unknown), (Some(3), Activity::Unknown), (Some(0), Activity::Idle)]
+        {
+            let s = status(false, active_steps);
+            assert_eq!(activity(&s, s.builder("10.0.0.1"), &m, None, 60), expected, "{active_steps:?} active steps");
+        }
 
         let mut s = status(false, Some(3));
         s.machine_types.insert("aarch64-linux".into(), TypeStatus { runnable: 0, running: 3, last_active: None });
         s.machine_types.insert("x86_64-linux:kvm".into(), TypeStatus { runnable: 9, running: 0, last_active: None });
-        assert_eq!(activity(&s, Some("10.0.0.1"), &m, None, 60), Activity::Idle, "only other systems run");
+        assert_eq!(activity(&s, s.builder("10.0.0.1"), &m, None, 60), Activity::Idle, "only other systems run");
         s.machine_types.insert("x86_64-linux".into(), TypeStatus { runnable: 0, running: 1, last_active: None });
-        assert_eq!(activity(&s, Some("10.0.0.1"), &m, None, 60), Activity::Unknown);
+        assert_eq!(activity(&s, s.builder("10.0.0.1"), &m, None, 60), Activity::Unknown);
     }
 
     #[test]
@@ -161,20 +153,20 @@ mod tests {
         let s = status(false, None);
         let drained =
             |idle_since| MachineMemory { listed: false, delisted_at: Some(1000), idle_since, ..Default::default() };
-        assert_eq!(activity(&s, Some("10.0.0.1"), &machine(drained(Some(1060))), None, 60), Activity::Idle);
+        assert_eq!(activity(&s, s.builder("10.0.0.1"), &machine(drained(Some(1060))), None, 60), Activity::Idle);
         assert_eq!(
-            activity(&s, Some("10.0.0.1"), &machine(drained(Some(1059))), None, 60),
+            activity(&s, s.builder("10.0.0.1"), &machine(drained(Some(1059))), None, 60),
             Activity::Unknown,
             "before Hydra reread"
         );
         assert_eq!(
-            activity(&s, Some("10.0.0.1"), &machine(drained(Some(1010))), None, 0),
+            activity(&s, s.builder("10.0.0.1"), &machine(drained(Some(1010))), None, 0),
             Activity::Unknown,
             "a reload takes 30 s"
         );
-        assert_eq!(activity(&s, Some("10.0.0.1"), &machine(drained(None)), None, 60), Activity::Unknown);
+        assert_eq!(activity(&s, s.builder("10.0.0.1"), &machine(drained(None)), None, 60), Activity::Unknown);
         let listed =
             MachineMemory { listed: true, delisted_at: Some(1000), idle_since: Some(5000), ..Default::default() };
-        assert_eq!(activity(&s, Some("10.0.0.1"), &machine(listed), None, 60), Activity::Unknown);
+        assert_eq!(activity(&s, s.builder("10.0.0.1"), &machine(listed), None, 60), Activity::Unknown);
     }
 }

@@ -33,7 +33,7 @@ pub use reason::{ActivitySource, Reason, TypeNote};
 
 use crate::config::{Config, Quirks, RustRunnerConfig, TypeConfig};
 use crate::model::{
-    BuilderStatus, Deployment, MachineMemory, MachineState, Observation, QueueHealth, Seconds, Timestamp,
+    BuilderStatus, Deployment, MachineMemory, MachineState, Observation, QueueHealth, QueueStatus, Seconds, Timestamp,
 };
 use activity::{Activity, could_be_building};
 use smol_str::SmolStr;
@@ -97,6 +97,11 @@ pub fn deploy_fingerprint(tc: &TypeConfig, tag: &str) -> String {
         }
     }
     format!("{h:016x}")
+}
+
+/// `d`'s builder in `status`, found by the key `runner` gives it.
+fn builder_in<'s>(status: &'s QueueStatus, runner: &dyn Runner, d: &Deployment) -> Option<&'s BuilderStatus> {
+    runner.builder_key(d).and_then(|k| status.builder(k))
 }
 
 /// How builders meet the queue runner, by its generation: what the
@@ -248,7 +253,7 @@ impl<'a> Pass<'a> {
         };
         let runner = runner_rules(config.rust_runner.as_ref());
         let deployments: Vec<&Deployment> = obs.fleet.deployments.iter().collect();
-        let builders = deployments.iter().map(|d| runner.builder_key(d).and_then(|k| status.builder(k))).collect();
+        let builders = deployments.iter().map(|d| builder_in(status, runner.as_ref(), d)).collect();
         let mut our_names: Vec<&str> = deployments.iter().map(|d| d.name.as_str()).collect();
         our_names.sort_unstable();
         let ambiguous: BTreeSet<&str> = our_names.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
@@ -584,14 +589,14 @@ impl<'a> Pass<'a> {
     }
 
     fn activity(&self, d: &Deployment) -> Activity {
-        activity::classify(&self.obs.status, self.builder(d), d, self.type_of(d), self.config.drain_delay)
+        activity::activity(&self.obs.status, self.builder(d), d, self.type_of(d), self.config.drain_delay)
     }
 
     /// The deployment's builder in the status, if it is there.
     fn builder(&self, d: &Deployment) -> Option<&'a BuilderStatus> {
         match self.position(d) {
             Some(i) => self.builders[i],
-            None => self.runner.builder_key(d).and_then(|k| self.obs.status.builder(k)),
+            None => builder_in(&self.obs.status, self.runner.as_ref(), d),
         }
     }
 

@@ -84,14 +84,11 @@ impl BillingModel {
 fn div_ceil(a: i128, b: i128) -> i128 {
     // Every real time fits 64 bits, where division is one instruction
     // rather than a call into the runtime's 128-bit division.
-    if let (Ok(a), Ok(b)) = (i64::try_from(a), i64::try_from(b))
-        && b > 0
-    {
-        let q = a.div_euclid(b);
-        return i128::from(if a.rem_euclid(b) == 0 { q } else { q + 1 });
-    }
-    let q = a.div_euclid(b);
-    if a.rem_euclid(b) == 0 { q } else { q + 1 }
+    let (q, r) = match (i64::try_from(a), i64::try_from(b)) {
+        (Ok(a), Ok(b)) if b > 0 => (i128::from(a.div_euclid(b)), i128::from(a.rem_euclid(b))),
+        _ => (a.div_euclid(b), a.rem_euclid(b)),
+    };
+    if r == 0 { q } else { q + 1 }
 }
 
 /// An i128 clamped into the i64 range.

@@ -656,7 +656,9 @@ impl Hydra {
             current_jobs: 0,
             enabled: !provisioned,
             alive: !provisioned,
-            running: vec![],
+            // Room for its slots from the start: growing a vector one job at
+            // a time reallocates it on the hot path of dispatch.
+            running: Vec::with_capacity(spec.max_jobs.clamp(1, 64) as usize),
             idle_since: now.0,
             steps_done: 0,
             busy_since: None,

@@ -527,12 +527,13 @@ impl<'s> Simulation<'s> {
 
     #[inline(never)]
     fn drain_hydra_now(&mut self, observer: &mut dyn Observer) {
-        // Taken and put back so that both buffers keep their capacity.
-        let mut scheduled = std::mem::take(&mut self.hydra.scheduled);
-        for (at, e) in scheduled.drain(..) {
-            self.schedule(at, Event::Hydra(e));
+        // Read in place and cleared, so that the buffer keeps its capacity
+        // (nearly every call moves one event).
+        for &(at, e) in &self.hydra.scheduled {
+            self.seq += 1;
+            self.heap.push(Pending { at, seq: self.seq, event: Event::Hydra(e) });
         }
-        self.hydra.scheduled = scheduled;
+        self.hydra.scheduled.clear();
         if self.hydra.records.is_empty() {
             return;
         }

@@ -583,9 +583,12 @@ impl<'s> Simulation<'s> {
         rows.advance()?;
         let mut arrived: u64 = 0;
         let mut iterations: u64 = 0;
+        // When the row at hand loads: it changes only when a row arrives
+        // (the queue monitor's clock moves only then), so it is computed
+        // once per row rather than at every event.
+        let mut row_at = rows.current().map(|r| self.loaded_at(r));
         loop {
             let mut event_at = self.heap.peek().map(|p| p.at);
-            let mut row_at = rows.current().map(|r| self.loaded_at(r));
             let mut next = match (event_at, row_at) {
                 (Some(e), Some(r)) => e.min(r),
                 (Some(t), None) | (None, Some(t)) => t,
@@ -595,7 +598,6 @@ impl<'s> Simulation<'s> {
                 self.hydra.dispatch(self.now);
                 self.drain_hydra(observer);
                 event_at = self.heap.peek().map(|p| p.at);
-                row_at = rows.current().map(|r| self.loaded_at(r));
                 next = event_at.into_iter().chain(row_at).min().unwrap_or(next);
             }
             if next > limit {
@@ -615,12 +617,13 @@ impl<'s> Simulation<'s> {
                 arrived += 1;
                 self.monitor_loaded();
                 rows.advance()?;
-                if rows.current().is_none() && horizon.is_none() {
+                row_at = rows.current().map(|r| self.loaded_at(r));
+                if row_at.is_none() && horizon.is_none() {
                     limit = self.now.plus_ms(DRAIN_LIMIT_MS);
                 }
             }
             self.drain_hydra(observer);
-            if rows.current().is_none() && horizon.is_none() && self.hydra.live_steps() == 0 {
+            if row_at.is_none() && horizon.is_none() && self.hydra.live_steps() == 0 {
                 break;
             }
             iterations += 1;

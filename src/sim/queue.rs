@@ -425,13 +425,12 @@ impl Runnable {
     pub fn pop(&mut self, heap: u32, is_live: impl Fn(&QueueKey) -> bool) -> Option<QueueKey> {
         let hp = &mut self.heaps[heap as usize];
         let top = hp.entries.pop()?;
-        while let Some(head) = hp.entries.peek() {
-            if is_live(head) {
-                break;
-            }
-            hp.entries.pop();
-        }
-        hp.head = hp.entries.peek().copied();
+        hp.head = loop {
+            match hp.entries.peek() {
+                Some(head) if !is_live(head) => hp.entries.pop(),
+                head => break head.copied(),
+            };
+        };
         if hp.head.is_some() {
             self.replay(heap);
         } else {

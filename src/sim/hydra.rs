@@ -1174,20 +1174,25 @@ impl Hydra {
             // support a queued step; it takes its class's best step.
             let mut best: Option<(MachineOrder, u32)> = None;
             self.work += self.classes.len() as u64;
-            for c in 0..self.classes.len() as u32 {
-                if self.free.free(c) == 0 {
-                    continue;
-                }
-                let class = &self.classes[c as usize];
-                if !class.served_kinds.iter().any(|&k| self.runnable.has(k)) {
-                    continue;
-                }
-                let Some(key) = self.free.best(c) else { continue };
-                // Every machine of a class has its spec's speed factor.
-                let speed = class.spec.speed_factor;
-                let order = (key.load, Reverse(speed.to_bits()), key.jobs, key.machine);
-                if best.as_ref().is_none_or(|b| order < b.0) {
-                    best = Some((order, c));
+            // The classes with a free machine, in class order (so ties go
+            // to the first, as in a scan of every class).
+            for w in 0..self.free.class_words() {
+                let mut word = self.free.classes_with_free(w);
+                while word != 0 {
+                    let c = (w * 64) as u32 + word.trailing_zeros();
+                    word &= word - 1;
+                    debug_assert!(self.free.free(c) > 0);
+                    let class = &self.classes[c as usize];
+                    if !class.served_kinds.iter().any(|&k| self.runnable.has(k)) {
+                        continue;
+                    }
+                    let Some(key) = self.free.best(c) else { continue };
+                    // Every machine of a class has its spec's speed factor.
+                    let speed = class.spec.speed_factor;
+                    let order = (key.load, Reverse(speed.to_bits()), key.jobs, key.machine);
+                    if best.as_ref().is_none_or(|b| order < b.0) {
+                        best = Some((order, c));
+                    }
                 }
             }
             let Some(((_, _, _, machine), class)) = best else { break };

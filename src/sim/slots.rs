@@ -165,6 +165,9 @@ impl Class {
 #[derive(Debug, Default)]
 pub struct FreeMachines {
     classes: Vec<Class>,
+    /// The classes with a free machine, a bit each: dispatch looks at
+    /// those alone rather than asking every class.
+    with_free: Vec<u64>,
     order: DispatchOrder,
     /// Empty words passed over to find first members.
     pub work: u64,
@@ -180,6 +183,32 @@ impl FreeMachines {
     /// No machine is free any more (their places are about to change).
     pub fn clear(&mut self) {
         self.classes.clear();
+        self.with_free.clear();
+    }
+
+    /// How many words [`FreeMachines::classes_with_free`] has.
+    pub fn class_words(&self) -> usize {
+        self.with_free.len()
+    }
+
+    /// Word `w` of the classes with a free machine: bit `i` stands for
+    /// class `64 * w + i`.
+    pub fn classes_with_free(&self, w: usize) -> u64 {
+        self.with_free[w]
+    }
+
+    /// Class `class` has a free machine (`on`) or none.
+    #[inline(always)]
+    fn mark(with_free: &mut Vec<u64>, class: usize, on: bool) {
+        let (w, bit) = (class / 64, 1u64 << (class % 64));
+        if with_free.len() <= w {
+            with_free.resize(w + 1, 0);
+        }
+        if on {
+            with_free[w] |= bit;
+        } else {
+            with_free[w] &= !bit;
+        }
     }
 
     /// Machines of `class` with a free slot.
@@ -199,12 +228,18 @@ impl FreeMachines {
             let fresh = cl.keys.insert(self.order.machine_key(f.jobs, f.speed_factor, f.rank, f.machine));
             debug_assert!(fresh, "{} is already free", f.machine);
             cl.free += 1;
+            if cl.free == 1 {
+                Self::mark(&mut self.with_free, c, true);
+            }
             return;
         }
         if cl.rank_of_jobs.is_empty() {
             *cl = Class::new(f.max_jobs, f.speed_factor);
         }
         cl.free += 1;
+        if cl.free == 1 {
+            Self::mark(&mut self.with_free, c, true);
+        }
         debug_assert!(f.jobs < f.max_jobs && cl.rank_of_jobs.len() == f.max_jobs as usize);
         let rank = cl.rank_of_jobs[f.jobs as usize];
         cl.join(rank, f.machine);
@@ -218,11 +253,17 @@ impl FreeMachines {
             let was = cl.keys.remove(&self.order.machine_key(f.jobs, f.speed_factor, f.rank, f.machine));
             debug_assert!(was, "{} is not free", f.machine);
             cl.free = cl.free.saturating_sub(u32::from(was));
+            if cl.free == 0 {
+                Self::mark(&mut self.with_free, class as usize, false);
+            }
             return;
         }
         let Some(&rank) = cl.rank_of_jobs.get(f.jobs as usize) else { return };
         cl.leave(rank, f.machine);
         cl.free = cl.free.saturating_sub(1);
+        if cl.free == 0 {
+            Self::mark(&mut self.with_free, class as usize, false);
+        }
     }
 
     /// A free machine of `class`, added as `before`, now has `jobs` jobs
@@ -314,6 +355,41 @@ mod tests {
                     .min();
                 prop_assert_eq!(free.best(3), expect);
                 prop_assert_eq!(free.free(3) as usize, jobs.iter().flatten().count());
+            }
+        }
+
+        /// Dispatch looks only at the classes the bit set names: exactly
+        /// those with a free machine, past the first word too.
+        #[test]
+        fn the_classes_with_free_machines_are_those_with_a_free_count(
+            rust in any::<bool>(),
+            changes in prop::collection::vec((0u32..70, 0u32..4, any::<bool>(), prop::option::weighted(0.02, Just(()))), 1..300),
+        ) {
+            let order = if rust { DispatchOrder::Rust } else { DispatchOrder::Cpp };
+            let mut free = FreeMachines::default();
+            free.set_order(order);
+            let mut is_free = std::collections::BTreeSet::new();
+            for (class, machine, add, clearing) in changes {
+                if clearing.is_some() {
+                    free.clear();
+                    is_free.clear();
+                }
+                let f = Free { machine, jobs: 0, max_jobs: 2, speed_factor: 1.0, rank: machine };
+                if add && is_free.insert((class, machine)) {
+                    free.add(class, f);
+                } else if !add && is_free.remove(&(class, machine)) {
+                    free.remove(class, f);
+                }
+                let marked: Vec<u32> = (0..free.class_words())
+                    .flat_map(|w| {
+                        let word = free.classes_with_free(w);
+                        (0..64).filter(move |b| word & (1 << b) != 0).map(move |b| (w * 64) as u32 + b)
+                    })
+                    .collect();
+                let expect: Vec<u32> = (0..70).filter(|&c| free.free(c) > 0).collect();
+                prop_assert_eq!(&marked, &expect);
+                let counted: std::collections::BTreeSet<u32> = is_free.iter().map(|&(c, _)| c).collect();
+                prop_assert_eq!(marked, counted.into_iter().collect::<Vec<_>>());
             }
         }
     }

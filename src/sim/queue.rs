@@ -323,38 +323,14 @@ impl Runnable {
         if let Some(t) = &k.ranking {
             return t.best().map(|p| k.nonempty[p as usize]);
         }
+        let mut best: Option<u32> = None;
         *work += k.nonempty.len() as u64;
-        let (&first, rest) = k.nonempty.split_first()?;
-        // `heap_better` unrolled over the scan: the best heap's head, global
-        // priority and share are read once when it takes the lead rather
-        // than once per comparison (a dispatch ranks a type's heads anew).
-        let mut best = first;
-        let mut best_heap = &heaps[first as usize];
-        let Some(mut best_key) = best_heap.head.as_ref() else {
-            return k.nonempty.iter().copied().reduce(|b, h| if heap_better(heaps, jobsets, h, b) { h } else { b });
-        };
-        let mut best_priority = best_key.global_priority();
-        let mut best_share = &jobsets[best_heap.jobset as usize];
-        for &h in rest {
-            let heap = &heaps[h as usize];
-            let Some(key) = heap.head.as_ref() else { continue };
-            let priority = key.global_priority();
-            let better = if priority != best_priority {
-                priority > best_priority
-            } else if heap.jobset != best_heap.jobset {
-                match share_cmp(best_share, &jobsets[heap.jobset as usize]) {
-                    Ordering::Equal => key > best_key,
-                    order => order.is_gt(),
-                }
-            } else {
-                key > best_key
-            };
-            if better {
-                (best, best_heap, best_key, best_priority) = (h, heap, key, priority);
-                best_share = &jobsets[heap.jobset as usize];
+        for &h in &k.nonempty {
+            if best.is_none_or(|b| heap_better(heaps, jobsets, h, b)) {
+                best = Some(h);
             }
         }
-        Some(best)
+        best
     }
 
     /// The entry at the head of a heap.

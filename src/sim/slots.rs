@@ -11,8 +11,9 @@
 //! job counts with a free machine, ranked in Hydra's order: the first free
 //! machine is the lowest member of the first non-empty set, and a machine
 //! whose load changes moves between two sets without leaving anything stale
-//! behind. The caller reports every change of membership exactly. This
-//! module knows nothing of steps.
+//! behind. The caller reports every change of membership exactly. A bit per
+//! class says which classes have a free machine at all, so that dispatch
+//! looks at those alone. This module knows nothing of steps.
 //!
 //! The Rust runner's order (`hydra/rust.rs`) ranks a class's free machines
 //! by their place in its builders' list, which moves only when a builder

@@ -529,9 +529,9 @@ impl<'s> Simulation<'s> {
     fn drain_hydra_now(&mut self, observer: &mut dyn Observer) {
         // Read in place and cleared, so that the buffer keeps its capacity
         // (nearly every call moves one event).
-        for &(at, e) in &self.hydra.scheduled {
-            self.seq += 1;
-            self.heap.push(Pending { at, seq: self.seq, event: Event::Hydra(e) });
+        for i in 0..self.hydra.scheduled.len() {
+            let (at, e) = self.hydra.scheduled[i];
+            self.schedule(at, Event::Hydra(e));
         }
         self.hydra.scheduled.clear();
         if self.hydra.records.is_empty() {

@@ -168,7 +168,7 @@ pub struct FreeMachines {
     classes: Vec<Class>,
     /// The classes with a free machine, a bit each: dispatch looks at
     /// those alone rather than asking every class.
-    with_free: Vec<u64>,
+    with_free: Bits,
     order: DispatchOrder,
     /// Empty words passed over to find first members.
     pub work: u64,
@@ -184,32 +184,18 @@ impl FreeMachines {
     /// No machine is free any more (their places are about to change).
     pub fn clear(&mut self) {
         self.classes.clear();
-        self.with_free.clear();
+        self.with_free = Bits::default();
     }
 
     /// How many words [`FreeMachines::classes_with_free`] has.
     pub fn class_words(&self) -> usize {
-        self.with_free.len()
+        self.with_free.words.len()
     }
 
     /// Word `w` of the classes with a free machine: bit `i` stands for
     /// class `64 * w + i`.
     pub fn classes_with_free(&self, w: usize) -> u64 {
-        self.with_free[w]
-    }
-
-    /// Class `class` has a free machine (`on`) or none.
-    #[inline(always)]
-    fn mark(with_free: &mut Vec<u64>, class: usize, on: bool) {
-        let (w, bit) = (class / 64, 1u64 << (class % 64));
-        if with_free.len() <= w {
-            with_free.resize(w + 1, 0);
-        }
-        if on {
-            with_free[w] |= bit;
-        } else {
-            with_free[w] &= !bit;
-        }
+        self.with_free.words[w]
     }
 
     /// Machines of `class` with a free slot.
@@ -230,7 +216,7 @@ impl FreeMachines {
             debug_assert!(fresh, "{} is already free", f.machine);
             cl.free += 1;
             if cl.free == 1 {
-                Self::mark(&mut self.with_free, c, true);
+                self.with_free.insert(class);
             }
             return;
         }
@@ -239,7 +225,7 @@ impl FreeMachines {
         }
         cl.free += 1;
         if cl.free == 1 {
-            Self::mark(&mut self.with_free, c, true);
+            self.with_free.insert(class);
         }
         debug_assert!(f.jobs < f.max_jobs && cl.rank_of_jobs.len() == f.max_jobs as usize);
         let rank = cl.rank_of_jobs[f.jobs as usize];
@@ -254,16 +240,17 @@ impl FreeMachines {
             let was = cl.keys.remove(&self.order.machine_key(f.jobs, f.speed_factor, f.rank, f.machine));
             debug_assert!(was, "{} is not free", f.machine);
             cl.free = cl.free.saturating_sub(u32::from(was));
-            if cl.free == 0 {
-                Self::mark(&mut self.with_free, class as usize, false);
+            if was && cl.free == 0 {
+                self.with_free.remove(class);
             }
             return;
         }
         let Some(&rank) = cl.rank_of_jobs.get(f.jobs as usize) else { return };
         cl.leave(rank, f.machine);
-        cl.free = cl.free.saturating_sub(1);
-        if cl.free == 0 {
-            Self::mark(&mut self.with_free, class as usize, false);
+        let before = cl.free;
+        cl.free = before.saturating_sub(1);
+        if before == 1 {
+            self.with_free.remove(class);
         }
     }
 

@@ -150,6 +150,29 @@ impl Class {
         set.insert(machine);
     }
 
+    /// One more free machine, and the class among those with one
+    /// (`with_free`, a bit per class) if it had none.
+    #[inline(always)]
+    fn count_in(&mut self, class: u32, with_free: &mut Bits) {
+        self.free += 1;
+        if self.free == 1 {
+            with_free.insert(class);
+        }
+    }
+
+    /// One free machine fewer, and the class out of those with one if it
+    /// was the last.
+    #[inline(always)]
+    fn count_out(&mut self, class: u32, with_free: &mut Bits) {
+        if self.free == 0 {
+            return;
+        }
+        self.free -= 1;
+        if self.free == 0 {
+            with_free.remove(class);
+        }
+    }
+
     /// Takes a machine out of the set of its rank, and the rank out of those
     /// with a free machine if it was the last.
     #[inline(always)]
@@ -214,19 +237,13 @@ impl FreeMachines {
         if self.order == DispatchOrder::Rust {
             let fresh = cl.keys.insert(self.order.machine_key(f.jobs, f.speed_factor, f.rank, f.machine));
             debug_assert!(fresh, "{} is already free", f.machine);
-            cl.free += 1;
-            if cl.free == 1 {
-                self.with_free.insert(class);
-            }
+            cl.count_in(class, &mut self.with_free);
             return;
         }
         if cl.rank_of_jobs.is_empty() {
             *cl = Class::new(f.max_jobs, f.speed_factor);
         }
-        cl.free += 1;
-        if cl.free == 1 {
-            self.with_free.insert(class);
-        }
+        cl.count_in(class, &mut self.with_free);
         debug_assert!(f.jobs < f.max_jobs && cl.rank_of_jobs.len() == f.max_jobs as usize);
         let rank = cl.rank_of_jobs[f.jobs as usize];
         cl.join(rank, f.machine);
@@ -239,19 +256,14 @@ impl FreeMachines {
         if self.order == DispatchOrder::Rust {
             let was = cl.keys.remove(&self.order.machine_key(f.jobs, f.speed_factor, f.rank, f.machine));
             debug_assert!(was, "{} is not free", f.machine);
-            cl.free = cl.free.saturating_sub(u32::from(was));
-            if was && cl.free == 0 {
-                self.with_free.remove(class);
+            if was {
+                cl.count_out(class, &mut self.with_free);
             }
             return;
         }
         let Some(&rank) = cl.rank_of_jobs.get(f.jobs as usize) else { return };
         cl.leave(rank, f.machine);
-        let before = cl.free;
-        cl.free = before.saturating_sub(1);
-        if before == 1 {
-            self.with_free.remove(class);
-        }
+        cl.count_out(class, &mut self.with_free);
     }
 
     /// A free machine of `class`, added as `before`, now has `jobs` jobs

@@ -1175,7 +1175,8 @@ impl Hydra {
             let mut best: Option<(MachineOrder, u32)> = None;
             self.work += self.classes.len() as u64;
             // The classes with a free machine, in class order (so ties go
-            // to the first, as in a scan of every class).
+            // to the first, as in a scan of every class); a word at a time,
+            // copied, since `best` below updates the free sets.
             for w in 0..self.free.class_words() {
                 let mut word = self.free.classes_with_free(w);
                 while word != 0 {

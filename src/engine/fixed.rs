@@ -82,7 +82,15 @@ impl<'a> Pass<'a> {
             }
             return self.not_running(d);
         }
+        let uptime = self.obs.status.uptime;
+        let guard = self.config.restart_guard;
         let Some(tc) = tc else {
+            // Whatever its type, an idle machine outlives a young queue
+            // runner (`restart-guard`), as the original kept it through its
+            // uptime fallback; it cannot be listed, so it is kept delisted.
+            if uptime < guard {
+                return self.record(d, Action::Drain, Reason::QueueRunnerRecentlyStarted { uptime, guard });
+            }
             let type_argument = d.machine_type.to_string();
             return self.fixed_expire(d, Reason::TypeNotConfigured { type_argument });
         };
@@ -103,8 +111,6 @@ impl<'a> Pass<'a> {
             let until = last_active.saturating_add(tc.grace_period);
             return self.record(d, Action::Keep, Reason::InGracePeriod { last_active, until, source });
         }
-        let uptime = self.obs.status.uptime;
-        let guard = self.config.restart_guard;
         if uptime < guard {
             return self.record(d, Action::Keep, Reason::QueueRunnerRecentlyStarted { uptime, guard });
         }

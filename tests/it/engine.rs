@@ -304,6 +304,37 @@ fn queue_runner_restarted_ten_minutes_ago_keeps_idle_machines() {
 }
 
 #[test]
+fn an_idle_machine_of_an_unconfigured_type_outlives_a_queue_runner_restart() {
+    // Paid time runs out this minute and nothing is building on it.
+    let mut foreign = machine(2, LEFT_599);
+    foreign.machine_type = "sparc-linux".into();
+    // The original keeps it through the uptime fallback (and then crashes
+    // writing the machines file, which has no line for its type).
+    let p = plan(&original(json!({})), up_status(0, 600), vec![foreign.clone()]);
+    assert_eq!(action(&p, "hydra-provisioned-2").0, Action::Keep);
+    // Fixed: kept through the restart guard, delisted since no line can
+    // name its type, and its dead man's switch touched.
+    let p = plan(&fixed(json!({})), up_status(0, 600), vec![foreign.clone()]);
+    assert_eq!(
+        action(&p, "hydra-provisioned-2"),
+        (Action::Drain, Reason::QueueRunnerRecentlyStarted { uptime: 600, guard: 1800 })
+    );
+    assert!(!p.commands.iter().any(|c| matches!(c, Command::Stop { .. } | Command::Destroy { .. })), "{p:#?}");
+    assert!(p.commands.contains(&Command::TouchKeepAlive { deployment: "hydra-provisioned-2".into() }));
+    // Once the runner is older than the guard it expires like any idle
+    // machine: drained first while listed, destroyed once not.
+    let p = plan(&fixed(json!({})), up_status(0, 3600), vec![foreign.clone()]);
+    assert!(matches!(action(&p, "hydra-provisioned-2"), (Action::Drain, Reason::Draining { .. })));
+    foreign.memory.listed = false;
+    let p = plan(&fixed(json!({})), up_status(0, 3600), vec![foreign]);
+    assert!(
+        matches!(action(&p, "hydra-provisioned-2"), (Action::Destroy, Reason::TypeNotConfigured { .. })),
+        "{:?}",
+        p.machines
+    );
+}
+
+#[test]
 fn status_down() {
     let fleet = vec![machine(1, LEFT_599), in_state(machine(2, 100), MachineState::Missing)];
     // Original: an empty queue with uptime 0: every running machine kept (fallback), listed.

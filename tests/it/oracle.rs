@@ -1,6 +1,7 @@
 //! The differential test against the original provisioner: 200 passes of
 //! the original Python script, recorded on generated scenarios
-//! (tests/data/oracle/, README.md there), each replayed in-process through
+//! (tests/data/oracle/, README.md there), and 24 variants of them
+//! (tests/data/oracle-variants/), each replayed in-process through
 //! `engine::decide`.
 //!
 //! A case's fleet is built from its NixOps facts, as the original saw them
@@ -106,23 +107,36 @@ struct Outcome {
     deleted: BTreeSet<String>,
 }
 
+/// The recorded passes, then the variants (tests/data/oracle-variants/,
+/// README.md there): recorded cases with their time, config, status or fleet
+/// varied, each decided by the original script against a NixOps stand-in
+/// that replays every recorded case exactly. `HP_ORACLE_CASES=DIR` replays
+/// the cases of another directory in the same format instead.
 fn cases() -> Vec<Case> {
-    let dir = root().join("tests/data/oracle");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
+    if let Some(dir) = std::env::var_os("HP_ORACLE_CASES") {
+        return cases_in(&std::path::PathBuf::from(dir));
+    }
+    let recorded = cases_in(&root().join("tests/data/oracle"));
+    assert_eq!(recorded.len(), 200, "the recorded cases are all there");
+    let variants = cases_in(&root().join("tests/data/oracle-variants"));
+    assert_eq!(variants.len(), 24, "the variants are all there");
+    recorded.into_iter().chain(variants).collect()
+}
+
+fn cases_in(dir: &std::path::Path) -> Vec<Case> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     paths.sort();
-    let cases: Vec<Case> = paths
+    paths
         .iter()
         .map(|p| {
             let text = std::fs::read_to_string(p).unwrap();
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
         })
-        .collect();
-    assert_eq!(cases.len(), 200, "the recorded cases are all there");
-    cases
+        .collect()
 }
 
 fn nixops_state(name: &str) -> MachineState {
@@ -476,7 +490,11 @@ fn original_mode_makes_the_originals_decisions() {
         }
     }
     assert!(report.is_empty(), "original mode departs from the original:\n{report}");
-    assert_eq!((identical, crashed), (2 * 178, 2 * 22));
+    eprintln!("identical {identical}, crashed {crashed} (two check scopes each)");
+    if std::env::var_os("HP_ORACLE_CASES").is_none() {
+        // Recorded: 178 finished, 22 crashed; variants: 17 finished, 7 crashed.
+        assert_eq!((identical, crashed), (2 * (178 + 17), 2 * (22 + 7)));
+    }
 }
 
 // --- the default mode -------------------------------------------------------
@@ -791,7 +809,9 @@ fn default_mode_differs_only_by_documented_fixes_and_is_safe() {
         if case.crash.is_some() {
             let kept = &case.expected.deployed;
             let gone: Vec<&String> = actual.stopped.union(&actual.destroyed).filter(|n| kept.contains(*n)).collect();
-            assert!(gone.is_empty(), "{}: stops or destroys what the original kept: {gone:?}", case.case);
+            if !gone.is_empty() {
+                let _ = writeln!(report, "{}: stops or destroys what the original kept: {gone:?}", case.case);
+            }
             continue;
         }
         let original = decide(&original_config, &case.observation(Scope::AsOriginal), case.now());

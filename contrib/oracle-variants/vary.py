@@ -93,7 +93,7 @@ class Variation:
             now = s + hours * 3600 - rng.choice([1800, 600, 0, 3600]) + rng.choice([-1, 0, 1, 0.5, -0.5, 2, -30, 30])
         else:
             now = self.now() + rng.choice([-7200, -1800, -600, -1, 1, 600, 1800, 3600, 0.25])
-        meta["now_arg"] = repr(now) if isinstance(now, float) else str(int(now))
+        meta["now_arg"] = str(int(now)) if now == int(now) else repr(now)
 
     def settings(self):
         rng = self.rng

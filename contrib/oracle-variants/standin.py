@@ -24,14 +24,12 @@ machines file get bytes.
 
 Prints {"expected", "crash", "checked"} in the case format.
 """
-import base64  # noqa: F401  (the script imports it too)
 import json
 import math
 import os
 import re
 import subprocess
 import sys
-import tempfile  # noqa: F401
 import time
 import traceback
 import types
@@ -284,14 +282,14 @@ def run_script(source, case, rec, now):
 
 def normalise(rec, error):
     created, handles = {}, {}
-    types_of = {}
+    created_in_pass = set()
     for call in rec.calls:
         if call[0] == "create":
             handles[call[1]] = None
         elif call[0] == "set_name" and call[1] in handles:
             handles[call[2]] = handles.pop(call[1])
-            types_of[call[2]] = None
-        elif call[0] == "set_argstr" and call[2] == "type" and call[1] in types_of:
+            created_in_pass.add(call[2])
+        elif call[0] == "set_argstr" and call[2] == "type" and call[1] in created_in_pass:
             t = call[3]
             names = created.setdefault(t, [])
             handles[call[1]] = "+" + t + ("#%d" % len(names) if names else "")

@@ -9,6 +9,10 @@
     python3 vary.py make ORIGINAL_SCRIPT OUT_DIR --count N --seed S [--changes K]
         writes N variants of the recorded cases into OUT_DIR, each with one
         to K (default 4) random changes, decided by the original
+    python3 vary.py scratch ORIGINAL_SCRIPT OUT_DIR --count N --seed S [--max-deployments D]
+        writes N scenarios made from nothing recorded (up to four of eight types configured,
+        zero to D deployments, default 16; a status up, down or failing),
+        decided by the original
 
 Then replay them through the engine, in both modes and check scopes:
 
@@ -172,6 +176,113 @@ class Variation:
         self.case["meta"]["status_fails"] = self.case["status"] is None
 
 
+# The scratch scenarios' vocabulary. Each scenario spells the two-feature
+# type one way, as every recorded case does (ARCHITECTURE.md, "Spelling").
+SCRATCH_TYPES = ["x86_64-linux", "aarch64-linux", "x86_64-linux:big-parallel,kvm", "x86_64-linux:kvm",
+                 "x86_64-darwin", "i686-linux", "x86_64-linux:benchmark", "aarch64-linux:kvm"]
+SCRATCH_STATUS_TYPES = ["x86_64-linux", "aarch64-linux", "x86_64-linux:big-parallel,kvm", "x86_64-linux:kvm",
+                        "i686-linux", "i686-linux:kvm", "x86_64-darwin", "armv7l-linux", "x86_64-linux:benchmark"]
+SCRATCH_SETTINGS = [("runnablesPerMachine", [1, 2, 5, 10, 20]), ("ignoredRunnables", [0, 3, 50]),
+                    ("minMachines", [0, 1, 2, 3]), ("maxMachines", [0, 1, 2, 3, 6]),
+                    ("gracePeriod", [0, 60, 1800, 7200]), ("stopOnIdle", [True, False]),
+                    ("maxJobs", [1, 4]), ("speedFactor", [1, 2]), ("sshKey", ["/root/.ssh/id"])]
+
+
+def scenario(rng, name, max_deployments):
+    """A case made from nothing recorded, not yet decided."""
+    two = rng.choice(["x86_64-linux:big-parallel,kvm", "x86_64-linux:kvm,big-parallel"])
+    spell = lambda t: two if t == "x86_64-linux:big-parallel,kvm" else t
+    types = [spell(t) for t in SCRATCH_TYPES]
+    status_types = [spell(t) for t in SCRATCH_STATUS_TYPES]
+    pick = lambda xs, k: rng.sample(xs, min(k, len(xs)))
+    now = 1_600_000_000 + rng.randint(0, 10_000_000) + (0.5 if rng.random() < 0.1 else 0)
+    tag = rng.choice(["hydra-provisioned", "hp", "nixos-builders"])
+    config = {"systemTypes": {}}
+    if tag != "hydra-provisioned" or rng.random() < 0.3:
+        config["tag"] = tag
+    for t in pick(types, rng.randint(0, 4)):
+        settings = {"nixopsExpr": "/etc/hp/deployment.nix"}
+        for key, values in SCRATCH_SETTINGS:
+            if rng.random() < 0.5:
+                settings[key] = rng.choice(values)
+        config["systemTypes"][t] = settings
+    if rng.random() < 0.3:
+        config["updateCommand"] = ["/run/current-system/sw/bin/hp-update-machines"]
+    deployments, addresses, names = [], [], set()
+    for k in range(rng.randint(0, max_deployments)):
+        ours = rng.random() < 0.85
+        d_name = "%s-%d" % (tag if rng.random() < 0.9 else "other", rng.randint(0, 12))
+        while d_name in names:
+            d_name = "%s-%d" % (tag, rng.randint(0, 40))
+        names.add(d_name)
+        machine = rng.random() < 0.92
+        state = rng.choice(STATES) if machine else None
+        after = state if state != "UP" or rng.random() < 0.75 else rng.choice(
+            ["STARTING", "UNREACHABLE", "MISSING", "STOPPED"])
+        address = None
+        if machine and rng.random() < 0.93:
+            address = "54.%d.%d.%d" % (rng.randint(1, 250), rng.randint(0, 255), rng.randint(1, 254))
+            addresses.append(address)
+        start = None if rng.random() < 0.2 else int(now) - rng.choice([
+            rng.randint(0, 30000),
+            3600 * rng.randint(0, 6) + rng.choice([1800, 600, 1799, 601, 0, 1, -1, 599, 1801]),
+            -100])
+        failures = {}
+        if rng.random() < 0.15:
+            failures[rng.choice(["deploy", "ssh", "stop", "destroy", "check"])] = "EC2 API error: RequestLimitExceeded"
+        host_key = None if rng.random() < 0.1 else "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI%04d root@machine" % k
+        d_type = rng.choice(types + list(config["systemTypes"]) * 2) if rng.random() < 0.97 else None
+        deployments.append({
+            "failures": failures, "index": k, "ipAfterDeploy": "192.0.2.%d" % (k + 1), "machine": machine,
+            "name": d_name, "publicHostKey": host_key, "publicIpv4": address, "startTime": start,
+            "state": state, "state_after_check": after, "tag": tag if ours else "other", "type": d_type,
+            "uuid": "%s-%d" % (name, k)})
+    status = None
+    status_kind = rng.choice(["up"] * 8 + ["down", "fails"])
+    if status_kind != "fails":
+        status = {"status": status_kind, "uptime": rng.choice([0, 100, 1700, 1800, 5000, 100000]),
+                  "machineTypes": {}, "machines": {}}
+        if status_kind == "up":
+            for t in pick(status_types + list(config["systemTypes"]), rng.randint(0, 4)):
+                entry = {"runnable": rng.choice([0, 1, 3, 9, 10, 11, 30, 100]), "running": rng.randint(0, 5)}
+                if rng.random() < 0.3:
+                    entry["lastActive"] = rng.choice([0, int(now) - rng.randint(0, 10000)])
+                status["machineTypes"][t] = entry
+            # At least one machine, as in every recorded up status (README.md).
+            status["machines"]["root@static-builder.example.org"] = {"currentJobs": rng.choice([0, 2])}
+            for address in addresses:
+                if rng.random() < 0.6:
+                    status["machines"]["root@" + address] = {"currentJobs": rng.choice([0, 0, 1, 3])}
+    via = {"command": config["updateCommand"]} if config.get("updateCommand") else {
+        "path": "/var/lib/hydra/provisioner/machines"}
+    return {
+        "case": name, "config": config, "deployments": deployments, "new_deployments": [],
+        "status": None if status is None else json.dumps(status, sort_keys=True),
+        "meta": {"crash_class": None, "features": [], "machines_file_via": via,
+                 "now_arg": repr(now) if isinstance(now, float) else str(now), "status_fails": status is None,
+                 "update_fails": bool(config.get("updateCommand")) and rng.random() < 0.1},
+    }
+
+
+def write_decided(args, case, scratch):
+    """Lets the original decide `case` and writes it into `args.out`."""
+    got = decide(args.script, case, scratch)
+    case.update(got)
+    case["meta"]["crash_class"] = got["crash"] and got["crash"]["class"]
+    with open(os.path.join(args.out, case["case"] + ".json"), "w", encoding="utf-8") as f:
+        f.write(json.dumps(case, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n")
+
+
+def scratch(args):
+    rng = random.Random(args.seed)
+    os.makedirs(args.out, exist_ok=True)
+    scratch_file = os.path.join(args.scratch, "case.json")
+    for i in range(args.count):
+        write_decided(args, scenario(rng, "scratch-%d-%05d" % (args.seed, i), args.max_deployments), scratch_file)
+    print("%d scenarios in %s" % (args.count, args.out))
+    return 0
+
+
 def make(args):
     rng = random.Random(args.seed)
     base = list(recorded())
@@ -183,11 +294,7 @@ def make(args):
         Variation(rng, case).apply(args.changes)
         case["case"] = "variant-%d-%05d" % (args.seed, i)
         case["varied_from"] = origin["case"]
-        got = decide(args.script, case, scratch)
-        case.update(got)
-        case["meta"]["crash_class"] = got["crash"] and got["crash"]["class"]
-        with open(os.path.join(args.out, case["case"] + ".json"), "w", encoding="utf-8") as f:
-            f.write(json.dumps(case, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n")
+        write_decided(args, case, scratch)
     print("%d variants in %s" % (args.count, args.out))
     return 0
 
@@ -204,9 +311,15 @@ def main():
     m.add_argument("--count", type=int, default=100)
     m.add_argument("--seed", type=int, default=1)
     m.add_argument("--changes", type=int, default=4)
+    s = sub.add_parser("scratch", help="write scenarios made from nothing recorded, decided by the original")
+    s.add_argument("script")
+    s.add_argument("out")
+    s.add_argument("--count", type=int, default=100)
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--max-deployments", type=int, default=16)
     args = p.parse_args()
     args.scratch = args.scratch or tempfile.mkdtemp(prefix="oracle-variants-")
-    return check(args) if args.command == "check" else make(args)
+    return {"check": check, "make": make, "scratch": scratch}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -305,18 +305,16 @@ def main():
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("check", help="replay the recorded cases through the stand-in")
     c.add_argument("script")
-    m = sub.add_parser("make", help="write variants decided by the original")
-    m.add_argument("script")
-    m.add_argument("out")
-    m.add_argument("--count", type=int, default=100)
-    m.add_argument("--seed", type=int, default=1)
-    m.add_argument("--changes", type=int, default=4)
-    s = sub.add_parser("scratch", help="write scenarios made from nothing recorded, decided by the original")
-    s.add_argument("script")
-    s.add_argument("out")
-    s.add_argument("--count", type=int, default=100)
-    s.add_argument("--seed", type=int, default=1)
-    s.add_argument("--max-deployments", type=int, default=16)
+    writers = [("make", "write variants decided by the original", "--changes", 4),
+               ("scratch", "write scenarios made from nothing recorded, decided by the original",
+                "--max-deployments", 16)]
+    for name, help_text, option, default in writers:
+        w = sub.add_parser(name, help=help_text)
+        w.add_argument("script")
+        w.add_argument("out")
+        w.add_argument("--count", type=int, default=100)
+        w.add_argument("--seed", type=int, default=1)
+        w.add_argument(option, type=int, default=default)
     args = p.parse_args()
     args.scratch = args.scratch or tempfile.mkdtemp(prefix="oracle-variants-")
     return {"check": check, "make": make, "scratch": scratch}[args.command](args)

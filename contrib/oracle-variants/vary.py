@@ -163,8 +163,14 @@ class Variation:
         elif r < 0.97 and d["machine"]:
             d["publicIpv4"] = None
         else:
+            # A new name, as every recorded case names each deployment once
+            # (two with one name are held on purpose: README.md).
+            names = {e["name"] for e in deployments}
+            name, uuid = (d["name"] or "x") + "-b", d["uuid"] + "-b"
+            while name in names:
+                name, uuid = name + "-b", uuid + "-b"
             twin = copy.deepcopy(d)
-            twin.update(index=len(deployments), uuid=d["uuid"] + "-b", name=(d["name"] or "x") + "-b",
+            twin.update(index=len(deployments), uuid=uuid, name=name,
                         publicIpv4="54.1.%d.%d" % (rng.randint(0, 255), rng.randint(1, 254)))
             deployments.append(twin)
 

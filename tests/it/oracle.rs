@@ -1,6 +1,7 @@
 //! The differential test against the original provisioner: 200 passes of
 //! the original Python script, recorded on generated scenarios
-//! (tests/data/oracle/, README.md there), and 24 variants of them
+//! (tests/data/oracle/, README.md there), then 24 variants of them and 4
+//! scenarios made from scratch, decided by the same script
 //! (tests/data/oracle-variants/), each replayed in-process through
 //! `engine::decide`.
 //!
@@ -107,13 +108,22 @@ struct Outcome {
     deleted: BTreeSet<String>,
 }
 
+/// Set to a directory, it replays the cases there instead of the committed ones.
+const OTHER_CASES: &str = "HP_ORACLE_CASES";
+
+/// Whether the committed cases are replayed, whose counts the tests know.
+fn committed_cases() -> bool {
+    std::env::var_os(OTHER_CASES).is_none()
+}
+
 /// The recorded passes, then the variants (tests/data/oracle-variants/,
 /// README.md there): recorded cases with their time, config, status or fleet
-/// varied, each decided by the original script against a NixOps stand-in
-/// that replays every recorded case exactly. `HP_ORACLE_CASES=DIR` replays
-/// the cases of another directory in the same format instead.
+/// varied, and scenarios made from scratch, each decided by the original
+/// script against a NixOps stand-in that replays every recorded case
+/// exactly. `HP_ORACLE_CASES=DIR` replays the cases of another directory in
+/// the same format instead.
 fn cases() -> Vec<Case> {
-    if let Some(dir) = std::env::var_os("HP_ORACLE_CASES") {
+    if let Some(dir) = std::env::var_os(OTHER_CASES) {
         return cases_in(&std::path::PathBuf::from(dir));
     }
     let recorded = cases_in(&root().join("tests/data/oracle"));
@@ -491,7 +501,7 @@ fn original_mode_makes_the_originals_decisions() {
     }
     assert!(report.is_empty(), "original mode departs from the original:\n{report}");
     eprintln!("identical {identical}, crashed {crashed} (two check scopes each)");
-    if std::env::var_os("HP_ORACLE_CASES").is_none() {
+    if committed_cases() {
         // Recorded: 178 finished, 22 crashed; variants: 17 finished, 11 crashed.
         assert_eq!((identical, crashed), (2 * (178 + 17), 2 * (22 + 11)));
     }
@@ -858,7 +868,7 @@ fn default_mode_differs_only_by_documented_fixes_and_is_safe() {
     }
     assert!(report.is_empty(), "differences from the original that no documented fix explains:\n{report}");
     eprintln!("cases explained per fix: {used:?}; kept machines retired where the original crashed: {removals:?}");
-    if std::env::var_os("HP_ORACLE_CASES").is_none() {
+    if committed_cases() {
         // The four scratch scenarios among the variants (README.md there).
         assert_eq!(removals, BTreeMap::from([(Fix::AddressTimeout, 2), (Fix::ReuseReadiness, 2)]));
     }

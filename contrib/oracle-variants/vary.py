@@ -270,39 +270,39 @@ def scenario(rng, name, max_deployments):
     }
 
 
-def write_decided(args, case, scratch):
-    """Lets the original decide `case` and writes it into `args.out`."""
-    got = decide(args.script, case, scratch)
-    case.update(got)
-    case["meta"]["crash_class"] = got["crash"] and got["crash"]["class"]
-    with open(os.path.join(args.out, case["case"] + ".json"), "w", encoding="utf-8") as f:
-        f.write(json.dumps(case, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n")
+def write_decided(args, noun, cases):
+    """Lets the original decide each of `cases` and writes them into `args.out`."""
+    os.makedirs(args.out, exist_ok=True)
+    scratch = os.path.join(args.scratch, "case.json")
+    for case in cases:
+        got = decide(args.script, case, scratch)
+        case.update(got)
+        case["meta"]["crash_class"] = got["crash"] and got["crash"]["class"]
+        with open(os.path.join(args.out, case["case"] + ".json"), "w", encoding="utf-8") as f:
+            f.write(json.dumps(case, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n")
+    print("%d %s in %s" % (args.count, noun, args.out))
+    return 0
 
 
 def scratch(args):
     rng = random.Random(args.seed)
-    os.makedirs(args.out, exist_ok=True)
-    scratch_file = os.path.join(args.scratch, "case.json")
-    for i in range(args.count):
-        write_decided(args, scenario(rng, "scratch-%d-%05d" % (args.seed, i), args.max_deployments), scratch_file)
-    print("%d scenarios in %s" % (args.count, args.out))
-    return 0
+    cases = (scenario(rng, "scratch-%d-%05d" % (args.seed, i), args.max_deployments) for i in range(args.count))
+    return write_decided(args, "scenarios", cases)
 
 
-def make(args):
-    rng = random.Random(args.seed)
-    base = list(recorded())
-    os.makedirs(args.out, exist_ok=True)
-    scratch = os.path.join(args.scratch, "case.json")
+def variants(rng, base, args):
     for i in range(args.count):
         origin = rng.choice(base)
         case = copy.deepcopy(origin)
         Variation(rng, case).apply(args.changes)
         case["case"] = "variant-%d-%05d" % (args.seed, i)
         case["varied_from"] = origin["case"]
-        write_decided(args, case, scratch)
-    print("%d variants in %s" % (args.count, args.out))
-    return 0
+        yield case
+
+
+def make(args):
+    rng = random.Random(args.seed)
+    return write_decided(args, "variants", variants(rng, list(recorded()), args))
 
 
 def main():
